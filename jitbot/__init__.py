@@ -1,0 +1,1 @@
+"""jitbot: Slack-native just-in-time access to cloud resources."""

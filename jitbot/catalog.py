@@ -1,0 +1,253 @@
+"""The catalog file `jitbot.yml` → a typed, validated Catalog; every error names the line and the key."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import yaml
+
+from jitbot.durations import format_duration, parse_duration
+from jitbot.errors import ConfigError, JitError
+
+CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+APPROVER_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+RESOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+SESSION_POLICY_LIMIT = 2048  # STS's limit on the packed inline session policy, which moto does not check
+
+POLICY_KEYS = {"duration", "min_duration", "max_duration", "approvals", "pending_timeout"}
+PROVIDER_KEYS = {"aws": {"role_arn", "region", "session_policy"}, "fake": set[str]()}
+RESOURCE_KEYS = POLICY_KEYS | {"description", "provider", "approvers", "channel", "auto_approve"}
+TOP_KEYS = {"approver_channel", "alert_channel", "admins", "defaults", "resources"}
+# In the product contract, but not built yet: refused rather than silently ignored.
+NOT_YET = {
+    "identities",
+    "breakglass",
+    "auto_approve_after",
+    "reason",
+    "escalate_after",
+    "escalate_to",
+    "mode",
+}
+BUILTIN_DEFAULTS: dict[str, str] = {
+    "duration": "1h",
+    "min_duration": "15m",
+    "max_duration": "4h",
+    "pending_timeout": "1h",
+}
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    provider: str
+    description: str
+    approvers: tuple[str, ...]
+    approvals: int
+    duration: timedelta
+    min_duration: timedelta
+    max_duration: timedelta
+    pending_timeout: timedelta
+    channel: str
+    auto_approve: bool
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    approver_channel: str
+    alert_channel: str | None
+    admins: tuple[str, ...]
+    resources: dict[str, Resource]
+
+    def resource(self, name: str) -> Resource | None:
+        return self.resources.get(name)
+
+
+@dataclass(frozen=True)
+class _Node:
+    """A YAML node with the key path it sits at, so that errors can name the line and the key."""
+
+    raw: yaml.Node | None
+    path: str
+    source: str
+
+    @property
+    def line(self) -> int:
+        return self.raw.start_mark.line + 1 if self.raw is not None else 1
+
+    @property
+    def value(self) -> Any:
+        return yaml.SafeLoader("").construct_document(self.raw) if self.raw is not None else None
+
+    def fail(self, message: str) -> ConfigError:
+        return ConfigError(f"{self.source} line {self.line}: {self.path}: {message}")
+
+
+def parse_catalog(text: str, source: str = "jitbot.yml") -> Catalog:
+    """Parse and validate catalog text; raise ConfigError naming the line and the key."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
+    top = _mapping(_Node(root, "(top level)", source), TOP_KEYS)
+    approver_channel = _channel(_required(top, "approver_channel", source))
+    alert = top.get("alert_channel")
+    defaults_node = top.get("defaults")
+    defaults = _mapping(defaults_node, POLICY_KEYS) if defaults_node else {}
+    resources_node = _required(top, "resources", source)
+    entries = _mapping(resources_node, None)
+    if not entries:
+        raise resources_node.fail("the catalog lists no resources")
+    resources = {name: _resource(name, node, defaults, approver_channel) for name, node in entries.items()}
+    admins = tuple(_id_list(top["admins"], USER_ID, "a user id (U…)")) if "admins" in top else ()
+    return Catalog(approver_channel, _channel(alert) if alert else None, admins, resources)
+
+
+def load_catalog(path: str) -> Catalog:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise ConfigError(f"cannot read the catalog {path}: {error.strerror} (set JITBOT_CONFIG)") from None
+    return parse_catalog(text, source=path)
+
+
+def _resource(name: str, node: _Node, defaults: dict[str, _Node], default_channel: str) -> Resource:
+    if not RESOURCE_NAME.fullmatch(name):
+        raise node.fail("a resource name is lower-case letters, digits, '.', '_' and '-' (at most 63)")
+    provider_node = _mapping(node, None).get("provider")
+    provider = str(provider_node.value) if provider_node else ""
+    if provider not in PROVIDER_KEYS:
+        where = provider_node or node
+        known = ", ".join(sorted(PROVIDER_KEYS))
+        raise where.fail(f"provider must be one of {known} (azure and gcp are not supported yet), not '{provider}'")
+    keys = _mapping(node, RESOURCE_KEYS | PROVIDER_KEYS[provider])
+    policy = {key: keys.get(key) or defaults.get(key) for key in POLICY_KEYS}
+    bounds = {key: _duration(policy[key], BUILTIN_DEFAULTS[key]) for key in POLICY_KEYS - {"approvals"}}
+    _check_bounds(bounds, keys.get("max_duration") or keys.get("duration") or node)
+    approvers = (
+        tuple(_id_list(keys["approvers"], APPROVER_ID, "a user (U…) or user-group (S…) id"))
+        if "approvers" in keys
+        else ()
+    )
+    approvals_node = policy["approvals"]
+    approvals = _positive_int(approvals_node) if approvals_node else 1
+    auto = _bool(keys["auto_approve"]) if "auto_approve" in keys else False
+    if not auto and not approvers:
+        raise node.fail("needs approvers (user or user-group ids) unless auto_approve is true")
+    channel = _channel(keys["channel"]) if "channel" in keys else default_channel
+    description = str(keys["description"].value) if "description" in keys else ""
+    settings = _SETTINGS[provider](keys)
+    return Resource(
+        name,
+        provider,
+        description,
+        approvers,
+        approvals,
+        bounds["duration"],
+        bounds["min_duration"],
+        bounds["max_duration"],
+        bounds["pending_timeout"],
+        channel,
+        auto,
+        settings,
+    )
+
+
+def _check_bounds(bounds: dict[str, timedelta], where: _Node) -> None:
+    low, default, high = bounds["min_duration"], bounds["duration"], bounds["max_duration"]
+    if not low <= default <= high:
+        raise where.fail(
+            f"durations must satisfy min_duration ({format_duration(low)})"
+            f" ≤ duration ({format_duration(default)}) ≤ max_duration ({format_duration(high)})"
+        )
+
+
+def _aws_settings(keys: dict[str, _Node]) -> dict[str, Any]:
+    arn = keys.get("role_arn")
+    if arn is None or not ROLE_ARN.fullmatch(str(arn.value)):
+        where = arn or next(iter(keys.values()))
+        raise where.fail("role_arn must be an IAM role ARN, e.g. arn:aws:iam::123456789012:role/jit-prod-db")
+    settings: dict[str, Any] = {"role_arn": str(arn.value)}
+    if "region" in keys:
+        settings["region"] = str(keys["region"].value)
+    if "session_policy" in keys:
+        policy = keys["session_policy"]
+        if not isinstance(policy.value, dict):
+            raise policy.fail("session_policy must be an IAM policy document (a mapping with Version and Statement)")
+        packed = json.dumps(policy.value, separators=(",", ":"))
+        if len(packed) > SESSION_POLICY_LIMIT:
+            raise policy.fail(f"session_policy is {len(packed)} characters packed; STS allows {SESSION_POLICY_LIMIT}")
+        settings["session_policy"] = policy.value
+    return settings
+
+
+_SETTINGS: dict[str, Callable[[dict[str, _Node]], dict[str, Any]]] = {
+    "aws": _aws_settings,
+    "fake": lambda keys: {},
+}
+
+
+def _mapping(node: _Node | None, allowed: set[str] | None) -> dict[str, _Node]:
+    """Children of a mapping node; unknown keys (when `allowed` is given) are errors."""
+    assert node is not None
+    if not isinstance(node.raw, yaml.MappingNode):
+        raise node.fail("must be a mapping of keys to values")
+    children: dict[str, _Node] = {}
+    for key_node, value_node in node.raw.value:
+        key = str(key_node.value)
+        path = key if node.path == "(top level)" else f"{node.path}.{key}"
+        if allowed is not None and key not in allowed:
+            hint = " (planned, not supported yet)" if key in NOT_YET else ""
+            raise _Node(key_node, path, node.source).fail(f"unknown key{hint}")
+        children[key] = _Node(value_node, path, node.source)
+    return children
+
+
+def _required(keys: dict[str, _Node], key: str, source: str) -> _Node:
+    if key not in keys:
+        raise _Node(None, key, source).fail("missing (required)")
+    return keys[key]
+
+
+def _duration(node: _Node | None, default: str) -> timedelta:
+    try:
+        return parse_duration(str(node.value) if node else default)
+    except JitError as error:
+        assert node is not None
+        raise node.fail(str(error)) from None
+
+
+def _positive_int(node: _Node) -> int:
+    if isinstance(node.value, bool) or not isinstance(node.value, int) or node.value < 1:
+        raise node.fail("must be a whole number of at least 1")
+    return node.value
+
+
+def _bool(node: _Node) -> bool:
+    if not isinstance(node.value, bool):
+        raise node.fail("must be true or false")
+    return node.value
+
+
+def _channel(node: _Node) -> str:
+    if not CHANNEL_ID.fullmatch(str(node.value)):
+        raise node.fail(f"'{node.value}' is not a Slack channel id (C… or G…; copy it from the channel's details)")
+    return str(node.value)
+
+
+def _id_list(node: _Node, pattern: re.Pattern[str], what: str) -> list[str]:
+    values = node.value if isinstance(node.value, list) else None
+    if values is None:
+        raise node.fail(f"must be a list, each {what}")
+    for value in values:
+        if not pattern.fullmatch(str(value)):
+            raise node.fail(f"'{value}' is not {what}")
+    return [str(v) for v in values]

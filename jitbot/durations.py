@@ -1,0 +1,36 @@
+"""Durations as people type them: `15m`, `2h`, `1h30m`, `1d` — parsed and printed."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from jitbot.errors import UsageError
+
+UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_WHOLE = re.compile(r"(?:\d{1,6}[smhd])+")
+_PART = re.compile(r"(\d{1,6})([smhd])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`1h30m` → 5400 s. Raises UsageError with an example for anything else (or for zero)."""
+    cleaned = text.strip().lower()
+    if not _WHOLE.fullmatch(cleaned):
+        raise UsageError(f"`{text}` is not a duration: use a number and a unit (s, m, h, d), e.g. 15m, 2h or 1h30m.")
+    seconds = sum(int(n) * UNIT_SECONDS[unit] for n, unit in _PART.findall(cleaned))
+    if seconds == 0:
+        raise UsageError("A duration must be longer than zero, e.g. 15m.")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """5400 s → `1h30m`; zero or negative → `0s`. Whole seconds only."""
+    remaining = max(int(value.total_seconds()), 0)
+    if remaining == 0:
+        return "0s"
+    parts = []
+    for unit, size in UNIT_SECONDS.items():
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

@@ -1,0 +1,44 @@
+"""The one error tree of jitbot; every error a person can see is a JitError with a message for them.
+
+JitError                    message is safe to show the person who caused it
+├── UsageError              the command text could not be understood
+├── PolicyError             understood, but not allowed (bounds, who may approve, …)
+├── NotFound                no such request or resource
+├── InvalidTransition       the request is no longer in a state where that makes sense
+├── ConfigError             jitbot.yml or the environment is wrong (stops start-up)
+└── ProviderError           a cloud refused or failed; `retryable` says whether to try again
+"""
+
+from __future__ import annotations
+
+
+class JitError(Exception):
+    """Base of every error jitbot raises on purpose; str(error) is written for a person."""
+
+
+class UsageError(JitError):
+    """The command could not be parsed."""
+
+
+class PolicyError(JitError):
+    """The command is understood but the catalog's policy does not allow it."""
+
+
+class NotFound(JitError):
+    """No such request or resource."""
+
+
+class InvalidTransition(JitError):
+    """The request's current status does not allow the action."""
+
+
+class ConfigError(JitError):
+    """A setting or the catalog is wrong; the message names the setting or key."""
+
+
+class ProviderError(JitError):
+    """A cloud call failed. Never carries a secret."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -1,0 +1,1 @@
+"""Everything that speaks Slack: action ids, pure views, thin listeners, notifications."""

@@ -1,0 +1,104 @@
+"""jitbot.yml validation: good files load, bad ones name the line and the key."""
+
+from datetime import timedelta
+
+import pytest
+
+from jitbot.catalog import parse_catalog
+from jitbot.errors import ConfigError
+
+GOOD = """\
+approver_channel: C0APPROVALS
+alert_channel: C0SECURITY
+admins: [U0ADMIN]
+defaults:
+  duration: 1h
+  min_duration: 15m
+  max_duration: 4h
+  approvals: 1
+resources:
+  prod-db:
+    description: Read the production exports bucket
+    provider: aws
+    role_arn: arn:aws:iam::123456789012:role/jit-prod-db
+    region: eu-west-1
+    session_policy:
+      Version: "2012-10-17"
+      Statement: [{Effect: Allow, Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::production-data/*"]}]
+    approvers: [U0BOB, S0DBAS]
+    approvals: 2
+    max_duration: 2h
+    channel: C0DBA
+  staging-logs:
+    provider: aws
+    role_arn: arn:aws:iam::123456789012:role/jit-staging-logs
+    auto_approve: true
+    max_duration: 30m
+    duration: 30m
+"""
+
+
+def test_parse_catalog_when_valid_then_typed_with_defaults_applied() -> None:
+    catalog = parse_catalog(GOOD)
+    db, logs = catalog.resources["prod-db"], catalog.resources["staging-logs"]
+    assert (catalog.approver_channel, catalog.alert_channel, catalog.admins) == (
+        "C0APPROVALS",
+        "C0SECURITY",
+        ("U0ADMIN",),
+    )
+    assert (db.approvals, db.max_duration, db.min_duration, db.channel) == (
+        2,
+        timedelta(hours=2),
+        timedelta(minutes=15),
+        "C0DBA",
+    )
+    assert db.approvers == ("U0BOB", "S0DBAS") and db.settings["region"] == "eu-west-1"
+    assert db.settings["session_policy"]["Version"] == "2012-10-17"
+    assert (logs.auto_approve, logs.channel, logs.approvals) == (True, "C0APPROVALS", 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "    max_duration: 2h\n",
+            "    max_duration: 2x\n",
+            r"line 20: resources\.prod-db\.max_duration: .*not a duration",
+        ),
+        ("    approvals: 2\n", "    aprovals: 2\n", r"line 19: resources\.prod-db\.aprovals: unknown key"),
+        ("    approvals: 2\n", "    breakglass: true\n", r"breakglass: unknown key \(planned"),
+        (
+            "    provider: aws\n    role_arn: arn:aws:iam::123456789012:role/jit-prod-db",
+            "    provider: azure\n    role_arn: x",
+            r"line 12: resources\.prod-db\.provider: .*azure",
+        ),
+        ("role/jit-prod-db", "user/bob", r"line 13: resources\.prod-db\.role_arn"),
+        ("[U0BOB, S0DBAS]", "[bob]", r"resources\.prod-db\.approvers: 'bob' is not"),
+        ("approver_channel: C0APPROVALS", "approver_channel: '#approvals'", r"line 1: approver_channel: .*channel id"),
+        ("    approvals: 2\n", "    approvals: 0\n", r"approvals: must be a whole number"),
+        ("    auto_approve: true\n", "    auto_approve: yes please\n", r"auto_approve: must be true or false"),
+        ("    auto_approve: true\n", "", r"line 23: resources\.staging-logs: needs approvers"),
+        (
+            "    max_duration: 30m\n    duration: 30m\n",
+            "    max_duration: 30m\n",
+            r"min_duration \(15m\) ≤ duration \(1h\) ≤ max_duration \(30m\)",
+        ),
+        ("approver_channel: C0APPROVALS\n", "", r"approver_channel: missing"),
+    ],
+)
+def test_parse_catalog_when_one_key_wrong_then_error_names_line_and_key(old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    with pytest.raises(ConfigError, match=expected):
+        parse_catalog(GOOD.replace(old, new))
+
+
+def test_parse_catalog_when_session_policy_too_long_then_names_sts_limit() -> None:
+    long = GOOD.replace('["s3:GetObject"]', "[" + ", ".join(f'"s3:Get{i:04d}"' for i in range(200)) + "]")
+    with pytest.raises(ConfigError, match=r"session_policy is \d+ characters packed; STS allows 2048"):
+        parse_catalog(long)
+
+
+@pytest.mark.parametrize("text", ["", "- a list", "approver_channel: [", "resources: {}\napprover_channel: C0A"])
+def test_parse_catalog_when_not_a_catalog_then_config_error(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_catalog(text)
