@@ -1,0 +1,49 @@
+"""Settings from the environment — the only module that reads it (12-factor)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from jitbot.errors import ConfigError
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+@dataclass(frozen=True)
+class Config:
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    redis_url: str | None = None  # None: the embedded Redis under `home`
+    config_path: str = "jitbot.yml"
+    port: int = 3000
+    home: Path = Path(".jitbot")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        port = env.get("PORT", "3000")
+        if not port.isdigit():
+            raise ConfigError(f"PORT must be a number, not '{port}'")
+        api_url = env.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+        return cls(
+            slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+            slack_api_url=api_url if api_url.endswith("/") else api_url + "/",  # slack_sdk joins, needs the slash
+            redis_url=env.get("REDIS_URL") or None,
+            config_path=env.get("JITBOT_CONFIG") or "jitbot.yml",
+            port=int(port),
+            home=Path.cwd() / ".jitbot",
+        )
+
+    def require(self, name: str) -> str:
+        """The value of a required setting, or a ConfigError naming the variable to set."""
+        value = getattr(self, name.lower())
+        if not value:
+            raise ConfigError(f"{name.upper()} is not set: jitbot needs it to talk to Slack (see README, 'Run it').")
+        return str(value)

@@ -1,0 +1,146 @@
+"""AWS: STS AssumeRole with a session policy; early revocation by a deny on that one role session.
+
+Pure builders first (the AssumeRole parameters, the deny document), then the few network calls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from jitbot.catalog import Resource
+from jitbot.domain import AccessRequest
+from jitbot.errors import ProviderError
+from jitbot.providers.base import Issued
+from jitbot.redaction import Credentials
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+STS_MIN_SECONDS = 900  # STS issues credentials for at least 15 minutes; jitbot ends shorter grants itself
+STS_MAX_SECONDS = 43200
+DENY_PREFIX = "jitbot-deny-"
+PRUNE_SLACK = timedelta(minutes=5)  # keep a deny a little past the credentials' expiry: clocks differ
+RETRYABLE_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalError",
+    "IDPCommunicationError",
+    "ConcurrentModification",
+}
+
+
+def session_name(request: AccessRequest) -> str:
+    """Ties the session to the request and the Slack user: shows in CloudTrail as the session name."""
+    return f"jit-{request.id}-{request.requester}"[:64]
+
+
+def assume_role_params(request: AccessRequest, resource: Resource) -> dict[str, Any]:
+    seconds = min(max(math.ceil(request.duration.total_seconds()), STS_MIN_SECONDS), STS_MAX_SECONDS)
+    params: dict[str, Any] = {
+        "RoleArn": resource.settings["role_arn"],
+        "RoleSessionName": session_name(request),
+        "DurationSeconds": seconds,
+        "SourceIdentity": request.requester,  # sticks to the session, even through role chaining
+    }
+    if "session_policy" in resource.settings:
+        params["Policy"] = json.dumps(resource.settings["session_policy"], separators=(",", ":"))
+    return params
+
+
+def deny_policy_name(request: AccessRequest, credentials_expire_at: datetime) -> str:
+    return f"{DENY_PREFIX}{request.id}-{int(credentials_expire_at.timestamp())}"
+
+
+def deny_document(request: AccessRequest) -> str:
+    """Deny everything to this one role session (aws:userid is `<role id>:<session name>`)."""
+    statement = {
+        "Sid": "JitbotRevokedSession",
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"StringLike": {"aws:userid": f"*:{session_name(request)}"}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
+
+
+def prunable(policy_names: list[str], now: datetime) -> list[str]:
+    """Deny policies whose session's credentials have expired by themselves."""
+    stale = []
+    for name in policy_names:
+        stamp = name.rsplit("-", 1)[-1]
+        if name.startswith(DENY_PREFIX) and stamp.isdigit() and int(stamp) < (now - PRUNE_SLACK).timestamp():
+            stale.append(name)
+    return stale
+
+
+def role_name(role_arn: str) -> str:
+    return role_arn.rsplit("/", 1)[-1]
+
+
+def credentials_expiry(request: AccessRequest, now: datetime) -> datetime:
+    """When the session's credentials die on their own (the handle's, or the worst case STS allows)."""
+    stamp = request.grant.get("credentials_expire_at")
+    return datetime.fromisoformat(stamp) if stamp else now + timedelta(seconds=STS_MAX_SECONDS)
+
+
+class AwsProvider:
+    def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        region = resource.settings.get("region")
+        sts = boto3.client("sts", region_name=region)
+        response = _call("AssumeRole", sts.assume_role, **assume_role_params(request, resource))
+        issued = response["Credentials"]
+        fields = {
+            "AWS_ACCESS_KEY_ID": issued["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": issued["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": issued["SessionToken"],
+        }
+        if region:
+            fields["AWS_REGION"] = region
+        handle = {
+            "session_name": session_name(request),
+            "assumed_role_id": response["AssumedRoleUser"]["AssumedRoleId"],
+            "credentials_expire_at": issued["Expiration"].isoformat(),
+        }
+        return Issued(handle, Credentials(fields))
+
+    def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
+        iam: IAMClient = boto3.client("iam")
+        role = role_name(resource.settings["role_arn"])
+        expires = credentials_expiry(request, now)
+        if expires > now - PRUNE_SLACK:
+            name = deny_policy_name(request, expires)
+            _call(
+                "PutRolePolicy",
+                lambda: iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=deny_document(request)),
+            )
+        names = _call("ListRolePolicies", _all_policy_names, iam, role)
+        for stale in prunable(names, now):
+            _call("DeleteRolePolicy", iam.delete_role_policy, RoleName=role, PolicyName=stale)
+
+
+def _all_policy_names(iam: IAMClient, role: str) -> list[str]:
+    names: list[str] = []
+    for page in iam.get_paginator("list_role_policies").paginate(RoleName=role):
+        names += page["PolicyNames"]
+    return names
+
+
+def _call(operation: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one AWS call; turn SDK errors into ProviderError with a message a person can act on."""
+    try:
+        return call(*args, **kwargs)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "Unknown")
+        message = error.response.get("Error", {}).get("Message", "")
+        raise ProviderError(f"AWS {operation} failed: {code}: {message}", retryable=code in RETRYABLE_CODES) from None
+    except BotoCoreError as error:
+        raise ProviderError(f"AWS {operation} could not be reached: {type(error).__name__}", retryable=True) from None

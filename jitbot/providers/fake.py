@@ -1,0 +1,36 @@
+"""A provider that touches no cloud: for tests and for trying jitbot out. Shipped, like httpx's MockTransport."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from jitbot.catalog import Resource
+from jitbot.domain import AccessRequest
+from jitbot.errors import ProviderError
+from jitbot.providers.base import Issued
+from jitbot.redaction import Credentials
+
+
+class FakeProvider:
+    """Issues random credentials and remembers what is live; `fail_next` makes the next calls fail."""
+
+    def __init__(self) -> None:
+        self.live: set[str] = set()
+        self.calls: list[tuple[str, str]] = []
+        self.fail_next: list[ProviderError] = []
+
+    def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        self._call("grant", request)
+        self.live.add(request.id)
+        secret = Credentials({"FAKE_TOKEN": "fake-" + secrets.token_urlsafe(24)})
+        return Issued({"session": f"fake-{request.id}"}, secret)
+
+    def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
+        self._call("revoke", request)
+        self.live.discard(request.id)
+
+    def _call(self, operation: str, request: AccessRequest) -> None:
+        self.calls.append((operation, request.id))
+        if self.fail_next:
+            raise self.fail_next.pop(0)

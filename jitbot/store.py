@@ -1,0 +1,146 @@
+"""Redis: requests, the expiry and pending indexes, Slack message references and the audit stream.
+
+A change of state, its index entries and its audit record are written in one MULTI/EXEC guarded by
+WATCH on the request, so two writers racing (two approvers clicking at once) get one outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from jitbot import audit
+from jitbot.domain import AccessRequest, AuditEvent, Status
+from jitbot.errors import NotFound
+
+EXPIRY = "jitbot:expiry"  # ACTIVE grants by expiry; APPROVED ones by the latest their grant could end
+PENDING = "jitbot:pending"  # PENDING requests by the time they time out
+Change = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
+
+
+def request_key(request_id: str) -> str:
+    return f"jitbot:req:{request_id}"
+
+
+def slack_key(request_id: str) -> str:
+    return f"jitbot:slack:{request_id}"
+
+
+class Store:
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    def create(self, request: AccessRequest, event: AuditEvent, pending_until: datetime) -> bool:
+        """Write a new request; False (and nothing written) if the id is taken."""
+        with self.redis.pipeline() as pipe:
+            pipe.watch(request_key(request.id))  # type: ignore[no-untyped-call]
+            if pipe.exists(request_key(request.id)):
+                return False
+            pipe.multi()
+            pipe.set(request_key(request.id), encode(request))
+            pipe.zadd(PENDING, {request.id: pending_until.timestamp()})
+            pipe.xadd(audit.STREAM, audit.to_fields(event))  # type: ignore[arg-type]
+            pipe.execute()
+        audit.emit(event)
+        return True
+
+    def get(self, request_id: str) -> AccessRequest:
+        raw = self.redis.get(request_key(request_id))
+        if raw is None:
+            raise NotFound(f"There is no request `{request_id[:20]}`.")
+        return decode(raw)
+
+    def transition(self, request_id: str, change: Change) -> tuple[AccessRequest, AuditEvent]:
+        """Apply `change` to the stored request atomically; retried if another writer got there first."""
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(request_key(request_id))  # type: ignore[no-untyped-call]
+                    raw = pipe.get(request_key(request_id))
+                    if raw is None:
+                        raise NotFound(f"There is no request `{request_id[:20]}`.")
+                    updated, event = change(decode(raw))
+                    pipe.multi()
+                    pipe.set(request_key(request_id), encode(updated))
+                    _write_indexes(pipe, updated)
+                    pipe.xadd(audit.STREAM, audit.to_fields(event))  # type: ignore[arg-type]
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+        audit.emit(event)
+        return updated, event
+
+    def record(self, event: AuditEvent) -> None:
+        """An audit record with no change of state (a refused click, a refused request)."""
+        self.redis.xadd(audit.STREAM, audit.to_fields(event))  # type: ignore[arg-type]
+        audit.emit(event)
+
+    def due(self, index: str, now: datetime, limit: int = 500) -> list[str]:
+        """Ids in `index` whose time has come, oldest first (one range query)."""
+        ids = self.redis.zrangebyscore(index, "-inf", now.timestamp(), start=0, num=limit)
+        return [_text(i) for i in ids]
+
+    def slack_refs(self, request_id: str) -> dict[str, str]:
+        raw = self.redis.hgetall(slack_key(request_id))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def set_slack_refs(self, request_id: str, **refs: str) -> None:
+        self.redis.hset(slack_key(request_id), mapping=refs)  # type: ignore[arg-type]
+
+    @contextmanager
+    def lock(self, name: str, ttl: timedelta) -> Iterator[bool]:
+        """A best-effort exclusive section across processes; yields False if someone else holds it."""
+        key = f"jitbot:lock:{name}"
+        got = bool(self.redis.set(key, "1", nx=True, px=int(ttl.total_seconds() * 1000)))
+        try:
+            yield got
+        finally:
+            if got:
+                self.redis.delete(key)
+
+
+def _write_indexes(pipe: Any, request: AccessRequest) -> None:
+    if request.status is not Status.PENDING:
+        pipe.zrem(PENDING, request.id)
+    if request.status is Status.ACTIVE and request.expires_at:
+        pipe.zadd(EXPIRY, {request.id: request.expires_at.timestamp()})
+    elif request.status is Status.APPROVED and request.decided_at:
+        pipe.zadd(EXPIRY, {request.id: (request.decided_at + request.duration).timestamp()})
+    elif request.status.is_final:
+        pipe.zrem(EXPIRY, request.id)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def encode(request: AccessRequest) -> str:
+    data: dict[str, Any] = {}
+    for name, value in vars(request).items():
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, timedelta):
+            value = value.total_seconds()
+        elif isinstance(value, tuple):
+            value = list(value)
+        data[name] = value
+    return json.dumps(data, sort_keys=True)
+
+
+def decode(raw: bytes | str) -> AccessRequest:
+    data = json.loads(raw)
+    for name in ("created_at", "decided_at", "granted_at", "expires_at"):
+        data[name] = datetime.fromisoformat(data[name]).astimezone(UTC) if data[name] else None
+    data["duration"] = timedelta(seconds=data["duration"])
+    data["status"] = Status(data["status"])
+    data["approvals"] = tuple(data["approvals"])
+    return AccessRequest(**data)

@@ -1,0 +1,54 @@
+"""Background jobs on RQ — the only rq import in jitbot/. Jobs are named by dotted path and take ids only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+QUEUE = "jitbot"
+# jobs never carry secrets, but JSON keeps them readable to anyone auditing Redis, unlike pickle
+SERIALIZER = JSONSerializer
+ISSUE_RETRY = Retry(max=3, interval=[5, 20, 60])
+REVOKE_RETRY = Retry(max=5, interval=[5, 10, 30, 60, 120])
+SYNC_RETRY = Retry(max=5, interval=[2, 5, 15, 60, 120])
+BUSY = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def make_queue(connection: redis.Redis) -> Queue:
+    return Queue(QUEUE, connection=connection, serializer=SERIALIZER)
+
+
+class Tasks:
+    def __init__(self, connection: redis.Redis) -> None:
+        self.queue = make_queue(connection)
+
+    def issue(self, request_id: str) -> None:
+        self._once("workers.jobs.issue", request_id, f"issue-{request_id}", ISSUE_RETRY)
+
+    def revoke_at(self, request_id: str, when: datetime) -> None:
+        self.queue.enqueue_at(
+            when, "workers.jobs.revoke", request_id, job_id=f"revoke-{request_id}", retry=REVOKE_RETRY
+        )
+
+    def revoke_now(self, request_id: str) -> None:
+        """For the reconciler: unless a revocation of this request is already queued or running."""
+        self._once("workers.jobs.revoke", request_id, f"revoke-now-{request_id}", REVOKE_RETRY)
+
+    def sync_slack(self, request_id: str) -> None:
+        """Bring the approval message and the requester's DMs up to the request's current state."""
+        self.queue.enqueue("workers.jobs.sync_slack", request_id, retry=SYNC_RETRY)
+
+    def _once(self, func: str, request_id: str, job_id: str, retry: Retry) -> None:
+        existing = (
+            Job.fetch(job_id, connection=self.queue.connection, serializer=SERIALIZER) if self._exists(job_id) else None
+        )
+        if existing is not None and existing.get_status(refresh=False) in BUSY:
+            return
+        self.queue.enqueue(func, request_id, job_id=job_id, retry=retry)
+
+    def _exists(self, job_id: str) -> bool:
+        return bool(self.queue.connection.exists(Job.key_for(job_id)))
