@@ -41,6 +41,7 @@ class Action(StrEnum):
     EXPIRE = "expire"
     REVOKE = "revoke"
     CANCEL = "cancel"
+    TIME_OUT = "time_out"  # nobody decided in time
 
 
 TRANSITIONS: dict[Status, dict[Action, Status]] = {
@@ -49,7 +50,7 @@ TRANSITIONS: dict[Status, dict[Action, Status]] = {
         Action.APPROVE: Status.APPROVED,
         Action.DENY: Status.DENIED,
         Action.CANCEL: Status.CANCELLED,
-        Action.EXPIRE: Status.EXPIRED,
+        Action.TIME_OUT: Status.EXPIRED,
     },
     Status.APPROVED: {Action.GRANT: Status.ACTIVE, Action.FAIL: Status.FAILED},
     Status.ACTIVE: {Action.EXPIRE: Status.EXPIRED, Action.REVOKE: Status.REVOKED, Action.FAIL: Status.FAILED},
@@ -64,6 +65,7 @@ EVENT_NAMES = {
     Action.EXPIRE: "expired",
     Action.REVOKE: "revoked",
     Action.CANCEL: "cancelled",
+    Action.TIME_OUT: "timed out",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import redis
-from rq import Queue, Retry
+from rq import Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
@@ -52,3 +52,9 @@ class Tasks:
 
     def _exists(self, job_id: str) -> bool:
         return bool(self.queue.connection.exists(Job.key_for(job_id)))
+
+
+def is_last_attempt() -> bool:
+    """Inside a job: True when RQ will not retry it again (or when not running under RQ at all)."""
+    job = get_current_job()
+    return job is None or not job.retries_left

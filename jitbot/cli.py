@@ -1,0 +1,85 @@
+"""The `jitbot` console command: web, worker, demo, check, reconcile, redis-stop."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jitbot import embedded, runtime
+from jitbot.catalog import load_catalog
+from jitbot.config import Config
+from jitbot.durations import format_duration
+from jitbot.errors import ConfigError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jitbot", description="Slack-native just-in-time cloud access.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("web", help="serve Slack's requests (gunicorn) on $PORT")
+    sub.add_parser("worker", help="run an RQ worker with the scheduler and the reconciler")
+    sub.add_parser("demo", help="play the whole flow locally: no Slack, cloud or Redis needed")
+    sub.add_parser("check", help="validate the catalog ($JITBOT_CONFIG) and print it")
+    sub.add_parser("reconcile", help="re-drive everything overdue once, now")
+    sub.add_parser("redis-stop", help="stop the embedded Redis under ./.jitbot/")
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command]()
+    except ConfigError as error:
+        print(f"jitbot: {error}", file=sys.stderr)
+        return 2
+
+
+def _web() -> int:
+    from jitbot.web import Server
+
+    runtime.current()  # fail fast, in the master, on a bad catalog or a missing setting
+    Server(Config.from_env().port).run()
+    return 0
+
+
+def _worker() -> int:
+    from workers.worker import run
+
+    run()
+    return 0
+
+
+def _demo() -> int:
+    from jitbot.demo import play
+
+    return play()
+
+
+def _check() -> int:
+    config = Config.from_env()
+    catalog = load_catalog(config.config_path)
+    print(f"{config.config_path}: OK, {len(catalog.resources)} resources")
+    for r in catalog.resources.values():
+        approval = "auto-approve" if r.auto_approve else f"{r.approvals} of {', '.join(r.approvers)}"
+        bounds = f"{format_duration(r.min_duration)} to {format_duration(r.max_duration)}"
+        print(f"  {r.name:<20} {r.provider:<5} {bounds:<14} {approval}")
+    return 0
+
+
+def _reconcile() -> int:
+    print(f"re-driven: {runtime.current().lifecycle.reconcile()}")
+    return 0
+
+
+def _redis_stop() -> int:
+    stopped = embedded.stop(Config.from_env().home)
+    print("embedded Redis stopped" if stopped else "embedded Redis was not running")
+    return 0
+
+
+COMMANDS = {
+    "web": _web,
+    "worker": _worker,
+    "demo": _demo,
+    "check": _check,
+    "reconcile": _reconcile,
+    "redis-stop": _redis_stop,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

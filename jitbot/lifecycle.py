@@ -1,0 +1,137 @@
+"""Use cases that run in workers: issue access, end it at expiry, keep Slack current, reconcile.
+
+Each takes a request id, reloads the state and is safe to repeat: RQ may run a job twice, and the
+reconciler re-drives anything whose time has come in case a scheduled job was lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from jitbot import logs
+from jitbot.catalog import Catalog, Resource
+from jitbot.clock import Clock, utcnow
+from jitbot.domain import AccessRequest, Action, Status, apply, grant
+from jitbot.errors import InvalidTransition, ProviderError
+from jitbot.policy import find_resource
+from jitbot.providers.base import Provider
+from jitbot.slack.notify import Notifier, NotifyError
+from jitbot.store import EXPIRY, PENDING, Store
+from jitbot.tasks import Tasks, is_last_attempt
+
+ISSUE_LOCK = timedelta(minutes=5)
+RECONCILE_GRACE = timedelta(seconds=5)  # let the scheduled job do its work first
+AUTO = "jitbot"
+_log = logs.get("jitbot.lifecycle")
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: Store,
+        tasks: Tasks,
+        notifier: Notifier,
+        providers: Callable[[str], Provider],
+        clock: Clock = utcnow,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.tasks = tasks
+        self.notifier = notifier
+        self.providers = providers
+        self.clock = clock
+
+    def issue_access(self, request_id: str) -> None:
+        """APPROVED → ACTIVE: ask the cloud, record the grant, DM the access, schedule the end."""
+        request = self.store.get(request_id)
+        if request.status is not Status.APPROVED:
+            return
+        resource = find_resource(self.catalog, request.resource)
+        with self.store.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
+            if not mine:
+                return
+            active = self._grant(request, resource)
+        if active is not None:
+            self.tasks.revoke_at(request_id, active.expires_at or self.clock())
+        self.tasks.sync_slack(request_id)
+
+    def _grant(self, request: AccessRequest, resource: Resource) -> AccessRequest | None:
+        provider = self.providers(resource.provider)
+        try:
+            issued = provider.grant(request, resource, self.clock())
+        except ProviderError as error:
+            if error.retryable and not is_last_attempt():
+                raise
+            self._fail(request.id, str(error))
+            return None
+        try:
+            active, _ = self.store.transition(request.id, lambda r: grant(r, issued.handle, self.clock()))
+        except InvalidTransition:  # ended while the cloud was issuing: take the fresh access away again
+            provider.revoke(request, resource, self.clock())
+            return None
+        try:
+            self.notifier.send_credentials(active, issued.credentials)
+        except NotifyError as error:
+            provider.revoke(active, resource, self.clock())
+            self._fail(request.id, f"the access could not be delivered ({error}), so it was cut again")
+            return None
+        return active
+
+    def end_access(self, request_id: str) -> None:
+        """ACTIVE past its expiry → EXPIRED, after the cloud has cut it; APPROVED but never issued → FAILED."""
+        request = self.store.get(request_id)
+        now = self.clock()
+        if request.status is Status.ACTIVE and request.expires_at and request.expires_at > now:
+            self.tasks.revoke_at(request_id, request.expires_at)  # ran early: come back on time
+            return
+        if request.status not in (Status.ACTIVE, Status.APPROVED):
+            return
+        resource = find_resource(self.catalog, request.resource)
+        with self.store.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
+            if not mine:
+                return  # an issue job is running; the reconciler comes back
+            self.providers(resource.provider).revoke(request, resource, now)
+            action, note = (
+                (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
+            )
+            try:
+                self.store.transition(request_id, lambda r: apply(r, action, AUTO, now, note=note))
+            except InvalidTransition:
+                return  # another job ended it first
+        self.tasks.sync_slack(request_id)
+
+    def sync_slack(self, request_id: str) -> None:
+        """Scrub ended secrets, bring the approval message up to date, tell the requester the outcome."""
+        request = self.store.get(request_id)
+        if request.status.is_final:
+            self.notifier.scrub_credentials(request)
+        self.notifier.sync_approval_message(request, find_resource(self.catalog, request.resource))
+        self.notifier.tell_requester(request)
+
+    def reconcile(self) -> int:
+        """Re-drive everything overdue: grants past expiry and undecided requests past their timeout."""
+        now = self.clock()
+        overdue = self.store.due(EXPIRY, now - RECONCILE_GRACE)
+        for request_id in overdue:
+            self.tasks.revoke_now(request_id)
+        timed_out = self.store.due(PENDING, now)
+        for request_id in timed_out:
+            self._time_out(request_id)
+        if overdue or timed_out:
+            _log.info("reconciled", overdue=len(overdue), timed_out=len(timed_out))
+        return len(overdue) + len(timed_out)
+
+    def _time_out(self, request_id: str) -> None:
+        now = self.clock()
+        try:
+            self.store.transition(request_id, lambda r: apply(r, Action.TIME_OUT, AUTO, now, decided_at=now))
+        except InvalidTransition:
+            return
+        self.tasks.sync_slack(request_id)
+
+    def _fail(self, request_id: str, note: str) -> None:
+        now = self.clock()
+        self.store.transition(request_id, lambda r: apply(r, Action.FAIL, AUTO, now, note=note))
+        self.tasks.sync_slack(request_id)

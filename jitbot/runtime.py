@@ -1,0 +1,59 @@
+"""Wiring: settings → catalog, store, queue, Slack client, use cases. One per process, built on first use."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import redis
+
+from jitbot import embedded, logs, providers
+from jitbot.catalog import Catalog, load_catalog
+from jitbot.config import Config
+from jitbot.lifecycle import Lifecycle
+from jitbot.providers.base import Provider
+from jitbot.service import Service
+from jitbot.slack.notify import Notifier, web_client
+from jitbot.store import Store
+from jitbot.tasks import Tasks
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: Config
+    catalog: Catalog
+    redis: redis.Redis
+    store: Store
+    tasks: Tasks
+    notifier: Notifier
+    service: Service
+    lifecycle: Lifecycle
+
+
+def connect(config: Config) -> redis.Redis:
+    """REDIS_URL, or the embedded Redis (started if need be). Bytes responses: RQ needs them."""
+    url = config.redis_url or embedded.ensure_running(config.home)
+    return redis.Redis.from_url(url, health_check_interval=30, socket_timeout=30)
+
+
+def build(config: Config) -> Runtime:
+    catalog = load_catalog(config.config_path)
+    client = connect(config)
+    store = Store(client)
+    tasks = Tasks(client)
+    notifier = Notifier(web_client(config.slack_bot_token, config.slack_api_url), store)
+    service = Service(catalog, store, tasks, notifier)
+    lifecycle = Lifecycle(catalog, store, tasks, notifier, _provider)
+    return Runtime(config, catalog, client, store, tasks, notifier, service, lifecycle)
+
+
+@functools.cache
+def current() -> Runtime:
+    """This process's runtime, from the environment (jobs and the web app share it)."""
+    logs.configure()
+    return build(Config.from_env())
+
+
+@functools.cache
+def _provider(name: str) -> Provider:
+    return providers.build(name)

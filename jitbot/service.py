@@ -1,0 +1,109 @@
+"""Use cases that start in Slack: read the command or the click, apply policy, change state, hand off to jobs.
+
+Nothing here calls a cloud: approving enqueues the issue job; Slack messages are brought up to date by jobs.
+"""
+
+from __future__ import annotations
+
+from jitbot.catalog import Catalog
+from jitbot.clock import Clock, utcnow
+from jitbot.commands import USAGE, RequestAccess, ShowHelp, parse_command
+from jitbot.domain import (
+    AccessRequest,
+    Action,
+    AuditEvent,
+    Status,
+    apply,
+    approve,
+    new_request_id,
+    open_request,
+    refusal,
+)
+from jitbot.errors import InvalidTransition, JitError, NotFound, PolicyError
+from jitbot.policy import approver_groups, check_approver, check_request, find_resource
+from jitbot.slack import views
+from jitbot.slack.notify import Notifier
+from jitbot.store import Store
+from jitbot.tasks import Tasks
+
+AUTO = "jitbot"  # the actor of what policy does on its own
+REQUEST_ID_LENGTH = 8
+
+
+class Service:
+    def __init__(self, catalog: Catalog, store: Store, tasks: Tasks, notifier: Notifier, clock: Clock = utcnow) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.tasks = tasks
+        self.notifier = notifier
+        self.clock = clock
+
+    def handle_command(self, user: str, text: str) -> str:
+        """The ephemeral reply to `/access <text>`; a refused request is audited and explained."""
+        try:
+            command = parse_command(text)
+            if isinstance(command, ShowHelp):
+                return USAGE
+            return self.submit(user, command)
+        except JitError as error:
+            self.store.record(
+                AuditEvent(
+                    "refused",
+                    "-",
+                    user,
+                    _first_arg(text),
+                    self.clock(),
+                    "-",
+                    {"attempted": "command", "reason": str(error)},
+                )
+            )
+            raise
+
+    def submit(self, user: str, command: RequestAccess) -> str:
+        resource = find_resource(self.catalog, command.resource)
+        check_request(resource, command.duration, command.reason)
+        now = self.clock()
+        while True:
+            request, event = open_request(new_request_id(), user, resource.name, command.duration, command.reason, now)
+            if self.store.create(request, event, pending_until=now + resource.pending_timeout):
+                break
+        if resource.auto_approve:
+            self.store.transition(
+                request.id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now)
+            )
+            self.tasks.issue(request.id)
+        self.tasks.sync_slack(request.id)
+        return views.request_received(request, resource)
+
+    def decide(self, request_id: str, clicker: str, approving: bool) -> AccessRequest:
+        """An Approve or Deny click. The stored request is the truth; the button only names it."""
+        request = self._load(request_id)
+        resource = find_resource(self.catalog, request.resource)
+        groups = self.notifier.group_members(approver_groups(resource))
+        now = self.clock()
+
+        def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
+            check_approver(self.catalog, resource, current, clicker, groups)  # again, on the fresh state
+            if approving:
+                return approve(current, clicker, resource.approvals, now)
+            return apply(current, Action.DENY, clicker, now, decided_by=clicker, decided_at=now)
+
+        try:
+            updated, _ = self.store.transition(request.id, change)
+        except (PolicyError, InvalidTransition) as error:
+            self.store.record(refusal(request, clicker, "approve" if approving else "deny", str(error), now))
+            raise
+        if updated.status is Status.APPROVED:
+            self.tasks.issue(updated.id)
+        self.tasks.sync_slack(updated.id)
+        return updated
+
+    def _load(self, request_id: str) -> AccessRequest:
+        if len(request_id) != REQUEST_ID_LENGTH or not request_id.startswith("r-"):
+            raise NotFound("That button does not name a request I know.")
+        return self.store.get(request_id)
+
+
+def _first_arg(text: str) -> str:
+    words = text.split()
+    return words[1][:64] if len(words) > 1 else "-"

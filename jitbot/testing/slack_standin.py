@@ -1,0 +1,290 @@
+"""A local stand-in for the Slack Web API that answers like Slack and records every call."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+AUTH = {
+    "ok": True,
+    "url": "https://jitbot-test.slack.com/",
+    "team": "Test",
+    "user": "jitbot",
+    "team_id": "T0TEAM",
+    "user_id": "U0JITBOT",
+    "bot_id": "B0JITBOT",
+    "is_enterprise_install": False,
+}
+JSON_STRING_PARAMS = ("blocks", "attachments")
+
+Answer = tuple[int, dict[str, Any], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Web API call as the stand-in received it, and the HTTP status it answered with."""
+
+    method: str
+    params: dict[str, Any]
+    at: float
+    answered: int = 200
+
+
+@dataclass
+class _Failure:
+    status: int
+    error: str | None
+    times: int
+    retry_after: int | None
+
+
+@dataclass
+class _Message:
+    text: Any
+    blocks: Any = field(default=None)
+
+
+def dm_channel(channel: str) -> str:
+    """The channel Slack posts to for `channel`: a user id (U…/W…) becomes the app's DM with that user (D…)."""
+    return "D" + channel[1:] if channel[:1] in ("U", "W") else channel
+
+
+def parse_params(content_type: str, body: bytes, query: str) -> dict[str, Any]:
+    """Params of a Web API request, whether form-encoded or JSON, with the query string merged in."""
+    params: dict[str, Any] = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    if body and "json" in content_type:
+        parsed = json.loads(body)
+        params.update(parsed if isinstance(parsed, dict) else {})
+        return params
+    form = parse_qs(body.decode("utf-8"), keep_blank_values=True) if body else {}
+    params.update({k: v[-1] for k, v in form.items()})
+    for name in JSON_STRING_PARAMS:
+        if isinstance(params.get(name), str):
+            with contextlib.suppress(ValueError):
+                params[name] = json.loads(params[name])
+    return params
+
+
+class SlackStandIn:
+    """A `ThreadingHTTPServer` on 127.0.0.1 that answers Slack Web API methods and records each call."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.usergroups: dict[str, list[str]] = {}
+        self.on_call: Callable[[Call], None] | None = None
+        self._cond = threading.Condition()
+        self._calls: list[Call] = []
+        self._messages: dict[tuple[str, str], _Message] = {}
+        self._failures: dict[str, _Failure] = {}
+        self._ts = 0
+        self._server = _Server(("127.0.0.1", port), _Handler, self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL for `slack_sdk.WebClient(base_url=...)`, with the trailing slash it needs."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
+
+    def start(self) -> SlackStandIn:
+        """Serve in a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, name="slack-standin", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> SlackStandIn:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- inspection -------------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every call so far, in order (a copy)."""
+        with self._cond:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[Call]:
+        """The calls made to one Web API method, in order."""
+        return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, predicate: Callable[[Call], bool], timeout: float = 10.0) -> Call:
+        """The first call (past or future) that satisfies `predicate`; AssertionError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = next((c for c in self._calls if predicate(c)), None)
+                if found is not None:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = ", ".join(c.method for c in self._calls) or "none"
+                    raise AssertionError(f"no matching Slack call within {timeout}s; calls seen: {seen}")
+                self._cond.wait(remaining)
+
+    def wait_for_call(self, method: str, timeout: float = 10.0, **match: Any) -> Call:
+        """The first call to `method` whose params contain every `match` item."""
+
+        def matches(call: Call) -> bool:
+            return call.method == method and all(call.params.get(k) == v for k, v in match.items())
+
+        return self.wait_for(matches, timeout)
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """The current `text` and `blocks` of a posted message, after any updates (KeyError if never posted)."""
+        with self._cond:
+            stored = self._messages[(dm_channel(channel), ts)]
+            return {"text": stored.text, "blocks": stored.blocks}
+
+    def reset(self) -> None:
+        """Forget the calls recorded so far (messages and usergroups stay)."""
+        with self._cond:
+            self._calls.clear()
+
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 500,
+        error: str | None = None,
+        times: int = 1,
+        retry_after: int | None = None,
+    ) -> None:
+        """Make the next `times` calls to `method` fail with HTTP `status`, or with `ok: false` when status is 200."""
+        if status == 200 and error is None:
+            raise ValueError("a 200 failure needs an error code")
+        with self._cond:
+            self._failures[method] = _Failure(status, error, times, retry_after)
+
+    # --- serving ----------------------------------------------------------------------------------
+
+    def handle(self, method: str, params: dict[str, Any]) -> Answer:
+        """Answer one call and record it; the server thread calls this."""
+        with self._cond:
+            answer = self._failure_answer(method) or (200, self._answer(method, params), {})
+            call = Call(method, params, time.monotonic(), answer[0])
+            self._calls.append(call)
+            self._cond.notify_all()
+        self._notify(call)
+        return answer
+
+    def _notify(self, call: Call) -> None:
+        if self.on_call is None:
+            return
+        with contextlib.suppress(Exception):  # an observer's bug must not break the stand-in
+            self.on_call(call)
+
+    def _failure_answer(self, method: str) -> Answer | None:
+        failure = self._failures.get(method)
+        if failure is None:
+            return None
+        failure.times -= 1
+        if failure.times <= 0:
+            del self._failures[method]
+        headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
+        error = "ratelimited" if failure.status == 429 else failure.error or "internal_error"
+        return failure.status, {"ok": False, "error": error}, headers
+
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": lambda _: dict(AUTH),
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": lambda _: {"ok": True, "message_ts": self._next_ts()},
+            "usergroups.users.list": self._usergroup_users,
+            "conversations.open": self._open_conversation,
+        }
+        handler = handlers.get(method)
+        return handler(params) if handler else {"ok": True}
+
+    def _next_ts(self) -> str:
+        self._ts += 1
+        return f"{1700000000 + self._ts // 1_000_000}.{self._ts % 1_000_000:06d}"
+
+    def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = dm_channel(str(params.get("channel", ""))), self._next_ts()
+        self._messages[(channel, ts)] = _Message(params.get("text"), params.get("blocks"))
+        return {"ok": True, "channel": channel, "ts": ts, "message": {"text": params.get("text"), "ts": ts}}
+
+    def _update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = dm_channel(str(params.get("channel", ""))), str(params.get("ts", ""))
+        if (channel, ts) not in self._messages:
+            return {"ok": False, "error": "message_not_found"}
+        self._messages[(channel, ts)] = _Message(params.get("text"), params.get("blocks"))
+        return {"ok": True, "channel": channel, "ts": ts, "text": params.get("text")}
+
+    def _usergroup_users(self, params: dict[str, Any]) -> dict[str, Any]:
+        users = self.usergroups.get(str(params.get("usergroup", "")))
+        if users is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(users)}
+
+    def _open_conversation(self, params: dict[str, Any]) -> dict[str, Any]:
+        first = str(params.get("users", "")).split(",")[0]
+        return {"ok": True, "channel": {"id": "D" + first[1:]}}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], standin: SlackStandIn) -> None:
+        self.standin = standin
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if not parts.path.startswith("/api/"):
+            self._reply((404, {"ok": False, "error": "unknown_method"}, {}))
+            return
+        try:
+            params = parse_params(self.headers.get("Content-Type", ""), body, parts.query)
+        except ValueError:
+            self._reply((400, {"ok": False, "error": "invalid_json"}, {}))
+            return
+        self._reply(self.server.standin.handle(parts.path.removeprefix("/api/"), params))
+
+    def _reply(self, answer: Answer) -> None:
+        status, payload, headers = answer
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default per-request logging."""

@@ -1,0 +1,124 @@
+"""The web process: Slack's requests at /slack/events (signature checked, refusals audited) and GET /healthz."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+from gunicorn.app.base import BaseApplication
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.signature import SignatureVerifier
+
+from jitbot import logs, runtime
+from jitbot.clock import utcnow
+from jitbot.domain import AuditEvent
+from jitbot.slack.listeners import register
+from jitbot.slack.notify import web_client
+
+EVENTS_PATH = "/slack/events"
+MAX_BODY = 1 << 20  # Slack payloads are a few KiB; refuse anything absurd before reading it
+REPLAY_WINDOW_S = 300  # Slack's own: a signed request older than this is refused
+StartResponse = Callable[..., Any]
+_log = logs.get("jitbot.web")
+
+
+def build_bolt_app(rt: runtime.Runtime) -> App:
+    token = rt.config.require("SLACK_BOT_TOKEN")
+    app = App(
+        token=token,
+        signing_secret=rt.config.require("SLACK_SIGNING_SECRET"),
+        client=web_client(token, rt.config.slack_api_url),
+        token_verification_enabled=False,  # start even while Slack is unreachable; `jitbot check` verifies
+    )
+    register(app, rt.service)
+    return app
+
+
+class WebApp:
+    """WSGI: verifies Slack's signature itself so that every refused request is audited, then hands to Bolt."""
+
+    def __init__(self, rt: runtime.Runtime) -> None:
+        self.runtime = rt
+        self.verifier = SignatureVerifier(rt.config.require("SLACK_SIGNING_SECRET"))
+        self.slack = SlackRequestHandler(build_bolt_app(rt), path=EVENTS_PATH)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
+        if path == "/healthz" and method == "GET":
+            return self._health(start_response)
+        if path != EVENTS_PATH or method != "POST":
+            return _reply(start_response, 404, {"error": "not found"})
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > MAX_BODY:
+            return self._refuse(start_response, "body too large")
+        body = environ["wsgi.input"].read(length)
+        problem = self._signature_problem(environ, body)
+        if problem:
+            return self._refuse(start_response, problem)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return self.slack(environ, start_response)
+
+    def _signature_problem(self, environ: dict[str, Any], body: bytes) -> str | None:
+        stamp, signature = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), environ.get("HTTP_X_SLACK_SIGNATURE")
+        if not stamp or not signature:
+            return "missing Slack signature headers"
+        if not stamp.isdigit() or abs(time.time() - int(stamp)) > REPLAY_WINDOW_S:
+            return "stale or malformed timestamp (possible replay)"
+        if not self.verifier.is_valid(body, stamp, signature):
+            return "signature does not match"
+        return None
+
+    def _refuse(self, start_response: StartResponse, reason: str) -> Iterable[bytes]:
+        event = AuditEvent("refused", "-", "unverified", "-", utcnow(), "-", {"attempted": "http", "reason": reason})
+        try:
+            self.runtime.store.record(event)
+        except redis.RedisError:  # the refusal stands; the log keeps its trace
+            _log.warning("refused_unrecorded", reason=reason)
+        return _reply(start_response, 401, {"error": "invalid request"})
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            self.runtime.store.ping()
+        except redis.RedisError:
+            return _reply(start_response, 503, {"status": "unavailable", "redis": "unreachable"})
+        return _reply(start_response, 200, {"status": "ok", "redis": "ok"})
+
+
+def _reply(start_response: StartResponse, status: int, payload: dict[str, str]) -> Iterable[bytes]:
+    data = json.dumps(payload).encode()
+    reasons = {200: "OK", 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable"}
+    start_response(
+        f"{status} {reasons[status]}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
+
+
+def create_wsgi_app() -> WebApp:
+    return WebApp(runtime.current())
+
+
+class Server(BaseApplication):  # type: ignore[misc]
+    """gunicorn, in-process: threads so that Bolt's after-ack work and slow clients don't block."""
+
+    def __init__(self, port: int, workers: int = 2, threads: int = 8) -> None:
+        self.options = {
+            "bind": f"0.0.0.0:{port}",
+            "workers": workers,
+            "threads": threads,
+            "worker_class": "gthread",
+            "timeout": 30,
+            "accesslog": "-",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> WebApp:
+        return create_wsgi_app()  # in each worker after the fork: no threads or sockets cross it

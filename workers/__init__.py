@@ -1,0 +1,1 @@
+"""RQ entry points for jitbot: job functions by dotted path, and the worker process."""

@@ -1,0 +1,17 @@
+"""RQ jobs: one-line wrappers around the lifecycle's use cases. They take a request id and return nothing."""
+
+from __future__ import annotations
+
+from jitbot import runtime
+
+
+def issue(request_id: str) -> None:
+    runtime.current().lifecycle.issue_access(request_id)
+
+
+def revoke(request_id: str) -> None:
+    runtime.current().lifecycle.end_access(request_id)
+
+
+def sync_slack(request_id: str) -> None:
+    runtime.current().lifecycle.sync_slack(request_id)
