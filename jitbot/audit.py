@@ -29,4 +29,4 @@ def emit(event: AuditEvent) -> None:
     """The structlog line for an event already written to the stream."""
     fields = to_fields(event)
     detail = json.loads(fields.pop("detail"))
-    _log.info("audit", **fields, detail=detail)
+    _log.info("audit", audit_event=fields.pop("event"), **fields, detail=detail)

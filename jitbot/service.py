@@ -5,7 +5,7 @@ Nothing here calls a cloud: approving enqueues the issue job; Slack messages are
 
 from __future__ import annotations
 
-from jitbot.catalog import Catalog
+from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
 from jitbot.commands import USAGE, RequestAccess, ShowHelp, parse_command
 from jitbot.domain import (
@@ -20,7 +20,7 @@ from jitbot.domain import (
     refusal,
 )
 from jitbot.errors import InvalidTransition, JitError, NotFound, PolicyError
-from jitbot.policy import approver_groups, check_approver, check_request, find_resource
+from jitbot.policy import approver_groups, check_approver, check_request, find_resource, is_approver
 from jitbot.slack import views
 from jitbot.slack.notify import Notifier
 from jitbot.store import Store
@@ -79,8 +79,12 @@ class Service:
         """An Approve or Deny click. The stored request is the truth; the button only names it."""
         request = self._load(request_id)
         resource = find_resource(self.catalog, request.resource)
-        groups = self.notifier.group_members(approver_groups(resource))
         now = self.clock()
+        try:
+            groups = self._groups_of(resource, clicker)
+        except JitError as error:
+            self.store.record(refusal(request, clicker, "decide", str(error), now))
+            raise
 
         def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
             check_approver(self.catalog, resource, current, clicker, groups)  # again, on the fresh state
@@ -97,6 +101,12 @@ class Service:
             self.tasks.issue(updated.id)
         self.tasks.sync_slack(updated.id)
         return updated
+
+    def _groups_of(self, resource: Resource, clicker: str) -> dict[str, frozenset[str]]:
+        """User-group members, looked up at click time, and only when the clicker is not listed by id."""
+        if is_approver(self.catalog, resource, clicker, {}):
+            return {}
+        return self.notifier.group_members(approver_groups(resource))
 
     def _load(self, request_id: str) -> AccessRequest:
         if len(request_id) != REQUEST_ID_LENGTH or not request_id.startswith("r-"):

@@ -71,4 +71,4 @@ def _tell(service: Service, channel: str, user: str, text: str) -> None:
 
 def handle_error(error: Exception, body: dict[str, Any]) -> None:
     """The unexpected, before any ack: logged with the request type; Bolt answers Slack with an error."""
-    _log.error("listener_failed", error_type=type(error).__name__, payload_type=body.get("type", "command"))
+    _log.error("listener_failed", payload_type=body.get("type", "command"), exc_info=error)

@@ -95,7 +95,8 @@ class SlackStandIn:
     def start(self) -> SlackStandIn:
         """Serve in a daemon thread."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="slack-standin", daemon=True)
+            serve, quick_stop = self._server.serve_forever, {"poll_interval": 0.02}
+            self._thread = threading.Thread(target=serve, kwargs=quick_stop, name="slack-standin", daemon=True)
             self._thread.start()
         return self
 
