@@ -58,10 +58,10 @@ def status_line(request: AccessRequest, resource: Resource) -> str:
         else "",
         Status.DENIED: f":no_entry: Denied by {by}",
         Status.FAILED: f":x: Failed: {escape(request.note or 'unknown error')}",
-        Status.EXPIRED: ":hourglass: Expired; access removed"
+        Status.EXPIRED: f":hourglass: Approved by {by}; expired, access removed"
         if request.granted_at
         else ":hourglass: Expired before anyone decided",
-        Status.REVOKED: ":lock: Revoked; access removed",
+        Status.REVOKED: f":lock: Approved by {by}; revoked, access removed",
         Status.CANCELLED: ":heavy_multiplication_x: Cancelled by the requester",
     }
     stamp = f" ({when(request.decided_at)})" if request.decided_at and request.status is not Status.PENDING else ""

@@ -107,7 +107,7 @@ def test_approval_message_when_pending_then_buttons_carry_only_the_id() -> None:
     ("status", "needle"),
     [
         (Status.DENIED, "Denied by <@U0BOB>"),
-        (Status.EXPIRED, "Expired; access removed"),
+        (Status.EXPIRED, "Approved by <@U0BOB>; expired, access removed"),
         (Status.FAILED, "Failed: boom"),
     ],
 )

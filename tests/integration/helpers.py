@@ -1,0 +1,71 @@
+"""Acting as Slack and reading what jitbot did: shared by the integration tests."""
+
+import json
+import re
+import time
+from typing import Any
+
+from jitbot.slack import ids
+from jitbot.testing.slack_standin import Call
+from jitbot.testing.stack import Stack
+
+REQUEST_ID = re.compile(r"r-[a-z0-9]{6}")
+EXPORT = re.compile(r"export (AWS_[A-Z_]+)=(\S+)")
+
+
+def request_access(stack: Stack, user: str, text: str) -> tuple[str, Call]:
+    """Type the slash command; return the new request id and the approval message jitbot posted."""
+    reply = stack.sender.command(user, text)
+    assert reply.status == 200, reply.body
+    found = REQUEST_ID.search(reply.json()["text"])
+    assert found, reply.body
+    request_id = found.group(0)
+    posted = stack.slack.wait_for(lambda c: c.method == "chat.postMessage" and request_id in c.params.get("text", ""))
+    return request_id, posted
+
+
+def click(stack: Stack, user: str, action_id: str, request_id: str, posted: Call) -> None:
+    reply = stack.sender.click(user, action_id, request_id, channel_id=posted.params["channel"], message_ts="1")
+    assert reply.status == 200, reply.body
+
+
+def approve(stack: Stack, user: str, request_id: str, posted: Call) -> None:
+    click(stack, user, ids.APPROVE, request_id, posted)
+
+
+def credentials_dm(stack: Stack, user: str, request_id: str, timeout: float = 30) -> tuple[Call, dict[str, str]]:
+    dm = stack.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.params.get("channel") == user
+            and "granted" in c.params.get("text", "")
+            and request_id in c.params.get("text", "")
+        ),
+        timeout,
+    )
+    return dm, dict(EXPORT.findall(json.dumps(dm.params["blocks"]).replace("\\n", "\n")))
+
+
+def audit_events(stack: Stack, request_id: str) -> list[dict[str, str]]:
+    entries = stack.redis().xrange("jitbot:audit")
+    decoded = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+    return [e for e in decoded if e["request_id"] == request_id]
+
+
+def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def message_text(stack: Stack, channel: str, ts: str) -> str:
+    return json.dumps(stack.slack.message(channel, ts))
+
+
+def slack_refs(stack: Stack, request_id: str) -> dict[str, str]:
+    raw = stack.redis().hgetall(f"jitbot:slack:{request_id}")
+    return {k.decode(): v.decode() for k, v in raw.items()}
