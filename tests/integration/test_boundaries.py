@@ -1,0 +1,102 @@
+"""What crosses the edges: forged and replayed requests, secrets, the store's settings, the Procfile."""
+
+import json
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+import redis
+
+from jitbot.testing.slack_sender import command_body, sign
+from jitbot.testing.stack import PROCESSES, Stack
+from tests.integration.helpers import approve, credentials_dm, request_access, slack_refs, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def refusals(stack: Stack) -> int:
+    entries = stack.redis().xrange("jitbot:audit")
+    return sum(1 for _, f in entries if f[b"event"] == b"refused" and f[b"actor"] == b"unverified")
+
+
+@pytest.mark.parametrize("forgery", ["wrong secret", "no headers", "stale 301 s", "one byte changed", "bad timestamp"])
+def test_events_when_not_signed_by_slack_then_401_audited_and_nothing_done(stack: Stack, forgery: str) -> None:
+    body = command_body("U0ALICE", "request prod-db 30s INC-1")
+    now = int(time.time())
+    headers = {
+        "wrong secret": sign("not-the-secret", body, now),
+        "no headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        "stale 301 s": sign(stack.secret, body, now - 301),
+        "one byte changed": sign(stack.secret, body, now),
+        "bad timestamp": {**sign(stack.secret, body, now), "X-Slack-Request-Timestamp": "soon"},
+    }[forgery]
+    sent = body.replace(b"30s", b"40s") if forgery == "one byte changed" else body
+    requests_before, refused_before = stack.redis().keys("jitbot:req:*"), refusals(stack)
+    reply = stack.sender.post(sent, headers)
+    assert reply.status == 401
+    assert stack.redis().keys("jitbot:req:*") == requests_before
+    assert refusals(stack) == refused_before + 1
+
+
+def test_healthz_when_redis_answers_then_200_with_status(stack: Stack) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.port}/healthz", timeout=5) as answer:
+        assert answer.status == 200 and json.loads(answer.read()) == {"status": "ok", "redis": "ok"}
+
+
+def test_grant_when_issued_then_secret_in_no_log_no_redis_key_no_job(stack: Stack) -> None:
+    request_id, posted = request_access(stack, "U0ALICE", "request prod-db 2s INC-5 secret hygiene")
+    approve(stack, "U0BOB", request_id, posted)
+    _, exported = credentials_dm(stack, "U0ALICE", request_id)
+    wait_until(lambda: "scrubbed" in slack_refs(stack, request_id), 40, "expiry and scrub")
+    secrets = [exported["AWS_SECRET_ACCESS_KEY"], exported["AWS_SESSION_TOKEN"]]
+    haystacks = {"logs": stack.logs(), **dump_redis(stack.redis())}
+    assert len(haystacks) > 10  # requests, indexes, audit, RQ jobs and results were all read
+    for where, text in haystacks.items():
+        for secret in secrets:
+            assert secret not in text, f"a secret leaked into {where}"
+
+
+def dump_redis(client: redis.Redis) -> dict[str, str]:
+    """Every key of every type, with RQ's compressed job payloads opened."""
+    dumped: dict[str, str] = {}
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key).decode()
+        value: object = {
+            "string": lambda: client.get(key),
+            "hash": lambda: client.hgetall(key),
+            "list": lambda: client.lrange(key, 0, -1),
+            "set": lambda: client.smembers(key),
+            "zset": lambda: client.zrange(key, 0, -1, withscores=True),
+            "stream": lambda: client.xrange(key),
+        }[kind]()
+        dumped[key.decode()] = repr(value) + opened(value)
+    return dumped
+
+
+def opened(value: object) -> str:
+    if not isinstance(value, dict):
+        return ""
+    parts = []
+    for field in value.values():
+        try:
+            parts.append(zlib.decompress(field).decode(errors="replace"))
+        except (zlib.error, TypeError):
+            continue
+    return " ".join(parts)
+
+
+def test_embedded_store_when_no_redis_url_then_aof_and_noeviction(stack: Stack) -> None:
+    if stack.redis_url:
+        pytest.skip("REDIS_URL is set: this run uses that Redis, not the embedded one")
+    settings = stack.redis().config_get("*")
+    assert settings["appendonly"] == "yes" and settings["maxmemory-policy"] == "noeviction"
+    assert (stack.home / ".jitbot" / "redis.sock").exists()
+
+
+def test_procfile_when_read_then_the_processes_the_stack_runs() -> None:
+    lines = [line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
+    assert {name.strip(): command.strip() for name, command in lines} == PROCESSES
