@@ -1,0 +1,104 @@
+"""Figures for the walking skeleton, through the real processes: ack latency, approval-to-DM, expiry lag.
+
+Each figure is printed beside a baseline measured in the same run on the same machine:
+- slash-command ack vs. GET /healthz (the HTTP stack with no Bolt work);
+- approval click → credentials DM vs. request → approval message (the queue and Slack, without a cloud);
+- expiry → revoked (audit) and → DM scrubbed vs. RQ's scheduler poll (1 s, fixed by RQ).
+Run: .venv/bin/python bench/flow.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jitbot.testing.stack import Stack  # noqa: E402
+from tests.integration.conftest import CATALOG  # noqa: E402
+from tests.integration.helpers import approve, audit_events, credentials_dm, request_access, wait_until  # noqa: E402
+
+
+def ms(values: list[float]) -> str:
+    return f"median {statistics.median(values) * 1000:7.1f} ms  (p90 {sorted(values)[int(len(values) * 0.9) - 1] * 1000:7.1f}, n={len(values)})"
+
+
+def healthz(stack: Stack) -> float:
+    start = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.port}/healthz", timeout=5):
+        return time.perf_counter() - start
+
+
+def one_grant(stack: Stack, seconds: int) -> tuple[float, float, float, float]:
+    """(request → approval message, click → DM, expiry → revoked, expiry → scrubbed), in seconds."""
+    start = time.monotonic()
+    request_id, posted = request_access(stack, "U0ALICE", f"request prod-db {seconds}s bench")
+    announced = posted.at - start
+    clicked = time.monotonic()
+    approve(stack, "U0BOB", request_id, posted)
+    dm, _ = credentials_dm(stack, "U0ALICE", request_id)
+    to_dm = dm.at - clicked
+    events = wait_until(
+        lambda: (
+            {e["event"]: e for e in audit_events(stack, request_id) if e["event"] in ("granted", "expired")}
+            if "expired" in [e["event"] for e in audit_events(stack, request_id)]
+            else None
+        ),
+        60,
+        "expiry",
+    )
+    granted = datetime.fromisoformat(events["granted"]["at"])
+    expired = datetime.fromisoformat(events["expired"]["at"])
+    revoked_lag = (expired - granted).total_seconds() - seconds
+    scrub = stack.slack.wait_for(
+        lambda c: (
+            c.method == "chat.update"
+            and c.params.get("channel") == "D0ALICE"
+            and request_id in c.params.get("text", "")
+        ),
+        30,
+    )
+    scrub_lag = revoked_lag + (scrub.at - _monotonic_of(expired))
+    return announced, to_dm, revoked_lag, scrub_lag
+
+
+def _monotonic_of(moment: datetime) -> float:
+    return time.monotonic() - (time.time() - moment.timestamp())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    rounds = parser.parse_args().rounds
+    with tempfile.TemporaryDirectory() as home, Stack(Path(home), CATALOG) as stack:
+        stack.slack.usergroups = {"S0DBAS": ["U0DBA"]}
+        for _ in range(5):  # warm up both gunicorn workers and the worker's imports
+            stack.sender.command("U0ALICE", "help")
+            healthz(stack)
+        health = [healthz(stack) for _ in range(rounds * 5)]
+        acks = [stack.sender.command("U0ALICE", f"request prod-db 1h ack bench {i}").elapsed for i in range(rounds * 5)]
+        flows = [one_grant(stack, 2) for _ in range(rounds)]
+    print(f"machine: {__import__('os').cpu_count()} cores; rounds: {rounds}")
+    print(f"GET /healthz (baseline)             {ms(health)}")
+    print(
+        f"/access request ack                 {ms(acks)}   ratio {statistics.median(acks) / statistics.median(health):.1f}x"
+    )
+    announce = [f[0] for f in flows]
+    to_dm = [f[1] for f in flows]
+    print(f"request → approval message (base)   {ms(announce)}")
+    print(
+        f"approve click → credentials DM      {ms(to_dm)}   ratio {statistics.median(to_dm) / statistics.median(announce):.1f}x"
+    )
+    print("RQ scheduler poll (baseline)        1000 ms (fixed by RQ)")
+    print(f"expiry → revoked (audit 'expired')  {ms([f[2] for f in flows])}")
+    print(f"expiry → DM scrubbed                {ms([f[3] for f in flows])}")
+
+
+if __name__ == "__main__":
+    main()
