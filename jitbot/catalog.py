@@ -24,6 +24,7 @@ SESSION_POLICY_LIMIT = 2048  # STS's limit on the packed inline session policy, 
 POLICY_KEYS = {"duration", "min_duration", "max_duration", "approvals", "pending_timeout"}
 PROVIDER_KEYS = {"aws": {"role_arn", "region", "session_policy"}, "fake": set[str]()}
 RESOURCE_KEYS = POLICY_KEYS | {"description", "provider", "approvers", "channel", "auto_approve"}
+PROVIDER_MAX_DURATION = {"aws": timedelta(hours=12)}  # STS DurationSeconds ≤ 43,200 (and the role's own maximum)
 TOP_KEYS = {"approver_channel", "alert_channel", "admins", "defaults", "resources"}
 # In the product contract, but not built yet: refused rather than silently ignored.
 NOT_YET = {
@@ -132,6 +133,10 @@ def _resource(name: str, node: _Node, defaults: dict[str, _Node], default_channe
     policy = {key: keys.get(key) or defaults.get(key) for key in POLICY_KEYS}
     bounds = {key: _duration(policy[key], BUILTIN_DEFAULTS[key]) for key in POLICY_KEYS - {"approvals"}}
     _check_bounds(bounds, keys.get("max_duration") or keys.get("duration") or node)
+    cloud_max = PROVIDER_MAX_DURATION.get(provider)
+    if cloud_max and bounds["max_duration"] > cloud_max:
+        where = keys.get("max_duration") or defaults.get("max_duration") or node
+        raise where.fail(f"max_duration for {provider} can be at most {format_duration(cloud_max)} (the cloud's limit)")
     approvers = (
         tuple(_id_list(keys["approvers"], APPROVER_ID, "a user (U…) or user-group (S…) id"))
         if "approvers" in keys

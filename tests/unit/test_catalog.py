@@ -84,6 +84,11 @@ def test_parse_catalog_when_valid_then_typed_with_defaults_applied() -> None:
             r"min_duration \(15m\) ≤ duration \(1h\) ≤ max_duration \(30m\)",
         ),
         ("approver_channel: C0APPROVALS\n", "", r"approver_channel: missing"),
+        (
+            "    max_duration: 2h\n",
+            "    max_duration: 13h\n",
+            r"line 20: resources\.prod-db\.max_duration: .*at most 12h",
+        ),
     ],
 )
 def test_parse_catalog_when_one_key_wrong_then_error_names_line_and_key(old: str, new: str, expected: str) -> None:

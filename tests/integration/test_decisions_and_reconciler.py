@@ -1,0 +1,61 @@
+"""Deny, and revocation that does not depend on the scheduled job alone."""
+
+import pytest
+from rq.registry import ScheduledJobRegistry
+
+from jitbot.slack import ids
+from jitbot.tasks import QUEUE, SERIALIZER
+from jitbot.testing.stack import Stack
+from tests.integration.helpers import (
+    approve,
+    audit_events,
+    click,
+    credentials_dm,
+    message_text,
+    request_access,
+    slack_refs,
+    wait_until,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_deny_when_approver_denies_then_message_updated_requester_told_nothing_issued(stack: Stack) -> None:
+    request_id, posted = request_access(stack, "U0ALICE", "request prod-db 30s INC-8 deny me")
+    click(stack, "U0BOB", ids.DENY, request_id, posted)
+    stack.slack.wait_for(
+        lambda c: (
+            c.params.get("channel") == "U0ALICE"
+            and f"`{request_id}`" in c.params.get("text", "")
+            and "was denied by <@U0BOB>" in c.params["text"]
+        )
+    )
+    refs = wait_until(
+        lambda: slack_refs(stack, request_id).get("approval_ts") and slack_refs(stack, request_id), 10, "ts"
+    )
+    wait_until(lambda: "Denied by <@U0BOB>" in message_text(stack, "C0APPROVALS", refs["approval_ts"]), 10, "update")
+    approve(stack, "U0ADMIN", request_id, posted)  # too late: decided
+    late = stack.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postEphemeral"
+            and c.params.get("user") == "U0ADMIN"
+            and request_id in c.params.get("text", "")
+        )
+    )
+    assert "denied" in late.params["text"]
+    events = [e["event"] for e in audit_events(stack, request_id)]
+    assert events == ["requested", "denied", "refused"]
+    assert "secret_dm_ts" not in slack_refs(stack, request_id)
+
+
+def test_revocation_when_scheduled_job_is_lost_then_reconciler_revokes(stack: Stack) -> None:
+    request_id, posted = request_access(stack, "U0ALICE", "request prod-db 2s INC-4 lost job")
+    approve(stack, "U0BOB", request_id, posted)
+    credentials_dm(stack, "U0ALICE", request_id)
+    registry = ScheduledJobRegistry(QUEUE, connection=stack.redis(), serializer=SERIALIZER)
+    wait_until(lambda: f"revoke-{request_id}" in registry.get_job_ids(), 10, "the scheduled revocation")
+    registry.remove(f"revoke-{request_id}", delete_job=True)  # as if the scheduler had lost it
+    wait_until(lambda: "expired" in [e["event"] for e in audit_events(stack, request_id)], 45, "the reconciler")
+    wait_until(lambda: "scrubbed" in slack_refs(stack, request_id), 20, "the scrubbed DM")
+    policies = stack.aws("iam").list_role_policies(RoleName="jit-prod-db")["PolicyNames"]
+    assert any(p.startswith(f"jitbot-deny-{request_id}-") for p in policies)
