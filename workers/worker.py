@@ -29,6 +29,8 @@ class JitbotWorker(Worker):
 
 def run() -> None:
     rt = runtime.current()
+    for resource in rt.catalog.resources.values():
+        rt.lifecycle.providers(resource.provider)  # import SDKs once, before RQ forks a child per job
     options: dict[str, Any] = {"maintenance_interval": MAINTENANCE_INTERVAL_S, "worker_ttl": WORKER_TTL_S}
     worker = JitbotWorker([make_queue(rt.redis)], connection=rt.redis, serializer=SERIALIZER, **options)
     worker.work(with_scheduler=True, logging_level="INFO")

@@ -93,6 +93,12 @@ def credentials_expiry(request: AccessRequest, now: datetime) -> datetime:
 
 
 class AwsProvider:
+    def __init__(self) -> None:
+        # Load the STS and IAM models into boto3's default session now: a worker builds its providers
+        # before forking a child per job, and each child then creates its clients in ~1 ms, not ~50 ms.
+        for service in ("sts", "iam"):
+            boto3.client(service, region_name="us-east-1")
+
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         region = resource.settings.get("region")
         sts = boto3.client("sts", region_name=region)
