@@ -32,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
 def _web() -> int:
     from jitbot.web import Server
 
-    runtime.current()  # fail fast, in the master, on a bad catalog or a missing setting
-    Server(Config.from_env().port).run()
+    config = runtime.current().config  # fail fast, in gunicorn's master, on a bad catalog or a missing setting
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
+        config.require(name)
+    Server(config.port).run()
     return 0
 
 

@@ -22,6 +22,7 @@ from jitbot.tasks import Tasks, is_last_attempt
 
 ISSUE_LOCK = timedelta(minutes=5)
 RECONCILE_GRACE = timedelta(seconds=5)  # let the scheduled job do its work first
+EARLY_TOLERANCE = timedelta(seconds=1)  # RQ schedules in whole seconds: its job may fire up to 1 s early
 AUTO = "jitbot"
 _log = logs.get("jitbot.lifecycle")
 
@@ -83,7 +84,7 @@ class Lifecycle:
         """ACTIVE past its expiry → EXPIRED, after the cloud has cut it; APPROVED but never issued → FAILED."""
         request = self.store.get(request_id)
         now = self.clock()
-        if request.status is Status.ACTIVE and request.expires_at and request.expires_at > now:
+        if request.status is Status.ACTIVE and request.expires_at and request.expires_at > now + EARLY_TOLERANCE:
             self.tasks.revoke_at(request_id, request.expires_at)  # ran early: come back on time
             return
         if request.status not in (Status.ACTIVE, Status.APPROVED):

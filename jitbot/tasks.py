@@ -31,7 +31,11 @@ class Tasks:
 
     def revoke_at(self, request_id: str, when: datetime) -> None:
         self.queue.enqueue_at(
-            when, "workers.jobs.revoke", request_id, job_id=f"revoke-{request_id}", retry=REVOKE_RETRY
+            when,
+            "workers.jobs.revoke",
+            request_id,
+            job_id=f"revoke-{request_id}-{int(when.timestamp())}",
+            retry=REVOKE_RETRY,
         )
 
     def revoke_now(self, request_id: str) -> None:

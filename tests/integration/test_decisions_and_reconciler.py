@@ -53,8 +53,8 @@ def test_revocation_when_scheduled_job_is_lost_then_reconciler_revokes(stack: St
     approve(stack, "U0BOB", request_id, posted)
     credentials_dm(stack, "U0ALICE", request_id)
     registry = ScheduledJobRegistry(QUEUE, connection=stack.redis(), serializer=SERIALIZER)
-    wait_until(lambda: f"revoke-{request_id}" in registry.get_job_ids(), 10, "the scheduled revocation")
-    registry.remove(f"revoke-{request_id}", delete_job=True)  # as if the scheduler had lost it
+    job_id = wait_until(lambda: next((j for j in registry.get_job_ids() if request_id in j), None), 10, "the job")
+    registry.remove(job_id, delete_job=True)  # as if the scheduler had lost it
     wait_until(lambda: "expired" in [e["event"] for e in audit_events(stack, request_id)], 45, "the reconciler")
     wait_until(lambda: "scrubbed" in slack_refs(stack, request_id), 20, "the scrubbed DM")
     policies = stack.aws("iam").list_role_policies(RoleName="jit-prod-db")["PolicyNames"]

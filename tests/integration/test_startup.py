@@ -1,0 +1,36 @@
+"""Start-up refuses a bad catalog or a missing setting with a message naming it, before serving anything."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+JITBOT = str(Path(sys.executable).parent / "jitbot")
+BAD = "approver_channel: C0APPROVALS\nresources:\n  prod-db:\n    provider: aws\n    role_arn: nope\n    approvers: [U0BOB]\n"
+pytestmark = pytest.mark.timeout(60)
+
+
+def run(tmp_path: Path, command: str, catalog: str, **env: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "jitbot.yml").write_text(catalog)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_URL", "JITBOT_"))}
+    try:
+        return subprocess.run(
+            [JITBOT, command], cwd=tmp_path, env={**base, **env}, capture_output=True, text=True, timeout=45
+        )
+    finally:
+        subprocess.run([JITBOT, "redis-stop"], cwd=tmp_path, capture_output=True, timeout=15)
+
+
+@pytest.mark.parametrize("command", ["web", "worker", "check"])
+def test_start_when_catalog_invalid_then_exit_2_naming_line_and_key(tmp_path: Path, command: str) -> None:
+    done = run(tmp_path, command, BAD, SLACK_BOT_TOKEN="xoxb-x", SLACK_SIGNING_SECRET="s")
+    assert done.returncode == 2
+    assert "jitbot.yml line 5: resources.prod-db.role_arn: role_arn must be an IAM role ARN" in done.stderr
+
+
+def test_web_when_signing_secret_missing_then_exit_2_naming_it(tmp_path: Path) -> None:
+    good = BAD.replace("role_arn: nope", "role_arn: arn:aws:iam::123456789012:role/x")
+    done = run(tmp_path, "web", good, SLACK_BOT_TOKEN="xoxb-x")
+    assert done.returncode == 2 and "SLACK_SIGNING_SECRET is not set" in done.stderr
