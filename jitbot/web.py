@@ -30,7 +30,6 @@ _log = logs.get("jitbot.web")
 def build_bolt_app(rt: runtime.Runtime) -> App:
     token = rt.config.require("SLACK_BOT_TOKEN")
     app = App(
-        token=token,
         signing_secret=rt.config.require("SLACK_SIGNING_SECRET"),
         client=web_client(token, rt.config.slack_api_url),
         token_verification_enabled=False,  # start even while Slack is unreachable; `jitbot check` verifies

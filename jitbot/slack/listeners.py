@@ -38,6 +38,9 @@ def handle_access_command(ack: Ack, command: dict[str, Any], context: BoltContex
         reply = service.handle_command(command["user_id"], command.get("text", ""))
     except JitError as error:
         reply = str(error)
+    except Exception:  # noqa: BLE001 - the person must get an answer, not Slack's "dispatch_failed"
+        _log.exception("command_failed", user=command.get("user_id"))
+        reply = SORRY
     ack(response_type="ephemeral", text=reply)
 
 
