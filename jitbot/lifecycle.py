@@ -106,10 +106,21 @@ class Lifecycle:
     def sync_slack(self, request_id: str) -> None:
         """Scrub ended secrets, bring the approval message up to date, tell the requester the outcome."""
         request = self.store.get(request_id)
+        resource = find_resource(self.catalog, request.resource)
+        steps: list[Callable[[], None]] = [
+            lambda: self.notifier.sync_approval_message(request, resource),
+            lambda: self.notifier.tell_requester(request),
+        ]
         if request.status.is_final:
-            self.notifier.scrub_credentials(request)
-        self.notifier.sync_approval_message(request, find_resource(self.catalog, request.resource))
-        self.notifier.tell_requester(request)
+            steps.insert(0, lambda: self.notifier.scrub_credentials(request))
+        failures = []
+        for step in steps:  # each is safe to repeat; one failing must not hold back the others
+            try:
+                step()
+            except NotifyError as error:
+                failures.append(str(error))
+        if failures:
+            raise NotifyError("; ".join(failures))  # RQ retries the whole sync
 
     def reconcile(self) -> int:
         """Re-drive everything overdue: grants past expiry and undecided requests past their timeout."""

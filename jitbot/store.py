@@ -7,6 +7,7 @@ WATCH on the request, so two writers racing (two approvers clicking at once) get
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from jitbot.errors import NotFound
 
 EXPIRY = "jitbot:expiry"  # ACTIVE grants by expiry; APPROVED ones by the latest their grant could end
 PENDING = "jitbot:pending"  # PENDING requests by the time they time out
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 Change = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
 
 
@@ -99,13 +101,13 @@ class Store:
     @contextmanager
     def lock(self, name: str, ttl: timedelta) -> Iterator[bool]:
         """A best-effort exclusive section across processes; yields False if someone else holds it."""
-        key = f"jitbot:lock:{name}"
-        got = bool(self.redis.set(key, "1", nx=True, px=int(ttl.total_seconds() * 1000)))
+        key, token = f"jitbot:lock:{name}", secrets.token_hex(8)
+        got = bool(self.redis.set(key, token, nx=True, px=int(ttl.total_seconds() * 1000)))
         try:
             yield got
         finally:
-            if got:
-                self.redis.delete(key)
+            if got:  # only our own: a holder that outlived the ttl must not free the next holder's lock
+                self.redis.eval(_RELEASE, 1, key, token)
 
 
 def _write_indexes(pipe: Any, request: AccessRequest) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import uuid4
 
 import redis
 from rq import Queue, Retry, get_current_job
@@ -30,11 +31,12 @@ class Tasks:
         self._once("workers.jobs.issue", request_id, f"issue-{request_id}", ISSUE_RETRY)
 
     def revoke_at(self, request_id: str, when: datetime) -> None:
+        """A fresh job id each time: a job that ran early and reschedules itself must not overwrite itself."""
         self.queue.enqueue_at(
             when,
             "workers.jobs.revoke",
             request_id,
-            job_id=f"revoke-{request_id}-{int(when.timestamp())}",
+            job_id=f"revoke-{request_id}-{uuid4().hex[:8]}",
             retry=REVOKE_RETRY,
         )
 

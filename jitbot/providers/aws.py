@@ -121,16 +121,15 @@ class AwsProvider:
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         iam: IAMClient = boto3.client("iam")
         role = role_name(resource.settings["role_arn"])
-        expires = credentials_expiry(request, now)
-        if expires > now - PRUNE_SLACK:
-            name = deny_policy_name(request, expires)
-            _call(
-                "PutRolePolicy",
-                lambda: iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=deny_document(request)),
-            )
+        # prune first: a role's inline policies share a 10,240-character quota, and a role full of stale
+        # denies must not block the deny that matters now
         names = _call("ListRolePolicies", _all_policy_names, iam, role)
         for stale in prunable(names, now):
             _call("DeleteRolePolicy", iam.delete_role_policy, RoleName=role, PolicyName=stale)
+        expires = credentials_expiry(request, now)
+        if expires > now - PRUNE_SLACK:
+            name, document = deny_policy_name(request, expires), deny_document(request)
+            _call("PutRolePolicy", iam.put_role_policy, RoleName=role, PolicyName=name, PolicyDocument=document)
 
 
 def _all_policy_names(iam: IAMClient, role: str) -> list[str]:
