@@ -1,0 +1,465 @@
+"""Service and Lifecycle wired together: fakeredis store and queue, the Slack stand-in, the fake provider.
+
+Jobs are only enqueued; each test calls the lifecycle method a job would run, under a clock it controls.
+"""
+
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import fakeredis
+import pytest
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+from jitbot import audit
+from jitbot.catalog import Resource, parse_catalog
+from jitbot.commands import RequestAccess
+from jitbot.domain import AccessRequest, Status
+from jitbot.errors import InvalidTransition, NotFound, PolicyError, ProviderError
+from jitbot.lifecycle import Lifecycle
+from jitbot.providers.base import Issued
+from jitbot.providers.fake import FakeProvider
+from jitbot.service import Service
+from jitbot.slack import ids
+from jitbot.slack.notify import Notifier, web_client
+from jitbot.store import EXPIRY, PENDING, Store
+from jitbot.tasks import SERIALIZER, Tasks
+from jitbot.testing.slack_standin import Call, SlackStandIn
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+ALICE, BOB, CAROL, EVE, ADMIN = "U0ALICE", "U0BOB", "U0CAROL", "U0EVE", "U0ADMIN"
+CATALOG = parse_catalog(
+    """
+approver_channel: C0APPROVALS
+admins: [U0ADMIN]
+resources:
+  sandbox:
+    provider: fake
+    approvers: [U0BOB]
+    pending_timeout: 1h
+  crew:
+    provider: fake
+    approvers: [S0CREW]
+  playground:
+    provider: fake
+    auto_approve: true
+"""
+)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+class RecordingProvider(FakeProvider):
+    """The fake provider, keeping what it issued so a test can look for the secret."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.issued: list[Issued] = []
+
+    def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        issued = super().grant(request, resource, now)
+        self.issued.append(issued)
+        return issued
+
+    def token(self) -> str:
+        return self.issued[-1].credentials.fields()["FAKE_TOKEN"]
+
+
+@dataclass
+class Bot:
+    redis: fakeredis.FakeRedis
+    store: Store
+    tasks: Tasks
+    slack: SlackStandIn
+    fake: RecordingProvider
+    clock: Clock
+    service: Service
+    lifecycle: Lifecycle
+
+
+@pytest.fixture
+def bot() -> Iterator[Bot]:
+    client = fakeredis.FakeRedis()
+    store, tasks, clock, fake = Store(client), Tasks(client), Clock(NOW), RecordingProvider()
+    with SlackStandIn() as slack:
+        notifier = Notifier(web_client("xoxb-t", slack.url), store)
+        service = Service(CATALOG, store, tasks, notifier, clock=clock)
+        lifecycle = Lifecycle(CATALOG, store, tasks, notifier, lambda name: fake, clock=clock)
+        yield Bot(client, store, tasks, slack, fake, clock, service, lifecycle)
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def submit(bot: Bot, resource: str = "sandbox", duration: timedelta = timedelta(hours=1)) -> str:
+    reply = bot.service.submit(ALICE, RequestAccess(resource, duration, "INC-1"))
+    found = re.search(r"`(r-[a-z0-9]{6})`", reply)
+    assert found, reply
+    return found.group(1)
+
+
+def approved(bot: Bot) -> str:
+    request_id = submit(bot)
+    bot.lifecycle.sync_slack(request_id)
+    bot.service.decide(request_id, BOB, approving=True)
+    return request_id
+
+
+def active(bot: Bot) -> str:
+    request_id = approved(bot)
+    bot.lifecycle.issue_access(request_id)
+    return request_id
+
+
+def status(bot: Bot, request_id: str) -> Status:
+    return bot.store.get(request_id).status
+
+
+def jobs(bot: Bot, func: str) -> list[Job]:
+    return [job for job in bot.tasks.queue.get_jobs() if job.func_name == func]
+
+
+def scheduled_revokes(bot: Bot, request_id: str) -> list[datetime]:
+    """When the scheduled revoke jobs of one request will run (RQ's ScheduledJobRegistry)."""
+    registry = ScheduledJobRegistry(queue=bot.tasks.queue)
+    return [
+        registry.get_scheduled_time(job_id)
+        for job_id in registry.get_job_ids(cleanup=False)
+        if job_id.startswith(f"revoke-{request_id}")
+        and Job.fetch(job_id, connection=bot.redis, serializer=SERIALIZER).func_name == "workers.jobs.revoke"
+    ]
+
+
+def dms(bot: Bot, user: str = ALICE) -> list[Call]:
+    return [call for call in bot.slack.calls_to("chat.postMessage") if call.params.get("channel") == user]
+
+
+def shown(call: Call) -> str:
+    """Everything a Slack call would show: its text and its blocks."""
+    return json.dumps([call.params.get("text"), call.params.get("blocks")])
+
+
+def audit_log(bot: Bot) -> list[dict[str, str]]:
+    return [
+        {key.decode(): value.decode() for key, value in fields.items()} for _, fields in bot.redis.xrange(audit.STREAM)
+    ]
+
+
+def everything_in_redis(client: fakeredis.FakeRedis) -> bytes:
+    """Every key and value of every type, with RQ's compressed job payloads unpacked."""
+    parts: list[bytes] = []
+    for key in client.scan_iter("*"):
+        kind = client.type(key)
+        parts.append(key)
+        if kind == b"string":
+            parts.append(client.get(key))
+        elif kind == b"hash":
+            for field, value in client.hgetall(key).items():
+                parts += [field, value]
+                if field == b"data":
+                    parts.append(zlib.decompress(value))
+        elif kind == b"list":
+            parts += client.lrange(key, 0, -1)
+        elif kind == b"set":
+            parts += client.smembers(key)
+        elif kind == b"zset":
+            parts += client.zrange(key, 0, -1)
+        elif kind == b"stream":
+            parts += [part for _, fields in client.xrange(key) for item in fields.items() for part in item]
+        else:
+            raise AssertionError(f"unexpected Redis type {kind!r} at {key!r}")
+    return b"\n".join(parts)
+
+
+# --- submit and decide -----------------------------------------------------------------------------
+
+
+def test_submit_then_pending_indexed_and_slack_sync_enqueued(bot: Bot) -> None:
+    request_id = submit(bot)
+    request = bot.store.get(request_id)
+    assert (request.status, request.requester, request.created_at) == (Status.PENDING, ALICE, NOW)
+    assert bot.store.due(PENDING, NOW + timedelta(hours=1)) == [request_id]
+    assert [list(job.args) for job in jobs(bot, "workers.jobs.sync_slack")] == [[request_id]]
+    assert jobs(bot, "workers.jobs.issue") == []
+
+
+def test_sync_slack_when_pending_then_approval_message_with_approve_and_deny(bot: Bot) -> None:
+    request_id = submit(bot)
+    bot.lifecycle.sync_slack(request_id)
+    (post,) = bot.slack.calls_to("chat.postMessage")
+    assert post.params["channel"] == "C0APPROVALS" and request_id in post.params["text"]
+    (buttons,) = [block for block in post.params["blocks"] if block["type"] == "actions"]
+    assert [(b["action_id"], b["value"]) for b in buttons["elements"]] == [
+        (ids.APPROVE, request_id),
+        (ids.DENY, request_id),
+    ]
+    assert bot.store.slack_refs(request_id)["approval_channel"] == "C0APPROVALS"
+    bot.lifecycle.sync_slack(request_id)  # a repeat edits the message, never posts a second one
+    assert len(bot.slack.calls_to("chat.postMessage")) == 1 and len(bot.slack.calls_to("chat.update")) == 1
+
+
+@pytest.mark.parametrize(
+    ("clicker", "reason"),
+    [(ALICE, "can't approve or deny your own request"), (EVE, "Only the approvers of `sandbox`")],
+)
+@pytest.mark.parametrize("approving", [True, False])
+def test_decide_when_requester_or_outsider_then_policy_error_and_refused_audit(
+    bot: Bot, clicker: str, reason: str, approving: bool
+) -> None:
+    request_id = submit(bot)
+    before, queued = bot.store.get(request_id), list(bot.tasks.queue.job_ids)
+    with pytest.raises(PolicyError, match=re.escape(reason)):
+        bot.service.decide(request_id, clicker, approving=approving)
+    assert bot.store.get(request_id) == before and bot.tasks.queue.job_ids == queued
+    refused = audit_log(bot)[-1]
+    assert (refused["event"], refused["actor"], refused["status"], refused["request_id"]) == (
+        "refused",
+        clicker,
+        "pending",
+        request_id,
+    )
+    detail = json.loads(refused["detail"])
+    assert detail["attempted"] == ("approve" if approving else "deny") and reason in detail["reason"]
+
+
+def test_decide_when_approver_then_approved_and_issue_job_enqueued(bot: Bot) -> None:
+    request_id = submit(bot)
+    updated = bot.service.decide(request_id, BOB, approving=True)
+    assert (updated.status, updated.decided_by, updated.decided_at) == (Status.APPROVED, BOB, NOW)
+    assert status(bot, request_id) is Status.APPROVED
+    assert f"issue-{request_id}" in bot.tasks.queue.job_ids
+    assert [e["event"] for e in audit_log(bot)] == ["requested", "approved"]
+    with pytest.raises(InvalidTransition, match="no longer"):
+        bot.service.decide(request_id, ADMIN, approving=True)  # a late second click
+    assert len([j for j in bot.tasks.queue.job_ids if j == f"issue-{request_id}"]) == 1
+
+
+def test_decide_when_denied_then_denied_no_issue_and_requester_told(bot: Bot) -> None:
+    request_id = submit(bot)
+    bot.service.decide(request_id, BOB, approving=False)
+    assert status(bot, request_id) is Status.DENIED and jobs(bot, "workers.jobs.issue") == []
+    bot.lifecycle.sync_slack(request_id)
+    (told,) = dms(bot)
+    assert "was denied by <@U0BOB>" in told.params["text"]
+
+
+def test_decide_when_clicker_in_approver_group_then_members_asked_at_click_time(bot: Bot) -> None:
+    bot.slack.usergroups = {"S0CREW": [CAROL]}
+    request_id = submit(bot, "crew")
+    assert bot.service.decide(request_id, CAROL, approving=True).status is Status.APPROVED
+    assert bot.slack.calls_to("usergroups.users.list")[0].params["usergroup"] == "S0CREW"
+
+
+def test_decide_when_button_names_no_request_then_not_found(bot: Bot) -> None:
+    with pytest.raises(NotFound):
+        bot.service.decide("r-nope23", BOB, approving=True)
+    with pytest.raises(NotFound):
+        bot.service.decide("DROP TABLE", BOB, approving=True)
+
+
+def test_submit_when_auto_approve_then_approved_by_jitbot_and_issue_enqueued(bot: Bot) -> None:
+    request_id = submit(bot, "playground")
+    request = bot.store.get(request_id)
+    assert (request.status, request.decided_by, request.decided_at) == (Status.APPROVED, "jitbot", NOW)
+    approval = audit_log(bot)[-1]
+    assert (approval["event"], approval["actor"]) == ("approved", "jitbot")
+    assert f"issue-{request_id}" in bot.tasks.queue.job_ids
+    assert bot.store.due(PENDING, NOW + timedelta(days=1)) == []
+
+
+# --- issue -----------------------------------------------------------------------------------------
+
+
+def test_issue_access_then_active_credentials_dm_and_revoke_scheduled_at_expiry(bot: Bot) -> None:
+    request_id = approved(bot)
+    bot.clock.advance(timedelta(minutes=1))
+    bot.lifecycle.issue_access(request_id)
+    request = bot.store.get(request_id)
+    assert request.status is Status.ACTIVE and request.expires_at == NOW + timedelta(hours=1, minutes=1)
+    assert request.grant == {"session": f"fake-{request_id}"} and bot.fake.live == {request_id}
+    (dm,) = dms(bot)
+    assert bot.fake.token() in shown(dm)
+    assert bot.store.slack_refs(request_id)["secret_dm_channel"] == "D0ALICE"
+    assert scheduled_revokes(bot, request_id) == [request.expires_at]
+    assert bot.store.due(EXPIRY, request.expires_at) == [request_id]
+
+
+def test_issue_access_when_run_twice_then_one_grant_and_one_dm(bot: Bot) -> None:
+    request_id = approved(bot)
+    bot.lifecycle.issue_access(request_id)
+    bot.lifecycle.issue_access(request_id)
+    assert bot.fake.calls == [("grant", request_id)]
+    assert len(dms(bot)) == 1
+
+
+def test_issue_access_when_not_approved_then_nothing(bot: Bot) -> None:
+    request_id = submit(bot)
+    bot.lifecycle.issue_access(request_id)
+    assert bot.fake.calls == [] and status(bot, request_id) is Status.PENDING
+
+
+def test_issue_access_when_cloud_refuses_then_failed_with_its_message_and_requester_told(bot: Bot) -> None:
+    request_id = approved(bot)
+    message = "AWS AssumeRole failed: AccessDenied: not authorized to perform sts:AssumeRole"
+    bot.fake.fail_next.append(ProviderError(message, retryable=False))
+    bot.lifecycle.issue_access(request_id)
+    request = bot.store.get(request_id)
+    assert (request.status, request.note) == (Status.FAILED, message)
+    assert scheduled_revokes(bot, request_id) == [] and bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
+    bot.lifecycle.sync_slack(request_id)
+    (told,) = dms(bot)
+    assert message in told.params["text"] and "failed" in told.params["text"]
+    approval = bot.slack.message("C0APPROVALS", bot.store.slack_refs(request_id)["approval_ts"])
+    assert message in json.dumps(approval["blocks"])
+
+
+def test_issue_access_when_retryable_error_outside_a_job_then_failed_as_last_attempt(bot: Bot) -> None:
+    request_id = approved(bot)
+    bot.fake.fail_next.append(ProviderError("AWS AssumeRole failed: Throttling: slow down", retryable=True))
+    bot.lifecycle.issue_access(request_id)
+    assert status(bot, request_id) is Status.FAILED
+
+
+def test_issue_access_when_credentials_dm_fails_then_access_cut_and_failed_with_note(bot: Bot) -> None:
+    request_id = approved(bot)
+    bot.slack.fail("chat.postMessage", status=200, error="channel_not_found")
+    bot.lifecycle.issue_access(request_id)
+    request = bot.store.get(request_id)
+    assert bot.fake.calls == [("grant", request_id), ("revoke", request_id)] and bot.fake.live == set()
+    assert request.status is Status.FAILED
+    assert "could not be delivered" in request.note and "channel_not_found" in request.note
+    assert scheduled_revokes(bot, request_id) == [] and bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
+    bot.lifecycle.sync_slack(request_id)
+    assert "could not be delivered" in dms(bot)[-1].params["text"]
+
+
+def test_issue_access_then_no_secret_anywhere_in_redis(bot: Bot) -> None:
+    request_id = active(bot)
+    bot.lifecycle.sync_slack(request_id)
+    token = bot.fake.token().encode()
+    assert token in shown(dms(bot)[0]).encode()  # the secret did go out, to the DM
+    stored = everything_in_redis(bot.redis)
+    assert request_id.encode() in stored and b"workers.jobs.issue" in stored  # the scan sees the data
+    assert token not in stored
+    bot.clock.advance(timedelta(hours=2))
+    bot.lifecycle.end_access(request_id)
+    bot.lifecycle.sync_slack(request_id)
+    assert token not in everything_in_redis(bot.redis)
+
+
+# --- end ---------------------------------------------------------------------------------------------
+
+
+def test_end_access_when_before_expiry_then_rescheduled_and_nothing_changes(bot: Bot) -> None:
+    request_id = active(bot)
+    before = bot.store.get(request_id)
+    bot.clock.advance(timedelta(minutes=30))
+    bot.lifecycle.end_access(request_id)
+    assert bot.store.get(request_id) == before
+    assert bot.fake.calls == [("grant", request_id)] and bot.fake.live == {request_id}
+    assert set(scheduled_revokes(bot, request_id)) == {before.expires_at}  # the first job, and its reschedule
+
+
+def test_end_access_when_fired_less_than_a_second_early_then_ends(bot: Bot) -> None:
+    request_id = active(bot)
+    bot.clock.advance(timedelta(hours=1) - timedelta(milliseconds=900))  # RQ schedules in whole seconds
+    bot.lifecycle.end_access(request_id)
+    assert status(bot, request_id) is Status.EXPIRED
+
+
+def test_end_access_when_expired_then_revoked_and_slack_scrubbed_once(bot: Bot) -> None:
+    request_id = active(bot)
+    bot.lifecycle.sync_slack(request_id)
+    token = bot.fake.token()
+    refs = bot.store.slack_refs(request_id)
+    bot.clock.advance(timedelta(hours=1))
+    bot.lifecycle.end_access(request_id)
+    assert bot.fake.calls == [("grant", request_id), ("revoke", request_id)] and bot.fake.live == set()
+    assert status(bot, request_id) is Status.EXPIRED
+    assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
+    assert audit_log(bot)[-1]["event"] == "expired" and audit_log(bot)[-1]["actor"] == "jitbot"
+    bot.slack.reset()
+    bot.lifecycle.sync_slack(request_id)
+    bot.lifecycle.sync_slack(request_id)
+    scrubs = [c for c in bot.slack.calls_to("chat.update") if c.params["channel"] == refs["secret_dm_channel"]]
+    assert len(scrubs) == 1 and scrubs[0].params["ts"] == refs["secret_dm_ts"]
+    assert token not in shown(scrubs[0]) and "has ended" in scrubs[0].params["text"]
+    assert token not in json.dumps(bot.slack.message(refs["secret_dm_channel"], refs["secret_dm_ts"]))
+    approval = [c for c in bot.slack.calls_to("chat.update") if c.params["channel"] == "C0APPROVALS"]
+    assert approval and all(c.params["ts"] == refs["approval_ts"] for c in approval)
+    assert "access removed" in shown(approval[-1]) and ids.APPROVE not in shown(approval[-1])
+    (told,) = dms(bot)
+    assert "has expired" in told.params["text"]
+
+
+def test_end_access_when_run_again_after_expiry_then_no_second_revoke(bot: Bot) -> None:
+    request_id = active(bot)
+    bot.clock.advance(timedelta(hours=2))
+    bot.lifecycle.end_access(request_id)
+    bot.lifecycle.end_access(request_id)
+    assert bot.fake.calls.count(("revoke", request_id)) == 1
+
+
+def test_end_access_when_approved_but_never_issued_then_cut_and_failed(bot: Bot) -> None:
+    request_id = approved(bot)
+    bot.clock.advance(timedelta(hours=2))
+    bot.lifecycle.end_access(request_id)
+    request = bot.store.get(request_id)
+    assert (request.status, request.note) == (Status.FAILED, "not issued in time")
+    assert bot.fake.calls == [("revoke", request_id)]
+
+
+# --- reconcile ---------------------------------------------------------------------------------------
+
+
+def test_reconcile_when_grant_overdue_then_revoke_job_enqueued_once(bot: Bot) -> None:
+    request_id = active(bot)
+    assert bot.lifecycle.reconcile() == 0
+    bot.clock.advance(timedelta(hours=1, seconds=10))
+    assert bot.lifecycle.reconcile() == 1
+    assert bot.lifecycle.reconcile() == 1
+    assert bot.tasks.queue.job_ids.count(f"revoke-now-{request_id}") == 1
+    (job,) = [j for j in jobs(bot, "workers.jobs.revoke") if j.id == f"revoke-now-{request_id}"]
+    assert list(Job.fetch(job.id, connection=bot.redis, serializer=SERIALIZER).args) == [request_id]
+    bot.lifecycle.end_access(request_id)  # what the job does
+    assert status(bot, request_id) is Status.EXPIRED and bot.lifecycle.reconcile() == 0
+
+
+def test_reconcile_when_within_grace_then_leaves_it_to_the_scheduled_job(bot: Bot) -> None:
+    request_id = active(bot)
+    bot.clock.advance(timedelta(hours=1, seconds=2))
+    assert bot.lifecycle.reconcile() == 0
+    assert f"revoke-now-{request_id}" not in bot.tasks.queue.job_ids
+
+
+def test_reconcile_when_pending_past_timeout_then_expired_and_requester_told(bot: Bot) -> None:
+    request_id = submit(bot)
+    bot.lifecycle.sync_slack(request_id)
+    bot.clock.advance(timedelta(minutes=59))
+    assert bot.lifecycle.reconcile() == 0
+    timeout = bot.clock.advance(timedelta(minutes=1))
+    assert bot.lifecycle.reconcile() == 1
+    request = bot.store.get(request_id)
+    assert (request.status, request.decided_at) == (Status.EXPIRED, timeout)
+    assert bot.store.due(PENDING, timeout + timedelta(days=1)) == []
+    assert audit_log(bot)[-1]["event"] == "timed out"
+    bot.lifecycle.sync_slack(request_id)
+    (told,) = dms(bot)
+    assert "expired before anyone decided" in told.params["text"]
+    approval = bot.slack.calls_to("chat.update")[-1]
+    assert "Expired before anyone decided" in shown(approval) and ids.APPROVE not in shown(approval)
+    assert bot.lifecycle.reconcile() == 0

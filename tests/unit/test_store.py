@@ -1,0 +1,261 @@
+"""The Redis store on fakeredis: round trips, atomic transitions with their indexes and audit, locks."""
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import fakeredis
+import pytest
+
+from jitbot import audit
+from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, approve, grant, open_request
+from jitbot.errors import InvalidTransition, NotFound, PolicyError
+from jitbot.store import EXPIRY, PENDING, Store, request_key
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+AUDIT_FIELDS = {b"event", b"request_id", b"actor", b"resource", b"at", b"status", b"detail"}
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store(fakeredis.FakeRedis())
+
+
+def opened(request_id: str = "r-abc234") -> tuple[AccessRequest, AuditEvent]:
+    return open_request(request_id, "U0ALICE", "prod-db", timedelta(hours=2), "INC-1", NOW)
+
+
+def created(store: Store, request_id: str = "r-abc234") -> AccessRequest:
+    request, event = opened(request_id)
+    assert store.create(request, event, pending_until=NOW + HOUR)
+    return request
+
+
+def score(store: Store, index: str, request_id: str) -> float | None:
+    return store.redis.zscore(index, request_id)
+
+
+def entries(store: Store) -> list[dict[bytes, bytes]]:
+    return [fields for _, fields in store.redis.xrange(audit.STREAM)]
+
+
+def test_store_create_then_get_round_trips_every_field(store: Store) -> None:
+    request = replace(
+        opened()[0],
+        status=Status.ACTIVE,
+        approvals=("U0BOB", "U0CAROL"),
+        decided_by="U0CAROL",
+        decided_at=NOW + timedelta(minutes=1),
+        granted_at=NOW + timedelta(minutes=2),
+        expires_at=NOW + timedelta(hours=2, minutes=2),
+        grant={"session_name": "jit-r-abc234-U0ALICE", "assumed_role_id": "AROA:jit"},
+        note="a note",
+        version=3,
+        duration=timedelta(hours=2, seconds=1),
+    )
+    assert store.create(request, opened()[1], pending_until=NOW + HOUR)
+    loaded = store.get(request.id)
+    assert loaded == request
+    assert isinstance(loaded.status, Status) and isinstance(loaded.approvals, tuple)
+    for moment in (loaded.created_at, loaded.decided_at, loaded.granted_at, loaded.expires_at):
+        assert moment is not None and moment.utcoffset() == timedelta(0)
+
+
+def test_store_create_when_optional_fields_empty_then_round_trips_as_none(store: Store) -> None:
+    request = created(store)
+    loaded = store.get(request.id)
+    assert loaded == request
+    assert (loaded.decided_at, loaded.granted_at, loaded.expires_at, loaded.note, loaded.grant) == (
+        None,
+        None,
+        None,
+        None,
+        {},
+    )
+
+
+def test_store_create_then_pending_index_and_requested_audit_entry(store: Store) -> None:
+    request = created(store)
+    assert score(store, PENDING, request.id) == (NOW + HOUR).timestamp()
+    assert score(store, EXPIRY, request.id) is None
+    (entry,) = entries(store)
+    assert set(entry) == AUDIT_FIELDS
+    assert (entry[b"event"], entry[b"actor"], entry[b"status"]) == (b"requested", b"U0ALICE", b"pending")
+
+
+def test_store_create_when_id_taken_then_false_and_nothing_written(store: Store) -> None:
+    first = created(store)
+    other, event = open_request(first.id, "U0MALLORY", "other", HOUR, "mine now", NOW + HOUR)
+    assert store.create(other, event, pending_until=NOW + 5 * HOUR) is False
+    assert store.get(first.id) == first
+    assert score(store, PENDING, first.id) == (NOW + HOUR).timestamp()
+    assert len(entries(store)) == 1
+
+
+def test_store_get_when_unknown_then_not_found(store: Store) -> None:
+    with pytest.raises(NotFound, match="r-nope23"):
+        store.get("r-nope23")
+
+
+def test_store_transition_when_unknown_then_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.transition("r-nope23", lambda r: approve(r, "U0BOB", 1, NOW))
+    assert not store.redis.exists(request_key("r-nope23"))
+
+
+def test_store_transition_when_endorsed_then_still_pending_indexed(store: Store) -> None:
+    request = created(store)
+    updated, event = store.transition(request.id, lambda r: approve(r, "U0BOB", 2, NOW))
+    assert (updated.status, event.event) == (Status.PENDING, "endorsed")
+    assert score(store, PENDING, request.id) is not None and score(store, EXPIRY, request.id) is None
+
+
+def test_store_transition_when_approved_then_expiry_at_decided_plus_duration(store: Store) -> None:
+    request = created(store)
+    decided = NOW + timedelta(minutes=10)
+    updated, event = store.transition(request.id, lambda r: approve(r, "U0BOB", 1, decided))
+    assert store.get(request.id) == updated and updated.status is Status.APPROVED
+    assert score(store, EXPIRY, request.id) == (decided + timedelta(hours=2)).timestamp()
+    assert score(store, PENDING, request.id) is None
+    assert (event.event, event.actor) == ("approved", "U0BOB")
+
+
+def test_store_transition_when_active_then_expiry_at_expires_at(store: Store) -> None:
+    request = created(store)
+    store.transition(request.id, lambda r: approve(r, "U0BOB", 1, NOW))
+    granted_at = NOW + timedelta(minutes=3)
+    active, _ = store.transition(request.id, lambda r: grant(r, {"session": "s"}, granted_at))
+    assert active.expires_at == granted_at + timedelta(hours=2)
+    assert score(store, EXPIRY, request.id) == active.expires_at.timestamp()
+    assert store.get(request.id).grant == {"session": "s"}
+
+
+@pytest.mark.parametrize(
+    "finish",
+    [
+        lambda r: apply(r, Action.EXPIRE, "jitbot", NOW),
+        lambda r: apply(r, Action.REVOKE, "U0ADMIN", NOW),
+        lambda r: apply(r, Action.FAIL, "jitbot", NOW, note="boom"),
+    ],
+)
+def test_store_transition_when_final_then_removed_from_both_indexes(store: Store, finish) -> None:
+    request = created(store)
+    store.transition(request.id, lambda r: approve(r, "U0BOB", 1, NOW))
+    store.transition(request.id, lambda r: grant(r, {}, NOW))
+    ended, _ = store.transition(request.id, finish)
+    assert ended.status.is_final
+    assert score(store, EXPIRY, request.id) is None and score(store, PENDING, request.id) is None
+
+
+def test_store_transition_when_denied_from_pending_then_out_of_pending(store: Store) -> None:
+    request = created(store)
+    store.transition(request.id, lambda r: apply(r, Action.DENY, "U0BOB", NOW, decided_by="U0BOB", decided_at=NOW))
+    assert score(store, PENDING, request.id) is None and score(store, EXPIRY, request.id) is None
+
+
+def test_store_transition_then_one_audit_entry_per_event_with_only_audit_fields(store: Store) -> None:
+    request = created(store)
+    store.transition(request.id, lambda r: approve(r, "U0BOB", 1, NOW))
+    store.transition(request.id, lambda r: grant(r, {"session_name": "secret-ish-handle"}, NOW))
+    store.transition(request.id, lambda r: apply(r, Action.EXPIRE, "jitbot", NOW))
+    log = entries(store)
+    assert [e[b"event"] for e in log] == [b"requested", b"approved", b"granted", b"expired"]
+    assert all(set(e) == AUDIT_FIELDS for e in log)
+    assert all(e[b"request_id"] == request.id.encode() for e in log)
+    assert b"secret-ish-handle" not in log[2][b"detail"]
+
+
+@pytest.mark.parametrize("error", [PolicyError("no"), InvalidTransition("no"), RuntimeError("bug")])
+def test_store_transition_when_change_raises_then_nothing_changes(store: Store, error: Exception) -> None:
+    request = created(store)
+    before = {key: store.redis.dump(key) for key in store.redis.keys("*")}
+
+    def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
+        raise error
+
+    with pytest.raises(type(error)):
+        store.transition(request.id, change)
+    assert {key: store.redis.dump(key) for key in store.redis.keys("*")} == before
+    assert store.get(request.id) == request
+
+
+def test_store_transition_when_two_approvers_race_then_one_approved_one_invalid(store: Store) -> None:
+    request = created(store)
+    both_read = threading.Barrier(2, timeout=5)
+    outcomes: dict[str, object] = {}
+    reads: dict[str, list[Status]] = {}
+
+    def click(approver: str) -> None:
+        seen = reads.setdefault(approver, [])
+
+        def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
+            seen.append(current.status)
+            if len(seen) == 1:
+                both_read.wait()  # both have read PENDING before either writes
+            return approve(current, approver, 1, NOW)
+
+        try:
+            outcomes[approver] = store.transition(request.id, change)[0].status
+        except InvalidTransition as error:
+            outcomes[approver] = error
+
+    threads = [threading.Thread(target=click, args=(who,)) for who in ("U0BOB", "U0CAROL")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    results = sorted(outcomes.values(), key=lambda o: isinstance(o, InvalidTransition))
+    assert results[0] is Status.APPROVED and isinstance(results[1], InvalidTransition)
+    final = store.get(request.id)
+    assert final.status is Status.APPROVED and len(final.approvals) == 1 and final.version == 1
+    assert [e[b"event"] for e in entries(store)] == [b"requested", b"approved"]
+    assert sorted(reads.values(), key=len) == [[Status.PENDING], [Status.PENDING, Status.APPROVED]]  # loser retried
+
+
+def test_store_record_then_audit_entry_without_state_change(store: Store) -> None:
+    request = created(store)
+    store.record(AuditEvent("refused", request.id, "U0EVE", "prod-db", NOW, "pending", {"attempted": "approve"}))
+    assert store.get(request.id) == request
+    refused = entries(store)[-1]
+    assert (refused[b"event"], refused[b"actor"], set(refused)) == (b"refused", b"U0EVE", AUDIT_FIELDS)
+
+
+def test_store_due_then_only_ids_at_or_before_now_oldest_first(store: Store) -> None:
+    for request_id, minutes in (("r-late23", 30), ("r-now234", 0), ("r-early2", -30)):
+        request, event = opened(request_id)
+        store.create(request, event, pending_until=NOW + timedelta(minutes=minutes))
+    assert store.due(PENDING, NOW) == ["r-early2", "r-now234"]
+    assert store.due(PENDING, NOW - timedelta(hours=1)) == []
+    assert store.due(PENDING, NOW + HOUR, limit=1) == ["r-early2"]
+    assert store.due(EXPIRY, NOW + HOUR) == []
+
+
+def test_store_slack_refs_then_merged_and_read_back_as_text(store: Store) -> None:
+    store.set_slack_refs("r-abc234", approval_channel="C0APPROVALS", approval_ts="1.000001")
+    store.set_slack_refs("r-abc234", scrubbed="1")
+    assert store.slack_refs("r-abc234") == {
+        "approval_channel": "C0APPROVALS",
+        "approval_ts": "1.000001",
+        "scrubbed": "1",
+    }
+    assert store.slack_refs("r-other2") == {}
+
+
+def test_store_lock_when_held_then_second_holder_refused_until_released(store: Store) -> None:
+    with store.lock("issue:r-abc234", timedelta(minutes=5)) as mine:
+        assert mine is True
+        with store.lock("issue:r-abc234", timedelta(minutes=5)) as theirs:
+            assert theirs is False
+        assert store.redis.exists("jitbot:lock:issue:r-abc234")  # the refused one did not release it
+        with store.lock("issue:r-other2", timedelta(minutes=5)) as other:
+            assert other is True
+    with store.lock("issue:r-abc234", timedelta(minutes=5)) as again:
+        assert again is True
+
+
+def test_store_lock_when_body_raises_then_released_and_ttl_set(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.lock("announce:r-abc234", timedelta(seconds=30)) as mine:
+        assert mine and 0 < store.redis.pttl("jitbot:lock:announce:r-abc234") <= 30_000
+        raise RuntimeError("crash")
+    assert not store.redis.exists("jitbot:lock:announce:r-abc234")
