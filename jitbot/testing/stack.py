@@ -163,6 +163,8 @@ class Stack:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
         self.moto_url = f"http://127.0.0.1:{port}"
+        # moto's backends are per process, not per server: start from an empty account every time
+        urllib.request.urlopen(urllib.request.Request(f"{self.moto_url}/moto-api/reset", method="POST"), timeout=10)
         iam = self.aws("iam")
         for resource in parse_catalog(self.catalog_text).resources.values():
             if resource.provider == "aws":

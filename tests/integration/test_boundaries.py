@@ -2,12 +2,11 @@
 
 import json
 import time
-import zlib
 from pathlib import Path
 
 import pytest
-import redis
 
+from jitbot.testing.redis_dump import dump_redis
 from jitbot.testing.slack_sender import command_body, sign
 from jitbot.testing.stack import PROCESSES, Stack
 from tests.integration.helpers import approve, credentials_dm, request_access, slack_refs, wait_until
@@ -53,40 +52,11 @@ def test_grant_when_issued_then_secret_in_no_log_no_redis_key_no_job(stack: Stac
     _, exported = credentials_dm(stack, "U0ALICE", request_id)
     wait_until(lambda: "scrubbed" in slack_refs(stack, request_id), 40, "expiry and scrub")
     secrets = [exported["AWS_SECRET_ACCESS_KEY"], exported["AWS_SESSION_TOKEN"]]
-    haystacks = {"logs": stack.logs(), **dump_redis(stack.redis())}
+    haystacks = {"logs": stack.logs().encode(), **dump_redis(stack.redis())}
     assert len(haystacks) > 10  # requests, indexes, audit, RQ jobs and results were all read
     for where, text in haystacks.items():
         for secret in secrets:
-            assert secret not in text, f"a secret leaked into {where}"
-
-
-def dump_redis(client: redis.Redis) -> dict[str, str]:
-    """Every key of every type, with RQ's compressed job payloads opened."""
-    dumped: dict[str, str] = {}
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key).decode()
-        value: object = {
-            "string": lambda: client.get(key),
-            "hash": lambda: client.hgetall(key),
-            "list": lambda: client.lrange(key, 0, -1),
-            "set": lambda: client.smembers(key),
-            "zset": lambda: client.zrange(key, 0, -1, withscores=True),
-            "stream": lambda: client.xrange(key),
-        }[kind]()
-        dumped[key.decode()] = repr(value) + opened(value)
-    return dumped
-
-
-def opened(value: object) -> str:
-    if not isinstance(value, dict):
-        return ""
-    parts = []
-    for field in value.values():
-        try:
-            parts.append(zlib.decompress(field).decode(errors="replace"))
-        except (zlib.error, TypeError):
-            continue
-    return " ".join(parts)
+            assert secret.encode() not in text, f"a secret leaked into {where}"
 
 
 def test_embedded_store_when_no_redis_url_then_aof_and_noeviction(stack: Stack) -> None:

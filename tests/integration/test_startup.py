@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 JITBOT = str(Path(sys.executable).parent / "jitbot")
-BAD = "approver_channel: C0APPROVALS\nresources:\n  prod-db:\n    provider: aws\n    role_arn: nope\n    approvers: [U0BOB]\n"
+BAD = """approver_channel: C0APPROVALS
+resources:
+  prod-db:
+    provider: aws
+    role_arn: nope
+    approvers: [U0BOB]
+"""
 pytestmark = pytest.mark.timeout(60)
 
 

@@ -36,7 +36,7 @@ def test_request_approve_grant_expire_when_happy_path_then_access_issued_and_cut
     assert "your own request" in own.params["text"] and "Only the approvers of `prod-db`" in outsider.params["text"]
 
     approve(stack, "U0DBA", request_id, posted)  # a member of the approver user group S0DBAS
-    dm, exported = credentials_dm(stack, "U0ALICE", request_id)
+    _, exported = credentials_dm(stack, "U0ALICE", request_id)
     assert set(exported) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"}
     sts = stack.aws(
         "sts",
@@ -112,7 +112,7 @@ def test_approvals_when_two_required_then_count_shown_and_second_approver_grants
 
 
 def test_auto_approve_when_resource_allows_then_granted_without_a_click_and_announced(stack: Stack) -> None:
-    request_id, posted = request_access(stack, "U0ALICE", "request staging-logs 15m checking a deploy")
+    request_id, _ = request_access(stack, "U0ALICE", "request staging-logs 15m checking a deploy")
     credentials_dm(stack, "U0ALICE", request_id)
     refs = wait_until(
         lambda: slack_refs(stack, request_id).get("approval_ts") and slack_refs(stack, request_id), 10, "ts"

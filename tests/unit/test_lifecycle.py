@@ -5,7 +5,6 @@ Jobs are only enqueued; each test calls the lifecycle method a job would run, un
 
 import json
 import re
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from jitbot.slack import ids
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import EXPIRY, PENDING, Store
 from jitbot.tasks import SERIALIZER, Tasks
+from jitbot.testing.redis_dump import dump_redis
 from jitbot.testing.slack_standin import Call, SlackStandIn
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -160,29 +160,7 @@ def audit_log(bot: Bot) -> list[dict[str, str]]:
 
 
 def everything_in_redis(client: fakeredis.FakeRedis) -> bytes:
-    """Every key and value of every type, with RQ's compressed job payloads unpacked."""
-    parts: list[bytes] = []
-    for key in client.scan_iter("*"):
-        kind = client.type(key)
-        parts.append(key)
-        if kind == b"string":
-            parts.append(client.get(key))
-        elif kind == b"hash":
-            for field, value in client.hgetall(key).items():
-                parts += [field, value]
-                if field == b"data":
-                    parts.append(zlib.decompress(value))
-        elif kind == b"list":
-            parts += client.lrange(key, 0, -1)
-        elif kind == b"set":
-            parts += client.smembers(key)
-        elif kind == b"zset":
-            parts += client.zrange(key, 0, -1)
-        elif kind == b"stream":
-            parts += [part for _, fields in client.xrange(key) for item in fields.items() for part in item]
-        else:
-            raise AssertionError(f"unexpected Redis type {kind!r} at {key!r}")
-    return b"\n".join(parts)
+    return b"\n".join(dump_redis(client).values())
 
 
 # --- submit and decide -----------------------------------------------------------------------------
