@@ -1,0 +1,389 @@
+"""`jitbot demo`: the whole access flow on this machine, printed as the Slack conversation it makes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, TextIO
+
+from jitbot import embedded
+from jitbot.durations import parse_duration
+from jitbot.providers.aws import DENY_PREFIX, STS_MIN_SECONDS
+from jitbot.slack import ids
+from jitbot.store import Store
+from jitbot.testing.slack_standin import Call
+from jitbot.testing.stack import Stack
+
+REQUESTER, APPROVER, OUTSIDER = "U0ALICE", "U0BOB", "U0EVE"
+APPROVER_CHANNEL = "C0APPROVALS"
+ROLE = "jit-prod-db"
+USERGROUPS = {"S0DBAS": ["U0CAROL"]}  # what the stand-in answers when jitbot asks who is in a group
+SECRET_NAMES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")  # masked in the transcript; the key id is not secret
+CREDENTIAL_NAMES = ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN")
+STEP_TIMEOUT_S = 30.0
+EXPIRY_GRACE_S = 60.0
+WHERE_WIDTH = 15
+INDENT = " " * (WHERE_WIDTH + len("jitbot: "))
+
+_EXPORT = re.compile(r"export (AWS_\w+)=(\S+)")
+_DATE = re.compile(r"<!date\^(\d+)\^[^>]*>")
+_MENTION = re.compile(r"<(?:@|!subteam\^)([A-Z0-9]+)(?:\|[^>]*)?>")
+_BOLD = re.compile(r"\*([^*\n]+)\*")
+
+
+class Missing(Exception):
+    """An expected step of the demo did not happen in time."""
+
+
+@dataclass
+class Timings:
+    start: float = 0.0
+    ack: float = 0.0
+    click_to_dm: float = 0.0
+    expiry_to_scrub: float = 0.0
+
+
+def play(
+    home: Path | None = None,
+    grant: str = "20s",
+    out: TextIO = sys.stdout,
+    stack_hook: Callable[[Stack], None] | None = None,
+) -> int:
+    """Run the demo; 0 when every step happened, 1 when one did not, 2 when moto is not installed.
+
+    `stack_hook` is called with the started Stack (tests use it to read the Slack stand-in's calls).
+    """
+    home = home or Path.cwd() / ".jitbot" / "demo"
+    wipe(home)
+    stack = Stack(home, demo_catalog())
+    transcript = Transcript(out)
+    try:
+        return Demo(stack, transcript, grant).run(stack_hook)
+    except KeyboardInterrupt:
+        transcript.say("\ninterrupted: stopping the processes…")
+        return 130
+    finally:
+        stack.slack.on_call = None
+        stack.stop()
+
+
+def demo_catalog() -> str:
+    return files("jitbot").joinpath("demo.yml").read_text(encoding="utf-8")
+
+
+def wipe(home: Path) -> None:
+    """Forget an earlier run: stop its Redis, remove its data, logs and catalog (and nothing else)."""
+    embedded.stop(home / ".jitbot")
+    shutil.rmtree(home / ".jitbot", ignore_errors=True)
+    for name in ("jitbot.yml", "web.log", "worker.log"):
+        (home / name).unlink(missing_ok=True)
+
+
+# --- the transcript -------------------------------------------------------------------------------
+
+
+class Transcript:
+    """Prints narration from the script and each Slack Web API call as a chat line, one line at a time."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.secrets: set[str] = set()
+        self._lock = threading.Lock()
+        self._held: list[str] | None = None
+        self._edits: dict[tuple[str, str], str] = {}  # (channel, ts) → the edit last shown
+
+    def say(self, text: str = "", *, from_slack: bool = False) -> None:
+        with self._lock:
+            if from_slack and self._held is not None:
+                self._held.append(text)
+                return
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def chat(self, where: str, who: str, lines: list[str]) -> None:
+        self.say(mask(chat_line(where, who, lines), self.secrets))
+
+    def heading(self, text: str) -> None:
+        self.say(f"\n── {text} " + "─" * max(3, 72 - len(text)))
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Keep Slack's lines back while the script prints what a person did, so that cause comes first."""
+        with self._lock:
+            self._held = []
+        try:
+            yield
+        finally:
+            with self._lock:
+                held, self._held = self._held or [], None
+            for text in held:
+                self.say(text)
+
+    def on_call(self, call: Call) -> None:
+        """The stand-in's observer: runs in its server thread for every Web API call jitbot makes."""
+        self.secrets |= secrets_in(call.params)
+        line = render_call(call)
+        if line is None or self._is_repeat(call, line):
+            return
+        self.say(mask(line, self.secrets), from_slack=True)
+
+    def _is_repeat(self, call: Call, line: str) -> bool:
+        """An edit that changes nothing is invisible in Slack, so the transcript leaves it out too."""
+        if call.method != "chat.update":
+            return False
+        key = (str(call.params.get("channel")), str(call.params.get("ts")))
+        repeat, self._edits[key] = self._edits.get(key) == line, line
+        return repeat
+
+
+def render_call(call: Call) -> str | None:
+    """One Web API call as a chat line; None for calls a person would not see."""
+    params = call.params
+    if call.method == "usergroups.users.list":
+        return f"{'':<{WHERE_WIDTH}}(jitbot asks Slack who is in @{params.get('usergroup')} right now)"
+    if call.method not in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+        return None
+    where = place(str(params.get("channel", "")))
+    who = {
+        "chat.update": "jitbot (edited)",
+        "chat.postEphemeral": f"jitbot (only @{params.get('user')} sees)",
+    }.get(call.method, "jitbot")
+    return chat_line(where, who, flatten(params.get("blocks"), str(params.get("text", ""))))
+
+
+def chat_line(where: str, who: str, lines: list[str]) -> str:
+    """`#channel  who: first line`, the other lines indented under the first."""
+    first, *rest = lines or [""]
+    return f"{where:<{WHERE_WIDTH}}{who}: {first}" + "".join(f"\n{INDENT}{line}" for line in rest)
+
+
+def place(channel: str) -> str:
+    """`#C…` for a channel; `DM @U…` for a user or the app's DM with them (D…)."""
+    return f"DM @U{channel[1:]}" if channel[:1] in ("U", "W", "D") else f"#{channel}"
+
+
+def flatten(blocks: Any, text: str) -> list[str]:
+    """Block Kit as readable lines: section text, context elements, buttons as `[Approve] [Deny]`."""
+    lines = [readable(line) for line in block_lines(blocks) if line.strip("`")]
+    return lines or [readable(text)]
+
+
+def block_lines(blocks: Any) -> list[str]:
+    """The mrkdwn lines of a message's blocks, as Slack would show them top to bottom."""
+    lines: list[str] = []
+    for block in blocks if isinstance(blocks, list) else []:
+        if block.get("type") == "section":
+            lines += block.get("text", {}).get("text", "").splitlines()
+        elif block.get("type") == "context":
+            lines += [element.get("text", "") for element in block.get("elements", [])]
+        elif block.get("type") == "actions":
+            lines.append(" ".join(f"[{e.get('text', {}).get('text', '?')}]" for e in block.get("elements", [])))
+    return lines
+
+
+def credentials_in(params: dict[str, Any]) -> dict[str, str]:
+    """The `export AWS_…=…` values of a credentials DM (empty for any other message)."""
+    return dict(_EXPORT.findall("\n".join(block_lines(params.get("blocks")))))
+
+
+def readable(mrkdwn: str) -> str:
+    """Slack mrkdwn for a terminal: mentions as @U…, dates as local clock times, no bold stars or fences."""
+    text = _DATE.sub(lambda m: datetime.fromtimestamp(int(m.group(1))).strftime("%H:%M:%S"), mrkdwn)
+    text = _MENTION.sub(r"@\1", text)
+    text = _BOLD.sub(r"\1", text).replace("```", "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def secrets_in(params: dict[str, Any]) -> set[str]:
+    exports = credentials_in(params)
+    return {exports[name] for name in SECRET_NAMES if name in exports}
+
+
+def mask(text: str, secrets: set[str]) -> str:
+    """Each secret shown as its first 4 characters and `…`: enough to recognise, not enough to use."""
+    for secret in secrets:
+        text = text.replace(secret, secret[:4] + "…")
+    return text
+
+
+# --- the script -----------------------------------------------------------------------------------
+
+
+class Demo:
+    def __init__(self, stack: Stack, transcript: Transcript, grant: str) -> None:
+        self.stack = stack
+        self.say = transcript
+        self.grant = grant
+        self.timings = Timings()
+
+    @cached_property
+    def store(self) -> Store:
+        """The store the processes share, read to find what Slack cannot tell: message ts, grant end."""
+        return Store(self.stack.redis())
+
+    def run(self, stack_hook: Callable[[Stack], None] | None) -> int:
+        self.introduce()
+        try:
+            if not self.start():
+                return 2
+            if stack_hook is not None:
+                stack_hook(self.stack)
+            self.script()
+        except Missing as missing:
+            self.say.say(f"\nThe demo stopped: {missing}.")
+            self.say.say(f"What the processes logged: {self.stack.home / 'web.log'}, {self.stack.home / 'worker.log'}")
+            return 1
+        self.summarise()
+        return 0
+
+    def introduce(self) -> None:
+        self.say.say("jitbot demo: one access request, from the slash command to the grant's end, on this machine.")
+        self.say.say("  - a real Redis (embedded, under " + str(self.stack.home / ".jitbot") + ")")
+        self.say.say("  - the real `jitbot web` (gunicorn) and `jitbot worker` (RQ with its scheduler) processes")
+        self.say.say("  - a stand-in for the Slack Web API: what jitbot says in Slack is printed below as a chat")
+        self.say.say("  - moto in place of AWS: the IAM role arn:aws:iam::123456789012:role/jit-prod-db")
+        self.say.say(f"Cast: @{REQUESTER} asks; @{APPROVER} approves; @{OUTSIDER} is not an approver.")
+
+    def start(self) -> bool:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server would log every AWS call
+        started = time.monotonic()
+        try:
+            self.stack.start()
+        except ImportError:
+            self.say.say("the demo needs moto: pip install 'jitbot[demo]'")
+            return False
+        except RuntimeError as error:  # a process exited or web never became healthy: the logs say why
+            raise Missing(f"the stack did not start ({str(error).splitlines()[0]})") from None
+        self.stack.slack.usergroups.update(USERGROUPS)
+        self.stack.slack.on_call = self.say.on_call
+        self.timings.start = time.monotonic() - started
+        self.say.say(f"All started in {self.timings.start:.1f}s; the conversation follows.")
+        return True
+
+    def script(self) -> None:
+        request_id = self.request()
+        self.refused_clicks(request_id)
+        credentials = self.approve(request_id)
+        self.use(credentials)
+        self.expire(request_id)
+        self.show_deny()
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    def request(self) -> str:
+        self.say.heading(f"1. @{REQUESTER} asks for access")
+        text = f"request prod-db {self.grant} rotating keys for INC-123"
+        with self.say.holding():
+            self.say.chat("#general", f"@{REQUESTER}", [f"/access {text}"])
+            reply = self.stack.sender.command(REQUESTER, text)
+            if reply.status != 200:
+                raise Missing(f"the web process answered the slash command with HTTP {reply.status}")
+            self.timings.ack = reply.elapsed
+            self.say.chat("#general", f"jitbot (only @{REQUESTER} sees)", [readable(reply.json().get("text", ""))])
+        posted = self.expect("the approval message", lambda c: _posted(c, APPROVER_CHANNEL))
+        return str(posted.params["blocks"][-1]["elements"][0]["value"])
+
+    def refused_clicks(self, request_id: str) -> None:
+        self.say.heading(f"2. @{OUTSIDER}, who is not an approver, clicks Approve")
+        self.click(OUTSIDER, request_id)
+        self.expect(f"the refusal for @{OUTSIDER}", lambda c: _ephemeral_to(c, OUTSIDER))
+        self.say.heading(f"3. @{REQUESTER} tries to approve her own request")
+        self.click(REQUESTER, request_id)
+        self.expect(f"the refusal for @{REQUESTER}", lambda c: _ephemeral_to(c, REQUESTER))
+
+    def approve(self, request_id: str) -> dict[str, str]:
+        self.say.heading(f"4. @{APPROVER} approves")
+        clicked = self.click(APPROVER, request_id)
+        dm = self.expect(
+            "the DM with the credentials", lambda c: _posted(c, REQUESTER) and bool(credentials_in(c.params))
+        )
+        self.timings.click_to_dm = dm.at - clicked
+        self.expect("the approval message showing the grant", lambda c: _updated(c, APPROVER_CHANNEL, "granted"))
+        return credentials_in(dm.params)
+
+    def use(self, credentials: dict[str, str]) -> None:
+        keys = {f"aws_{name.lower()}": credentials[f"AWS_{name}"] for name in CREDENTIAL_NAMES}
+        arn = self.stack.aws("sts", **keys).get_caller_identity()["Arn"]
+        self.say.say(f"\nThe credentials work: {arn}")
+        self.say.say("  (asked with the real secret, through `aws sts get-caller-identity` on moto)")
+
+    def expire(self, request_id: str) -> None:
+        ends = self.store.get(request_id).expires_at
+        if ends is None:
+            raise Missing(f"the request {request_id} is not active")
+        left = max(ends.timestamp() - time.time(), 0)
+        self.say.heading(f"5. waiting for the grant to expire ({left:.0f}s left, at {ends.astimezone():%H:%M:%S})…")
+        timeout = parse_duration(self.grant).total_seconds() + EXPIRY_GRACE_S
+        scrubbed = self.expect("the scrubbed DM", lambda c: _updated(c, "D" + REQUESTER[1:], "removed"), timeout)
+        self.expect("the approval message showing the expiry", lambda c: _updated(c, APPROVER_CHANNEL, "expired"))
+        self.timings.expiry_to_scrub = time.time() - (time.monotonic() - scrubbed.at) - ends.timestamp()
+
+    def show_deny(self) -> None:
+        iam = self.stack.aws("iam")
+        names = [n for n in iam.list_role_policies(RoleName=ROLE)["PolicyNames"] if n.startswith(DENY_PREFIX)]
+        if not names:
+            raise Missing(f"jitbot put no deny policy on the role {ROLE}")
+        document = iam.get_role_policy(RoleName=ROLE, PolicyName=names[0])["PolicyDocument"]
+        statement = (json.loads(document) if isinstance(document, str) else document)["Statement"][0]
+        self.say.say(
+            f"\nThe session is cut in AWS too (STS credentials live at least {STS_MIN_SECONDS // 60} minutes):"
+        )
+        self.say.say(f"the role {ROLE} now carries the inline policy {names[0]}")
+        self.say.say(
+            f"  Effect: {statement['Effect']}   Action: {statement['Action']}   Resource: {statement['Resource']}"
+        )
+        self.say.say(f"  Condition: {json.dumps(statement['Condition'])}")
+
+    def summarise(self) -> None:
+        t, home = self.timings, self.stack.home
+        self.say.heading("Summary")
+        self.say.say(f"  slash command acknowledged in    {t.ack * 1000:.0f} ms (Slack allows 3 s)")
+        self.say.say(f"  approving click → credential DM  {t.click_to_dm:.2f} s")
+        side = "after" if t.expiry_to_scrub >= 0 else "before"  # RQ schedules in whole seconds: may be early
+        self.say.say(f"  credential DM scrubbed           {abs(t.expiry_to_scrub):.2f} s {side} the grant's end")
+        self.say.say(f"  stack started in                 {t.start:.1f} s")
+        self.say.say(f"What the processes logged: {home / 'web.log'}, {home / 'worker.log'}")
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def click(self, user: str, request_id: str) -> float:
+        """Click Approve as `user` in the approval message; the moment of the click (monotonic)."""
+        refs = self.store.slack_refs(request_id)
+        channel, ts = refs.get("approval_channel", APPROVER_CHANNEL), refs.get("approval_ts", "")
+        self.say.chat(place(channel), f"@{user}", ["clicks [Approve]"])
+        clicked = time.monotonic()
+        reply = self.stack.sender.click(user, ids.APPROVE, request_id, channel_id=channel, message_ts=ts)
+        if reply.status != 200:
+            raise Missing(f"the click by @{user} was answered with HTTP {reply.status}")
+        return clicked
+
+    def expect(self, what: str, predicate: Callable[[Call], bool], timeout: float = STEP_TIMEOUT_S) -> Call:
+        try:
+            return self.stack.slack.wait_for(predicate, timeout)
+        except AssertionError:
+            raise Missing(f"{what} did not arrive within {timeout:.0f}s") from None
+
+
+def _posted(call: Call, channel: str) -> bool:
+    return call.method == "chat.postMessage" and call.params.get("channel") == channel
+
+
+def _updated(call: Call, channel: str, marker: str) -> bool:
+    shown = json.dumps(call.params.get("blocks") or "").lower()
+    return call.method == "chat.update" and call.params.get("channel") == channel and marker in shown
+
+
+def _ephemeral_to(call: Call, user: str) -> bool:
+    return call.method == "chat.postEphemeral" and call.params.get("user") == user
