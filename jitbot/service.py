@@ -81,7 +81,7 @@ class Service:
         resource = find_resource(self.catalog, request.resource)
         now = self.clock()
         try:
-            groups = self._groups_of(resource, clicker)
+            groups = {} if clicker == request.requester else self._groups_of(resource, clicker)
         except JitError as error:
             self.store.record(refusal(request, clicker, "decide", str(error), now))
             raise

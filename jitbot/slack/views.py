@@ -81,7 +81,11 @@ def credentials_dm(request: AccessRequest, fields: Mapping[str, str]) -> tuple[s
     """The one message that carries a secret: shell exports and an ~/.aws/credentials profile."""
     expires = when(request.expires_at) if request.expires_at else "the end of the grant"
     exports = "\n".join(f"export {name}={value}" for name, value in fields.items())
-    profile_lines = [f"[jit-{request.resource}]"] + [f"{name.lower()} = {value}" for name, value in fields.items()]
+    # ~/.aws/credentials holds keys only; the region belongs in ~/.aws/config or AWS_REGION
+    profile = {name: value for name, value in fields.items() if name != "AWS_REGION"}
+    profile_lines = [f"[jit-{request.resource}]"] + [f"{name.lower()} = {value}" for name, value in profile.items()]
+    if "AWS_REGION" in fields:
+        profile_lines.append(f"# region: {fields['AWS_REGION']} (~/.aws/config, or AWS_REGION)")
     head = f":key: Access to `{request.resource}` granted (`{request.id}`) until {expires}."
     blocks = [
         _section(head),
