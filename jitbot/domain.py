@@ -86,6 +86,7 @@ class AccessRequest:
     grant: dict[str, str] = field(default_factory=dict)  # the provider's non-secret handle on the grant
     note: str | None = None  # why it failed, or was denied
     version: int = 0
+    provider: str = ""  # the catalog's provider when it was asked for; the audit trail keeps it
 
     def time_left(self, now: datetime) -> timedelta:
         return max(self.expires_at - now, timedelta(0)) if self.expires_at else timedelta(0)
@@ -100,6 +101,7 @@ class AuditEvent:
     at: datetime
     status: str
     detail: dict[str, Any] = field(default_factory=dict)
+    provider: str = ""
 
 
 def new_request_id() -> str:
@@ -107,11 +109,17 @@ def new_request_id() -> str:
 
 
 def open_request(
-    request_id: str, requester: str, resource: str, duration: timedelta, reason: str, now: datetime
+    request_id: str,
+    requester: str,
+    resource: str,
+    duration: timedelta,
+    reason: str,
+    now: datetime,
+    provider: str = "",
 ) -> tuple[AccessRequest, AuditEvent]:
-    request = AccessRequest(request_id, requester, resource, duration, reason, created_at=now)
+    request = AccessRequest(request_id, requester, resource, duration, reason, created_at=now, provider=provider)
     detail = {"duration_s": int(duration.total_seconds()), "reason": reason}
-    return request, AuditEvent("requested", request_id, requester, resource, now, request.status, detail)
+    return request, AuditEvent("requested", request_id, requester, resource, now, request.status, detail, provider)
 
 
 def apply(
@@ -125,7 +133,8 @@ def apply(
         ) from None
     moved = replace(request, status=target, version=request.version + 1, **changes)
     detail = {key: _plain(value) for key, value in changes.items() if key != "grant"}
-    return moved, AuditEvent(EVENT_NAMES[action], request.id, actor, request.resource, now, target, detail)
+    event = AuditEvent(EVENT_NAMES[action], request.id, actor, request.resource, now, target, detail, request.provider)
+    return moved, event
 
 
 def approve(request: AccessRequest, approver: str, required: int, now: datetime) -> tuple[AccessRequest, AuditEvent]:
@@ -145,7 +154,7 @@ def grant(request: AccessRequest, handle: dict[str, str], now: datetime) -> tupl
 def refusal(request: AccessRequest, actor: str, action: str, reason: str, now: datetime) -> AuditEvent:
     """The audit record of an attempt that policy refused; the request itself does not change."""
     detail = {"attempted": action, "reason": reason}
-    return AuditEvent("refused", request.id, actor, request.resource, now, request.status, detail)
+    return AuditEvent("refused", request.id, actor, request.resource, now, request.status, detail, request.provider)
 
 
 def _plain(value: Any) -> Any:

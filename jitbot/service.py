@@ -64,7 +64,10 @@ class Service:
         check_request(resource, command.duration, command.reason)
         now = self.clock()
         while True:
-            request, event = open_request(new_request_id(), user, resource.name, command.duration, command.reason, now)
+            request_id = new_request_id()
+            request, event = open_request(
+                request_id, user, resource.name, command.duration, command.reason, now, resource.provider
+            )
             if self.store.create(request, event, pending_until=now + resource.pending_timeout):
                 break
         if resource.auto_approve:

@@ -42,17 +42,16 @@ class Store:
 
     def create(self, request: AccessRequest, event: AuditEvent, pending_until: datetime) -> bool:
         """Write a new request; False (and nothing written) if the id is taken."""
-        with self.redis.pipeline() as pipe:
-            pipe.watch(request_key(request.id))  # type: ignore[no-untyped-call]
+
+        def writes(pipe: Any) -> AuditEvent | None:
             if pipe.exists(request_key(request.id)):
-                return False
+                return None
             pipe.multi()
             pipe.set(request_key(request.id), encode(request))
             pipe.zadd(PENDING, {request.id: pending_until.timestamp()})
-            pipe.xadd(audit.STREAM, audit.to_fields(event))  # type: ignore[arg-type]
-            pipe.execute()
-        audit.emit(event)
-        return True
+            return event
+
+        return self._commit([request_key(request.id)], writes) is not None
 
     def get(self, request_id: str) -> AccessRequest:
         raw = self.redis.get(request_key(request_id))
@@ -62,29 +61,68 @@ class Store:
 
     def transition(self, request_id: str, change: Change) -> tuple[AccessRequest, AuditEvent]:
         """Apply `change` to the stored request atomically; retried if another writer got there first."""
+        updated: list[AccessRequest] = []
+
+        def writes(pipe: Any) -> AuditEvent:
+            raw = pipe.get(request_key(request_id))
+            if raw is None:
+                raise NotFound(f"There is no request `{request_id[:20]}`.")
+            new, event = change(decode(raw))
+            pipe.multi()
+            pipe.set(request_key(request_id), encode(new))
+            _write_indexes(pipe, new)
+            updated[:] = [new]
+            return event
+
+        event = self._commit([request_key(request_id)], writes)
+        assert event is not None
+        return updated[0], event
+
+    def record(self, event: AuditEvent) -> None:
+        """An audit record with no change of state (a refused click, a refused request)."""
+
+        def writes(pipe: Any) -> AuditEvent:
+            pipe.multi()
+            return event
+
+        self._commit([], writes)
+
+    def _commit(self, watched: list[str], writes: Callable[[Any], AuditEvent | None]) -> AuditEvent | None:
+        """One transaction: `writes` queues its changes and names its event; the chained record joins them.
+
+        Watching the audit head as well as the request serializes the chain; a lost race is retried.
+        """
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(request_key(request_id))  # type: ignore[no-untyped-call]
-                    raw = pipe.get(request_key(request_id))
-                    if raw is None:
-                        raise NotFound(f"There is no request `{request_id[:20]}`.")
-                    updated, event = change(decode(raw))
-                    pipe.multi()
-                    pipe.set(request_key(request_id), encode(updated))
-                    _write_indexes(pipe, updated)
-                    pipe.xadd(audit.STREAM, audit.to_fields(event))  # type: ignore[arg-type]
+                    pipe.watch(*watched, audit.HEAD)  # type: ignore[no-untyped-call]
+                    head = audit.parse_head(pipe.get(audit.HEAD))
+                    event = writes(pipe)
+                    if event is None:
+                        return None
+                    fields = audit.chain(event, head)
+                    pipe.xadd(audit.STREAM, fields)  # type: ignore[arg-type]
+                    pipe.set(audit.HEAD, f"{fields['seq']}:{fields['hash']}")
                     pipe.execute()
                     break
                 except redis.WatchError:
                     continue
-        audit.emit(event)
-        return updated, event
+        audit.emit(fields)
+        return event
 
-    def record(self, event: AuditEvent) -> None:
-        """An audit record with no change of state (a refused click, a refused request)."""
-        self.redis.xadd(audit.STREAM, audit.to_fields(event))  # type: ignore[arg-type]
-        audit.emit(event)
+    def audit_entries(self, start: str = "-", end: str = "+") -> Iterator[tuple[str, dict[str, str]]]:
+        """The trail in order, as (stream id, fields), read in pages."""
+        cursor = start
+        while True:
+            page: Any = self.redis.xrange(audit.STREAM, cursor, end, count=1000)
+            for entry_id, fields in page:
+                yield _text(entry_id), {_text(k): _text(v) for k, v in fields.items()}
+            if len(page) < 1000:
+                return
+            cursor = "(" + _text(page[-1][0])
+
+    def audit_head(self) -> tuple[int, str]:
+        return audit.parse_head(self.redis.get(audit.HEAD))
 
     def due(self, index: str, now: datetime, limit: int = 500) -> list[str]:
         """Ids in `index` whose time has come, oldest first (one range query)."""

@@ -14,7 +14,7 @@ from jitbot.store import EXPIRY, PENDING, Store, request_key
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-AUDIT_FIELDS = {b"event", b"request_id", b"actor", b"resource", b"at", b"status", b"detail"}
+AUDIT_FIELDS = {f.encode() for f in audit.CHAINED} | {b"hash"}
 
 
 @pytest.fixture
