@@ -100,9 +100,15 @@ def record_hash(fields: dict[str, str]) -> str:
 
 
 def verify(entries: Iterable[tuple[str, dict[str, str]]], head: tuple[int, str] | None) -> Verdict:
-    """Re-compute the chain over (stream id, fields) in order; `head` (if known) must be its end."""
+    """Re-compute the chain over (stream id, fields) in order; `head` (if known) must be its end.
+
+    With a head (the live trail) the chain must start at record 1; without one (an export of a time
+    range) it may start anywhere, and each record must follow the one before.
+    """
     seq, previous, checked = 0, GENESIS, 0
     for entry_id, fields in entries:
+        if checked == 0 and head is None and fields.get("seq", "").isdigit():
+            seq, previous = int(fields["seq"]) - 1, fields.get("prev", "")
         where = f"record {fields.get('seq', '?')} (stream id {entry_id})"
         if fields.get("hash") != record_hash(fields):
             return Verdict(False, checked, f"{where} was edited: its hash does not match its content")
