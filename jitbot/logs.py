@@ -24,6 +24,18 @@ def _scrub_rendered(_logger: Any, _name: str, rendered: Any) -> Any:
     return redact(rendered) if isinstance(rendered, str) else rendered
 
 
+def _rendering(terminal: bool) -> list[Any]:
+    """JSON for machines (production is not a terminal); readable lines for a person at a terminal.
+
+    Neither prints the local variables of a traceback: a frame may hold a secret.
+    """
+    if terminal:
+        console = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        return [structlog.processors.format_exc_info, console, _scrub_rendered]
+    exceptions = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+    return [exceptions, structlog.processors.JSONRenderer(), _scrub_rendered]
+
+
 def configure(stream: TextIO | None = None, level: int = logging.INFO) -> None:
     """Send structlog and the standard library's loggers (rq, bolt, botocore) through one redacting renderer."""
     shared: list[Any] = [
@@ -38,17 +50,12 @@ def configure(stream: TextIO | None = None, level: int = logging.INFO) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    stream = stream or sys.stderr
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            # locals in tracebacks would print whatever secret a frame held
-            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
-            structlog.processors.JSONRenderer(),
-            _scrub_rendered,
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_rendering(stream.isatty())],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]

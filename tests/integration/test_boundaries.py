@@ -1,6 +1,8 @@
 """What crosses the edges: forged and replayed requests, secrets, the store's settings, the Procfile."""
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -70,3 +72,15 @@ def test_embedded_store_when_no_redis_url_then_aof_and_noeviction(stack: Stack) 
 def test_procfile_when_read_then_the_processes_the_stack_runs() -> None:
     lines = [line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
     assert {name.strip(): command.strip() for name, command in lines} == PROCESSES
+
+
+def test_audit_verify_when_web_and_worker_wrote_concurrently_then_chain_intact(stack: Stack) -> None:
+    request_id, posted = request_access(stack, "U0ALICE", "request prod-db 1s INC-6 chain")
+    approve(stack, "U0BOB", request_id, posted)
+    wait_until(lambda: "scrubbed" in slack_refs(stack, request_id), 40, "expiry")
+    jitbot = str(Path(sys.executable).parent / "jitbot")
+    done = subprocess.run(
+        [jitbot, "audit", "verify"], cwd=stack.home, env=stack.env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hash chain is intact" in done.stdout
