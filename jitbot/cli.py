@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from jitbot import embedded, runtime
 from jitbot.catalog import load_catalog
@@ -21,15 +22,25 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("check", help="validate the catalog ($JITBOT_CONFIG) and print it")
     sub.add_parser("reconcile", help="re-drive everything overdue once, now")
     sub.add_parser("redis-stop", help="stop the embedded Redis under ./.jitbot/")
+    audit_cmd = sub.add_parser("audit", help="export or verify the hash-chained audit trail")
+    audit_cmd.add_argument("action", choices=["export", "verify"])
+    audit_cmd.add_argument("--since", help="ISO date or time (UTC), inclusive")
+    audit_cmd.add_argument("--until", help="ISO date or time (UTC), exclusive")
+    audit_cmd.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    audit_cmd.add_argument("--file", help="verify: an exported JSONL file instead of the live trail")
+    report = sub.add_parser("report", help="access review: grants, approvals, duration creep (Markdown, CSV, PNG)")
+    report.add_argument("--period", default="90d", help="how far back, e.g. 30d, 90d (default 90d)")
+    report.add_argument("--bucket", choices=["week", "month"], default="week")
+    report.add_argument("--out", default="jitbot-report", help="folder for report.md, report.csv and the chart")
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command]()
+        return COMMANDS[args.command](args)
     except ConfigError as error:
         print(f"jitbot: {error}", file=sys.stderr)
         return 2
 
 
-def _web() -> int:
+def _web(args: argparse.Namespace) -> int:
     from jitbot.web import Server
 
     config = runtime.current().config  # fail fast, in gunicorn's master, on a bad catalog or a missing setting
@@ -39,20 +50,20 @@ def _web() -> int:
     return 0
 
 
-def _worker() -> int:
+def _worker(args: argparse.Namespace) -> int:
     from workers.worker import run
 
     run()
     return 0
 
 
-def _demo() -> int:
+def _demo(args: argparse.Namespace) -> int:
     from jitbot.demo import play
 
     return play()
 
 
-def _check() -> int:
+def _check(args: argparse.Namespace) -> int:
     config = Config.from_env()
     catalog = load_catalog(config.config_path)
     print(f"{config.config_path}: OK, {len(catalog.resources)} resources")
@@ -63,24 +74,40 @@ def _check() -> int:
     return 0
 
 
-def _reconcile() -> int:
+def _reconcile(args: argparse.Namespace) -> int:
     print(f"re-driven: {runtime.current().lifecycle.reconcile()}")
     return 0
 
 
-def _redis_stop() -> int:
+def _redis_stop(args: argparse.Namespace) -> int:
     stopped = embedded.stop(Config.from_env().home)
     print("embedded Redis stopped" if stopped else "embedded Redis was not running")
     return 0
 
 
-COMMANDS = {
+def _audit(args: argparse.Namespace) -> int:
+    from jitbot.audit_trail import export_trail, verify_trail
+
+    if args.action == "export":
+        return export_trail(runtime.current().store, args.since, args.until, args.format, sys.stdout)
+    return verify_trail(None if args.file else runtime.current().store, args.file, sys.stdout)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from jitbot.report_command import run_report
+
+    return run_report(runtime.current(), args.period, args.bucket, args.out, sys.stdout)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "web": _web,
     "worker": _worker,
     "demo": _demo,
     "check": _check,
     "reconcile": _reconcile,
     "redis-stop": _redis_stop,
+    "audit": _audit,
+    "report": _report,
 }
 
 if __name__ == "__main__":
