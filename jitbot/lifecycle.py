@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from jitbot import logs
+from jitbot import logs, metrics
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
 from jitbot.domain import AccessRequest, Action, Status, apply, grant
@@ -59,7 +59,7 @@ class Lifecycle:
         self.tasks.sync_slack(request_id)
 
     def _grant(self, request: AccessRequest, resource: Resource) -> AccessRequest | None:
-        provider = self.providers(resource.provider)
+        provider = self._provider(resource)
         try:
             issued = provider.grant(request, resource, self.clock())
         except ProviderError as error:
@@ -93,7 +93,7 @@ class Lifecycle:
         with self.store.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
             if not mine:
                 return  # an issue job is running; the reconciler comes back
-            self.providers(resource.provider).revoke(request, resource, now)
+            self._provider(resource).revoke(request, resource, now)
             action, note = (
                 (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
             )
@@ -101,7 +101,12 @@ class Lifecycle:
                 self.store.transition(request_id, lambda r: apply(r, action, AUTO, now, note=note))
             except InvalidTransition:
                 return  # another job ended it first
+            if action is Action.EXPIRE and request.expires_at:  # cut and recorded: how long after its end
+                metrics.observe_revocation_lag(self.store.redis, (self.clock() - request.expires_at).total_seconds())
         self.tasks.sync_slack(request_id)
+
+    def _provider(self, resource: Resource) -> Provider:
+        return metrics.CountedProvider(self.providers(resource.provider), self.store.redis, resource.provider)
 
     def sync_slack(self, request_id: str) -> None:
         """Scrub ended secrets, bring the approval message up to date, tell the requester the outcome."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from jitbot import audit
+from jitbot import audit, metrics
 from jitbot.domain import AccessRequest, AuditEvent, Status
 from jitbot.errors import NotFound
 
@@ -102,6 +102,7 @@ class Store:
                         return None
                     fields = audit.chain(event, head)
                     pipe.xadd(audit.STREAM, fields)  # type: ignore[arg-type]
+                    metrics.count_event(pipe, event.event)  # in the MULTI: one count per audit record
                     pipe.set(audit.HEAD, f"{fields['seq']}:{fields['hash']}")
                     pipe.execute()
                     break

@@ -1,4 +1,4 @@
-"""The web process: Slack's requests at /slack/events (signature checked, refusals audited) and GET /healthz."""
+"""The web process: Slack's requests at /slack/events (signature checked, refusals audited), /healthz, /metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import redis
 from gunicorn.app.base import BaseApplication
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
@@ -17,6 +19,7 @@ from slack_sdk.signature import SignatureVerifier
 from jitbot import logs, runtime
 from jitbot.clock import utcnow
 from jitbot.domain import AuditEvent
+from jitbot.metrics_collector import RedisCollector
 from jitbot.slack.listeners import register
 from jitbot.slack.notify import web_client
 
@@ -45,11 +48,15 @@ class WebApp:
         self.runtime = rt
         self.verifier = SignatureVerifier(rt.config.require("SLACK_SIGNING_SECRET"))
         self.slack = SlackRequestHandler(build_bolt_app(rt), path=EVENTS_PATH)
+        self.metrics = CollectorRegistry()  # not the global one: only what every process counted, from Redis
+        self.metrics.register(RedisCollector(rt.redis, utcnow))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
         if path == "/healthz" and method == "GET":
             return self._health(start_response)
+        if path == "/metrics" and method == "GET":
+            return self._scrape(start_response)
         if path != EVENTS_PATH or method != "POST":
             return _reply(start_response, 404, {"error": "not found"})
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -86,6 +93,14 @@ class WebApp:
         except redis.RedisError:
             return _reply(start_response, 503, {"status": "unavailable", "redis": "unreachable"})
         return _reply(start_response, 200, {"status": "ok", "redis": "ok"})
+
+    def _scrape(self, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            data = generate_latest(self.metrics)
+        except redis.RedisError:
+            return _reply(start_response, 503, {"status": "unavailable", "redis": "unreachable"})
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4), ("Content-Length", str(len(data)))])
+        return [data]
 
 
 def _reply(start_response: StartResponse, status: int, payload: dict[str, str]) -> Iterable[bytes]:

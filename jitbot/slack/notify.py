@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from jitbot import metrics
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, Status
 from jitbot.errors import JitError
@@ -94,6 +95,8 @@ class Notifier:
             return getattr(self.client, method)(**params)
         except SlackApiError as error:
             code = error.response.get("error", "unknown") if error.response is not None else "unknown"
+            metrics.count_slack_error(self.store.redis, method.replace("_", ".", 1), code)
             raise NotifyError(f"Slack {method.replace('_', '.', 1)} failed: {code}") from None
         except SlackClientError as error:
+            metrics.count_slack_error(self.store.redis, method.replace("_", ".", 1), type(error).__name__)
             raise NotifyError(f"Slack {method.replace('_', '.', 1)} failed: {type(error).__name__}") from None

@@ -1,0 +1,107 @@
+"""Prometheus metrics kept in Redis, so that every web and worker process (and RQ's job children) adds up.
+
+Counters and the revocation-lag histogram are Redis hashes that any process bumps with HINCRBY; gauges are
+read from the store's indexes at scrape time (`jitbot.metrics_collector` turns both into metric families for the
+`/metrics` of any web process): no PROMETHEUS_MULTIPROC_DIR, nothing kept per process, nothing lost at a fork.
+
+    jitbot:metrics:counters         events:<event>  provider_errors:<provider>:<retryable|fatal>
+                                    slack_errors:<method>:<code>
+    jitbot:metrics:revocation_lag   one cumulative count per bucket bound (`le`), `+Inf`, and `sum`
+
+Audit events are counted in the store's own MULTI, so exactly once per audit record. Every other write here
+is best effort: a metric must never break what it measures, so a Redis failure is logged and dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from jitbot import logs
+from jitbot.catalog import Resource
+from jitbot.domain import EVENT_NAMES, AccessRequest
+from jitbot.errors import ProviderError
+from jitbot.providers.base import Issued, Provider
+
+COUNTERS = "jitbot:metrics:counters"
+LAG = "jitbot:metrics:revocation_lag"
+LAG_BOUNDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)  # seconds past the grant's end
+LAG_BUCKETS = (*(str(bound) for bound in LAG_BOUNDS), "+Inf")  # the `le` labels, also the hash's fields
+OVERDUE_S = 30  # the reconciler sweeps every ~10 s with 5 s grace: later is a fault
+KNOWN_EVENTS = ("requested", "refused", *EVENT_NAMES.values())  # shown at 0 before they first happen
+COUNTER_FAMILIES = {  # field prefix → (metric name, help, label names)
+    "events": ("jitbot_events", "Audit records written, by event (the outcome of each step).", ("event",)),
+    "provider_errors": (
+        "jitbot_provider_errors",
+        "Cloud calls (grant, revoke) that failed, by provider and kind (retryable or fatal).",
+        ("provider", "kind"),
+    ),
+    "slack_errors": (
+        "jitbot_slack_api_errors",
+        "Slack Web API calls that failed after retries, by method and Slack's error code.",
+        ("method", "error"),
+    ),
+}
+_log = logs.get("jitbot.metrics")
+
+
+def count_event(pipe: Any, event: str) -> None:
+    """Queue +1 for `event` on a pipeline in MULTI: counted if and only if its audit record is written."""
+    pipe.hincrby(COUNTERS, f"events:{event}", 1)
+
+
+def count_provider_error(client: redis.Redis, provider: str, retryable: bool) -> None:
+    with _best_effort("provider_errors"):
+        client.hincrby(COUNTERS, f"provider_errors:{provider}:{'retryable' if retryable else 'fatal'}", 1)
+
+
+def count_slack_error(client: redis.Redis, method: str, code: str) -> None:
+    with _best_effort("slack_errors"):
+        client.hincrby(COUNTERS, f"slack_errors:{method}:{code}", 1)
+
+
+def observe_revocation_lag(client: redis.Redis, seconds: float) -> None:
+    """One observation: +1 in every bucket whose bound is ≥ the lag (Prometheus buckets are cumulative)."""
+    seconds = max(seconds, 0.0)
+    with _best_effort("revocation_lag"), client.pipeline() as pipe:  # MULTI: a scrape never sees half of it
+        for bound in LAG_BOUNDS:
+            if seconds <= bound:
+                pipe.hincrby(LAG, str(bound), 1)
+        pipe.hincrby(LAG, "+Inf", 1)
+        pipe.hincrbyfloat(LAG, "sum", seconds)
+        pipe.execute()
+
+
+class CountedProvider:
+    """A provider whose failed calls are counted by provider and kind; everything else passes through."""
+
+    def __init__(self, inner: Provider, client: redis.Redis, name: str) -> None:
+        self.inner, self.client, self.name = inner, client, name
+
+    def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        with self._counting():
+            return self.inner.grant(request, resource, now)
+
+    def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
+        with self._counting():
+            self.inner.revoke(request, resource, now)
+
+    @contextmanager
+    def _counting(self) -> Iterator[None]:
+        try:
+            yield
+        except ProviderError as error:
+            count_provider_error(self.client, self.name, error.retryable)
+            raise
+
+
+@contextmanager
+def _best_effort(metric: str) -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as error:
+        _log.warning("metric_dropped", metric=metric, error=type(error).__name__)
