@@ -13,6 +13,7 @@ USAGE = "\n".join(
         "*Usage*",
         "• `/access request <resource> <duration> <reason…>`: ask for access, e.g."
         " `/access request prod-db 2h rotating keys for INC-123`",
+        "• `/access report [period]`: the access review of the last 90d (or the period), as files by DM — admins",
         "• `/access help`: this text",
         "Durations: a number and a unit (s, m, h, d), e.g. `15m`, `2h`, `1h30m`.",
     ]
@@ -33,7 +34,13 @@ class ShowHelp:
     pass
 
 
-Command = RequestAccess | ShowHelp
+@dataclass(frozen=True)
+class ShowReport:
+    period: timedelta
+
+
+Command = RequestAccess | ShowHelp | ShowReport
+REPORT_PERIOD = timedelta(days=90)
 
 
 def parse_command(text: str) -> Command:
@@ -46,6 +53,8 @@ def parse_command(text: str) -> Command:
         return ShowHelp()
     if verb == "request":
         return _parse_request(args)
+    if verb == "report":
+        return ShowReport(parse_duration(args[0]) if args else REPORT_PERIOD)
     raise UsageError(f"I don't know `{_clip(verb)}`.\n{USAGE}")
 
 

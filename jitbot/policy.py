@@ -35,6 +35,11 @@ def check_request(resource: Resource, duration: timedelta, reason: str) -> None:
         raise PolicyError("A reason is required: say why you need access.")
 
 
+def check_admin(catalog: Catalog, user: str, what: str) -> None:
+    if user not in catalog.admins:
+        raise PolicyError(f"Only jitbot's admins can {what}.")
+
+
 def approver_groups(resource: Resource) -> tuple[str, ...]:
     """The user groups (S…) whose members may approve; membership is looked up at click time."""
     return tuple(a for a in resource.approvers if a.startswith("S"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,10 +11,11 @@ from typing import Protocol, TextIO
 from jitbot import clock
 from jitbot.audit import AuditRecord
 from jitbot.catalog import Catalog
-from jitbot.durations import parse_duration
+from jitbot.durations import format_duration, parse_duration
 from jitbot.errors import UsageError
 from jitbot.report import BUCKETS, CHART, MAX_PERIOD, STREAM_SKEW, Report, build_report
 from jitbot.report_render import render_chart, to_csv, to_markdown
+from jitbot.slack.notify import Notifier
 from jitbot.store import Store
 
 
@@ -27,6 +29,11 @@ class Sources(Protocol):
     def catalog(self) -> Catalog: ...
 
 
+class Reporting(Sources, Protocol):
+    @property
+    def notifier(self) -> Notifier: ...
+
+
 def run_report(rt: Sources, period: str, bucket: str, out: str, stream: TextIO) -> int:
     """`jitbot report`: write report.md, report.csv and the chart into `out`, print the review; 2 for a bad period."""
     try:
@@ -37,9 +44,7 @@ def run_report(rt: Sources, period: str, bucket: str, out: str, stream: TextIO) 
     if bucket not in BUCKETS:
         print(f"jitbot report: --bucket must be one of {', '.join(BUCKETS)}, not `{bucket}`.", file=stream)
         return 2
-    until = clock.utcnow()
-    since = until - length
-    report = build_report(read_records(rt.store, since, until), list(rt.catalog.resources), since, until, bucket, until)
+    report = review(rt, length, bucket)
     try:
         markdown, paths = write_report(report, Path(out))
     except OSError as error:
@@ -48,6 +53,13 @@ def run_report(rt: Sources, period: str, bucket: str, out: str, stream: TextIO) 
     stream.write(markdown)
     print(f"Wrote {paths[0]}, {paths[1]} and {paths[2]}.", file=stream)
     return 0
+
+
+def review(rt: Sources, period: timedelta, bucket: str) -> Report:
+    """The review of the `period` up to now, from the trail."""
+    until = clock.utcnow()
+    since = until - period
+    return build_report(read_records(rt.store, since, until), list(rt.catalog.resources), since, until, bucket, until)
 
 
 def write_report(report: Report, folder: Path) -> tuple[str, tuple[Path, Path, Path]]:
@@ -73,3 +85,11 @@ def read_records(store: Store, since: datetime, until: datetime) -> Iterator[Aud
     first, last = since - STREAM_SKEW, until + STREAM_SKEW
     for _, fields in store.audit_entries(f"{int(first.timestamp() * 1000)}-0", str(int(last.timestamp() * 1000))):
         yield AuditRecord.from_fields(fields)
+
+
+def post_report(rt: Reporting, user: str, period: timedelta) -> None:
+    """`/access report`: the same review, sent to the admin who asked as files in their DM."""
+    report = review(rt, period, "week")
+    with tempfile.TemporaryDirectory() as folder:
+        _, paths = write_report(report, Path(folder))
+        rt.notifier.send_files(user, paths, f"Access review of the last {format_duration(period)}.")

@@ -5,9 +5,11 @@ Nothing here calls a cloud: approving enqueues the issue job; Slack messages are
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.commands import USAGE, RequestAccess, ShowHelp, parse_command
+from jitbot.commands import USAGE, RequestAccess, ShowHelp, ShowReport, parse_command
 from jitbot.domain import (
     AccessRequest,
     Action,
@@ -19,8 +21,9 @@ from jitbot.domain import (
     open_request,
     refusal,
 )
+from jitbot.durations import format_duration
 from jitbot.errors import InvalidTransition, JitError, NotFound, PolicyError
-from jitbot.policy import approver_groups, check_approver, check_request, find_resource, is_approver
+from jitbot.policy import approver_groups, check_admin, check_approver, check_request, find_resource, is_approver
 from jitbot.slack import views
 from jitbot.slack.notify import Notifier
 from jitbot.store import Store
@@ -44,6 +47,8 @@ class Service:
             command = parse_command(text)
             if isinstance(command, ShowHelp):
                 return USAGE
+            if isinstance(command, ShowReport):
+                return self.order_report(user, command.period)
             return self.submit(user, command)
         except JitError as error:
             self.store.record(
@@ -58,6 +63,11 @@ class Service:
                 )
             )
             raise
+
+    def order_report(self, user: str, period: timedelta) -> str:
+        check_admin(self.catalog, user, "ask for the access review")
+        self.tasks.post_report(user, int(period.total_seconds()))
+        return f"Building the access review of the last {format_duration(period)}; I'll DM you the files in a moment."
 
     def submit(self, user: str, command: RequestAccess) -> str:
         resource = find_resource(self.catalog, command.resource)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from jitbot import runtime
+from datetime import timedelta
+
+from jitbot import report_command, runtime
 
 
 def issue(request_id: str) -> None:
@@ -15,3 +17,7 @@ def revoke(request_id: str) -> None:
 
 def sync_slack(request_id: str) -> None:
     runtime.current().lifecycle.sync_slack(request_id)
+
+
+def post_report(user: str, period_s: int) -> None:
+    report_command.post_report(runtime.current(), user, timedelta(seconds=period_s))

@@ -6,8 +6,9 @@ as NotifyError carrying only Slack's error code — never the request body, whic
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
@@ -82,6 +83,12 @@ class Notifier:
                 "chat_update", channel=refs["secret_dm_channel"], ts=refs["secret_dm_ts"], text=text, blocks=blocks
             )
             self.store.set_slack_refs(request.id, scrubbed="1")
+
+    def send_files(self, user: str, paths: Sequence[Path], comment: str) -> None:
+        """Files in the person's DM with the app (conversations.open gives the DM's channel id)."""
+        channel = self._call("conversations_open", users=user)["channel"]["id"]
+        uploads = [{"file": str(path), "title": path.name} for path in paths]
+        self._call("files_upload_v2", channel=channel, file_uploads=uploads, initial_comment=comment)
 
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         self._call("chat_postEphemeral", channel=channel, user=user, text=text)

@@ -78,6 +78,7 @@ class SlackStandIn:
 
     def __init__(self, port: int = 0) -> None:
         self.usergroups: dict[str, list[str]] = {}
+        self.uploads: dict[str, bytes] = {}  # file id → the bytes uploaded for it
         self.on_call: Callable[[Call], None] | None = None
         self._cond = threading.Condition()
         self._calls: list[Call] = []
@@ -213,6 +214,8 @@ class SlackStandIn:
             "chat.postEphemeral": lambda _: {"ok": True, "message_ts": self._next_ts()},
             "usergroups.users.list": self._usergroup_users,
             "conversations.open": self._open_conversation,
+            "files.getUploadURLExternal": self._upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
         handler = handlers.get(method)
         return handler(params) if handler else {"ok": True}
@@ -243,6 +246,27 @@ class SlackStandIn:
         first = str(params.get("users", "")).split(",")[0]
         return {"ok": True, "channel": {"id": "D" + first[1:]}}
 
+    def _upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{len(self.uploads) + 1:08d}"
+        self.uploads[file_id] = b""
+        return {"ok": True, "file_id": file_id, "upload_url": self.url.removesuffix("/api/") + f"/upload/{file_id}"}
+
+    def _complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        listed = json.loads(files) if isinstance(files, str) else files or []
+        missing = [f["id"] for f in listed if not self.uploads.get(f["id"])]
+        if missing:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in listed]}
+
+    def receive_upload(self, file_id: str, data: bytes) -> bool:
+        """The bytes POSTed to an upload URL handed out by files.getUploadURLExternal."""
+        with self._cond:
+            if file_id not in self.uploads:
+                return False
+            self.uploads[file_id] = data
+            return True
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -266,6 +290,10 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if parts.path.startswith("/upload/"):
+            stored = self.server.standin.receive_upload(parts.path.removeprefix("/upload/"), body)
+            self._reply((200, {"ok": True}, {}) if stored else (404, {"ok": False, "error": "unknown_upload"}, {}))
+            return
         if not parts.path.startswith("/api/"):
             self._reply((404, {"ok": False, "error": "unknown_method"}, {}))
             return

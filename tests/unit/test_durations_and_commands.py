@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from jitbot.commands import RequestAccess, ShowHelp, parse_command
+from jitbot.commands import REPORT_PERIOD, RequestAccess, ShowHelp, ShowReport, parse_command
 from jitbot.durations import format_duration, parse_duration
 from jitbot.errors import UsageError
 
@@ -60,3 +60,10 @@ def test_parse_command_when_unknown_verb_is_hostile_then_echo_is_clipped_and_ine
         parse_command("`" + "a" * 100)
     message = str(caught.value)
     assert "a" * 41 not in message and "*Usage*" in message
+
+
+def test_parse_command_when_report_then_period_or_ninety_days() -> None:
+    assert parse_command("report") == ShowReport(REPORT_PERIOD) == ShowReport(timedelta(days=90))
+    assert parse_command("report 30d") == ShowReport(timedelta(days=30))
+    with pytest.raises(UsageError, match="not a duration"):
+        parse_command("report lately")
