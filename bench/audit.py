@@ -1,5 +1,7 @@
 """How long the hash-chained audit trail takes to write, verify, export and report on, at 100,000 records.
 
+The records are `requested` events a minute apart from 2026-08-25 over seven resources.
+
 Baseline in the same run: reading the same stream with XRANGE and no hashing.
 Run: .venv/bin/python bench/audit.py [--records N]
 """
@@ -13,6 +15,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -21,6 +24,7 @@ import redis
 from jitbot import audit, embedded
 from jitbot.audit_trail import export_trail
 from jitbot.domain import AuditEvent
+from jitbot.report_command import review, write_report
 from jitbot.store import Store
 
 START = datetime(2026, 8, 25, tzinfo=UTC)
@@ -89,6 +93,15 @@ def main() -> None:
                 lambda: export_trail(store, None, None, "jsonl", io.StringIO()),
                 base,
             )
+            resources = {f"res-{n}": None for n in range(7)}
+            sources = SimpleNamespace(store=store, catalog=SimpleNamespace(resources=resources))
+            with tempfile.TemporaryDirectory() as out:
+                period = datetime.now(UTC) - START + timedelta(days=1)
+                timed(
+                    "jitbot report (read, build, md/csv/png)",
+                    lambda: write_report(review(sources, period, "week"), Path(out)),
+                    base,
+                )
         finally:
             embedded.stop(Path(home))
 
