@@ -22,7 +22,7 @@ RESOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 SESSION_POLICY_LIMIT = 2048  # STS's limit on the packed inline session policy, which moto does not check
 
 POLICY_KEYS = {"duration", "min_duration", "max_duration", "approvals", "pending_timeout"}
-PROVIDER_KEYS = {"aws": {"role_arn", "region", "session_policy"}, "fake": set[str]()}
+PROVIDER_KEYS = {"aws": {"role_arn", "region", "session_policy"}, "fake": {"delay", "fail_when_exists"}}
 RESOURCE_KEYS = POLICY_KEYS | {"description", "provider", "approvers", "channel", "auto_approve"}
 PROVIDER_MAX_DURATION = {"aws": timedelta(hours=12)}  # STS DurationSeconds ≤ 43,200 (and the role's own maximum)
 TOP_KEYS = {"approver_channel", "alert_channel", "admins", "defaults", "resources"}
@@ -194,9 +194,19 @@ def _aws_settings(keys: dict[str, _Node]) -> dict[str, Any]:
     return settings
 
 
+def _fake_settings(keys: dict[str, _Node]) -> dict[str, Any]:
+    """The fake provider's knobs, for trying faults out: a delay per call, and a file whose presence fails calls."""
+    settings: dict[str, Any] = {}
+    if "delay" in keys:
+        settings["delay"] = _duration(keys["delay"], "0s").total_seconds()
+    if "fail_when_exists" in keys:
+        settings["fail_when_exists"] = str(keys["fail_when_exists"].value)
+    return settings
+
+
 _SETTINGS: dict[str, Callable[[dict[str, _Node]], dict[str, Any]]] = {
     "aws": _aws_settings,
-    "fake": lambda keys: {},
+    "fake": lambda keys: _fake_settings(keys),
 }
 
 

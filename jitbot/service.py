@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.commands import USAGE, RequestAccess, ShowHelp, ShowReport, parse_command
+from jitbot.commands import USAGE, Command, RequestAccess, ShowHelp, ShowReport, parse_command
 from jitbot.domain import (
     AccessRequest,
     Action,
@@ -29,7 +29,11 @@ from jitbot.slack.notify import Notifier
 from jitbot.store import Store
 from jitbot.tasks import Tasks
 
-AUTO = "jitbot"  # the actor of what policy does on its own
+AUTO = "jitbot"
+DUPLICATE = "duplicate delivery: a replay, or Slack sent it twice"
+DUPLICATE_WAIT = timedelta(
+    seconds=2
+)  # a concurrent twin is still working on the first answer  # the actor of what policy does on its own
 REQUEST_ID_LENGTH = 8
 
 
@@ -41,28 +45,34 @@ class Service:
         self.notifier = notifier
         self.clock = clock
 
-    def handle_command(self, user: str, text: str) -> str:
-        """The ephemeral reply to `/access <text>`; a refused request is audited and explained."""
+    def handle_command(self, user: str, text: str, delivery: str | None = None) -> str:
+        """The ephemeral reply to `/access <text>`. Refusals are audited and explained.
+
+        `delivery` is Slack's trigger_id: the same command delivered twice (a replay) gets the first answer
+        again and changes nothing.
+        """
+        if delivery and not self.store.first_delivery(delivery):
+            self._refuse_command(user, text, DUPLICATE)
+            return self.store.delivery_reply(delivery, wait=DUPLICATE_WAIT) or "This command is already being handled."
         try:
-            command = parse_command(text)
-            if isinstance(command, ShowHelp):
-                return USAGE
-            if isinstance(command, ShowReport):
-                return self.order_report(user, command.period)
-            return self.submit(user, command)
+            reply = self._run(user, parse_command(text))
         except JitError as error:
-            self.store.record(
-                AuditEvent(
-                    "refused",
-                    "-",
-                    user,
-                    _first_arg(text),
-                    self.clock(),
-                    "-",
-                    {"attempted": "command", "reason": str(error)},
-                )
-            )
-            raise
+            self._refuse_command(user, text, str(error))
+            reply = str(error)
+        if delivery:
+            self.store.save_delivery_reply(delivery, reply)
+        return reply
+
+    def _run(self, user: str, command: Command) -> str:
+        if isinstance(command, ShowHelp):
+            return USAGE
+        if isinstance(command, ShowReport):
+            return self.order_report(user, command.period)
+        return self.submit(user, command)
+
+    def _refuse_command(self, user: str, text: str, reason: str) -> None:
+        detail = {"attempted": "command", "reason": reason}
+        self.store.record(AuditEvent("refused", "-", user, _first_arg(text), self.clock(), "-", detail))
 
     def order_report(self, user: str, period: timedelta) -> str:
         check_admin(self.catalog, user, "ask for the access review")
@@ -88,11 +98,14 @@ class Service:
         self.tasks.sync_slack(request.id)
         return views.request_received(request, resource)
 
-    def decide(self, request_id: str, clicker: str, approving: bool) -> AccessRequest:
+    def decide(self, request_id: str, clicker: str, approving: bool, delivery: str | None = None) -> AccessRequest:
         """An Approve or Deny click. The stored request is the truth; the button only names it."""
         request = self._load(request_id)
         resource = find_resource(self.catalog, request.resource)
         now = self.clock()
+        if delivery and not self.store.first_delivery(delivery):
+            self.store.record(refusal(request, clicker, "decide", DUPLICATE, now))
+            raise InvalidTransition("This click was already handled.")
         try:
             groups = {} if clicker == request.requester else self._groups_of(resource, clicker)
         except JitError as error:

@@ -6,8 +6,10 @@ WATCH on the request, so two writers racing (two approvers clicking at once) get
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,7 @@ from jitbot.errors import NotFound
 EXPIRY = "jitbot:expiry"  # ACTIVE grants by expiry; APPROVED ones by the latest their grant could end
 PENDING = "jitbot:pending"  # PENDING requests by the time they time out
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+DELIVERY_TTL = timedelta(minutes=10)  # longer than the 5 minutes a signed Slack request can be replayed
 Change = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
 
 
@@ -125,6 +128,22 @@ class Store:
     def audit_head(self) -> tuple[int, str]:
         return audit.parse_head(self.redis.get(audit.HEAD))
 
+    def first_delivery(self, delivery: str) -> bool:
+        """True the first time Slack's delivery id (trigger_id) is seen within the replay window."""
+        return bool(self.redis.set(_delivery_key(delivery), "", nx=True, px=_ms(DELIVERY_TTL)))
+
+    def save_delivery_reply(self, delivery: str, reply: str) -> None:
+        self.redis.set(_delivery_key(delivery), reply, xx=True, px=_ms(DELIVERY_TTL))
+
+    def delivery_reply(self, delivery: str, wait: timedelta) -> str | None:
+        """The answer given to the first delivery, waiting up to `wait` while it is being worked out."""
+        deadline = time.monotonic() + wait.total_seconds()
+        while True:
+            raw = self.redis.get(_delivery_key(delivery))
+            if raw or time.monotonic() > deadline:
+                return _text(raw) if raw else None
+            time.sleep(0.05)
+
     def due(self, index: str, now: datetime, limit: int = 500) -> list[str]:
         """Ids in `index` whose time has come, oldest first (one range query)."""
         ids = self.redis.zrangebyscore(index, "-inf", now.timestamp(), start=0, num=limit)
@@ -141,7 +160,7 @@ class Store:
     def lock(self, name: str, ttl: timedelta) -> Iterator[bool]:
         """A best-effort exclusive section across processes; yields False if someone else holds it."""
         key, token = f"jitbot:lock:{name}", secrets.token_hex(8)
-        got = bool(self.redis.set(key, token, nx=True, px=int(ttl.total_seconds() * 1000)))
+        got = bool(self.redis.set(key, token, nx=True, px=_ms(ttl)))
         try:
             yield got
         finally:
@@ -158,6 +177,14 @@ def _write_indexes(pipe: Any, request: AccessRequest) -> None:
         pipe.zadd(EXPIRY, {request.id: (request.decided_at + request.duration).timestamp()})
     elif request.status.is_final:
         pipe.zrem(EXPIRY, request.id)
+
+
+def _delivery_key(delivery: str) -> str:
+    return "jitbot:delivery:" + hashlib.sha256(delivery.encode()).hexdigest()[:32]  # any text in, a bounded key out
+
+
+def _ms(span: timedelta) -> int:
+    return int(span.total_seconds() * 1000)
 
 
 def _text(value: Any) -> str:

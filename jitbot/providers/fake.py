@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 from datetime import datetime
 
 from jitbot.catalog import Resource
@@ -13,7 +15,12 @@ from jitbot.redaction import Credentials
 
 
 class FakeProvider:
-    """Issues random credentials and remembers what is live; `fail_next` makes the next calls fail."""
+    """Issues random credentials and remembers what is live (in this process).
+
+    `fail_next` makes the next calls fail (in-process tests). Across processes, the resource's settings do:
+    `delay` (seconds per call) and `fail_when_exists` (a path: while that file exists, every call fails
+    with a retryable error, as a cloud outage would).
+    """
 
     def __init__(self) -> None:
         self.live: set[str] = set()
@@ -21,16 +28,20 @@ class FakeProvider:
         self.fail_next: list[ProviderError] = []
 
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
-        self._call("grant", request)
+        self._call("grant", request, resource)
         self.live.add(request.id)
         secret = Credentials({"FAKE_TOKEN": "fake-" + secrets.token_urlsafe(24)})
         return Issued({"session": f"fake-{request.id}"}, secret)
 
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
-        self._call("revoke", request)
+        self._call("revoke", request, resource)
         self.live.discard(request.id)
 
-    def _call(self, operation: str, request: AccessRequest) -> None:
+    def _call(self, operation: str, request: AccessRequest, resource: Resource) -> None:
         self.calls.append((operation, request.id))
+        time.sleep(resource.settings.get("delay", 0))
         if self.fail_next:
             raise self.fail_next.pop(0)
+        outage = resource.settings.get("fail_when_exists")
+        if outage and os.path.exists(outage):
+            raise ProviderError(f"fake cloud outage: {operation} refused while {outage} exists", retryable=True)

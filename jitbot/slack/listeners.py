@@ -35,7 +35,7 @@ def handle_access_command(ack: Ack, command: dict[str, Any], context: BoltContex
     """The reply is the ack itself (ephemeral), so the person sees it even if nothing else works."""
     service: Service = context["service"]
     try:
-        reply = service.handle_command(command["user_id"], command.get("text", ""))
+        reply = service.handle_command(command["user_id"], command.get("text", ""), command.get("trigger_id"))
     except JitError as error:
         reply = str(error)
     except Exception:  # noqa: BLE001 - the person must get an answer, not Slack's "dispatch_failed"
@@ -57,7 +57,7 @@ def _decide(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: Bol
     service: Service = context["service"]
     clicker, channel = body["user"]["id"], body.get("channel", {}).get("id", "")
     try:
-        service.decide(str(action.get("value", "")), clicker, approving)
+        service.decide(str(action.get("value", "")), clicker, approving, body.get("trigger_id"))
     except JitError as error:
         _tell(service, channel, clicker, str(error))
     except Exception:  # noqa: BLE001 - after ack() an escape loses the ack (bolt 1.30): log, tell the person

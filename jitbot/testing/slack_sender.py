@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +16,11 @@ from urllib.parse import urlencode
 
 TEAM_DOMAIN = "jitbot-test"
 APP_ID = "A0JITBOT"
-TRIGGER_ID = "1.2.3"
+
+
+def trigger_id() -> str:
+    """Like Slack's: unique per command or click (jitbot uses it to recognise a delivery seen before)."""
+    return f"{time.time_ns() // 1000}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
 
 
 def response_url(team_id: str) -> str:
@@ -50,7 +55,7 @@ def command_body(
         "text": text,
         "api_app_id": APP_ID,
         "response_url": response_url(team_id),
-        "trigger_id": TRIGGER_ID,
+        "trigger_id": trigger_id(),
     }
     return urlencode(fields).encode("utf-8")
 
@@ -67,7 +72,7 @@ def click_body(
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
         "channel": {"id": channel_id, "name": "directmessage" if channel_id.startswith("D") else "general"},
         "message": {"ts": message_ts, "text": ""},
-        "trigger_id": TRIGGER_ID,
+        "trigger_id": trigger_id(),
         "response_url": response_url(team_id),
         "actions": [
             {

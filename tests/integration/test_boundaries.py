@@ -4,14 +4,24 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from jitbot.slack import ids
 from jitbot.testing.redis_dump import dump_redis
-from jitbot.testing.slack_sender import command_body, sign
+from jitbot.testing.slack_sender import click_body, command_body, sign
 from jitbot.testing.stack import PROCESSES, Stack
-from tests.integration.helpers import approve, credentials_dm, request_access, slack_refs, wait_until
+from tests.integration.helpers import (
+    REQUEST_ID,
+    approve,
+    audit_events,
+    credentials_dm,
+    request_access,
+    slack_refs,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +94,31 @@ def test_audit_verify_when_web_and_worker_wrote_concurrently_then_chain_intact(s
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "hash chain is intact" in done.stdout
+
+
+def test_command_when_the_same_delivery_arrives_ten_times_then_one_request_and_the_same_answer(stack: Stack) -> None:
+    body = command_body("U0ALICE", "request prod-db 30s INC-13 replayed")
+    answers = [stack.sender.post(body) for _ in range(5)]
+    with ThreadPoolExecutor(5) as pool:
+        answers += list(pool.map(lambda _: stack.sender.post(body), range(5)))
+    texts = {a.json()["text"] for a in answers}
+    assert len(texts) == 1, texts
+    request_ids = set(REQUEST_ID.findall(texts.pop()))
+    assert len(request_ids) == 1
+    request_id = request_ids.pop()
+    assert [e["event"] for e in audit_events(stack, request_id)] == ["requested"]
+    duplicates = [
+        e for e in audit_events(stack, "-") if "duplicate delivery" in e["detail"] and e["actor"] == "U0ALICE"
+    ]
+    assert len(duplicates) >= 9
+
+
+def test_click_when_the_same_delivery_arrives_ten_times_then_one_decision(stack: Stack) -> None:
+    request_id, _ = request_access(stack, "U0ALICE", "request prod-db 30s INC-14 replayed click")
+    body = click_body("U0BOB", ids.DENY, request_id, channel_id="C0APPROVALS", message_ts="1")
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(lambda _: stack.sender.post(body).status, range(10)))
+    assert statuses == [200] * 10
+    wait_until(lambda: len(audit_events(stack, request_id)) >= 11, 20, "every delivery audited")
+    events = [e["event"] for e in audit_events(stack, request_id)]
+    assert events.count("denied") == 1 and events.count("refused") == 9

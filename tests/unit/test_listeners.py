@@ -30,7 +30,7 @@ def test_handle_approve_when_refused_then_acked_first_and_told_ephemerally() -> 
     body = {"user": {"id": "U0ALICE"}, "channel": {"id": "C0APPROVALS"}}
     handle_approve(ack, body, {"value": "r-abc234"}, context(service))
     ack.assert_called_once_with()
-    service.decide.assert_called_once_with("r-abc234", "U0ALICE", True)
+    service.decide.assert_called_once_with("r-abc234", "U0ALICE", True, None)
     service.notifier.ephemeral.assert_called_once_with(
         "C0APPROVALS", "U0ALICE", "You can't approve or deny your own request."
     )
@@ -43,5 +43,5 @@ def test_handle_deny_when_unexpected_error_then_sorry_and_still_acked() -> None:
         ack, {"user": {"id": "U0BOB"}, "channel": {"id": "C0APPROVALS"}}, {"value": "r-abc234"}, context(service)
     )
     ack.assert_called_once_with()
-    service.decide.assert_called_once_with("r-abc234", "U0BOB", False)
+    service.decide.assert_called_once_with("r-abc234", "U0BOB", False, None)
     service.notifier.ephemeral.assert_called_once_with("C0APPROVALS", "U0BOB", SORRY)
