@@ -25,7 +25,8 @@ POLICY_KEYS = {"duration", "min_duration", "max_duration", "approvals", "pending
 PROVIDER_KEYS = {"aws": {"role_arn", "region", "session_policy"}, "fake": {"delay", "fail_when_exists"}}
 RESOURCE_KEYS = POLICY_KEYS | {"description", "provider", "approvers", "channel", "auto_approve"}
 PROVIDER_MAX_DURATION = {"aws": timedelta(hours=12)}  # STS DurationSeconds ≤ 43,200 (and the role's own maximum)
-TOP_KEYS = {"approver_channel", "alert_channel", "admins", "defaults", "resources"}
+TOP_KEYS = {"approver_channel", "alert_channel", "admins", "defaults", "resources", "revocation"}
+REVOCATION_KEYS = {"retry_base", "retry_cap", "alert_after"}
 # In the product contract, but not built yet: refused rather than silently ignored.
 NOT_YET = {
     "identities",
@@ -61,11 +62,22 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Revocation:
+    """How a failing revocation is retried: exponential backoff from `retry_base` up to `retry_cap`, forever;
+    an alert once `alert_after` attempts in a row have failed."""
+
+    retry_base: timedelta = timedelta(seconds=10)
+    retry_cap: timedelta = timedelta(minutes=5)
+    alert_after: int = 3
+
+
+@dataclass(frozen=True)
 class Catalog:
     approver_channel: str
     alert_channel: str | None
     admins: tuple[str, ...]
     resources: dict[str, Resource]
+    revocation: Revocation = Revocation()
 
     def resource(self, name: str) -> Resource | None:
         return self.resources.get(name)
@@ -108,7 +120,19 @@ def parse_catalog(text: str, source: str = "jitbot.yml") -> Catalog:
         raise resources_node.fail("the catalog lists no resources")
     resources = {name: _resource(name, node, defaults, approver_channel) for name, node in entries.items()}
     admins = tuple(_id_list(top["admins"], USER_ID, "a user id (U…)")) if "admins" in top else ()
-    return Catalog(approver_channel, _channel(alert) if alert else None, admins, resources)
+    revocation = _revocation(top["revocation"]) if "revocation" in top else Revocation()
+    return Catalog(approver_channel, _channel(alert) if alert else None, admins, resources, revocation)
+
+
+def _revocation(node: _Node) -> Revocation:
+    keys = _mapping(node, REVOCATION_KEYS)
+    default = Revocation()
+    base = _duration(keys.get("retry_base"), "10s")
+    cap = _duration(keys.get("retry_cap"), "5m")
+    if cap < base:
+        raise (keys.get("retry_cap") or node).fail("retry_cap must be at least retry_base")
+    alert_after = _positive_int(keys["alert_after"]) if "alert_after" in keys else default.alert_after
+    return Revocation(base, cap, alert_after)
 
 
 def load_catalog(path: str) -> Catalog:

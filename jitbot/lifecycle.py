@@ -6,15 +6,16 @@ reconciler re-drives anything whose time has come in case a scheduled job was lo
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from jitbot import logs, metrics
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.domain import AccessRequest, Action, Status, apply, grant
+from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, grant
 from jitbot.errors import InvalidTransition, ProviderError
-from jitbot.policy import find_resource
+from jitbot.policy import find_resource, revocation_retry_delay
 from jitbot.providers.base import Provider
 from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.store import EXPIRY, PENDING, Store
@@ -93,7 +94,11 @@ class Lifecycle:
         with self.store.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
             if not mine:
                 return  # an issue job is running; the reconciler comes back
-            self._provider(resource).revoke(request, resource, now)
+            try:
+                self._provider(resource).revoke(request, resource, now)
+            except ProviderError as error:
+                self._retry_revocation(request, error, now)
+                return
             action, note = (
                 (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
             )
@@ -101,9 +106,32 @@ class Lifecycle:
                 self.store.transition(request_id, lambda r: apply(r, action, AUTO, now, note=note))
             except InvalidTransition:
                 return  # another job ended it first
+            self.store.close_revocation_failures(request_id)
             if action is Action.EXPIRE and request.expires_at:  # cut and recorded: how long after its end
                 metrics.observe_revocation_lag(self.store.redis, (self.clock() - request.expires_at).total_seconds())
         self.tasks.sync_slack(request_id)
+
+    def _retry_revocation(self, request: AccessRequest, error: ProviderError, now: datetime) -> None:
+        """Never give up: back off (capped) and let the reconciler come back; alert once past the budget."""
+        failures = self.store.note_revocation_failure(request.id, str(error), now)
+        delay = revocation_retry_delay(self.catalog.revocation, failures, random.random())
+        self.store.retry_revocation_at(request.id, now + delay)
+        detail = {"attempt": failures, "error": str(error), "retry_in_s": round(delay.total_seconds(), 1)}
+        self.store.record(
+            AuditEvent(
+                "revocation failed", request.id, AUTO, request.resource, now, request.status, detail, request.provider
+            )
+        )
+        if failures >= self.catalog.revocation.alert_after and self.store.claim_revocation_alert(request.id):
+            self.tasks.alert_revocation(request.id)
+
+    def alert_revocation(self, request_id: str) -> None:
+        """Tell the alert channel that a grant outlives its end; logged loudly as well, in case Slack is down."""
+        request = self.store.get(request_id)
+        failures = self.store.revocation_failures(request_id)
+        _log.error("revocation_failing", request_id=request_id, resource=request.resource, **failures)
+        if self.catalog.alert_channel and not request.status.is_final:
+            self.notifier.raise_alert(request, self.catalog.alert_channel, failures)
 
     def _provider(self, resource: Resource) -> Provider:
         return metrics.CountedProvider(self.providers(resource.provider), self.store.redis, resource.provider)
@@ -118,6 +146,7 @@ class Lifecycle:
         ]
         if request.status.is_final:
             steps.insert(0, lambda: self.notifier.scrub_credentials(request))
+            steps.append(lambda: self.notifier.resolve_alert(request))
         failures = []
         for step in steps:  # each is safe to repeat; one failing must not hold back the others
             try:

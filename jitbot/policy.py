@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from jitbot.catalog import Catalog, Resource
+from jitbot.catalog import Catalog, Resource, Revocation
 from jitbot.domain import AccessRequest
 from jitbot.durations import format_duration
 from jitbot.errors import NotFound, PolicyError
@@ -38,6 +38,12 @@ def check_request(resource: Resource, duration: timedelta, reason: str) -> None:
 def check_admin(catalog: Catalog, user: str, what: str) -> None:
     if user not in catalog.admins:
         raise PolicyError(f"Only jitbot's admins can {what}.")
+
+
+def revocation_retry_delay(revocation: Revocation, failures: int, jitter: float) -> timedelta:
+    """Exponential backoff with equal jitter: half the step fixed, half random (`jitter` in [0, 1))."""
+    step = min(revocation.retry_base * (1 << min(failures - 1, 30)), revocation.retry_cap)
+    return step / 2 + step / 2 * jitter
 
 
 def approver_groups(resource: Resource) -> tuple[str, ...]:

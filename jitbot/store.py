@@ -128,6 +128,31 @@ class Store:
     def audit_head(self) -> tuple[int, str]:
         return audit.parse_head(self.redis.get(audit.HEAD))
 
+    def note_revocation_failure(self, request_id: str, error: str, now: datetime) -> int:
+        """Count one more failed attempt to revoke (and keep the error); returns how many in a row."""
+        key = _failures_key(request_id)
+        with self.redis.pipeline() as pipe:
+            pipe.hincrby(key, "count", 1)
+            pipe.hset(key, "last_error", error[:500])
+            pipe.hsetnx(key, "first_failed_at", now.isoformat())
+            count, *_ = pipe.execute()
+        return int(count)
+
+    def revocation_failures(self, request_id: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self.redis.hgetall(_failures_key(request_id)).items()}
+
+    def claim_revocation_alert(self, request_id: str) -> bool:
+        """True once per failing revocation: the one caller that should raise the alert."""
+        return bool(self.redis.hsetnx(_failures_key(request_id), "alerted", "1"))
+
+    def close_revocation_failures(self, request_id: str) -> None:
+        """Revoked at last: the record of failures stays a day, for the alert's resolution message."""
+        self.redis.expire(_failures_key(request_id), int(timedelta(days=1).total_seconds()))
+
+    def retry_revocation_at(self, request_id: str, when: datetime) -> None:
+        """Move the request's place in the expiry index: the reconciler comes back for it then."""
+        self.redis.zadd(EXPIRY, {request_id: when.timestamp()}, xx=True)
+
     def first_delivery(self, delivery: str) -> bool:
         """True the first time Slack's delivery id (trigger_id) is seen within the replay window."""
         return bool(self.redis.set(_delivery_key(delivery), "", nx=True, px=_ms(DELIVERY_TTL)))
@@ -177,6 +202,10 @@ def _write_indexes(pipe: Any, request: AccessRequest) -> None:
         pipe.zadd(EXPIRY, {request.id: (request.decided_at + request.duration).timestamp()})
     elif request.status.is_final:
         pipe.zrem(EXPIRY, request.id)
+
+
+def _failures_key(request_id: str) -> str:
+    return f"jitbot:revoke_failures:{request_id}"
 
 
 def _delivery_key(delivery: str) -> str:

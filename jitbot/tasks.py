@@ -48,6 +48,9 @@ class Tasks:
         """Bring the approval message and the requester's DMs up to the request's current state."""
         self.queue.enqueue("workers.jobs.sync_slack", request_id, retry=SYNC_RETRY)
 
+    def alert_revocation(self, request_id: str) -> None:
+        self.queue.enqueue("workers.jobs.alert_revocation", request_id, retry=SYNC_RETRY)
+
     def post_report(self, user: str, period_s: int) -> None:
         self.queue.enqueue("workers.jobs.post_report", user, period_s, job_timeout=600)
 

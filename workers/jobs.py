@@ -19,5 +19,9 @@ def sync_slack(request_id: str) -> None:
     runtime.current().lifecycle.sync_slack(request_id)
 
 
+def alert_revocation(request_id: str) -> None:
+    runtime.current().lifecycle.alert_revocation(request_id)
+
+
 def post_report(user: str, period_s: int) -> None:
     report_command.post_report(runtime.current(), user, timedelta(seconds=period_s))

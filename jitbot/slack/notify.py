@@ -90,6 +90,21 @@ class Notifier:
         uploads = [{"file": str(path), "title": path.name} for path in paths]
         self._call("files_upload_v2", channel=channel, file_uploads=uploads, initial_comment=comment)
 
+    def raise_alert(self, request: AccessRequest, channel: str, failures: dict[str, str]) -> None:
+        """Post the revocation alert once; its reference is kept so that recovery can edit it."""
+        if "alert_ts" in self.store.slack_refs(request.id):
+            return
+        answer = self._call("chat_postMessage", channel=channel, text=views.revocation_alert(request, failures))
+        self.store.set_slack_refs(request.id, alert_channel=answer["channel"], alert_ts=answer["ts"])
+
+    def resolve_alert(self, request: AccessRequest) -> None:
+        refs = self.store.slack_refs(request.id)
+        if "alert_ts" in refs and "alert_resolved" not in refs:
+            attempts = self.store.revocation_failures(request.id).get("count", "several")
+            text = views.revocation_recovered(request, attempts)
+            self._call("chat_update", channel=refs["alert_channel"], ts=refs["alert_ts"], text=text, blocks=[])
+            self.store.set_slack_refs(request.id, alert_resolved="1")
+
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         self._call("chat_postEphemeral", channel=channel, user=user, text=text)
 

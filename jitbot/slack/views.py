@@ -116,6 +116,25 @@ def outcome_dm(request: AccessRequest) -> str:
     return texts.get(request.status, f"`{request.id}` is now {request.status}.")
 
 
+def revocation_alert(request: AccessRequest, failures: dict[str, str]) -> str:
+    """The alert channel's message while revoking a grant keeps failing; the grant is still live."""
+    due = when(request.expires_at) if request.expires_at else "now"
+    cloud = request.provider or "cloud"
+    return (
+        f":rotating_light: *Revoking `{request.id}` keeps failing.* `{request.resource}` ({cloud})"
+        f" for <@{request.requester}>, due {due}: {failures.get('count', '?')} attempts so far."
+        f" Last error: {escape(failures.get('last_error', '?'))}\n"
+        "The grant is still live. jitbot keeps retrying with backoff and will update this message when it is cut."
+    )
+
+
+def revocation_recovered(request: AccessRequest, attempts: str) -> str:
+    return (
+        f":white_check_mark: *Resolved:* `{request.id}` (`{request.resource}`, <@{request.requester}>)"
+        f" is now {request.status}: revoked after {attempts} failed attempts."
+    )
+
+
 def _section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 

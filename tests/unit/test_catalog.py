@@ -107,3 +107,15 @@ def test_parse_catalog_when_session_policy_too_long_then_names_sts_limit() -> No
 def test_parse_catalog_when_not_a_catalog_then_config_error(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_catalog(text)
+
+
+def test_parse_catalog_when_revocation_block_then_backoff_settings_or_named_error() -> None:
+    tuned = parse_catalog(GOOD + "revocation: {retry_base: 1s, retry_cap: 20s, alert_after: 2}\n")
+    assert (tuned.revocation.retry_base, tuned.revocation.retry_cap, tuned.revocation.alert_after) == (
+        timedelta(seconds=1),
+        timedelta(seconds=20),
+        2,
+    )
+    assert parse_catalog(GOOD).revocation.retry_cap == timedelta(minutes=5)
+    with pytest.raises(ConfigError, match=r"revocation\.retry_cap: retry_cap must be at least retry_base"):
+        parse_catalog(GOOD + "revocation: {retry_base: 1m, retry_cap: 20s}\n")

@@ -243,7 +243,10 @@ def test_sender_post_when_echoed_then_signed_headers_and_body_arrive(echo_url: s
     echoed = reply.json()
     headers = {k.lower(): v for k, v in echoed["headers"].items()}
     assert reply.status == 200 and reply.elapsed >= 0
-    assert echoed["body"] == command_body("U0ALICE", "prod-db 2h INC-1").decode()
+    sent = parse_qs(echoed["body"])
+    expected = parse_qs(command_body("U0ALICE", "prod-db 2h INC-1").decode())
+    assert sent.pop("trigger_id") != expected.pop("trigger_id")  # unique per delivery, as Slack's are
+    assert sent == expected
     assert headers["x-slack-request-timestamp"] == "1700000000"
     assert SignatureVerifier(SECRET, clock=_FixedClock(1_700_000_000)).is_valid_request(
         echoed["body"].encode(), headers

@@ -1,0 +1,129 @@
+"""A revocation that keeps failing is retried forever with capped backoff, alerted once, and never dropped.
+
+Twenty minutes of cloud outage are simulated with a clock the test controls: the worker's two mechanisms are
+played by hand — the job scheduled at expiry, then the reconciler's sweep every 10 s.
+"""
+
+import itertools
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import fakeredis
+import pytest
+
+from jitbot.catalog import parse_catalog
+from jitbot.domain import Status
+from jitbot.errors import ProviderError
+from jitbot.lifecycle import Lifecycle
+from jitbot.policy import revocation_retry_delay
+from jitbot.service import Service
+from jitbot.slack.notify import Notifier, web_client
+from jitbot.store import Store
+from jitbot.tasks import Tasks
+from jitbot.testing.slack_standin import SlackStandIn
+from tests.unit.test_lifecycle import NOW, Bot, Clock, RecordingProvider, active, status
+
+CATALOG = parse_catalog(
+    """
+approver_channel: C0APPROVALS
+alert_channel: C0SECURITY
+revocation: {retry_base: 10s, retry_cap: 5m, alert_after: 3}
+resources:
+  sandbox: {provider: fake, approvers: [U0BOB]}
+"""
+)
+SWEEP = timedelta(seconds=10)
+OUTAGE = timedelta(minutes=20)
+
+
+@pytest.fixture
+def bot() -> Iterator[Bot]:
+    client = fakeredis.FakeRedis()
+    store, tasks, clock, fake = Store(client), Tasks(client), Clock(NOW), RecordingProvider()
+    with SlackStandIn() as slack:
+        notifier = Notifier(web_client("xoxb-t", slack.url), store)
+        service = Service(CATALOG, store, tasks, notifier, clock=clock)
+        lifecycle = Lifecycle(CATALOG, store, tasks, notifier, lambda name: fake, clock=clock)
+        yield Bot(client, store, tasks, slack, fake, clock, service, lifecycle)
+
+
+def run_jobs(bot: Bot) -> None:
+    """What a worker would do with what is queued now."""
+    handlers = {
+        "workers.jobs.revoke": bot.lifecycle.end_access,
+        "workers.jobs.alert_revocation": bot.lifecycle.alert_revocation,
+        "workers.jobs.sync_slack": bot.lifecycle.sync_slack,
+    }
+    for job in bot.tasks.queue.get_jobs():
+        job.delete()
+        if job.func_name in handlers:
+            handlers[job.func_name](*job.args)
+
+
+def failures(bot: Bot, request_id: str) -> list[dict[str, str]]:
+    entries = bot.redis.xrange("jitbot:audit")
+    decoded = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+    return [e for e in decoded if e["request_id"] == request_id and e["event"] == "revocation failed"]
+
+
+def alerts(bot: Bot) -> list[str]:
+    return [c.params["text"] for c in bot.slack.calls_to("chat.postMessage") if c.params["channel"] == "C0SECURITY"]
+
+
+def test_revocation_when_cloud_fails_for_twenty_minutes_then_retried_alerted_once_and_revoked_on_recovery(
+    bot: Bot,
+) -> None:
+    request_id = active(bot)
+    expires = bot.store.get(request_id).expires_at
+    assert expires is not None
+    outage = ProviderError("AWS PutRolePolicy failed: ServiceUnavailable: try later", retryable=True)
+    bot.fake.fail_next = [outage] * 10_000
+    bot.clock.now = expires
+    bot.lifecycle.end_access(request_id)  # the job scheduled at expiry
+    alerted_at = None
+    while status(bot, request_id) is Status.ACTIVE:
+        if bot.clock.now >= expires + OUTAGE:
+            bot.fake.fail_next.clear()
+        bot.clock.advance(SWEEP)
+        bot.lifecycle.reconcile()
+        run_jobs(bot)
+        alerted_at = alerted_at or (bot.clock.now if alerts(bot) else None)
+        assert bot.clock.now < expires + OUTAGE + timedelta(minutes=10), "never revoked"
+    revoked_at = bot.clock.now
+    run_jobs(bot)  # the Slack updates that follow the revocation
+
+    attempts = failures(bot, request_id)
+    third = next(a for a in attempts if a["detail"].startswith('{"attempt":3'))
+    assert alerted_at is not None and alerted_at - datetime_of(third) <= timedelta(seconds=60)
+    assert len(alerts(bot)) == 1 and "Revoking" in alerts(bot)[0] and "ServiceUnavailable" in alerts(bot)[0]
+    gaps = [datetime_of(b) - datetime_of(a) for a, b in itertools.pairwise(attempts)]
+    assert max(gaps) <= timedelta(minutes=5) + SWEEP  # capped: it kept trying all along
+    assert len(attempts) >= 6
+    assert revoked_at - (expires + OUTAGE) <= timedelta(minutes=5) + SWEEP  # at most one capped wait
+    resolved = [c for c in bot.slack.calls_to("chat.update") if c.params["channel"] == "C0SECURITY"]
+    assert len(resolved) == 1 and "Resolved" in resolved[0].params["text"]
+    assert bot.fake.live == set()
+
+
+def test_revocation_when_failing_then_grant_stays_live_not_dropped(bot: Bot) -> None:
+    request_id = active(bot)
+    bot.fake.fail_next = [ProviderError("boom", retryable=False)] * 3
+    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    bot.lifecycle.end_access(request_id)
+    assert status(bot, request_id) is Status.ACTIVE  # still live: listed, alerted, retried
+    due = bot.store.redis.zscore("jitbot:expiry", request_id)
+    assert due is not None and due > bot.clock.now.timestamp()  # the reconciler comes back later
+
+
+@pytest.mark.parametrize(
+    ("failures", "low", "high"), [(1, 5, 10), (2, 10, 20), (3, 20, 40), (6, 150, 300), (60, 150, 300)]
+)
+def test_revocation_retry_delay_when_failures_grow_then_doubles_with_jitter_up_to_the_cap(
+    failures: int, low: int, high: int
+) -> None:
+    delays = [revocation_retry_delay(CATALOG.revocation, failures, j).total_seconds() for j in (0.0, 0.5, 0.999)]
+    assert low <= min(delays) and max(delays) <= high
+
+
+def datetime_of(entry: dict[str, str]) -> datetime:
+    return datetime.fromisoformat(entry["at"])
