@@ -22,6 +22,7 @@ class Config:
     config_path: str = "jitbot.yml"
     port: int = 3000
     home: Path = Path(".jitbot")
+    allow_unsafe_redis: bool = False  # JITBOT_ALLOW_UNSAFE_REDIS=1: skip the durability check of REDIS_URL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -39,6 +40,7 @@ class Config:
             config_path=env.get("JITBOT_CONFIG") or "jitbot.yml",
             port=int(port),
             home=Path.cwd() / ".jitbot",
+            allow_unsafe_redis=env.get("JITBOT_ALLOW_UNSAFE_REDIS") == "1",
         )
 
     def require(self, name: str) -> str:

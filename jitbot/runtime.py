@@ -14,7 +14,7 @@ from jitbot.lifecycle import Lifecycle
 from jitbot.providers.base import Provider
 from jitbot.service import Service
 from jitbot.slack.notify import Notifier, web_client
-from jitbot.store import Store
+from jitbot.store import Store, check_durability
 from jitbot.tasks import Tasks
 
 
@@ -32,8 +32,11 @@ class Runtime:
 
 def connect(config: Config) -> redis.Redis:
     """REDIS_URL, or the embedded Redis (started if need be). Bytes responses: RQ needs them."""
-    url = config.redis_url or embedded.ensure_running(config.home)
-    return redis.Redis.from_url(url, health_check_interval=30, socket_timeout=30)
+    if config.redis_url is None:  # the embedded one is durable by construction
+        return redis.Redis.from_url(embedded.ensure_running(config.home), health_check_interval=30, socket_timeout=30)
+    client = redis.Redis.from_url(config.redis_url, health_check_interval=30, socket_timeout=30)
+    check_durability(client, config.allow_unsafe_redis)
+    return client
 
 
 def build(config: Config) -> Runtime:

@@ -13,7 +13,11 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 
 from jitbot import metrics
 from jitbot.catalog import Resource
@@ -32,7 +36,11 @@ class NotifyError(JitError):
 
 
 def web_client(token: str | None, base_url: str) -> WebClient:
-    handlers = [ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)]
+    handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=3),  # sleeps Retry-After: fine in a job, brief in the web
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
     return WebClient(token=token, base_url=base_url, retry_handlers=handlers, timeout=10)
 
 

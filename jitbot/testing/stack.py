@@ -2,18 +2,25 @@
 
 Used by the integration tests, by `jitbot demo` and by the benchmarks, so that all three run the same
 real thing: the `web` and `worker` commands as separate processes, talking to loopback servers only.
+
+For fault injection it also plays the platform: more workers (`workers=2` runs `worker-1`, `worker-2`),
+`kill` (a process and everything it forked, as when a container is killed), `restart`, `restart_redis`
+(the embedded one, AOF on) and, with `supervise=True`, restarting any process that exits on its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +46,15 @@ TRUST = {
 }
 
 
+@dataclass(frozen=True)
+class Restart:
+    """A process that exited on its own and was started again by the supervisor, as a platform would."""
+
+    name: str
+    returncode: int
+    at: float  # time.monotonic() when the supervisor noticed
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -46,7 +62,15 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, home: Path, catalog: str, *, redis_url: str | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        catalog: str,
+        *,
+        redis_url: str | None = None,
+        workers: int = 1,
+        supervise: bool = False,
+    ) -> None:
         self.home = home
         self.catalog_text = catalog
         self.redis_url = redis_url  # None: the processes share the embedded Redis under home/.jitbot
@@ -55,20 +79,40 @@ class Stack:
         self.slack = SlackStandIn()
         self.moto_url = ""
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        # process name → command: the Procfile's, with `worker` numbered when there is more than one
+        self.commands = {"web": PROCESSES["web"]}
+        worker_names = ["worker"] if workers == 1 else [f"worker-{i}" for i in range(1, workers + 1)]
+        self.commands.update(dict.fromkeys(worker_names, PROCESSES["worker"]))
+        self.supervise = supervise
+        self.restarts: list[Restart] = []
         self._moto: Any = None
         self._logs: dict[str, IO[bytes]] = {}
+        self._guard = threading.RLock()  # the supervisor thread and the test both start and stop processes
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def workers(self) -> list[str]:
+        """The names of the worker processes (`worker`, or `worker-1`, `worker-2`, …)."""
+        return [name for name, command in self.commands.items() if command == PROCESSES["worker"]]
 
     def start(self) -> Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "jitbot.yml").write_text(self.catalog_text)
         self.slack.start()
         self._start_moto()
-        for name in PROCESSES:
+        for name in self.commands:
             self.start_process(name)
         self.wait_healthy()
+        if self.supervise:
+            self._supervisor = threading.Thread(target=self._watch, name="stack-supervisor", daemon=True)
+            self._supervisor.start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
         for name in list(self.processes):
             self.stop_process(name)
         self.slack.stop()
@@ -103,27 +147,117 @@ class Stack:
         return {**keep, **settings}
 
     def start_process(self, name: str) -> None:
-        log = self._logs.get(name) or open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop_process
-        self._logs[name] = log
-        self.processes[name] = subprocess.Popen(
-            ["/bin/sh", "-c", "exec " + PROCESSES[name]],
-            cwd=self.home,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self._guard:
+            log = self._logs.get(name) or open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed on stop
+            self._logs[name] = log
+            self.processes[name] = subprocess.Popen(
+                ["/bin/sh", "-c", "exec " + self.commands.get(name, PROCESSES.get(name, name))],
+                cwd=self.home,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
-        process = self.processes.pop(name)
-        if process.poll() is None:
-            os.killpg(process.pid, sig)
-            try:
+        with self._guard:
+            process = self.processes.pop(name)
+            if process.poll() is None:
+                os.killpg(process.pid, sig)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+            self._kill_session(process.pid)  # whatever it forked and left behind (an RQ work horse, say)
+            self._logs.pop(name).close()
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> list[int]:
+        """Signal the process and everything it started (RQ's horse has its own process group, not session).
+
+        With SIGKILL this is a container or VM dying: the process is reaped and forgotten (not restarted by
+        the supervisor; `restart` or `start_process` brings it back). Returns the pids signalled.
+        """
+        with self._guard:
+            process = self.processes[name]
+            pids = self._signal_session(process.pid, sig)
+            if sig == signal.SIGKILL:
                 process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        self._logs.pop(name).close()
+                self._kill_session(process.pid)
+                del self.processes[name]
+                self._logs.pop(name).close()
+            return pids
+
+    def restart(self, name: str) -> None:
+        """Stop the process if it runs (SIGTERM, as a platform's restart does), then start it again."""
+        with self._guard:
+            if name in self.processes:
+                self.stop_process(name)
+            self.start_process(name)
+
+    def pids(self, name: str) -> list[int]:
+        """The live pids of a process and of everything it started (its session)."""
+        return _session_members(self.processes[name].pid)
+
+    def process_of(self, pid: int) -> str | None:
+        """The name of the process whose session `pid` belongs to (a worker, its scheduler, its horse)."""
+        session = _session_of(pid)
+        return next((name for name, process in list(self.processes.items()) if process.pid == session), None)
+
+    def restart_redis(self, down_for: float = 0.0, timeout: float = 30.0) -> float:
+        """Stop the embedded Redis (SHUTDOWN: the AOF is flushed) and start it again on the same home.
+
+        The processes keep running, as they would while a managed Redis fails over. Returns when Redis
+        answers again (its AOF loaded), with the seconds it did not answer.
+        """
+        if self.redis_url is not None:
+            raise RuntimeError("restart_redis works on the embedded Redis only (this stack uses REDIS_URL)")
+        home = self.home / ".jitbot"
+        pid_file = home / "redis.pid"
+        old_pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
+        started = time.monotonic()
+        embedded.stop(home)
+        deadline = started + timeout
+        while old_pid is not None and _alive(old_pid):  # gone for good before the new one binds the socket
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded Redis (pid {old_pid}) did not shut down within {timeout}s")
+            time.sleep(0.05)
+        time.sleep(down_for)
+        embedded.ensure_running(home)  # returns once it answers PING, that is once its AOF is loaded
+        while True:
+            try:
+                self.redis().ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        return time.monotonic() - started
+
+    def _watch(self) -> None:
+        """The platform: a process that exits on its own is started again, and the restart recorded."""
+        while not self._stopping.wait(0.25):
+            with self._guard:
+                if self._stopping.is_set():
+                    return
+                for name, process in list(self.processes.items()):
+                    if process.poll() is None:
+                        continue
+                    self.restarts.append(Restart(name, process.returncode, time.monotonic()))
+                    self._kill_session(process.pid)  # a container takes its orphans with it
+                    self.start_process(name)
+
+    def _signal_session(self, session: int, sig: int) -> list[int]:
+        pids = _session_members(session)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        return pids
+
+    def _kill_session(self, session: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._signal_session(session, signal.SIGKILL) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -151,7 +285,7 @@ class Stack:
         return boto3.client(service, endpoint_url=self.moto_url, region_name="us-east-1", **keys)  # type: ignore[call-overload]
 
     def logs(self, name: str | None = None) -> str:
-        names = [name] if name else list(PROCESSES)
+        names = [name] if name else list(self.commands)
         return "".join(
             (self.home / f"{n}.log").read_text(errors="replace") for n in names if (self.home / f"{n}.log").exists()
         )
@@ -170,3 +304,35 @@ class Stack:
             if resource.provider == "aws":
                 name = resource.settings["role_arn"].rsplit("/", 1)[-1]
                 iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, session, …); None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _session_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[3]) if fields else None
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def _session_members(session: int) -> list[int]:
+    """Live (not zombie) processes in a session: the leader, its children, and their orphans (Linux /proc)."""
+    if not Path("/proc/self/stat").exists():  # no /proc: the process group is the best we can name
+        return [session]
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and fields[0] != "Z" and int(fields[3]) == session:
+                members.append(int(entry.name))
+    return sorted(members)

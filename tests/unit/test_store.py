@@ -259,3 +259,12 @@ def test_store_lock_when_body_raises_then_released_and_ttl_set(store: Store) -> 
         assert mine and 0 < store.redis.pttl("jitbot:lock:announce:r-abc234") <= 30_000
         raise RuntimeError("crash")
     assert not store.redis.exists("jitbot:lock:announce:r-abc234")
+
+
+def test_durability_problems_when_evicting_or_forgetful_then_named_each() -> None:
+    from jitbot.store import durability_problems
+
+    assert durability_problems("noeviction", True, "") == []
+    assert durability_problems("noeviction", False, "3600 1") == []
+    assert durability_problems("allkeys-lru", True, "")[0].startswith("maxmemory-policy is allkeys-lru")
+    assert "neither AOF nor RDB" in durability_problems("noeviction", False, "")[0]
