@@ -15,7 +15,7 @@ QUEUE = "jitbot"
 SERIALIZER = JSONSerializer
 ISSUE_RETRY = Retry(max=3, interval=[5, 20, 60])
 REVOKE_RETRY = Retry(max=5, interval=[5, 10, 30, 60, 120])
-SYNC_RETRY = Retry(max=5, interval=[2, 5, 15, 60, 120])
+SYNC_RETRY = Retry(max=10, interval=[2, 5, 15, 60, 120, 300, 600, 600, 600, 600])  # ~50 min of Slack outage
 BUSY = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
