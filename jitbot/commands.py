@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from jitbot.durations import parse_duration
-from jitbot.errors import UsageError
+from jitbot.errors import UsageError, echo
 
 USAGE = "\n".join(
     [
@@ -55,7 +55,7 @@ def parse_command(text: str) -> Command:
         return _parse_request(args)
     if verb == "report":
         return ShowReport(parse_duration(args[0]) if args else REPORT_PERIOD)
-    raise UsageError(f"I don't know `{_clip(verb)}`.\n{USAGE}")
+    raise UsageError(f"I don't know `{echo(verb)}`.\n{USAGE}")
 
 
 def _parse_request(args: list[str]) -> RequestAccess:
@@ -66,9 +66,3 @@ def _parse_request(args: list[str]) -> RequestAccess:
     if len(reason) > MAX_REASON:
         raise UsageError(f"The reason is {len(reason)} characters long; the limit is {MAX_REASON}.")
     return RequestAccess(resource=args[0], duration=parse_duration(args[1]), reason=reason)
-
-
-def _clip(word: str, limit: int = 40) -> str:
-    """Echo at most `limit` characters of user input, without backticks that would break the markup."""
-    word = word.replace("`", "'")
-    return word if len(word) <= limit else word[:limit] + "…"

@@ -5,21 +5,24 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from jitbot.errors import UsageError
+from jitbot.errors import UsageError, echo
 
 UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-_WHOLE = re.compile(r"(?:\d{1,6}[smhd])+")
-_PART = re.compile(r"(\d{1,6})([smhd])")
+MAX_DURATION = timedelta(days=3660)  # ten years: longer than any grant or review, far from timedelta's limits
+_WHOLE = re.compile(r"(?:[0-9]{1,6}[smhd])+")  # ASCII digits only: no Arabic-Indic or full-width ones
+_PART = re.compile(r"([0-9]{1,6})([smhd])")
 
 
 def parse_duration(text: str) -> timedelta:
     """`1h30m` → 5400 s. Raises UsageError with an example for anything else (or for zero)."""
     cleaned = text.strip().lower()
     if not _WHOLE.fullmatch(cleaned):
-        raise UsageError(f"`{text}` is not a duration: use a number and a unit (s, m, h, d), e.g. 15m, 2h or 1h30m.")
+        raise UsageError(f"`{echo(text)}` is not a duration: use a number and a unit (s, m, h, d), e.g. 15m or 1h30m.")
     seconds = sum(int(n) * UNIT_SECONDS[unit] for n, unit in _PART.findall(cleaned))
     if seconds == 0:
         raise UsageError("A duration must be longer than zero, e.g. 15m.")
+    if seconds > MAX_DURATION.total_seconds():
+        raise UsageError(f"`{echo(text)}` is too long: at most {MAX_DURATION.days}d.")
     return timedelta(seconds=seconds)
 
 

@@ -42,3 +42,9 @@ class ProviderError(JitError):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+def echo(user_text: str, limit: int = 40) -> str:
+    """At most `limit` characters of what someone typed, safe inside `code` markup in a reply."""
+    text = user_text.replace("`", "'")
+    return text if len(text) <= limit else text[:limit] + "…"

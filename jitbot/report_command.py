@@ -13,7 +13,7 @@ from jitbot.audit import AuditRecord
 from jitbot.catalog import Catalog
 from jitbot.durations import format_duration, parse_duration
 from jitbot.errors import UsageError
-from jitbot.report import BUCKETS, CHART, MAX_PERIOD, STREAM_SKEW, Report, build_report
+from jitbot.report import BUCKETS, CHART, STREAM_SKEW, Report, build_report
 from jitbot.report_render import render_chart, to_csv, to_markdown
 from jitbot.slack.notify import Notifier
 from jitbot.store import Store
@@ -37,7 +37,7 @@ class Reporting(Sources, Protocol):
 def run_report(rt: Sources, period: str, bucket: str, out: str, stream: TextIO) -> int:
     """`jitbot report`: write report.md, report.csv and the chart into `out`, print the review; 2 for a bad period."""
     try:
-        length = _period(period)
+        length = parse_duration(period)
     except UsageError as error:
         print(f"jitbot report: --period: {error}", file=stream)
         return 2
@@ -71,13 +71,6 @@ def write_report(report: Report, folder: Path) -> tuple[str, tuple[Path, Path, P
     paths[1].write_text(to_csv(report), encoding="utf-8")
     render_chart(report, paths[2])
     return markdown, paths
-
-
-def _period(text: str) -> timedelta:
-    length = parse_duration(text)
-    if length > MAX_PERIOD:
-        raise UsageError(f"`{text}` is too long: at most {MAX_PERIOD.days}d.")
-    return length
 
 
 def read_records(store: Store, since: datetime, until: datetime) -> Iterator[AuditRecord]:

@@ -35,7 +35,10 @@ def connect(config: Config) -> redis.Redis:
     if config.redis_url is None:  # the embedded one is durable by construction
         return redis.Redis.from_url(embedded.ensure_running(config.home), health_check_interval=30, socket_timeout=30)
     client = redis.Redis.from_url(config.redis_url, health_check_interval=30, socket_timeout=30)
-    check_durability(client, config.allow_unsafe_redis)
+    try:
+        check_durability(client, config.allow_unsafe_redis)
+    except redis.ConnectionError:  # start anyway: /healthz says 503 until Redis answers
+        logs.get("jitbot.runtime").warning("redis_unreachable_at_start", durability="not checked")
     return client
 
 

@@ -22,7 +22,7 @@ from jitbot.domain import (
     refusal,
 )
 from jitbot.durations import format_duration
-from jitbot.errors import InvalidTransition, JitError, NotFound, PolicyError
+from jitbot.errors import InvalidTransition, JitError, NotFound, PolicyError, echo
 from jitbot.policy import approver_groups, check_admin, check_approver, check_request, find_resource, is_approver
 from jitbot.slack import views
 from jitbot.slack.notify import Notifier
@@ -100,7 +100,12 @@ class Service:
 
     def decide(self, request_id: str, clicker: str, approving: bool, delivery: str | None = None) -> AccessRequest:
         """An Approve or Deny click. The stored request is the truth; the button only names it."""
-        request = self._load(request_id)
+        try:
+            request = self._load(request_id)
+        except NotFound as error:
+            detail = {"attempted": "decide", "reason": str(error), "value": echo(request_id)}
+            self.store.record(AuditEvent("refused", "-", clicker, "-", self.clock(), "-", detail))
+            raise
         resource = find_resource(self.catalog, request.resource)
         now = self.clock()
         if delivery and not self.store.first_delivery(delivery):

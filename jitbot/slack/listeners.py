@@ -1,13 +1,14 @@
 """Bolt listeners: thin. Ack within Slack's 3 s, turn a JitError into an ephemeral message, hand work on.
 
-The service is put in the Bolt context by `register`; listeners are module functions so tests call them.
+`register` binds the service in small closures; the listeners are module functions that take it, so tests
+call them directly.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import Ack, App
 
 from jitbot import logs
 from jitbot.errors import JitError
@@ -20,20 +21,26 @@ _log = logs.get("jitbot.slack")
 
 
 def register(app: App, service: Service) -> None:
-    def attach_service(context: BoltContext, next: Any) -> None:
-        context["service"] = service
-        next()
+    """Commands answer in their ack (the work is a few Redis calls). Clicks are acked at once and decided
+    in a lazy listener: nothing a click does after the ack can cost Slack its answer."""
 
-    app.use(attach_service)
-    app.command("/access")(handle_access_command)
-    app.action(ids.APPROVE)(handle_approve)
-    app.action(ids.DENY)(handle_deny)
+    def on_command(ack: Ack, command: dict[str, Any]) -> None:
+        handle_access_command(service, ack, command)
+
+    def on_approve(body: dict[str, Any], action: dict[str, Any]) -> None:
+        handle_decision(service, body, action, approving=True)
+
+    def on_deny(body: dict[str, Any], action: dict[str, Any]) -> None:
+        handle_decision(service, body, action, approving=False)
+
+    app.command("/access")(on_command)
+    app.action(ids.APPROVE)(ack=ack_click, lazy=[on_approve])
+    app.action(ids.DENY)(ack=ack_click, lazy=[on_deny])
     app.error(handle_error)
 
 
-def handle_access_command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+def handle_access_command(service: Service, ack: Ack, command: dict[str, Any]) -> None:
     """The reply is the ack itself (ephemeral), so the person sees it even if nothing else works."""
-    service: Service = context["service"]
     try:
         reply = service.handle_command(command["user_id"], command.get("text", ""), command.get("trigger_id"))
     except JitError as error:
@@ -44,23 +51,18 @@ def handle_access_command(ack: Ack, command: dict[str, Any], context: BoltContex
     ack(response_type="ephemeral", text=reply)
 
 
-def handle_approve(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
-    _decide(ack, body, action, context, approving=True)
-
-
-def handle_deny(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
-    _decide(ack, body, action, context, approving=False)
-
-
-def _decide(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext, approving: bool) -> None:
+def ack_click(ack: Ack) -> None:
     ack()
-    service: Service = context["service"]
+
+
+def handle_decision(service: Service, body: dict[str, Any], action: dict[str, Any], approving: bool) -> None:
+    """An Approve or Deny click, after its ack: the outcome reaches the clicker as an ephemeral if refused."""
     clicker, channel = body["user"]["id"], body.get("channel", {}).get("id", "")
     try:
         service.decide(str(action.get("value", "")), clicker, approving, body.get("trigger_id"))
     except JitError as error:
         _tell(service, channel, clicker, str(error))
-    except Exception:  # noqa: BLE001 - after ack() an escape loses the ack (bolt 1.30): log, tell the person
+    except Exception:  # noqa: BLE001 - a lazy listener's escape is only logged by Bolt: tell the person too
         _log.exception("click_failed", clicker=clicker)
         _tell(service, channel, clicker, SORRY)
 

@@ -14,7 +14,7 @@ from jitbot.policy import approver_list
 from jitbot.slack import ids
 
 Block = dict[str, Any]
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # and bidi overrides
 SHOWN_REASON = 300
 
 

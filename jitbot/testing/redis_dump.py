@@ -16,6 +16,8 @@ def dump_redis(client: redis.Redis) -> dict[str, bytes]:
 def _value_bytes(client: Any, key: bytes) -> bytes:  # redis-py types say bytes | str; this client is bytes
     kind = client.type(key)
     parts: list[bytes] = []
+    if kind == b"none":  # gone between the scan and the read (RQ's short-lived keys)
+        return b""
     if kind == b"string":
         parts.append(client.get(key) or b"")
     elif kind == b"hash":

@@ -26,6 +26,8 @@ from typing import IO, Any
 
 import boto3
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jitbot import embedded
 from jitbot.catalog import parse_catalog
@@ -119,7 +121,7 @@ class Stack:
         if self._moto is not None:
             self._moto.stop()
         if self.redis_url is None:
-            embedded.stop(self.home / ".jitbot")
+            _shutdown(self.home / ".jitbot")  # as embedded.stop does, without its ~3 s of retries (see restart_redis)
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -205,10 +207,14 @@ class Stack:
         return next((name for name, process in list(self.processes.items()) if process.pid == session), None)
 
     def restart_redis(self, down_for: float = 0.0, timeout: float = 30.0) -> float:
-        """Stop the embedded Redis (SHUTDOWN: the AOF is flushed) and start it again on the same home.
+        """Stop the embedded Redis (SHUTDOWN: the AOF is fsynced) and start it again on the same home.
 
-        The processes keep running, as they would while a managed Redis fails over. Returns when Redis
-        answers again (its AOF loaded), with the seconds it did not answer.
+        The processes keep running, as they would while a managed Redis restarts or fails over (and one of
+        them may start the embedded Redis again first: `ensure_running`). Returns once Redis answers again
+        (its AOF loaded), with the seconds it did not answer.
+
+        Not `embedded.stop`: its client retries the SHUTDOWN when the server hangs up (redis-py's default
+        retries, ~3 s), and a retry reaching a Redis that a restarted process has just started stops that too.
         """
         if self.redis_url is not None:
             raise RuntimeError("restart_redis works on the embedded Redis only (this stack uses REDIS_URL)")
@@ -216,7 +222,7 @@ class Stack:
         pid_file = home / "redis.pid"
         old_pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
         started = time.monotonic()
-        embedded.stop(home)
+        _shutdown(home)
         deadline = started + timeout
         while old_pid is not None and _alive(old_pid):  # gone for good before the new one binds the socket
             if time.monotonic() > deadline:
@@ -304,6 +310,13 @@ class Stack:
             if resource.provider == "aws":
                 name = resource.settings["role_arn"].rsplit("/", 1)[-1]
                 iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))
+
+
+def _shutdown(home: Path) -> None:
+    """SHUTDOWN the embedded Redis once (it saves, and fsyncs its AOF); nothing if it is not running."""
+    once = redis.Redis(unix_socket_path=str(embedded.socket_path(home)), retry=Retry(NoBackoff(), 0))
+    with contextlib.suppress(redis.ConnectionError):  # not running, or hanging up as it goes: both mean stopped
+        once.shutdown()
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -122,3 +122,10 @@ def test_click_when_the_same_delivery_arrives_ten_times_then_one_decision(stack:
     wait_until(lambda: len(audit_events(stack, request_id)) >= 11, 20, "every delivery audited")
     events = [e["event"] for e in audit_events(stack, request_id)]
     assert events.count("denied") == 1 and events.count("refused") == 9
+
+
+def test_command_when_its_text_says_payload_then_handled_like_any_other(stack: Stack) -> None:
+    """bolt-python reads a form body containing "payload" as an interactive payload; jitbot must not lose it."""
+    request_id, posted = request_access(stack, "U0ALICE", "request prod-db 30s fix the payload parser INC-16")
+    assert "fix the payload parser INC-16" in json.dumps(posted.params["blocks"])
+    assert [e["event"] for e in audit_events(stack, request_id)] == ["requested"]
