@@ -20,7 +20,10 @@ from jitbot.web import Server
 
 def bare_app(secret: str, api_url: str) -> SlackRequestHandler:
     app = App(
-        signing_secret=secret, client=WebClient(token="xoxb-bare", base_url=api_url), token_verification_enabled=False
+        signing_secret=secret,
+        client=WebClient(token="xoxb-bare", base_url=api_url),
+        token_verification_enabled=False,
+        process_before_response=True,  # as jitbot: answer when the listener returns, no 10 ms ack polling
     )
 
     def ack_only(ack: Ack, **_: Any) -> None:
