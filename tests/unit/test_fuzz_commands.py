@@ -33,36 +33,8 @@ from jitbot.tasks import QUEUE, SERIALIZER
 from jitbot.testing.slack_sender import command_body, sign
 from jitbot.testing.slack_standin import SlackStandIn
 from jitbot.web import WebApp
+from tests.integration.conftest import CATALOG
 
-CATALOG = """  # the integration tests' catalog (tests/integration/conftest.py)
-approver_channel: C0APPROVALS
-alert_channel: C0SECURITY
-admins: [U0ADMIN]
-defaults:
-  min_duration: 1s
-  max_duration: 1h
-resources:
-  prod-db:
-    description: Read the production exports bucket
-    provider: aws
-    role_arn: arn:aws:iam::123456789012:role/jit-prod-db
-    region: eu-west-1
-    session_policy:
-      Version: "2012-10-17"
-      Statement: [{Effect: Allow, Action: ["s3:GetObject"], Resource: ["arn:aws:s3:::production-data/*"]}]
-    approvers: [U0BOB, S0DBAS]
-  two-keys:
-    provider: aws
-    role_arn: arn:aws:iam::123456789012:role/jit-two-keys
-    approvers: [U0BOB, U0CAROL]
-    approvals: 2
-  staging-logs:
-    provider: aws
-    role_arn: arn:aws:iam::123456789012:role/jit-staging-logs
-    auto_approve: true
-    max_duration: 30m
-    duration: 30m
-"""
 SECRET = "fuzz-signing-secret"
 KNOWN_VERBS = {"help", "request", "report"}
 ECHO_LIMIT = 60  # the most characters of one typed word a reply may repeat verbatim

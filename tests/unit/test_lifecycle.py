@@ -6,6 +6,7 @@ Jobs are only enqueued; each test calls the lifecycle method a job would run, un
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from jitbot import audit
-from jitbot.catalog import Resource, parse_catalog
+from jitbot.catalog import Catalog, Resource, parse_catalog
 from jitbot.commands import RequestAccess
 from jitbot.domain import AccessRequest, Status
 from jitbot.errors import InvalidTransition, NotFound, PolicyError, ProviderError
@@ -91,15 +92,22 @@ class Bot:
     lifecycle: Lifecycle
 
 
-@pytest.fixture
-def bot() -> Iterator[Bot]:
+@contextmanager
+def make_bot(catalog: Catalog) -> Iterator[Bot]:
+    """Service and lifecycle wired on fakeredis, the Slack stand-in, a fake provider and a clock we move."""
     client = fakeredis.FakeRedis()
     store, tasks, clock, fake = Store(client), Tasks(client), Clock(NOW), RecordingProvider()
     with SlackStandIn() as slack:
         notifier = Notifier(web_client("xoxb-t", slack.url), store)
-        service = Service(CATALOG, store, tasks, notifier, clock=clock)
-        lifecycle = Lifecycle(CATALOG, store, tasks, notifier, lambda name: fake, clock=clock)
+        service = Service(catalog, store, tasks, notifier, clock=clock)
+        lifecycle = Lifecycle(catalog, store, tasks, notifier, lambda name: fake, clock=clock)
         yield Bot(client, store, tasks, slack, fake, clock, service, lifecycle)
+
+
+@pytest.fixture
+def bot() -> Iterator[Bot]:
+    with make_bot(CATALOG) as made:
+        yield made
 
 
 # --- helpers ----------------------------------------------------------------------------------------

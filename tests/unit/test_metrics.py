@@ -155,15 +155,7 @@ def test_collector_when_redis_empty_then_every_family_present_at_zero(server: fa
     registry = CollectorRegistry()
     registry.register(RedisCollector(fakeredis.FakeRedis(server=server), lambda: NOW))
     families = {f.name: f.type for f in text_string_to_metric_families(generate_latest(registry).decode())}
-    assert families == {
-        "jitbot_events": "counter",
-        "jitbot_provider_errors": "counter",
-        "jitbot_slack_api_errors": "counter",
-        "jitbot_pending_requests": "gauge",
-        "jitbot_active_grants": "gauge",
-        "jitbot_overdue_grants": "gauge",
-        "jitbot_revocation_lag_seconds": "histogram",
-    }
+    assert families == FAMILIES
     assert scrape(server)['jitbot_revocation_lag_seconds_bucket{le="+Inf"}'] == 0
 
 
@@ -253,3 +245,14 @@ def test_end_access_when_expired_then_lag_observed_once_and_revoke_errors_counte
     assert shown['jitbot_revocation_lag_seconds_bucket{le="2.0"}'] == 0
     assert shown['jitbot_revocation_lag_seconds_bucket{le="5.0"}'] == 1
     assert shown["jitbot_active_grants{}"] == 0 and shown['jitbot_events_total{event="expired"}'] == 1
+
+
+FAMILIES = {  # every family /metrics serves, and its type (the integration test checks the same)
+    "jitbot_events": "counter",
+    "jitbot_provider_errors": "counter",
+    "jitbot_slack_api_errors": "counter",
+    "jitbot_pending_requests": "gauge",
+    "jitbot_active_grants": "gauge",
+    "jitbot_overdue_grants": "gauge",
+    "jitbot_revocation_lag_seconds": "histogram",
+}

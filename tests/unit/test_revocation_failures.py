@@ -8,20 +8,13 @@ import itertools
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-import fakeredis
 import pytest
 
 from jitbot.catalog import parse_catalog
 from jitbot.domain import Status
 from jitbot.errors import ProviderError
-from jitbot.lifecycle import Lifecycle
 from jitbot.policy import revocation_retry_delay
-from jitbot.service import Service
-from jitbot.slack.notify import Notifier, web_client
-from jitbot.store import Store
-from jitbot.tasks import Tasks
-from jitbot.testing.slack_standin import SlackStandIn
-from tests.unit.test_lifecycle import NOW, Bot, Clock, RecordingProvider, active, status
+from tests.unit.test_lifecycle import NOW, Bot, active, make_bot, status
 
 CATALOG = parse_catalog(
     """
@@ -38,13 +31,8 @@ OUTAGE = timedelta(minutes=20)
 
 @pytest.fixture
 def bot() -> Iterator[Bot]:
-    client = fakeredis.FakeRedis()
-    store, tasks, clock, fake = Store(client), Tasks(client), Clock(NOW), RecordingProvider()
-    with SlackStandIn() as slack:
-        notifier = Notifier(web_client("xoxb-t", slack.url), store)
-        service = Service(CATALOG, store, tasks, notifier, clock=clock)
-        lifecycle = Lifecycle(CATALOG, store, tasks, notifier, lambda name: fake, clock=clock)
-        yield Bot(client, store, tasks, slack, fake, clock, service, lifecycle)
+    with make_bot(CATALOG) as made:
+        yield made
 
 
 def run_jobs(bot: Bot) -> None:
