@@ -21,7 +21,7 @@ from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.store import EXPIRY, PENDING, Store
 from jitbot.tasks import Tasks, is_last_attempt
 
-ISSUE_LOCK = timedelta(minutes=5)
+ISSUE_LOCK = timedelta(minutes=2)  # a killed issue job blocks cutting its never-recorded session this long
 RECONCILE_GRACE = timedelta(seconds=5)  # let the scheduled job do its work first
 EARLY_TOLERANCE = timedelta(seconds=1)  # RQ schedules in whole seconds: its job may fire up to 1 s early
 AUTO = "jitbot"
@@ -91,25 +91,29 @@ class Lifecycle:
         if request.status not in (Status.ACTIVE, Status.APPROVED):
             return
         resource = find_resource(self.catalog, request.resource)
+        if request.status is Status.ACTIVE:  # recorded: nothing to wait for (a lock a killed job held would delay it)
+            self._cut(request, resource, now)
+            return
         with self.store.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
-            if not mine:
-                return  # an issue job is running; the reconciler comes back
-            try:
-                self._provider(resource).revoke(request, resource, now)
-            except ProviderError as error:
-                self._retry_revocation(request, error, now)
-                return
-            action, note = (
-                (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
-            )
-            try:
-                self.store.transition(request_id, lambda r: apply(r, action, AUTO, now, note=note))
-            except InvalidTransition:
-                return  # another job ended it first
-            self.store.close_revocation_failures(request_id)
-            if action is Action.EXPIRE and request.expires_at:  # cut and recorded: how long after its end
-                metrics.observe_revocation_lag(self.store.redis, (self.clock() - request.expires_at).total_seconds())
-        self.tasks.sync_slack(request_id)
+            if mine:  # else an issue job is running; the reconciler comes back
+                self._cut(request, resource, now)
+
+    def _cut(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
+        """Revoke in the cloud, then record the end: EXPIRED for a grant, FAILED for one never issued."""
+        try:
+            self._provider(resource).revoke(request, resource, now)
+        except ProviderError as error:
+            self._retry_revocation(request, error, now)
+            return
+        action, note = (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
+        try:
+            self.store.transition(request.id, lambda r: apply(r, action, AUTO, now, note=note))
+        except InvalidTransition:
+            return  # another job ended it first
+        self.store.close_revocation_failures(request.id)
+        if action is Action.EXPIRE and request.expires_at:  # cut and recorded: how long after its end
+            metrics.observe_revocation_lag(self.store.redis, (self.clock() - request.expires_at).total_seconds())
+        self.tasks.sync_slack(request.id)
 
     def _retry_revocation(self, request: AccessRequest, error: ProviderError, now: datetime) -> None:
         """Never give up: back off (capped) and let the reconciler come back; alert once past the budget."""
@@ -179,5 +183,4 @@ class Lifecycle:
 
     def _fail(self, request_id: str, note: str) -> None:
         now = self.clock()
-        self.store.transition(request_id, lambda r: apply(r, Action.FAIL, AUTO, now, note=note))
-        self.tasks.sync_slack(request_id)
+        self.store.transition(request_id, lambda r: apply(r, Action.FAIL, AUTO, now, note=note))  # issue_access syncs

@@ -72,10 +72,11 @@ class Notifier:
         if request.status not in OUTCOMES:
             return
         marker = f"told_{request.status}"
-        if marker in self.store.slack_refs(request.id):
-            return
-        self._call("chat_postMessage", channel=request.requester, text=views.outcome_dm(request))
-        self.store.set_slack_refs(request.id, **{marker: "1"})
+        with self.store.lock(f"tell:{request.id}", ANNOUNCE_LOCK) as mine:  # two sync jobs at once: one DM
+            if not mine or marker in self.store.slack_refs(request.id):
+                return  # the holder sends it; if it fails, its job is retried
+            self._call("chat_postMessage", channel=request.requester, text=views.outcome_dm(request))
+            self.store.set_slack_refs(request.id, **{marker: "1"})
 
     def send_credentials(self, request: AccessRequest, credentials: Credentials) -> None:
         text, blocks = views.credentials_dm(request, credentials.fields())

@@ -83,6 +83,8 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         # process name → command: the Procfile's, with `worker` numbered when there is more than one
         self.commands = {"web": PROCESSES["web"]}
+        if workers < 1:
+            raise ValueError("a stack needs at least one worker")
         worker_names = ["worker"] if workers == 1 else [f"worker-{i}" for i in range(1, workers + 1)]
         self.commands.update(dict.fromkeys(worker_names, PROCESSES["worker"]))
         self.supervise = supervise
@@ -102,10 +104,14 @@ class Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "jitbot.yml").write_text(self.catalog_text)
         self.slack.start()
-        self._start_moto()
-        for name in self.commands:
-            self.start_process(name)
-        self.wait_healthy()
+        try:
+            self._start_moto()
+            for name in self.commands:
+                self.start_process(name)
+            self.wait_healthy()
+        except BaseException:
+            self.stop()  # `with Stack(...)` never reaches __exit__ when start fails: leave no process behind
+            raise
         if self.supervise:
             self._supervisor = threading.Thread(target=self._watch, name="stack-supervisor", daemon=True)
             self._supervisor.start()
@@ -247,7 +253,8 @@ class Stack:
                 if self._stopping.is_set():
                     return
                 for name, process in list(self.processes.items()):
-                    if process.poll() is None:
+                    last = max((r.at for r in self.restarts if r.name == name), default=-1.0)
+                    if process.poll() is None or time.monotonic() - last < 1.0:  # crash loops back off a little
                         continue
                     self.restarts.append(Restart(name, process.returncode, time.monotonic()))
                     self._kill_session(process.pid)  # a container takes its orphans with it
