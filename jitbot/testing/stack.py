@@ -262,6 +262,8 @@ class Stack:
 
     def _signal_session(self, session: int, sig: int) -> list[int]:
         pids = _session_members(session)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(session, sig)  # the leader's process group, found without /proc too
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -347,7 +349,11 @@ def _alive(pid: int) -> bool:
 
 def _session_members(session: int) -> list[int]:
     """Live (not zombie) processes in a session: the leader, its children, and their orphans (Linux /proc)."""
-    if not Path("/proc/self/stat").exists():  # no /proc: the process group is the best we can name
+    if not Path("/proc/self/stat").exists():  # no /proc (macOS): the leader's process group is all we can name
+        try:
+            os.killpg(session, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
         return [session]
     members = []
     for entry in Path("/proc").iterdir():
