@@ -6,8 +6,11 @@ the scheduler lock quickly when its holder dies (RQ's default interval is 600 s)
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
+import redis
 from rq import Worker
 
 from jitbot import logs, runtime
@@ -15,6 +18,7 @@ from jitbot.tasks import SERIALIZER, make_queue
 
 MAINTENANCE_INTERVAL_S = 10
 WORKER_TTL_S = 25  # RQ blocks for worker_ttl - 15 s waiting for a job: a maintenance pass at least that often
+MAX_RESTART_PAUSE_S = 30.0
 _log = logs.get("jitbot.worker")
 
 
@@ -27,10 +31,22 @@ class JitbotWorker(Worker):
             _log.exception("reconcile_failed")
 
 
-def run() -> None:
+def run(sleep: Callable[[float], None] = time.sleep) -> None:
+    """Work until asked to stop. RQ's loop returns when Redis drops mid-job (a restart, a failover): start
+    it again with backoff rather than exit, since one exited process stops every other under honcho."""
     rt = runtime.current()
     for resource in rt.catalog.resources.values():
         rt.lifecycle.providers(resource.provider)  # import SDKs once, before RQ forks a child per job
     options: dict[str, Any] = {"maintenance_interval": MAINTENANCE_INTERVAL_S, "worker_ttl": WORKER_TTL_S}
-    worker = JitbotWorker([make_queue(rt.redis)], connection=rt.redis, serializer=SERIALIZER, **options)
-    worker.work(with_scheduler=True, logging_level="INFO")
+    pause = 1.0
+    while True:
+        worker = JitbotWorker([make_queue(rt.redis)], connection=rt.redis, serializer=SERIALIZER, **options)
+        try:
+            worker.work(with_scheduler=True, logging_level="INFO")
+        except redis.ConnectionError as error:
+            _log.warning("redis_lost", error=type(error).__name__)
+        if worker._stop_requested:  # SIGTERM or SIGINT: RQ has no public accessor for it
+            return
+        _log.warning("worker_restarting", in_s=pause)
+        sleep(pause)
+        pause = min(pause * 2, MAX_RESTART_PAUSE_S)
