@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from rq.exceptions import SchedulerNotFound
 from rq.job import Job
-from rq.registry import StartedJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.worker import Worker
 
@@ -330,6 +330,15 @@ def test_revocations_when_redis_restarted_with_500_waiting_then_none_lost(tmp_pa
 # --- 5. Slack answering 429 and 500 for a while ------------------------------------------------------------
 
 
+def jobs_settled(stack: Stack) -> bool:
+    """Nothing queued, running or waiting to be retried: any duplicate message would have been sent by now."""
+    connection = stack.redis()
+    queue = make_queue(connection)
+    started = StartedJobRegistry(QUEUE, connection=connection, serializer=SERIALIZER)
+    scheduled = ScheduledJobRegistry(QUEUE, connection=connection, serializer=SERIALIZER)
+    return queue.count == 0 and started.count == 0 and scheduled.count == 0
+
+
 def delivered(calls: list[Call], request_id: str, user: str) -> dict[str, int]:
     """How many of each message Slack accepted (HTTP 200) for one request."""
     counts = {"approval": 0, "credentials": 0, "outcome": 0, "scrub": 0}
@@ -390,7 +399,7 @@ def test_slack_when_429_then_500_for_a_while_then_every_message_once_and_revocat
             "an outcome DM for every request after the outage",
         )
         report("settled_after_outage_s", round(time.time() - outage_to, 1))
-        time.sleep(3)  # anything still retrying would now repeat a message
+        wait_until(lambda: jobs_settled(stack), 120, "every Slack job done or given up")  # retries would repeat
         final = trail(stack)
         report("outcomes_of_requests_made_in_outage", sorted({e for i in more for e in final[i]} - {"requested"}))
         problems = {}
