@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from jitbot.audit import AuditRecord
-from jitbot.durations import MAX_DURATION
 
 AUTO = "jitbot"  # the actor of what policy does on its own
 BUCKETS = ("week", "month")
@@ -21,7 +20,6 @@ REPEAT_THRESHOLD = 5
 CHART = "duration-trend.png"
 CHART_LINES = 10  # one colour each from matplotlib's ten; more would be spaghetti (the CSV has them all)
 TIMES, NONE = "\u00d7", "\u2013"  # multiplication sign, en dash: escaped, as ruff flags look-alikes in source
-MAX_PERIOD = MAX_DURATION  # what parse_duration accepts: ten years
 STREAM_SKEW = timedelta(hours=1)  # stream ids come from Redis's clock, `at` from ours: read a margin, let `at` decide
 COUNTS = (  # the Figures fields that count events, in report order
     *("requests", "grants", "approvals", "auto_approvals", "denials", "timed_out", "cancelled", "failed"),

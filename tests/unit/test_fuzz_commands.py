@@ -26,7 +26,7 @@ from rq import Queue
 from jitbot import audit, runtime
 from jitbot.commands import MAX_REASON, USAGE
 from jitbot.config import Config
-from jitbot.report import MAX_PERIOD
+from jitbot.durations import MAX_DURATION as MAX_PERIOD
 from jitbot.slack import listeners
 from jitbot.store import decode
 from jitbot.tasks import QUEUE, SERIALIZER
