@@ -87,6 +87,7 @@ class AccessRequest:
     note: str | None = None  # why it failed, or was denied
     version: int = 0
     provider: str = ""  # the catalog's provider when it was asked for; the audit trail keeps it
+    identity: dict[str, str] = field(default_factory=dict)  # the cloud principal, resolved at request time
 
     def time_left(self, now: datetime) -> timedelta:
         return max(self.expires_at - now, timedelta(0)) if self.expires_at else timedelta(0)

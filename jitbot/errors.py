@@ -11,6 +11,8 @@ JitError                    message is safe to show the person who caused it
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class JitError(Exception):
     """Base of every error jitbot raises on purpose; str(error) is written for a person."""
@@ -37,11 +39,16 @@ class ConfigError(JitError):
 
 
 class ProviderError(JitError):
-    """A cloud call failed. Never carries a secret."""
+    """A cloud call failed. Never carries a secret.
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    `not_before`, when the cloud said when to try again (Retry-After, Azure PIM's first five minutes): a retry
+    earlier than that is pointless, and waiting for it is not a failure worth an alert.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, not_before: datetime | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.not_before = not_before
 
 
 def echo(user_text: str, limit: int = 40) -> str:

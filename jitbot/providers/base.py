@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -13,10 +13,16 @@ from jitbot.redaction import Credentials
 
 @dataclass(frozen=True)
 class Issued:
-    """What a grant gives: a non-secret handle kept in the store, and credentials that go to the DM only."""
+    """What a grant gives: a non-secret handle kept in the store, and what the requester's DM shows.
+
+    `credentials` are secrets (AWS STS keys) and go to the DM only. `access` describes access that lives in
+    the cloud rather than in a secret (an Azure PIM assignment, a GCP binding, an Identity Center assignment):
+    label → value lines for the DM, e.g. {"Role": …, "Scope": …, "Identity": …, "Console": "https://…"}.
+    """
 
     handle: dict[str, str]
-    credentials: Credentials
+    credentials: Credentials = field(default_factory=lambda: Credentials({}))
+    access: dict[str, str] = field(default_factory=dict)
 
 
 class Provider(Protocol):
