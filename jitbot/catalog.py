@@ -21,28 +21,40 @@ ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 RESOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 SESSION_POLICY_LIMIT = 2048  # STS's limit on the packed inline session policy, which moto does not check
 
-POLICY_KEYS = {"duration", "min_duration", "max_duration", "approvals", "pending_timeout"}
-PROVIDER_KEYS = {"aws": {"role_arn", "region", "session_policy"}, "fake": {"delay", "fail_when_exists"}}
-RESOURCE_KEYS = POLICY_KEYS | {"description", "provider", "approvers", "channel", "auto_approve"}
-PROVIDER_MAX_DURATION = {"aws": timedelta(hours=12)}  # STS DurationSeconds ≤ 43,200 (and the role's own maximum)
-TOP_KEYS = {"approver_channel", "alert_channel", "admins", "defaults", "resources", "revocation"}
-REVOCATION_KEYS = {"retry_base", "retry_cap", "alert_after"}
-# In the product contract, but not built yet: refused rather than silently ignored.
-NOT_YET = {
-    "identities",
-    "breakglass",
+DURATION_KEYS = {"duration", "min_duration", "max_duration", "pending_timeout"}
+POLICY_KEYS = DURATION_KEYS | {
+    "approvals",
+    "auto_approve",
     "auto_approve_after",
-    "reason",
     "escalate_after",
     "escalate_to",
-    "mode",
+    "reason",
+    "breakglass",
 }
+PROVIDER_KEYS = {"aws": {"role_arn", "region", "session_policy"}, "fake": {"delay", "fail_when_exists"}}
+RESOURCE_KEYS = POLICY_KEYS | {"description", "provider", "approvers", "channel"}
+PROVIDER_MAX_DURATION = {"aws": timedelta(hours=12)}  # STS DurationSeconds ≤ 43,200 (and the role's own maximum)
+TOP_KEYS = {"approver_channel", "alert_channel", "admins", "defaults", "resources", "revocation", "breakglass_realert"}
+REVOCATION_KEYS = {"retry_base", "retry_cap", "alert_after"}
+REASON_KEYS = {"min_length", "pattern", "example"}
+ESCALATE_ID = re.compile(r"[UWSCG][A-Z0-9]{2,}")  # people, user groups, or a channel
+# In the product contract, but not built yet: refused rather than silently ignored.
+NOT_YET = {"identities", "mode"}
 BUILTIN_DEFAULTS: dict[str, str] = {
     "duration": "1h",
     "min_duration": "15m",
     "max_duration": "4h",
     "pending_timeout": "1h",
 }
+
+
+@dataclass(frozen=True)
+class ReasonRule:
+    """What a reason must look like: at least `min_length` characters, matching `pattern` (shown by `example`)."""
+
+    min_length: int = 0
+    pattern: str | None = None
+    example: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,16 @@ class Resource:
     max_duration: timedelta
     pending_timeout: timedelta
     channel: str
-    auto_approve: bool
+    auto_approve_up_to: timedelta | None = None  # approved by policy when this long or shorter
+    auto_approve_after: timedelta | None = None  # approved by policy when nobody decided within this
+    escalate_after: timedelta | None = None
+    escalate_to: tuple[str, ...] = ()  # users (U…), user groups (S…) or one channel (C…)
+    reason: ReasonRule = ReasonRule()
+    breakglass: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def auto_approves(self, duration: timedelta) -> bool:
+        return self.auto_approve_up_to is not None and duration <= self.auto_approve_up_to
 
 
 @dataclass(frozen=True)
@@ -78,6 +98,7 @@ class Catalog:
     admins: tuple[str, ...]
     resources: dict[str, Resource]
     revocation: Revocation = Revocation()
+    breakglass_realert: timedelta = timedelta(hours=1)  # an unreviewed break-glass grant is re-alerted this often
 
     def resource(self, name: str) -> Resource | None:
         return self.resources.get(name)
@@ -121,7 +142,10 @@ def parse_catalog(text: str, source: str = "jitbot.yml") -> Catalog:
     resources = {name: _resource(name, node, defaults, approver_channel) for name, node in entries.items()}
     admins = tuple(_id_list(top["admins"], USER_ID, "a user id (U…)")) if "admins" in top else ()
     revocation = _revocation(top["revocation"]) if "revocation" in top else Revocation()
-    return Catalog(approver_channel, _channel(alert) if alert else None, admins, resources, revocation)
+    realert = _duration(top.get("breakglass_realert"), "1h")
+    if any(r.breakglass for r in resources.values()) and not alert:
+        raise resources_node.fail("break-glass resources need an alert_channel for their alerts and reviews")
+    return Catalog(approver_channel, _channel(alert) if alert else None, admins, resources, revocation, realert)
 
 
 def _revocation(node: _Node) -> Revocation:
@@ -155,7 +179,7 @@ def _resource(name: str, node: _Node, defaults: dict[str, _Node], default_channe
         raise where.fail(f"provider must be one of {known} (azure and gcp are not supported yet), not '{provider}'")
     keys = _mapping(node, RESOURCE_KEYS | PROVIDER_KEYS[provider])
     policy = {key: keys.get(key) or defaults.get(key) for key in POLICY_KEYS}
-    bounds = {key: _duration(policy[key], BUILTIN_DEFAULTS[key]) for key in POLICY_KEYS - {"approvals"}}
+    bounds = {key: _duration(policy[key], BUILTIN_DEFAULTS[key]) for key in DURATION_KEYS}
     _check_bounds(bounds, keys.get("max_duration") or keys.get("duration") or node)
     cloud_max = PROVIDER_MAX_DURATION.get(provider)
     if cloud_max and bounds["max_duration"] > cloud_max:
@@ -168,12 +192,14 @@ def _resource(name: str, node: _Node, defaults: dict[str, _Node], default_channe
     )
     approvals_node = policy["approvals"]
     approvals = _positive_int(approvals_node) if approvals_node else 1
-    auto = _bool(keys["auto_approve"]) if "auto_approve" in keys else False
-    if not auto and not approvers:
+    auto = _auto_approve(policy["auto_approve"], bounds["max_duration"])
+    if auto != bounds["max_duration"] and not approvers:
         raise node.fail("needs approvers (user or user-group ids) unless auto_approve is true")
     channel = _channel(keys["channel"]) if "channel" in keys else default_channel
     description = str(keys["description"].value) if "description" in keys else ""
-    settings = _SETTINGS[provider](keys)
+    escalate_after, escalate_to = policy["escalate_after"], policy["escalate_to"]
+    if bool(escalate_after) != bool(escalate_to):
+        raise (escalate_after or escalate_to or node).fail("escalate_after and escalate_to go together")
     return Resource(
         name,
         provider,
@@ -185,9 +211,48 @@ def _resource(name: str, node: _Node, defaults: dict[str, _Node], default_channe
         bounds["max_duration"],
         bounds["pending_timeout"],
         channel,
-        auto,
-        settings,
+        auto_approve_up_to=auto,
+        auto_approve_after=_duration(policy["auto_approve_after"], "1s") if policy["auto_approve_after"] else None,
+        escalate_after=_duration(escalate_after, "1s") if escalate_after else None,
+        escalate_to=_escalation_targets(escalate_to) if escalate_to else (),
+        reason=_reason_rule(policy["reason"]) if policy["reason"] else ReasonRule(),
+        breakglass=_bool(policy["breakglass"]) if policy["breakglass"] else False,
+        settings=_SETTINGS[provider](keys),
     )
+
+
+def _auto_approve(node: _Node | None, max_duration: timedelta) -> timedelta | None:
+    """`true` (up to max_duration), `false`, or `{max_duration: 30m}`: auto-approval only within that bound."""
+    if node is None:
+        return None
+    if isinstance(node.raw, yaml.MappingNode):
+        bound = _duration(_required(_mapping(node, {"max_duration"}), "max_duration", node.source), "1s")
+        if bound > max_duration:
+            raise node.fail(f"max_duration is above the resource's own maximum, {format_duration(max_duration)}")
+        return bound
+    return max_duration if _bool(node) else None
+
+
+def _escalation_targets(node: _Node) -> tuple[str, ...]:
+    targets = tuple(_id_list(node, ESCALATE_ID, "a user (U…), user-group (S…) or channel (C…) id"))
+    if sum(t[0] in "CG" for t in targets) > 1:
+        raise node.fail("at most one channel")
+    return targets
+
+
+def _reason_rule(node: _Node) -> ReasonRule:
+    keys = _mapping(node, REASON_KEYS)
+    min_length = _positive_int(keys["min_length"]) if "min_length" in keys else 0
+    pattern = str(keys["pattern"].value) if "pattern" in keys else None
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise keys["pattern"].fail(f"not a valid regular expression: {error}") from None
+    example = str(keys["example"].value) if "example" in keys else None
+    if example is not None and pattern is not None and not re.search(pattern, example):
+        raise keys["example"].fail(f"'{example}' does not match the pattern itself")
+    return ReasonRule(min_length, pattern, example)
 
 
 def _check_bounds(bounds: dict[str, timedelta], where: _Node) -> None:

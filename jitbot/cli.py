@@ -68,7 +68,9 @@ def _check(args: argparse.Namespace) -> int:
     catalog = load_catalog(config.config_path)
     print(f"{config.config_path}: OK, {len(catalog.resources)} resources")
     for r in catalog.resources.values():
-        approval = "auto-approve" if r.auto_approve else f"{r.approvals} of {', '.join(r.approvers)}"
+        approval = (
+            "auto-approve" if r.auto_approve_up_to == r.max_duration else f"{r.approvals} of {', '.join(r.approvers)}"
+        )
         bounds = f"{format_duration(r.min_duration)} to {format_duration(r.max_duration)}"
         print(f"  {r.name:<20} {r.provider:<5} {bounds:<14} {approval}")
     return 0

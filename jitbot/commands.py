@@ -13,6 +13,13 @@ USAGE = "\n".join(
         "*Usage*",
         "• `/access request <resource> <duration> <reason…>`: ask for access, e.g."
         " `/access request prod-db 2h rotating keys for INC-123`",
+        "• `/access request`: the same, in a form",
+        "• `/access list`: your pending requests and active grants · `/access list all`: everyone's — approvers",
+        "• `/access extend <id> <duration> [reason]`: more time on an active grant, through the same approval",
+        "• `/access revoke <id>`: end an active grant now · `/access cancel <id>`: withdraw a pending request",
+        "• `/access resources`: what you can ask for, for how long, and who approves",
+        "• `/access breakglass <resource> <duration> <reason…>`: emergency access without approval, where allowed;"
+        " alerts security and must be reviewed",
         "• `/access report [period]`: the access review of the last 90d (or the period), as files by DM — admins",
         "• `/access help`: this text",
         "Durations: a number and a unit (s, m, h, d), e.g. `15m`, `2h`, `1h30m`.",
@@ -30,6 +37,45 @@ class RequestAccess:
 
 
 @dataclass(frozen=True)
+class BreakGlass:
+    resource: str
+    duration: timedelta
+    reason: str
+
+
+@dataclass(frozen=True)
+class OpenRequestForm:
+    pass
+
+
+@dataclass(frozen=True)
+class ShowList:
+    everyone: bool
+
+
+@dataclass(frozen=True)
+class Revoke:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Cancel:
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Extend:
+    request_id: str
+    duration: timedelta
+    reason: str
+
+
+@dataclass(frozen=True)
+class ShowResources:
+    pass
+
+
+@dataclass(frozen=True)
 class ShowHelp:
     pass
 
@@ -39,7 +85,18 @@ class ShowReport:
     period: timedelta
 
 
-Command = RequestAccess | ShowHelp | ShowReport
+Command = (
+    RequestAccess
+    | BreakGlass
+    | OpenRequestForm
+    | ShowList
+    | Revoke
+    | Cancel
+    | Extend
+    | ShowResources
+    | ShowHelp
+    | ShowReport
+)
 REPORT_PERIOD = timedelta(days=90)
 
 
@@ -52,17 +109,54 @@ def parse_command(text: str) -> Command:
     if verb == "help":
         return ShowHelp()
     if verb == "request":
-        return _parse_request(args)
+        return _parse_request(args) if args else OpenRequestForm()
+    if verb == "breakglass":
+        request = _parse_request(args, "breakglass")
+        return BreakGlass(request.resource, request.duration, request.reason)
+    if verb == "list":
+        return _parse_list(args)
+    if verb in ("revoke", "cancel"):
+        request_id = _one_id(verb, args)
+        return Revoke(request_id) if verb == "revoke" else Cancel(request_id)
+    if verb == "extend":
+        return _parse_extend(args)
+    if verb == "resources":
+        return ShowResources()
     if verb == "report":
         return ShowReport(parse_duration(args[0]) if args else REPORT_PERIOD)
     raise UsageError(f"I don't know `{echo(verb)}`.\n{USAGE}")
 
 
-def _parse_request(args: list[str]) -> RequestAccess:
+def _parse_request(args: list[str], verb: str = "request") -> RequestAccess:
     if len(args) < 3:
         missing = ("a resource", "a duration", "a reason")[len(args)]
-        raise UsageError(f"Missing {missing}. {REQUEST_USAGE}")
-    reason = " ".join(args[2:])
+        usage = REQUEST_USAGE.replace("request", verb, 2)
+        raise UsageError(f"Missing {missing}. {usage}")
+    return RequestAccess(resource=args[0], duration=parse_duration(args[1]), reason=_reason(args[2:]))
+
+
+def _parse_list(args: list[str]) -> ShowList:
+    if not args:
+        return ShowList(everyone=False)
+    if [a.lower() for a in args] == ["all"]:
+        return ShowList(everyone=True)
+    raise UsageError(f"`/access list` takes nothing or `all`, not `{echo(' '.join(args))}`.")
+
+
+def _one_id(verb: str, args: list[str]) -> str:
+    if len(args) != 1:
+        raise UsageError(f"Usage: `/access {verb} <id>`, e.g. `/access {verb} r-7k3q9x` (`/access list` shows ids).")
+    return args[0].lower()
+
+
+def _parse_extend(args: list[str]) -> Extend:
+    if len(args) < 2:
+        raise UsageError("Usage: `/access extend <id> <duration> [reason]`, e.g. `/access extend r-7k3q9x 30m INC-123`")
+    return Extend(args[0].lower(), parse_duration(args[1]), _reason(args[2:]))
+
+
+def _reason(words: list[str]) -> str:
+    reason = " ".join(words)
     if len(reason) > MAX_REASON:
         raise UsageError(f"The reason is {len(reason)} characters long; the limit is {MAX_REASON}.")
-    return RequestAccess(resource=args[0], duration=parse_duration(args[1]), reason=reason)
+    return reason

@@ -42,6 +42,14 @@ class Action(StrEnum):
     REVOKE = "revoke"
     CANCEL = "cancel"
     TIME_OUT = "time_out"  # nobody decided in time
+    ESCALATE = "escalate"  # nobody decided in time: announced to a second set of approvers
+    BREAK_GLASS = "break_glass"  # approved without anyone, reviewed after the fact
+    END_NOW = "end_now"  # someone asked to end an active grant before its time
+    ASK_EXTENSION = "ask_extension"
+    ENDORSE_EXTENSION = "endorse_extension"
+    EXTEND = "extend"
+    DENY_EXTENSION = "deny_extension"
+    RENEW = "renew"  # the cloud's access was brought up to an extended expiry
 
 
 TRANSITIONS: dict[Status, dict[Action, Status]] = {
@@ -51,9 +59,21 @@ TRANSITIONS: dict[Status, dict[Action, Status]] = {
         Action.DENY: Status.DENIED,
         Action.CANCEL: Status.CANCELLED,
         Action.TIME_OUT: Status.EXPIRED,
+        Action.ESCALATE: Status.PENDING,
+        Action.BREAK_GLASS: Status.APPROVED,
     },
     Status.APPROVED: {Action.GRANT: Status.ACTIVE, Action.FAIL: Status.FAILED},
-    Status.ACTIVE: {Action.EXPIRE: Status.EXPIRED, Action.REVOKE: Status.REVOKED, Action.FAIL: Status.FAILED},
+    Status.ACTIVE: {
+        Action.EXPIRE: Status.EXPIRED,
+        Action.REVOKE: Status.REVOKED,
+        Action.FAIL: Status.FAILED,
+        Action.END_NOW: Status.ACTIVE,
+        Action.ASK_EXTENSION: Status.ACTIVE,
+        Action.ENDORSE_EXTENSION: Status.ACTIVE,
+        Action.EXTEND: Status.ACTIVE,
+        Action.DENY_EXTENSION: Status.ACTIVE,
+        Action.RENEW: Status.ACTIVE,
+    },
 }
 
 EVENT_NAMES = {
@@ -66,7 +86,17 @@ EVENT_NAMES = {
     Action.REVOKE: "revoked",
     Action.CANCEL: "cancelled",
     Action.TIME_OUT: "timed out",
+    Action.ESCALATE: "escalated",
+    Action.BREAK_GLASS: "break-glass",
+    Action.END_NOW: "end requested",
+    Action.ASK_EXTENSION: "extension requested",
+    Action.ENDORSE_EXTENSION: "extension endorsed",
+    Action.EXTEND: "extended",
+    Action.DENY_EXTENSION: "extension denied",
+    Action.RENEW: "renewed",
 }
+REMIND_BEFORE = timedelta(minutes=5)  # the expiring-soon DM, for grants of at least REMIND_FROM
+REMIND_FROM = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -88,9 +118,33 @@ class AccessRequest:
     version: int = 0
     provider: str = ""  # the catalog's provider when it was asked for; the audit trail keeps it
     identity: dict[str, str] = field(default_factory=dict)  # the cloud principal, resolved at request time
+    breakglass: bool = False
+    auto_approve_at: datetime | None = None  # approved by policy then, unless someone decided first
+    escalate_at: datetime | None = None  # announced to the escalation approvers then, unless decided
+    escalated: bool = False
+    ending_by: str | None = None  # who asked to end it before its time
+    extend_by: timedelta | None = None  # an extension waiting for approval
+    extend_reason: str | None = None
+    extend_approvals: tuple[str, ...] = ()
 
     def time_left(self, now: datetime) -> timedelta:
         return max(self.expires_at - now, timedelta(0)) if self.expires_at else timedelta(0)
+
+    @property
+    def is_open(self) -> bool:
+        return not self.status.is_final
+
+    @property
+    def granted_for(self) -> timedelta:
+        """How long the grant runs in all, extensions included."""
+        return self.expires_at - self.granted_at if self.expires_at and self.granted_at else self.duration
+
+    @property
+    def remind_at(self) -> datetime | None:
+        """When the expiring-soon DM is due: only for active grants long enough to warrant one."""
+        if self.status is not Status.ACTIVE or self.ending_by or not self.expires_at:
+            return None
+        return self.expires_at - REMIND_BEFORE if self.granted_for >= REMIND_FROM else None
 
 
 @dataclass(frozen=True)
@@ -139,11 +193,68 @@ def apply(
 
 
 def approve(request: AccessRequest, approver: str, required: int, now: datetime) -> tuple[AccessRequest, AuditEvent]:
-    """Count one approval; the request becomes APPROVED once `required` distinct approvers agreed."""
+    """Count one approval; the request (or its pending extension) is approved once `required` distinct agreed."""
+    if request.status is Status.ACTIVE:
+        return _approve_extension(request, approver, required, now)
     approvals = (*request.approvals, approver)
     if len(approvals) < required:
         return apply(request, Action.ENDORSE, approver, now, approvals=approvals)
     return apply(request, Action.APPROVE, approver, now, approvals=approvals, decided_by=approver, decided_at=now)
+
+
+def deny(request: AccessRequest, approver: str, now: datetime, note: str | None) -> tuple[AccessRequest, AuditEvent]:
+    """Deny the request, or the extension it waits for (the grant itself then runs on as before)."""
+    if request.status is Status.ACTIVE:
+        if request.extend_by is None:
+            raise InvalidTransition(f"Request {request.id} is already active; there is no extension to deny.")
+        return apply(
+            request,
+            Action.DENY_EXTENSION,
+            approver,
+            now,
+            extend_by=None,
+            extend_reason=None,
+            extend_approvals=(),
+            note=note,
+        )
+    return apply(request, Action.DENY, approver, now, decided_by=approver, decided_at=now, note=note)
+
+
+def ask_extension(
+    request: AccessRequest, by: timedelta, reason: str, now: datetime
+) -> tuple[AccessRequest, AuditEvent]:
+    if request.extend_by is not None:
+        raise InvalidTransition(f"Request {request.id} already has an extension waiting for approval.")
+    return apply(
+        request, Action.ASK_EXTENSION, request.requester, now, extend_by=by, extend_reason=reason, extend_approvals=()
+    )
+
+
+def extend(request: AccessRequest, actor: str, now: datetime) -> tuple[AccessRequest, AuditEvent]:
+    """The extension is approved: the grant now ends `extend_by` later."""
+    if request.extend_by is None or request.expires_at is None:
+        raise InvalidTransition(f"Request {request.id} has no extension waiting.")
+    return apply(
+        request,
+        Action.EXTEND,
+        actor,
+        now,
+        expires_at=request.expires_at + request.extend_by,
+        extend_by=None,
+        extend_reason=None,
+        extend_approvals=(),
+    )
+
+
+def _approve_extension(
+    request: AccessRequest, approver: str, required: int, now: datetime
+) -> tuple[AccessRequest, AuditEvent]:
+    if request.extend_by is None:
+        raise InvalidTransition(f"Request {request.id} is already active; there is nothing to approve.")
+    approvals = (*request.extend_approvals, approver)
+    if len(approvals) < required:
+        return apply(request, Action.ENDORSE_EXTENSION, approver, now, extend_approvals=approvals)
+    return extend(request, approver, now)
 
 
 def grant(request: AccessRequest, handle: dict[str, str], now: datetime) -> tuple[AccessRequest, AuditEvent]:

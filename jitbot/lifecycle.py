@@ -17,8 +17,10 @@ from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, gran
 from jitbot.errors import InvalidTransition, ProviderError
 from jitbot.policy import find_resource, revocation_retry_delay
 from jitbot.providers.base import Provider
+from jitbot.slack import views
+from jitbot.slack.home import Homes
 from jitbot.slack.notify import Notifier, NotifyError
-from jitbot.store import EXPIRY, PENDING, Store
+from jitbot.store import EXPIRY, PENDING, REVIEWS, TIMERS, Store
 from jitbot.tasks import Tasks, is_last_attempt
 
 ISSUE_LOCK = timedelta(minutes=2)  # a killed issue job blocks cutting its never-recorded session this long
@@ -44,6 +46,7 @@ class Lifecycle:
         self.notifier = notifier
         self.providers = providers
         self.clock = clock
+        self.homes = Homes(catalog, store, notifier, clock)
 
     def issue_access(self, request_id: str) -> None:
         """APPROVED → ACTIVE: ask the cloud, record the grant, DM the access, schedule the end."""
@@ -74,7 +77,7 @@ class Lifecycle:
             provider.revoke(request, resource, self.clock())
             return None
         try:
-            self.notifier.send_credentials(active, issued.credentials)
+            self.notifier.send_access(active, issued.credentials, issued.access)
         except NotifyError as error:
             provider.revoke(active, resource, self.clock())
             self._fail(request.id, f"the access could not be delivered ({error}), so it was cut again")
@@ -106,8 +109,10 @@ class Lifecycle:
             self._retry_revocation(request, error, now)
             return
         action, note = (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
+        if request.ending_by:
+            action = Action.REVOKE
         try:
-            self.store.transition(request.id, lambda r: apply(r, action, AUTO, now, note=note))
+            self.store.transition(request.id, lambda r: apply(r, action, request.ending_by or AUTO, now, note=note))
         except InvalidTransition:
             return  # another job ended it first
         self.store.close_revocation_failures(request.id)
@@ -129,6 +134,37 @@ class Lifecycle:
         if failures >= self.catalog.revocation.alert_after and self.store.claim_revocation_alert(request.id):
             self.tasks.alert_revocation(request.id)
 
+    def renew_access(self, request_id: str) -> None:
+        """An approved extension: the cloud's access is brought up to the new expiry and the DM replaced.
+
+        If the cloud refuses for good, the grant keeps its recorded end (revocation still runs then) but the
+        cloud may end it sooner: the requester is told which time to trust.
+        """
+        request = self.store.get(request_id)
+        if request.status is not Status.ACTIVE or request.ending_by:
+            return
+        resource = find_resource(self.catalog, request.resource)
+        provider = self._provider(resource)
+        try:
+            issued = provider.extend(request, resource, self.clock())
+        except ProviderError as error:
+            if error.retryable and not is_last_attempt():
+                raise
+            detail = {"error": str(error)}
+            self.store.record(
+                AuditEvent("renewal failed", request.id, AUTO, request.resource, self.clock(), request.status, detail)
+            )
+            self.notifier.tell(request.requester, views.renewal_failed(request, str(error)))
+            return
+        renewed, _ = self.store.transition(
+            request.id, lambda r: apply(r, Action.RENEW, AUTO, self.clock(), grant=issued.handle)
+        )
+        if issued.credentials.fields():
+            self.notifier.send_access(renewed, issued.credentials, issued.access)
+        else:
+            self.notifier.tell(renewed.requester, views.extended_dm(renewed))
+        self.tasks.sync_slack(request_id)
+
     def alert_revocation(self, request_id: str) -> None:
         """Tell the alert channel that a grant outlives its end; logged loudly as well, in case Slack is down."""
         request = self.store.get(request_id)
@@ -147,6 +183,7 @@ class Lifecycle:
         steps: list[Callable[[], None]] = [
             lambda: self.notifier.sync_approval_message(request, resource),
             lambda: self.notifier.tell_requester(request),
+            lambda: self.homes.publish_for(request),
         ]
         if request.status.is_final:
             steps.insert(0, lambda: self.notifier.scrub_credentials(request))
@@ -169,17 +206,57 @@ class Lifecycle:
         timed_out = self.store.due(PENDING, now)
         for request_id in timed_out:
             self._time_out(request_id)
-        if overdue or timed_out:
-            _log.info("reconciled", overdue=len(overdue), timed_out=len(timed_out))
-        return len(overdue) + len(timed_out)
+        timers = self.store.due(TIMERS, now)
+        for timer in timers:
+            kind, request_id = timer.split(":", 1)
+            self._on_timer(kind, request_id, now)
+        reviews = self.store.due(REVIEWS, now)
+        for request_id in reviews:
+            self.store.next_review_alert(request_id, now + self.catalog.breakglass_realert)
+            self.tasks.review_alert(request_id)
+        if overdue or timed_out or timers or reviews:
+            _log.info(
+                "reconciled", overdue=len(overdue), timed_out=len(timed_out), timers=len(timers), reviews=len(reviews)
+            )
+        return len(overdue) + len(timed_out) + len(timers) + len(reviews)
+
+    def _on_timer(self, kind: str, request_id: str, now: datetime) -> None:
+        """A policy's time has come: approve on its own, escalate, or remind. State changes clear their timer."""
+        if kind == "auto":
+            self._settle(request_id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now))
+            self.tasks.issue(request_id)
+        elif kind == "escalate":
+            if self._settle(request_id, lambda r: apply(r, Action.ESCALATE, AUTO, now, escalated=True)):
+                self.tasks.escalate(request_id)
+        else:
+            self.store.clear_timer(kind, request_id)
+            self.tasks.remind(request_id)
+
+    def _settle(self, request_id: str, change: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> bool:
+        try:
+            self.store.transition(request_id, change)
+        except InvalidTransition:  # decided meanwhile; the transition cleared the timer
+            return False
+        self.tasks.sync_slack(request_id)
+        return True
+
+    def escalate(self, request_id: str) -> None:
+        request = self.store.get(request_id)
+        if request.status is Status.PENDING:
+            self.notifier.post_escalation(request, find_resource(self.catalog, request.resource))
+
+    def remind(self, request_id: str) -> None:
+        request, now = self.store.get(request_id), self.clock()
+        if request.remind_at is not None and request.expires_at and request.expires_at > now:
+            self.notifier.remind(request, now)
+
+    def review_alert(self, request_id: str) -> None:
+        if self.catalog.alert_channel:
+            self.notifier.sync_review_alert(self.store.get(request_id), self.catalog.alert_channel)
 
     def _time_out(self, request_id: str) -> None:
         now = self.clock()
-        try:
-            self.store.transition(request_id, lambda r: apply(r, Action.TIME_OUT, AUTO, now, decided_at=now))
-        except InvalidTransition:
-            return
-        self.tasks.sync_slack(request_id)
+        self._settle(request_id, lambda r: apply(r, Action.TIME_OUT, AUTO, now, decided_at=now))
 
     def _fail(self, request_id: str, note: str) -> None:
         now = self.clock()

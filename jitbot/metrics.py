@@ -86,6 +86,10 @@ class CountedProvider:
         with self._counting():
             return self.inner.grant(request, resource, now)
 
+    def extend(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        with self._counting():
+            return self.inner.extend(request, resource, now)
+
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         with self._counting():
             self.inner.revoke(request, resource, now)

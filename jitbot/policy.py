@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from jitbot.catalog import Catalog, Resource, Revocation
-from jitbot.domain import AccessRequest
+from jitbot.domain import AccessRequest, Status
 from jitbot.durations import format_duration
 from jitbot.errors import NotFound, PolicyError
 
@@ -20,7 +21,13 @@ def find_resource(catalog: Catalog, name: str) -> Resource:
 
 
 def check_request(resource: Resource, duration: timedelta, reason: str) -> None:
-    """Bounds and reason rules for a new request; the error names the bound that was crossed."""
+    """Bounds and reason rules for a new request."""
+    check_bounds(resource, duration)
+    check_reason(resource, reason)
+
+
+def check_bounds(resource: Resource, duration: timedelta) -> None:
+    """The resource's minimum and maximum; the error names the bound that was crossed."""
     if duration < resource.min_duration:
         raise PolicyError(
             f"{format_duration(duration)} is shorter than the minimum for `{resource.name}`,"
@@ -31,8 +38,53 @@ def check_request(resource: Resource, duration: timedelta, reason: str) -> None:
             f"{format_duration(duration)} is longer than the maximum for `{resource.name}`,"
             f" {format_duration(resource.max_duration)}."
         )
+
+
+def check_reason(resource: Resource, reason: str) -> None:
+    """The resource's reason rules; the error shows an example of a reason that passes."""
     if not reason.strip():
         raise PolicyError("A reason is required: say why you need access.")
+    rule = resource.reason
+    example = f", e.g. `{rule.example}`" if rule.example else ""
+    if len(reason.strip()) < rule.min_length:
+        raise PolicyError(f"The reason for `{resource.name}` must be at least {rule.min_length} characters{example}.")
+    if rule.pattern and not re.search(rule.pattern, reason):
+        raise PolicyError(f"The reason for `{resource.name}` must include a ticket (`{rule.pattern}`){example}.")
+
+
+def check_breakglass(resource: Resource) -> None:
+    if not resource.breakglass:
+        raise PolicyError(f"`{resource.name}` does not allow break-glass access; use `/access request`.")
+
+
+def check_extension(resource: Resource, request: AccessRequest, more: timedelta, now: datetime) -> None:
+    """An extension keeps the whole grant within the resource's maximum: the error says how much is left."""
+    if request.status is not Status.ACTIVE or not request.expires_at:
+        raise PolicyError(f"`{request.id}` is {request.status}; only an active grant can be extended.")
+    allowed = resource.max_duration - request.granted_for
+    if more > allowed:
+        left = f"at most {format_duration(allowed)} more" if allowed > timedelta(0) else "no more time"
+        raise PolicyError(
+            f"`{resource.name}` grants at most {format_duration(resource.max_duration)} in all;"
+            f" `{request.id}` can have {left}. Ask for a new request after it ends."
+        )
+
+
+def check_end(
+    catalog: Catalog, resource: Resource, request: AccessRequest, user: str, groups: Mapping[str, frozenset[str]]
+) -> None:
+    """Who may end a grant early: the requester, an approver of the resource, or an admin."""
+    if request.status is not Status.ACTIVE:
+        raise PolicyError(f"`{request.id}` is {request.status}, not active: there is nothing to end.")
+    if user != request.requester and not is_approver(catalog, resource, user, groups, request):
+        raise PolicyError(f"Only <@{request.requester}>, the approvers of `{resource.name}` or an admin can end it.")
+
+
+def check_cancel(request: AccessRequest, user: str) -> None:
+    if user != request.requester:
+        raise PolicyError(f"Only <@{request.requester}>, who asked, can cancel `{request.id}`.")
+    if request.status is not Status.PENDING:
+        raise PolicyError(f"`{request.id}` is {request.status}, no longer pending; `/access revoke` ends a grant.")
 
 
 def check_admin(catalog: Catalog, user: str, what: str) -> None:
@@ -48,7 +100,7 @@ def revocation_retry_delay(revocation: Revocation, failures: int, jitter: float)
 
 def approver_groups(resource: Resource) -> tuple[str, ...]:
     """The user groups (S…) whose members may approve; membership is looked up at click time."""
-    return tuple(a for a in resource.approvers if a.startswith("S"))
+    return tuple(a for a in (*resource.approvers, *resource.escalate_to) if a.startswith("S"))
 
 
 def check_approver(
@@ -64,21 +116,40 @@ def check_approver(
     """
     if clicker == request.requester:
         raise PolicyError("You can't approve or deny your own request.")
-    if clicker in request.approvals:
+    if clicker in (request.extend_approvals if request.status is Status.ACTIVE else request.approvals):
         raise PolicyError(f"You have already approved {request.id}; it needs another approver.")
-    if not is_approver(catalog, resource, clicker, groups):
+    if not is_approver(catalog, resource, clicker, groups, request):
         raise PolicyError(
             f"Only the approvers of `{resource.name}` ({approver_list(resource)}) or an admin can decide."
         )
 
 
-def is_approver(catalog: Catalog, resource: Resource, user: str, groups: Mapping[str, frozenset[str]]) -> bool:
-    if user in catalog.admins or user in resource.approvers:
+def is_approver(
+    catalog: Catalog,
+    resource: Resource,
+    user: str,
+    groups: Mapping[str, frozenset[str]],
+    request: AccessRequest | None = None,
+) -> bool:
+    """An admin, a listed approver or a member of a listed group; once `request` is escalated, its escalation
+    approvers too."""
+    eligible = set(resource.approvers)
+    if request is not None and request.escalated:
+        eligible.update(resource.escalate_to)
+    if user in catalog.admins or user in eligible:
         return True
-    return any(user in groups.get(group, frozenset()) for group in approver_groups(resource))
+    return any(user in groups.get(group, frozenset()) for group in eligible if group.startswith("S"))
 
 
 def approver_list(resource: Resource) -> str:
     """Approvers as Slack mentions: `<@U…>` for people, `<!subteam^S…>` for user groups."""
-    mentions = [f"<!subteam^{a}>" if a.startswith("S") else f"<@{a}>" for a in resource.approvers]
-    return ", ".join(mentions) or "admins only"
+    return _mentions(resource.approvers) or "admins only"
+
+
+def escalation_list(resource: Resource) -> str:
+    return _mentions(resource.escalate_to)
+
+
+def _mentions(ids: tuple[str, ...]) -> str:
+    forms = {"S": "<!subteam^{}>", "C": "<#{}>", "G": "<#{}>"}
+    return ", ".join(forms.get(i[0], "<@{}>").format(i) for i in ids)

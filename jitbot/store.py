@@ -23,6 +23,10 @@ from jitbot.errors import ConfigError, NotFound
 
 EXPIRY = "jitbot:expiry"  # ACTIVE grants by expiry; APPROVED ones by the latest their grant could end
 PENDING = "jitbot:pending"  # PENDING requests by the time they time out
+TIMERS = "jitbot:timers"  # `<kind>:<request id>` by when the reconciler should act (auto-approve, escalate, …)
+REVIEWS = "jitbot:reviews"  # open break-glass reviews by their next re-alert
+_DATETIMES = ("created_at", "decided_at", "granted_at", "expires_at", "auto_approve_at", "escalate_at")
+_TUPLES = ("approvals", "extend_approvals")
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 DELIVERY_TTL = timedelta(minutes=10)  # longer than the 5 minutes a signed Slack request can be replayed
 Change = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
@@ -34,6 +38,15 @@ def request_key(request_id: str) -> str:
 
 def slack_key(request_id: str) -> str:
     return f"jitbot:slack:{request_id}"
+
+
+def mine_key(user: str) -> str:
+    """A person's open requests (pending, approved, active), by creation: their list and App Home."""
+    return f"jitbot:mine:{user}"
+
+
+def review_key(request_id: str) -> str:
+    return f"jitbot:review:{request_id}"
 
 
 class Store:
@@ -52,6 +65,8 @@ class Store:
             pipe.multi()
             pipe.set(request_key(request.id), encode(request))
             pipe.zadd(PENDING, {request.id: pending_until.timestamp()})
+            pipe.zadd(mine_key(request.requester), {request.id: request.created_at.timestamp()})
+            _write_indexes(pipe, request)
             return event
 
         return self._commit([request_key(request.id)], writes) is not None
@@ -157,6 +172,9 @@ class Store:
         """True the first time Slack's delivery id (trigger_id) is seen within the replay window."""
         return bool(self.redis.set(_delivery_key(delivery), "", nx=True, px=_ms(DELIVERY_TTL)))
 
+    def forget_delivery(self, delivery: str) -> None:
+        self.redis.delete(_delivery_key(delivery))
+
     def save_delivery_reply(self, delivery: str, reply: str) -> None:
         self.redis.set(_delivery_key(delivery), reply, xx=True, px=_ms(DELIVERY_TTL))
 
@@ -173,6 +191,65 @@ class Store:
         """Ids in `index` whose time has come, oldest first (one range query)."""
         ids = self.redis.zrangebyscore(index, "-inf", now.timestamp(), start=0, num=limit)
         return [_text(i) for i in ids]
+
+    def clear_timer(self, kind: str, request_id: str) -> None:
+        self.redis.zrem(TIMERS, f"{kind}:{request_id}")
+
+    def many(self, request_ids: list[str]) -> list[AccessRequest]:
+        """The requests that still exist, in the order asked (one round trip)."""
+        if not request_ids:
+            return []
+        raws = self.redis.mget([request_key(i) for i in request_ids])
+        return [decode(raw) for raw in raws if raw is not None]
+
+    def open_requests_of(self, user: str) -> list[AccessRequest]:
+        return self.many([_text(i) for i in self.redis.zrange(mine_key(user), 0, -1)])
+
+    def all_open(self, limit: int) -> list[AccessRequest]:
+        """Pending requests and live grants of everyone, oldest first, at most `limit` of each."""
+        pending = [_text(i) for i in self.redis.zrange(PENDING, 0, limit - 1)]
+        live = [_text(i) for i in self.redis.zrange(EXPIRY, 0, limit - 1)]
+        return self.many(pending + live)
+
+    def count_open(self) -> int:
+        return int(self.redis.zcard(PENDING)) + int(self.redis.zcard(EXPIRY))
+
+    def open_review(self, event: AuditEvent, due: datetime) -> None:
+        """A break-glass grant's mandatory review: open until someone other than the user acknowledges it."""
+
+        def writes(pipe: Any) -> AuditEvent:
+            pipe.multi()
+            pipe.hset(review_key(event.request_id), mapping={"status": "open", "alerts": "0"})
+            pipe.zadd(REVIEWS, {event.request_id: due.timestamp()})
+            return event
+
+        self._commit([], writes)
+
+    def review(self, request_id: str) -> dict[str, str]:
+        return {_text(k): _text(v) for k, v in self.redis.hgetall(review_key(request_id)).items()}
+
+    def close_review(self, request_id: str, event: AuditEvent, outcome: str) -> bool:
+        """Acknowledge or flag an open review; False (nothing written) if it was already closed."""
+
+        def writes(pipe: Any) -> AuditEvent | None:
+            if _text(pipe.hget(review_key(request_id), "status") or b"") != "open":
+                return None
+            pipe.multi()
+            pipe.hset(
+                review_key(request_id), mapping={"status": outcome, "by": event.actor, "at": event.at.isoformat()}
+            )
+            pipe.zrem(REVIEWS, request_id)
+            return event
+
+        return self._commit([review_key(request_id)], writes) is not None
+
+    def next_review_alert(self, request_id: str, due: datetime) -> int:
+        """Count one more alert of an open review and schedule the next; returns how many were sent."""
+        with self.redis.pipeline() as pipe:
+            pipe.hincrby(review_key(request_id), "alerts", 1)
+            pipe.zadd(REVIEWS, {request_id: due.timestamp()}, xx=True)
+            count, _ = pipe.execute()
+        return int(count)
 
     def slack_refs(self, request_id: str) -> dict[str, str]:
         raw = self.redis.hgetall(slack_key(request_id))
@@ -202,6 +279,18 @@ def _write_indexes(pipe: Any, request: AccessRequest) -> None:
         pipe.zadd(EXPIRY, {request.id: (request.decided_at + request.duration).timestamp()})
     elif request.status.is_final:
         pipe.zrem(EXPIRY, request.id)
+        pipe.zrem(mine_key(request.requester), request.id)
+    pending = request.status is Status.PENDING
+    _timer(pipe, "auto", request.id, request.auto_approve_at if pending else None)
+    _timer(pipe, "escalate", request.id, request.escalate_at if pending and not request.escalated else None)
+    _timer(pipe, "remind", request.id, request.remind_at)
+
+
+def _timer(pipe: Any, kind: str, request_id: str, when: datetime | None) -> None:
+    if when is None:
+        pipe.zrem(TIMERS, f"{kind}:{request_id}")
+    else:
+        pipe.zadd(TIMERS, {f"{kind}:{request_id}": when.timestamp()})
 
 
 def check_durability(client: redis.Redis, allow_unsafe: bool) -> None:
@@ -260,9 +349,12 @@ def encode(request: AccessRequest) -> str:
 
 def decode(raw: bytes | str) -> AccessRequest:
     data = json.loads(raw)
-    for name in ("created_at", "decided_at", "granted_at", "expires_at"):
-        data[name] = datetime.fromisoformat(data[name]).astimezone(UTC) if data[name] else None
+    for name in _DATETIMES:
+        data[name] = datetime.fromisoformat(data[name]).astimezone(UTC) if data.get(name) else None
     data["duration"] = timedelta(seconds=data["duration"])
+    if data.get("extend_by") is not None:
+        data["extend_by"] = timedelta(seconds=data["extend_by"])
     data["status"] = Status(data["status"])
-    data["approvals"] = tuple(data["approvals"])
+    for name in _TUPLES:
+        data[name] = tuple(data.get(name, ()))
     return AccessRequest(**data)

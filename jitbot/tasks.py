@@ -48,6 +48,23 @@ class Tasks:
         """Bring the approval message and the requester's DMs up to the request's current state."""
         self.queue.enqueue("workers.jobs.sync_slack", request_id, retry=SYNC_RETRY)
 
+    def renew(self, request_id: str) -> None:
+        """An extension was approved: the cloud's access is brought up to the new expiry."""
+        self._once("workers.jobs.renew", request_id, f"renew-{request_id}", ISSUE_RETRY)
+
+    def escalate(self, request_id: str) -> None:
+        self.queue.enqueue("workers.jobs.escalate", request_id, retry=SYNC_RETRY)
+
+    def remind(self, request_id: str) -> None:
+        self.queue.enqueue("workers.jobs.remind", request_id, retry=SYNC_RETRY)
+
+    def review_alert(self, request_id: str) -> None:
+        """Post (or bring up to date) the break-glass alert and its review buttons."""
+        self.queue.enqueue("workers.jobs.review_alert", request_id, retry=SYNC_RETRY)
+
+    def publish_home(self, user: str) -> None:
+        self.queue.enqueue("workers.jobs.publish_home", user, retry=SYNC_RETRY)
+
     def alert_revocation(self, request_id: str) -> None:
         self.queue.enqueue("workers.jobs.alert_revocation", request_id, retry=SYNC_RETRY)
 

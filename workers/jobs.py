@@ -25,3 +25,23 @@ def alert_revocation(request_id: str) -> None:
 
 def post_report(user: str, period_s: int) -> None:
     report_command.post_report(runtime.current(), user, timedelta(seconds=period_s))
+
+
+def renew(request_id: str) -> None:
+    runtime.current().lifecycle.renew_access(request_id)
+
+
+def escalate(request_id: str) -> None:
+    runtime.current().lifecycle.escalate(request_id)
+
+
+def remind(request_id: str) -> None:
+    runtime.current().lifecycle.remind(request_id)
+
+
+def review_alert(request_id: str) -> None:
+    runtime.current().lifecycle.review_alert(request_id)
+
+
+def publish_home(user: str) -> None:
+    runtime.current().lifecycle.homes.publish([user])

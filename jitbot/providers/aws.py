@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,12 @@ class AwsProvider:
         }
         return Issued(handle, Credentials(fields))
 
+    def extend(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        """STS credentials cannot be extended: a new session of the same name runs to the new expiry (the deny
+        that revokes matches the name, so it covers both sessions)."""
+        remaining = (request.expires_at or now) - now
+        return self.grant(replace(request, duration=remaining), resource, now)
+
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         iam: IAMClient = boto3.client("iam")
         role = role_name(resource.settings["role_arn"])
@@ -130,6 +137,22 @@ class AwsProvider:
         if expires > now - PRUNE_SLACK:
             name, document = deny_policy_name(request, expires), deny_document(request)
             _call("PutRolePolicy", iam.put_role_policy, RoleName=role, PolicyName=name, PolicyDocument=document)
+
+    def check(self, resource: Resource) -> str:
+        """For `jitbot check --live`: who jitbot runs as, and that the role exists and allows the catalog's longest
+        grant (AssumeRole refuses a DurationSeconds above the role's MaxSessionDuration)."""
+        sts = boto3.client("sts", region_name=resource.settings.get("region"))
+        caller = _call("GetCallerIdentity", sts.get_caller_identity)
+        iam: IAMClient = boto3.client("iam")
+        role = _call("GetRole", iam.get_role, RoleName=role_name(resource.settings["role_arn"]))["Role"]
+        longest = min(math.ceil(resource.max_duration.total_seconds()), STS_MAX_SECONDS)
+        if longest > role["MaxSessionDuration"]:
+            raise ProviderError(
+                f"role {role['RoleName']} allows sessions of {role['MaxSessionDuration']} s, but max_duration asks "
+                f"for {longest} s: raise the role's maximum session duration or lower max_duration",
+                retryable=False,
+            )
+        return f"ok: running as {caller['Arn']}; role {role['Arn']} allows {role['MaxSessionDuration']} s sessions"
 
 
 def _all_policy_names(iam: IAMClient, role: str) -> list[str]:

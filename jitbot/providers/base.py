@@ -30,6 +30,10 @@ class Provider(Protocol):
         """Issue access for `request`; raise ProviderError (retryable or not) when the cloud refuses."""
         ...
 
+    def extend(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        """Bring the access up to `request.expires_at`, now later than it was; new credentials if need be."""
+        ...
+
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         """End the access now, even if the cloud's own expiry is later; a no-op if already ended."""
         ...

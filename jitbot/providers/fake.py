@@ -33,6 +33,9 @@ class FakeProvider:
         secret = Credentials({"FAKE_TOKEN": "fake-" + secrets.token_urlsafe(24)})
         return Issued({"session": f"fake-{request.id}"}, secret)
 
+    def extend(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        return self.grant(request, resource, now)  # a fresh token, as a cloud without extension would give
+
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         self._call("revoke", request, resource)
         self.live.discard(request.id)

@@ -1,4 +1,4 @@
-"""Bolt listeners: thin. Ack within Slack's 3 s, turn a JitError into an ephemeral message, hand work on.
+"""Bolt listeners: thin. Ack within Slack's 3 s, turn a JitError into a message for the person, hand work on.
 
 `register` binds the service in small closures; the listeners are module functions that take it, so tests
 call them directly.
@@ -6,6 +6,7 @@ call them directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -13,67 +14,155 @@ from slack_bolt import Ack, App
 from jitbot import logs
 from jitbot.errors import JitError
 from jitbot.service import Service
-from jitbot.slack import ids
+from jitbot.slack import ids, views
 from jitbot.slack.notify import NotifyError
 
 SORRY = "Sorry: jitbot hit an unexpected error and did not finish this. Nothing was granted. Try again in a minute."
+Body = dict[str, Any]
 _log = logs.get("jitbot.slack")
 
 
 def register(app: App, service: Service) -> None:
-    """Commands answer in their ack (the work is a few Redis calls). Clicks are acked at once and decided
-    in a lazy listener: nothing a click does after the ack can cost Slack its answer."""
+    """Commands and forms answer in their ack (the work is a few Redis calls; a form's errors must be in the
+    ack). Clicks are acked at once and acted on in a lazy listener: nothing after the ack can cost Slack its
+    answer."""
 
-    def on_command(ack: Ack, command: dict[str, Any]) -> None:
+    def on_command(ack: Ack, command: Body) -> None:
         handle_access_command(service, ack, command)
 
-    def on_approve(body: dict[str, Any], action: dict[str, Any]) -> None:
-        handle_decision(service, body, action, approving=True)
+    def on_form(ack: Ack, body: Body, view: Body) -> None:
+        handle_form(service, ack, body, view)
 
-    def on_deny(body: dict[str, Any], action: dict[str, Any]) -> None:
-        handle_decision(service, body, action, approving=False)
+    def on_home(event: Body) -> None:
+        if event.get("tab", "home") == "home":
+            service.tasks.publish_home(event["user"])
+
+    def clicked(act: Callable[[Service, Body, str, str], str | None]) -> Callable[[Body, Body], None]:
+        def lazy(body: Body, action: Body) -> None:
+            handle_click(service, body, action, act)
+
+        return lazy
 
     app.command("/access")(on_command)
-    app.action(ids.APPROVE)(ack=ack_click, lazy=[on_approve])
-    app.action(ids.DENY)(ack=ack_click, lazy=[on_deny])
+    for action_id, act in CLICKS.items():
+        app.action(action_id)(ack=ack_click, lazy=[clicked(act)])
+    for callback_id in (ids.REQUEST_FORM, ids.EXTEND_FORM, ids.DENY_FORM):
+        app.view(callback_id)(on_form)
+    app.event("app_home_opened")(on_home)
     app.error(handle_error)
 
 
-def handle_access_command(service: Service, ack: Ack, command: dict[str, Any]) -> None:
+def handle_access_command(service: Service, ack: Ack, command: Body) -> None:
     """The reply is the ack itself (ephemeral), so the person sees it even if nothing else works."""
     try:
         reply = service.handle_command(command["user_id"], command.get("text", ""), command.get("trigger_id"))
     except JitError as error:
-        reply = str(error)
+        reply = views.Reply(str(error))
     except Exception:  # noqa: BLE001 - the person must get an answer, not Slack's "dispatch_failed"
         _log.exception("command_failed", user=command.get("user_id"))
-        reply = SORRY
-    ack(response_type="ephemeral", text=reply)
+        reply = views.Reply(SORRY)
+    if not reply.text:  # a form was opened: nothing to say
+        ack()
+    elif reply.blocks:
+        ack(response_type="ephemeral", text=reply.text, blocks=reply.blocks)
+    else:
+        ack(response_type="ephemeral", text=reply.text)
+
+
+def handle_form(service: Service, ack: Ack, body: Body, view: Body) -> None:
+    """A submitted modal: errors shown on the fields (`response_action: errors`), else the modal closes."""
+    user = body["user"]["id"]
+    try:
+        errors = service.submit_form(user, view.get("callback_id", ""), form_values(view), view.get("id", ""))
+    except Exception:  # noqa: BLE001 - the form must not hang on "We had some trouble connecting"
+        _log.exception("form_failed", user=user)
+        errors = {ids.REASON_INPUT: SORRY}
+    if errors:
+        ack(response_action="errors", errors=errors)
+    else:
+        ack()
+
+
+def form_values(view: Body) -> dict[str, str]:
+    """The form's inputs as block id → text (selects give their option's value), and the request it is about."""
+    values = {"request_id": str(view.get("private_metadata", ""))}
+    for block_id, actions in view.get("state", {}).get("values", {}).items():
+        for element in actions.values():
+            chosen = element.get("selected_option") or {}
+            values[block_id] = str(chosen.get("value") or element.get("value") or "")
+    return values
 
 
 def ack_click(ack: Ack) -> None:
     ack()
 
 
-def handle_decision(service: Service, body: dict[str, Any], action: dict[str, Any], approving: bool) -> None:
-    """An Approve or Deny click, after its ack: the outcome reaches the clicker as an ephemeral if refused."""
-    clicker, channel = body["user"]["id"], body.get("channel", {}).get("id", "")
+def handle_click(
+    service: Service, body: Body, action: Body, act: Callable[[Service, Body, str, str], str | None]
+) -> None:
+    """After the ack: do what the button says; a refusal or a result reaches the clicker privately."""
+    clicker = body["user"]["id"]
     try:
-        service.decide(str(action.get("value", "")), clicker, approving, body.get("trigger_id"))
+        said = act(service, body, clicker, str(action.get("value", "")))
     except JitError as error:
-        _tell(service, channel, clicker, str(error))
+        said = str(error)
     except Exception:  # noqa: BLE001 - a lazy listener's escape is only logged by Bolt: tell the person too
         _log.exception("click_failed", clicker=clicker)
-        _tell(service, channel, clicker, SORRY)
+        said = SORRY
+    if said:
+        _tell(service, body, clicker, said)
 
 
-def _tell(service: Service, channel: str, user: str, text: str) -> None:
+def _approve(service: Service, body: Body, clicker: str, value: str) -> str | None:
+    service.decide(value, clicker, approving=True, delivery=body.get("trigger_id"))
+    return None  # the message itself shows the decision
+
+
+def _deny(service: Service, body: Body, clicker: str, value: str) -> str | None:
+    request, _ = service.authorize_decision(value, clicker, "deny")
+    service.notifier.open_view(body["trigger_id"], views.deny_form(request))
+    return None
+
+
+def _extend(service: Service, body: Body, clicker: str, value: str) -> str | None:
+    request = service.store.get(value) if value.startswith("r-") and len(value) == 8 else None
+    if request is None or request.requester != clicker:
+        return "Only the person who holds a grant can ask to extend it."
+    service.notifier.open_view(body["trigger_id"], views.extend_form(request))
+    return None
+
+
+def _review(acknowledge: bool) -> Callable[[Service, Body, str, str], str | None]:
+    def review(service: Service, body: Body, clicker: str, value: str) -> str | None:
+        service.review(value, clicker, acknowledge)
+        return None
+
+    return review
+
+
+CLICKS: dict[str, Callable[[Service, Body, str, str], str | None]] = {
+    ids.APPROVE: _approve,
+    ids.DENY: _deny,
+    ids.CANCEL: lambda service, body, clicker, value: service.cancel(clicker, value),
+    ids.END_NOW: lambda service, body, clicker, value: service.end_now(clicker, value),
+    ids.EXTEND: _extend,
+    ids.ACKNOWLEDGE: _review(acknowledge=True),
+    ids.FLAG: _review(acknowledge=False),
+}
+
+
+def _tell(service: Service, body: Body, user: str, text: str) -> None:
+    """Ephemeral in the channel clicked in; by DM from App Home or a DM, where there is no channel to use."""
+    channel = body.get("channel", {}).get("id", "")
     try:
-        service.notifier.ephemeral(channel, user, text)
+        if channel and not channel.startswith("D"):
+            service.notifier.ephemeral(channel, user, text)
+        else:
+            service.notifier.tell(user, text)
     except NotifyError as error:
-        _log.warning("ephemeral_failed", user=user, error=str(error))
+        _log.warning("reply_failed", user=user, error=str(error))
 
 
-def handle_error(error: Exception, body: dict[str, Any]) -> None:
+def handle_error(error: Exception, body: Body) -> None:
     """The unexpected, before any ack: logged with the request type; Bolt answers Slack with an error."""
     _log.error("listener_failed", payload_type=body.get("type", "command"), exc_info=error)

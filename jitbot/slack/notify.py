@@ -7,7 +7,7 @@ as NotifyError carrying only Slack's error code — never the request body, whic
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,13 @@ from jitbot import metrics
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, Status
 from jitbot.errors import JitError
+from jitbot.policy import escalation_list
 from jitbot.redaction import Credentials
 from jitbot.slack import views
-from jitbot.store import Store
+from jitbot.store import Store, slack_key
 
 ANNOUNCE_LOCK = timedelta(seconds=30)
-OUTCOMES = {Status.DENIED, Status.FAILED, Status.EXPIRED, Status.REVOKED}
+OUTCOMES = {Status.DENIED, Status.FAILED, Status.EXPIRED, Status.REVOKED, Status.CANCELLED}
 
 
 class NotifyError(JitError):
@@ -66,6 +67,25 @@ class Notifier:
         latest = self.store.get(request.id)
         if latest.version != request.version:
             self.sync_approval_message(latest, resource)
+            return
+        if "escalation_ts" in refs:
+            text, blocks = views.escalation_message(request, resource)
+            self._call(
+                "chat_update", channel=refs["escalation_channel"], ts=refs["escalation_ts"], text=text, blocks=blocks
+            )
+
+    def post_escalation(self, request: AccessRequest, resource: Resource) -> None:
+        """Re-announce an undecided request to the escalation approvers: in their channel if one is named, else
+        in the approvers' channel, mentioning them; once."""
+        channel = next((t for t in resource.escalate_to if t[0] in "CG"), resource.channel)
+        with self.store.lock(f"escalate:{request.id}", ANNOUNCE_LOCK) as mine:
+            if not mine or "escalation_ts" in self.store.slack_refs(request.id):
+                return
+            text, blocks = views.escalation_message(request, resource)
+            answer = self._call(
+                "chat_postMessage", channel=channel, text=f"{text} {escalation_list(resource)}", blocks=blocks
+            )
+            self.store.set_slack_refs(request.id, escalation_channel=answer["channel"], escalation_ts=answer["ts"])
 
     def tell_requester(self, request: AccessRequest) -> None:
         """The outcome DM, once per outcome (marked after sending: a retry may repeat, never lose it)."""
@@ -78,10 +98,59 @@ class Notifier:
             self._call("chat_postMessage", channel=request.requester, text=views.outcome_dm(request))
             self.store.set_slack_refs(request.id, **{marker: "1"})
 
-    def send_credentials(self, request: AccessRequest, credentials: Credentials) -> None:
-        text, blocks = views.credentials_dm(request, credentials.fields())
+    def send_access(self, request: AccessRequest, credentials: Credentials, access: dict[str, str]) -> None:
+        """The DM that carries the access. A renewal replaces the earlier one, whose secrets are scrubbed first."""
+        self.scrub_credentials(request)
+        text, blocks = views.credentials_dm(request, credentials.fields(), access)
         answer = self._call("chat_postMessage", channel=request.requester, text=text, blocks=blocks)
         self.store.set_slack_refs(request.id, secret_dm_channel=answer["channel"], secret_dm_ts=answer["ts"])
+        self.store.redis.hdel(slack_key(request.id), "scrubbed")
+
+    def remind(self, request: AccessRequest, now: datetime) -> None:
+        """The expiring-soon DM with Extend and End now, once per expiry (an extension earns a new one)."""
+        marker = f"reminded_{int((request.expires_at or now).timestamp())}"
+        with self.store.lock(f"remind:{request.id}", ANNOUNCE_LOCK) as mine:
+            if not mine or marker in self.store.slack_refs(request.id):
+                return
+            text, blocks = views.expiring_dm(request, now)
+            self._call("chat_postMessage", channel=request.requester, text=text, blocks=blocks)
+            self.store.set_slack_refs(request.id, **{marker: "1"})
+
+    def sync_review_alert(self, request: AccessRequest, channel: str) -> None:
+        """The break-glass alert: posted once, re-posted (loudly, buttons moved to the new one) each time the
+        review is re-alerted, and edited to show the outcome once reviewed."""
+        review = self.store.review(request.id)
+        text, blocks = views.breakglass_alert(request, review)
+        with self.store.lock(f"review:{request.id}", ANNOUNCE_LOCK) as mine:
+            if not mine:
+                raise NotifyError("another worker is updating this alert")  # retried: it must show the latest
+            refs = self.store.slack_refs(request.id)
+            posted = int(refs.get("review_alerts", "-1"))
+            if "review_ts" in refs and posted >= int(review.get("alerts", "0")):
+                self._call(
+                    "chat_update", channel=refs["review_channel"], ts=refs["review_ts"], text=text, blocks=blocks
+                )
+                return
+            if "review_ts" in refs:  # re-alert: the old message keeps its text, the buttons move to the new one
+                self._call(
+                    "chat_update", channel=refs["review_channel"], ts=refs["review_ts"], text=text, blocks=blocks[:2]
+                )
+            answer = self._call("chat_postMessage", channel=channel, text=text, blocks=blocks)
+            self.store.set_slack_refs(
+                request.id,
+                review_channel=answer["channel"],
+                review_ts=answer["ts"],
+                review_alerts=review.get("alerts", "0"),
+            )
+
+    def tell(self, user: str, text: str) -> None:
+        self._call("chat_postMessage", channel=user, text=text)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self._call("views_open", trigger_id=trigger_id, view=view)
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        self._call("views_publish", user_id=user, view=view)
 
     def scrub_credentials(self, request: AccessRequest) -> None:
         """Edit the secret-bearing DM so that no secret stays in Slack history; safe to repeat."""

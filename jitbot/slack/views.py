@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from jitbot.catalog import Resource
+from jitbot.catalog import Catalog, Resource
 from jitbot.domain import AccessRequest, Status
 from jitbot.durations import format_duration
-from jitbot.policy import approver_list
+from jitbot.policy import approver_list, escalation_list
 from jitbot.slack import ids
 
 Block = dict[str, Any]
+View = dict[str, Any]
+DURATION_CHOICES = ("15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "2d", "7d")
+SHOWN_IN_LIST = 40  # Slack allows 50 blocks in a message
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An ephemeral answer to a command: text, and blocks when there is more to show than text."""
+
+    text: str
+    blocks: list[Block] | None = None
+
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # and bidi overrides
 SHOWN_REASON = 300
 
@@ -36,19 +50,34 @@ def request_summary(request: AccessRequest) -> str:
 
 def approval_message(request: AccessRequest, resource: Resource) -> tuple[str, list[Block]]:
     """The approver channel's message: who, what, how long, why, state, and buttons while pending."""
+    kind = ":rotating_light: *Break-glass access*" if request.breakglass else "*Access request*"
     text = f"Access request {request.id}: {request_summary(request)}"
     blocks: list[Block] = [
-        _section(f"*Access request `{request.id}`*\n{request_summary(request)}"),
+        _section(f"{kind} `{request.id}`\n{request_summary(request)}"),
         _section(f"*Reason:* {escape(request.reason)}"),
         _context(status_line(request, resource)),
     ]
-    if request.status is Status.PENDING:
+    if request.status is Status.PENDING and request.auto_approve_at:
+        blocks.append(_context(f":alarm_clock: Approves itself {when(request.auto_approve_at)} unless denied first."))
+    if request.escalated:
+        blocks.append(_context(f":mega: Escalated to {escalation_list(resource)}: nobody decided in time."))
+    if request.status is Status.ACTIVE and request.extend_by:
+        blocks.append(_section(extension_line(request, resource)))
+    if request.status is Status.PENDING or (request.status is Status.ACTIVE and request.extend_by):
         blocks.append(_buttons(request.id))
     return text, blocks
 
 
+def extension_line(request: AccessRequest, resource: Resource) -> str:
+    reason = f": {escape(request.extend_reason)}" if request.extend_reason else ""
+    return (
+        f":hourglass_flowing_sand: *Extension asked:* {format_duration(request.extend_by or timedelta(0))} more"
+        f"{reason} ({len(request.extend_approvals)} of {resource.approvals} approvals)"
+    )
+
+
 def status_line(request: AccessRequest, resource: Resource) -> str:
-    by = f"<@{request.decided_by}>" if request.decided_by not in (None, "jitbot") else "policy (auto-approve)"
+    by = decider(request)
     lines = {
         Status.PENDING: f"Waiting for approval: {len(request.approvals)} of {resource.approvals}"
         f" from {approver_list(resource)}",
@@ -56,30 +85,49 @@ def status_line(request: AccessRequest, resource: Resource) -> str:
         Status.ACTIVE: f":unlock: Approved by {by}; access granted until {when(request.expires_at)}"
         if request.expires_at
         else "",
-        Status.DENIED: f":no_entry: Denied by {by}",
+        Status.DENIED: f":no_entry: Denied by {by}" + (f": {escape(request.note)}" if request.note else ""),
         Status.FAILED: f":x: Failed: {escape(request.note or 'unknown error')}",
         Status.EXPIRED: f":hourglass: Approved by {by}; expired, access removed"
         if request.granted_at
         else ":hourglass: Expired before anyone decided",
-        Status.REVOKED: f":lock: Approved by {by}; revoked, access removed",
+        Status.REVOKED: f":lock: Approved by {by}; revoked by {_who(request.ending_by)}, access removed",
         Status.CANCELLED: ":heavy_multiplication_x: Cancelled by the requester",
     }
     stamp = f" ({when(request.decided_at)})" if request.decided_at and request.status is not Status.PENDING else ""
     return lines[request.status] + stamp
 
 
+def decider(request: AccessRequest) -> str:
+    if request.breakglass:
+        return "break-glass (no approval)"
+    return f"<@{request.decided_by}>" if request.decided_by not in (None, "jitbot") else "policy (auto-approve)"
+
+
+def _who(user: str | None) -> str:
+    return f"<@{user}>" if user and user != "jitbot" else "jitbot"
+
+
 def request_received(request: AccessRequest, resource: Resource) -> str:
-    if resource.auto_approve:
+    if request.status is not Status.PENDING:
         return f"Request `{request.id}` for `{resource.name}` is approved by policy; your access is on its way by DM."
+    later = (
+        f" If nobody decides, it approves itself {when(request.auto_approve_at)}." if request.auto_approve_at else ""
+    )
     return (
         f"Request `{request.id}` for `{resource.name}` ({format_duration(request.duration)}) is waiting for"
-        f" {approver_list(resource)}. I'll DM you the outcome."
+        f" {approver_list(resource)}.{later} I'll DM you the outcome."
     )
 
 
-def credentials_dm(request: AccessRequest, fields: Mapping[str, str]) -> tuple[str, list[Block]]:
-    """The one message that carries a secret: shell exports and an ~/.aws/credentials profile."""
+def credentials_dm(
+    request: AccessRequest, fields: Mapping[str, str], access: Mapping[str, str]
+) -> tuple[str, list[Block]]:
+    """The access itself: AWS keys as shell exports and a profile, or what a cloud now lets this person do."""
     expires = when(request.expires_at) if request.expires_at else "the end of the grant"
+    if not fields:
+        head = f":unlock: Access to `{request.resource}` granted (`{request.id}`) until {expires}."
+        lines = "\n".join(f"*{escape(label)}:* {escape(value)}" for label, value in access.items())
+        return head, [_section(head), _section(lines or "The access is active in the cloud.")]
     exports = "\n".join(f"export {name}={value}" for name, value in fields.items())
     # ~/.aws/credentials holds keys only; the region belongs in ~/.aws/config or AWS_REGION
     profile = {name: value for name, value in fields.items() if name != "AWS_REGION"}
@@ -104,12 +152,15 @@ def scrubbed_dm(request: AccessRequest) -> tuple[str, list[Block]]:
 def outcome_dm(request: AccessRequest) -> str:
     """The requester's DM for every outcome except the grant itself (which carries the access)."""
     by = f" by <@{request.decided_by}>" if request.decided_by not in (None, "jitbot") else ""
+    why = f" Reason: {escape(request.note)}" if request.note else ""
     texts = {
         Status.APPROVED: f":white_check_mark: `{request.id}` for `{request.resource}` was approved{by}; issuing…",
-        Status.DENIED: f":no_entry: `{request.id}` for `{request.resource}` was denied{by}.",
+        Status.DENIED: f":no_entry: `{request.id}` for `{request.resource}` was denied{by}.{why}",
         Status.FAILED: f":x: `{request.id}` for `{request.resource}` failed: {escape(request.note or 'unknown')}",
         Status.EXPIRED: f":hourglass: Your access to `{request.resource}` (`{request.id}`) has expired.",
-        Status.REVOKED: f":lock: Your access to `{request.resource}` (`{request.id}`) was revoked.",
+        Status.REVOKED: f":lock: Your access to `{request.resource}` (`{request.id}`) was revoked"
+        f" by {_who(request.ending_by)}.",
+        Status.CANCELLED: f":heavy_multiplication_x: `{request.id}` for `{request.resource}` was cancelled.",
     }
     if request.status is Status.EXPIRED and not request.granted_at:
         return f":hourglass: `{request.id}` for `{request.resource}` expired before anyone decided."
@@ -144,12 +195,234 @@ def _context(text: str) -> Block:
 
 
 def _buttons(request_id: str) -> Block:
-    def button(label: str, action_id: str, style: str) -> Block:
-        text = {"type": "plain_text", "text": label}
-        return {"type": "button", "text": text, "action_id": action_id, "value": request_id, "style": style}
-
     return {
         "type": "actions",
         "block_id": f"decide-{request_id}",
-        "elements": [button("Approve", ids.APPROVE, "primary"), button("Deny", ids.DENY, "danger")],
+        "elements": [
+            _button("Approve", ids.APPROVE, request_id, "primary"),
+            _button("Deny", ids.DENY, request_id, "danger"),
+        ],
     }
+
+
+def resources_list(catalog: Catalog) -> Reply:
+    lines = ["*What you can ask for* (`/access request <resource> <duration> <reason>`)"]
+    for resource in catalog.resources.values():
+        lines.append(f"• `{resource.name}` ({resource.provider}): {escape(resource.description) or 'no description'}")
+        lines.append(f"    {resource_terms(resource)}")
+    return Reply("\n".join(lines))
+
+
+def resource_terms(resource: Resource) -> str:
+    bounds = f"{format_duration(resource.min_duration)} to {format_duration(resource.max_duration)}"
+    if resource.auto_approve_up_to == resource.max_duration:
+        who = "approved by policy"
+    else:
+        who = f"approved by {approver_list(resource)}" + (
+            " (" + str(resource.approvals) + " needed)" if resource.approvals > 1 else ""
+        )
+        if resource.auto_approve_up_to:
+            who += f"; by policy up to {format_duration(resource.auto_approve_up_to)}"
+        if resource.auto_approve_after:
+            who += f"; by policy after {format_duration(resource.auto_approve_after)} without an answer"
+    rule = f"; reason like `{escape(resource.reason.example)}`" if resource.reason.example else ""
+    glass = "; break-glass allowed" if resource.breakglass else ""
+    return f"{bounds}, {who}{rule}{glass}"
+
+
+def request_list(requests: Sequence[AccessRequest], viewer: str, now: datetime, everyone: bool) -> Reply:
+    """`/access list` (and `list all`): one entry per request, with the buttons the viewer may use."""
+    whose = "Everyone's" if everyone else "Your"
+    if not requests:
+        return Reply(f"{whose} pending requests and active grants: none.")
+    blocks: list[Block] = [_section(f"*{whose} pending requests and active grants* ({len(requests)})")]
+    for request in requests[:SHOWN_IN_LIST]:
+        blocks += request_entry(request, viewer, now)
+    if len(requests) > SHOWN_IN_LIST:
+        blocks.append(_context(f"… and {len(requests) - SHOWN_IN_LIST} more."))
+    return Reply(f"{whose} pending requests and active grants: {len(requests)}", blocks)
+
+
+def request_entry(request: AccessRequest, viewer: str, now: datetime) -> list[Block]:
+    who = "" if request.requester == viewer else f" for <@{request.requester}>"
+    if request.status is Status.ACTIVE:
+        state = f"active, {format_duration(request.time_left(now))} left (until {when(request.expires_at or now)})"
+    elif request.status is Status.APPROVED:
+        state = "approved, issuing"
+    else:
+        state = f"waiting for approval ({len(request.approvals)} so far), asked {when(request.created_at)}"
+    entry = [_section(f"`{request.id}` `{request.resource}`{who}: {state}\n_{escape(request.reason, 120)}_")]
+    buttons = []
+    if request.status is Status.PENDING and request.requester == viewer:
+        buttons.append(_button("Cancel", ids.CANCEL, request.id))
+    if request.status is Status.ACTIVE:
+        if request.requester == viewer and not request.extend_by:
+            buttons.append(_button("Extend", ids.EXTEND, request.id))
+        buttons.append(_button("End now", ids.END_NOW, request.id, "danger"))
+    if buttons:
+        entry.append({"type": "actions", "block_id": f"entry-{request.id}", "elements": buttons})
+    return entry
+
+
+def home(viewer: str, mine: Sequence[AccessRequest], waiting: Sequence[AccessRequest], now: datetime) -> View:
+    """The App Home tab: my grants and requests; for approvers, what waits for them, with Approve / Deny."""
+    blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": "Your access"}}]
+    if not mine:
+        blocks.append(_context("Nothing active or pending. Ask with `/access request`."))
+    for request in mine[:20]:
+        blocks += request_entry(request, viewer, now)
+    if waiting:
+        blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Waiting for you"}})
+        for request in waiting[:20]:
+            blocks.append(_section(f"`{request.id}` {request_summary(request)}\n_{escape(request.reason, 120)}_"))
+            if request.status is Status.ACTIVE and request.extend_by:
+                blocks.append(_context(f"Extension: {format_duration(request.extend_by)} more"))
+            blocks.append(_buttons(request.id))
+    blocks.append(_context(f"Updated {when(now)}"))
+    return {"type": "home", "blocks": blocks[:100]}
+
+
+def request_form(resources: Iterable[Resource]) -> View:
+    """The `/access request` modal: resource, duration and reason; checked on submit, errors on the field."""
+    options = [_option(r.name, r.description or r.provider) for r in resources]
+    durations = [_option(d) for d in DURATION_CHOICES]
+    return {
+        "type": "modal",
+        "callback_id": ids.REQUEST_FORM,
+        "title": {"type": "plain_text", "text": "Request access"},
+        "submit": {"type": "plain_text", "text": "Request"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _input(ids.RESOURCE_INPUT, "Resource", {"type": "static_select", "options": options[:100]}),
+            _input(ids.DURATION_INPUT, "For how long", {"type": "static_select", "options": durations}),
+            _reason_input("Why (a ticket, an incident…)", optional=False),
+        ],
+    }
+
+
+def extend_form(request: AccessRequest) -> View:
+    return {
+        "type": "modal",
+        "callback_id": ids.EXTEND_FORM,
+        "private_metadata": request.id,
+        "title": {"type": "plain_text", "text": "Extend access"},
+        "submit": {"type": "plain_text", "text": "Ask"},
+        "blocks": [
+            _section(f"`{request.id}` `{request.resource}`, until {when(request.expires_at or request.created_at)}"),
+            _input(
+                ids.DURATION_INPUT,
+                "How much more",
+                {"type": "static_select", "options": [_option(d) for d in DURATION_CHOICES]},
+            ),
+            _reason_input("Why (optional)", optional=True),
+        ],
+    }
+
+
+def deny_form(request: AccessRequest) -> View:
+    what = "the extension of" if request.status is Status.ACTIVE else ""
+    return {
+        "type": "modal",
+        "callback_id": ids.DENY_FORM,
+        "private_metadata": request.id,
+        "title": {"type": "plain_text", "text": "Deny"},
+        "submit": {"type": "plain_text", "text": "Deny"},
+        "blocks": [
+            _section(f"Deny {what} `{request.id}`: {request_summary(request)}"),
+            _reason_input("Reason, sent to the requester (optional)", optional=True),
+        ],
+    }
+
+
+def expiring_dm(request: AccessRequest, now: datetime) -> tuple[str, list[Block]]:
+    text = (
+        f":hourglass_flowing_sand: Your access to `{request.resource}` (`{request.id}`) ends in"
+        f" {format_duration(request.time_left(now))}, {when(request.expires_at or now)}."
+    )
+    buttons = [
+        _button("Extend", ids.EXTEND, request.id, "primary"),
+        _button("End now", ids.END_NOW, request.id, "danger"),
+    ]
+    return text, [_section(text), {"type": "actions", "block_id": f"expiring-{request.id}", "elements": buttons}]
+
+
+def extended_dm(request: AccessRequest) -> str:
+    until = when(request.expires_at or request.created_at)
+    return f":hourglass: Your access to `{request.resource}` (`{request.id}`) now runs until {until}."
+
+
+def renewal_failed(request: AccessRequest, error: str) -> str:
+    return (
+        f":warning: The extension of `{request.id}` could not be applied in {request.provider or 'the cloud'}:"
+        f" {escape(error)}. Your access may end at its earlier time; ask again or request anew."
+    )
+
+
+def escalation_message(request: AccessRequest, resource: Resource) -> tuple[str, list[Block]]:
+    text, blocks = approval_message(request, resource)
+    head = _section(f":mega: *Escalated* to {escalation_list(resource)}: nobody decided on `{request.id}` in time.")
+    return "Escalated: " + text, [head, *blocks]
+
+
+def breakglass_alert(request: AccessRequest, review: Mapping[str, str]) -> tuple[str, list[Block]]:
+    """The alert channel's message for a break-glass grant: loud, with the review buttons until reviewed."""
+    text = (
+        f":rotating_light: <!here> *Break-glass access* `{request.id}`: <@{request.requester}> took"
+        f" `{request.resource}` for {format_duration(request.duration)} without approval."
+    )
+    blocks: list[Block] = [_section(text), _section(f"*Reason:* {escape(request.reason)}")]
+    status = review.get("status", "open")
+    if status == "open":
+        alerts = int(review.get("alerts", "0"))
+        note = f" Reminder {alerts}." if alerts else ""
+        blocks.append(_context(f"Needs an after-the-fact review by someone other than <@{request.requester}>.{note}"))
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"review-{request.id}",
+                "elements": [
+                    _button("Acknowledge", ids.ACKNOWLEDGE, request.id, "primary"),
+                    _button("Flag", ids.FLAG, request.id, "danger"),
+                ],
+            }
+        )
+    else:
+        icon = ":white_check_mark:" if status == "acknowledged" else ":triangular_flag_on_post:"
+        blocks.append(
+            _context(f"{icon} Review: {status} by <@{review.get('by', '?')}> ({review.get('at', '')[:16]} UTC)")
+        )
+    return text, blocks
+
+
+def _button(label: str, action_id: str, value: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _option(value: str, description: str = "") -> Block:
+    option: Block = {"text": {"type": "plain_text", "text": value[:75]}, "value": value}
+    if description:
+        option["description"] = {"type": "plain_text", "text": description[:75]}
+    return option
+
+
+def _input(block_id: str, label: str, element: Block, optional: bool = False) -> Block:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "element": {**element, "action_id": block_id},
+    }
+
+
+def _reason_input(label: str, optional: bool) -> Block:
+    element = {"type": "plain_text_input", "multiline": True, "max_length": 500}
+    return _input(ids.REASON_INPUT, label, element, optional)

@@ -54,7 +54,7 @@ def test_parse_catalog_when_valid_then_typed_with_defaults_applied() -> None:
     )
     assert db.approvers == ("U0BOB", "S0DBAS") and db.settings["region"] == "eu-west-1"
     assert db.settings["session_policy"]["Version"] == "2012-10-17"
-    assert (logs.auto_approve, logs.channel, logs.approvals) == (True, "C0APPROVALS", 1)
+    assert (logs.auto_approve_up_to, logs.channel, logs.approvals) == (logs.max_duration, "C0APPROVALS", 1)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_parse_catalog_when_valid_then_typed_with_defaults_applied() -> None:
             r"line 20: resources\.prod-db\.max_duration: .*not a duration",
         ),
         ("    approvals: 2\n", "    aprovals: 2\n", r"line 19: resources\.prod-db\.aprovals: unknown key"),
-        ("    approvals: 2\n", "    breakglass: true\n", r"breakglass: unknown key \(planned"),
+        ("    approvals: 2\n", "    mode: sso\n", r"mode: unknown key \(planned"),
         (
             "    provider: aws\n    role_arn: arn:aws:iam::123456789012:role/jit-prod-db",
             "    provider: azure\n    role_arn: x",

@@ -65,7 +65,9 @@ def test_transition_table_when_read_then_final_states_are_exactly_the_outcomes()
         Status.REVOKED,
         Status.CANCELLED,
     }
-    assert set(TRANSITIONS[Status.ACTIVE]) == {Action.EXPIRE, Action.REVOKE, Action.FAIL}
+    ending = {Action.EXPIRE, Action.REVOKE, Action.FAIL}
+    assert {TRANSITIONS[Status.ACTIVE][a] for a in ending} == {Status.EXPIRED, Status.REVOKED, Status.FAILED}
+    assert {t for a, t in TRANSITIONS[Status.ACTIVE].items() if a not in ending} == {Status.ACTIVE}
 
 
 def test_refusal_then_audit_event_without_state_change() -> None:

@@ -42,7 +42,7 @@ def test_parse_command_when_help_or_empty_then_help(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("request", "Missing a resource"),
+        ("breakglass", "Missing a resource"),
         ("request prod-db", "Missing a duration"),
         ("request prod-db 2h", "Missing a reason"),
         ("request prod-db soon because", "not a duration"),

@@ -3,7 +3,8 @@
 from unittest.mock import Mock
 
 from jitbot.errors import PolicyError
-from jitbot.slack.listeners import SORRY, ack_click, handle_access_command, handle_decision
+from jitbot.slack import ids
+from jitbot.slack.listeners import CLICKS, SORRY, ack_click, form_values, handle_access_command, handle_click, handle_form
 
 BODY = {"user": {"id": "U0ALICE"}, "channel": {"id": "C0APPROVALS"}, "trigger_id": "1.2.abc"}
 
@@ -29,19 +30,51 @@ def test_ack_click_then_acked_with_nothing() -> None:
     ack.assert_called_once_with()
 
 
-def test_handle_decision_when_refused_then_told_ephemerally() -> None:
+def test_handle_click_approve_when_refused_then_told_ephemerally() -> None:
     service = Mock()
     service.decide.side_effect = PolicyError("You can't approve or deny your own request.")
-    handle_decision(service, BODY, {"value": "r-abc234"}, approving=True)
-    service.decide.assert_called_once_with("r-abc234", "U0ALICE", True, "1.2.abc")
+    handle_click(service, BODY, {"value": "r-abc234"}, CLICKS[ids.APPROVE])
+    service.decide.assert_called_once_with("r-abc234", "U0ALICE", approving=True, delivery="1.2.abc")
     service.notifier.ephemeral.assert_called_once_with(
         "C0APPROVALS", "U0ALICE", "You can't approve or deny your own request."
     )
 
 
-def test_handle_decision_when_unexpected_error_then_sorry() -> None:
+def test_handle_click_when_unexpected_error_then_sorry() -> None:
     service = Mock()
-    service.decide.side_effect = KeyError("boom")
-    handle_decision(service, BODY, {"value": "r-abc234"}, approving=False)
-    service.decide.assert_called_once_with("r-abc234", "U0ALICE", False, "1.2.abc")
+    service.cancel.side_effect = KeyError("boom")
+    handle_click(service, BODY, {"value": "r-abc234"}, CLICKS[ids.CANCEL])
+    service.cancel.assert_called_once_with("U0ALICE", "r-abc234")
     service.notifier.ephemeral.assert_called_once_with("C0APPROVALS", "U0ALICE", SORRY)
+
+
+def test_handle_click_from_app_home_then_result_by_dm() -> None:
+    service = Mock()
+    service.end_now.return_value = "Ending r-abc234 now."
+    handle_click(service, {"user": {"id": "U0ALICE"}}, {"value": "r-abc234"}, CLICKS[ids.END_NOW])
+    service.notifier.tell.assert_called_once_with("U0ALICE", "Ending r-abc234 now.")
+    service.notifier.ephemeral.assert_not_called()
+
+
+def test_handle_form_when_errors_then_shown_on_fields_else_closed() -> None:
+    service, ack = Mock(), Mock()
+    service.submit_form.return_value = {"duration": "2h is longer than the maximum"}
+    handle_form(service, ack, BODY, {"callback_id": ids.REQUEST_FORM, "id": "V1"})
+    ack.assert_called_once_with(response_action="errors", errors={"duration": "2h is longer than the maximum"})
+    service.submit_form.return_value, ack = {}, Mock()
+    handle_form(service, ack, BODY, {"callback_id": ids.REQUEST_FORM, "id": "V1"})
+    ack.assert_called_once_with()
+
+
+def test_form_values_then_selects_inputs_and_the_request_named() -> None:
+    view = {
+        "private_metadata": "r-abc234",
+        "state": {
+            "values": {
+                "resource": {"resource": {"type": "static_select", "selected_option": {"value": "prod-db"}}},
+                "reason": {"reason": {"type": "plain_text_input", "value": "INC-1"}},
+                "duration": {"duration": {"type": "static_select", "selected_option": None}},
+            }
+        },
+    }
+    assert form_values(view) == {"request_id": "r-abc234", "resource": "prod-db", "reason": "INC-1", "duration": ""}

@@ -119,7 +119,7 @@ def test_approval_message_when_decided_then_no_buttons_and_says_what_happened(st
 
 def test_credentials_dm_and_scrub_then_secret_only_in_the_first() -> None:
     active, _ = grant(approve(request(), "U0BOB", 1, NOW)[0], {}, NOW)
-    text, blocks = credentials_dm(active, {"AWS_SECRET_ACCESS_KEY": "sekrit", "AWS_REGION": "eu-west-1"})
+    text, blocks = credentials_dm(active, {"AWS_SECRET_ACCESS_KEY": "sekrit", "AWS_REGION": "eu-west-1"}, {})
     assert "export AWS_SECRET_ACCESS_KEY=sekrit" in str(blocks) and "aws_secret_access_key = sekrit" in str(blocks)
     assert "sekrit" not in text
     assert "aws_region" not in str(blocks) and "# region: eu-west-1" in str(blocks)

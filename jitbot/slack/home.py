@@ -1,0 +1,60 @@
+"""The App Home tab: each person's grants and requests, and for approvers what waits for them.
+
+Published when someone opens the tab and, for everyone a change concerns, on every change of state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from jitbot.catalog import Catalog
+from jitbot.clock import Clock
+from jitbot.domain import AccessRequest, Status
+from jitbot.policy import approver_groups, find_resource, is_approver
+from jitbot.slack import views
+from jitbot.slack.notify import Notifier
+from jitbot.store import Store
+
+QUEUE_LIMIT = 200
+
+
+class Homes:
+    def __init__(self, catalog: Catalog, store: Store, notifier: Notifier, clock: Clock) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.notifier = notifier
+        self.clock = clock
+
+    def concerned(self, request: AccessRequest, groups: Mapping[str, frozenset[str]]) -> set[str]:
+        """Whose Home shows `request`: the requester, and everyone who may decide on it."""
+        resource = find_resource(self.catalog, request.resource)
+        people = {request.requester, *self.catalog.admins}
+        eligible = [*resource.approvers, *(resource.escalate_to if request.escalated else ())]
+        people.update(a for a in eligible if a[0] in "UW")
+        for group in eligible:
+            people.update(groups.get(group, frozenset()))
+        return people
+
+    def publish_for(self, request: AccessRequest) -> None:
+        groups = self.notifier.group_members(approver_groups(find_resource(self.catalog, request.resource)))
+        self.publish(sorted(self.concerned(request, groups)), groups)
+
+    def publish(self, users: Iterable[str], groups: Mapping[str, frozenset[str]] | None = None) -> None:
+        if groups is None:
+            every = sorted({g for r in self.catalog.resources.values() for g in approver_groups(r)})
+            groups = self.notifier.group_members(every)
+        undecided = [r for r in self.store.all_open(QUEUE_LIMIT) if _undecided(r)]
+        now = self.clock()
+        for user in users:
+            waiting = [r for r in undecided if self._waits_for(r, user, groups)]
+            self.notifier.publish_home(user, views.home(user, self.store.open_requests_of(user), waiting, now))
+
+    def _waits_for(self, request: AccessRequest, user: str, groups: Mapping[str, frozenset[str]]) -> bool:
+        approvals = request.extend_approvals if request.status is Status.ACTIVE else request.approvals
+        if user == request.requester or user in approvals:
+            return False
+        return is_approver(self.catalog, find_resource(self.catalog, request.resource), user, groups, request)
+
+
+def _undecided(request: AccessRequest) -> bool:
+    return request.status is Status.PENDING or (request.status is Status.ACTIVE and request.extend_by is not None)
