@@ -31,15 +31,50 @@ POLICY_KEYS = DURATION_KEYS | {
     "reason",
     "breakglass",
 }
-PROVIDER_KEYS = {"aws": {"role_arn", "region", "session_policy"}, "fake": {"delay", "fail_when_exists"}}
+PROVIDER_KEYS = {
+    "aws": {"role_arn", "region", "session_policy", "mode"},
+    "aws-sso": {
+        "mode",
+        "instance_arn",
+        "permission_set_arn",
+        "account_id",
+        "identity_store_id",
+        "portal_url",
+        "region",
+    },
+    "azure": {"scope", "role_definition_id"},
+    "gcp": {"resource", "role"},
+    "fake": {"delay", "fail_when_exists"},
+}
+# what each kind of provider needs to know about the person: checked when they ask, not after approval
+NEEDS_IDENTITY = {"aws-sso": ("aws_sso_user_id", "email"), "azure": ("azure_object_id",), "gcp": ("email",)}
+IDENTITY_KEYS = {"email", "azure_object_id", "aws_sso_user_id"}
+AZURE_SCOPE = re.compile(
+    r"/(subscriptions/[0-9a-fA-F-]{36}(/resourceGroups/[^/]+(/providers/.+)?)?|providers/Microsoft\.Management/managementGroups/[^/]+)"
+)
+AZURE_ROLE = re.compile(
+    r"(/subscriptions/[0-9a-fA-F-]{36})?/providers/Microsoft\.Authorization/roleDefinitions/[0-9a-fA-F-]{36}"
+)
+GCP_RESOURCE = re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]|folders/\d+|organizations/\d+")
+GCP_ROLE = re.compile(r"roles/[\w.]+|(projects|organizations)/[^/]+/roles/[\w.]+")
+SSO_INSTANCE = re.compile(r"arn:aws[a-z-]*:sso:::instance/(sso)?ins-[a-zA-Z0-9-.]{16}")
+SSO_PERMISSION_SET = re.compile(r"arn:aws[a-z-]*:sso:::permissionSet/(sso)?ins-[a-zA-Z0-9-.]{16}/ps-[a-zA-Z0-9-./]{16}")
+ACCOUNT_ID = re.compile(r"\d{12}")
 RESOURCE_KEYS = POLICY_KEYS | {"description", "provider", "approvers", "channel"}
 PROVIDER_MAX_DURATION = {"aws": timedelta(hours=12)}  # STS DurationSeconds ≤ 43,200 (and the role's own maximum)
-TOP_KEYS = {"approver_channel", "alert_channel", "admins", "defaults", "resources", "revocation", "breakglass_realert"}
+TOP_KEYS = {
+    "approver_channel",
+    "alert_channel",
+    "admins",
+    "defaults",
+    "resources",
+    "revocation",
+    "breakglass_realert",
+    "identities",
+}
 REVOCATION_KEYS = {"retry_base", "retry_cap", "alert_after"}
 REASON_KEYS = {"min_length", "pattern", "example"}
 ESCALATE_ID = re.compile(r"[UWSCG][A-Z0-9]{2,}")  # people, user groups, or a channel
-# In the product contract, but not built yet: refused rather than silently ignored.
-NOT_YET = {"identities", "mode"}
 BUILTIN_DEFAULTS: dict[str, str] = {
     "duration": "1h",
     "min_duration": "15m",
@@ -77,6 +112,11 @@ class Resource:
     breakglass: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def kind(self) -> str:
+        """Which provider implementation serves it: AWS's Identity Center mode is its own."""
+        return "aws-sso" if self.settings.get("mode") == "sso" else self.provider
+
     def auto_approves(self, duration: timedelta) -> bool:
         return self.auto_approve_up_to is not None and duration <= self.auto_approve_up_to
 
@@ -99,6 +139,7 @@ class Catalog:
     resources: dict[str, Resource]
     revocation: Revocation = Revocation()
     breakglass_realert: timedelta = timedelta(hours=1)  # an unreviewed break-glass grant is re-alerted this often
+    identities: dict[str, dict[str, str]] = field(default_factory=dict)  # Slack user → cloud identity overrides
 
     def resource(self, name: str) -> Resource | None:
         return self.resources.get(name)
@@ -145,7 +186,19 @@ def parse_catalog(text: str, source: str = "jitbot.yml") -> Catalog:
     realert = _duration(top.get("breakglass_realert"), "1h")
     if any(r.breakglass for r in resources.values()) and not alert:
         raise resources_node.fail("break-glass resources need an alert_channel for their alerts and reviews")
-    return Catalog(approver_channel, _channel(alert) if alert else None, admins, resources, revocation, realert)
+    identities = _identities(top["identities"]) if "identities" in top else {}
+    return Catalog(
+        approver_channel, _channel(alert) if alert else None, admins, resources, revocation, realert, identities
+    )
+
+
+def _identities(node: _Node) -> dict[str, dict[str, str]]:
+    people = {}
+    for user, entry in _mapping(node, None).items():
+        if not USER_ID.fullmatch(user):
+            raise entry.fail(f"'{user}' is not a Slack user id (U…)")
+        people[user] = {key: str(value.value) for key, value in _mapping(entry, IDENTITY_KEYS).items()}
+    return people
 
 
 def _revocation(node: _Node) -> Revocation:
@@ -173,15 +226,22 @@ def _resource(name: str, node: _Node, defaults: dict[str, _Node], default_channe
         raise node.fail("a resource name is lower-case letters, digits, '.', '_' and '-' (at most 63)")
     provider_node = _mapping(node, None).get("provider")
     provider = str(provider_node.value) if provider_node else ""
-    if provider not in PROVIDER_KEYS:
+    if provider not in PROVIDER_KEYS or provider == "aws-sso":
         where = provider_node or node
-        known = ", ".join(sorted(PROVIDER_KEYS))
-        raise where.fail(f"provider must be one of {known} (azure and gcp are not supported yet), not '{provider}'")
-    keys = _mapping(node, RESOURCE_KEYS | PROVIDER_KEYS[provider])
+        known = "aws, azure, gcp, fake"
+        raise where.fail(f"provider must be one of {known}, not '{provider}'")
+    mode_node = _mapping(node, None).get("mode")
+    if provider == "aws" and mode_node is not None:
+        if mode_node.value not in ("sso", "sts"):
+            raise mode_node.fail("mode is sts (STS AssumeRole, the default) or sso (IAM Identity Center)")
+        provider_kind = "aws-sso" if mode_node.value == "sso" else "aws"
+    else:
+        provider_kind = provider
+    keys = _mapping(node, RESOURCE_KEYS | PROVIDER_KEYS[provider_kind])
     policy = {key: keys.get(key) or defaults.get(key) for key in POLICY_KEYS}
     bounds = {key: _duration(policy[key], BUILTIN_DEFAULTS[key]) for key in DURATION_KEYS}
     _check_bounds(bounds, keys.get("max_duration") or keys.get("duration") or node)
-    cloud_max = PROVIDER_MAX_DURATION.get(provider)
+    cloud_max = PROVIDER_MAX_DURATION.get(provider_kind)
     if cloud_max and bounds["max_duration"] > cloud_max:
         where = keys.get("max_duration") or defaults.get("max_duration") or node
         raise where.fail(f"max_duration for {provider} can be at most {format_duration(cloud_max)} (the cloud's limit)")
@@ -217,7 +277,7 @@ def _resource(name: str, node: _Node, defaults: dict[str, _Node], default_channe
         escalate_to=_escalation_targets(escalate_to) if escalate_to else (),
         reason=_reason_rule(policy["reason"]) if policy["reason"] else ReasonRule(),
         breakglass=_bool(policy["breakglass"]) if policy["breakglass"] else False,
-        settings=_SETTINGS[provider](keys),
+        settings=_SETTINGS[provider_kind](keys),
     )
 
 
@@ -293,8 +353,56 @@ def _fake_settings(keys: dict[str, _Node]) -> dict[str, Any]:
     return settings
 
 
+def _patterned(keys: dict[str, _Node], rules: dict[str, tuple[re.Pattern[str], str]]) -> dict[str, Any]:
+    """Required settings, each checked against its pattern; the error shows an example of the right form."""
+    settings: dict[str, Any] = {}
+    for key, (pattern, example) in rules.items():
+        node = keys.get(key)
+        if node is None:
+            raise next(iter(keys.values())).fail(f"{key} is required here, e.g. {example}")
+        if not pattern.fullmatch(str(node.value)):
+            raise node.fail(f"'{node.value}' is not of the form {example}")
+        settings[key] = str(node.value)
+    return settings
+
+
+def _sso_settings(keys: dict[str, _Node]) -> dict[str, Any]:
+    account = keys.get("account_id")
+    if account is not None and isinstance(account.value, int):
+        raise account.fail("quote the account id ('012345678901'): YAML reads a bare number and drops leading zeros")
+    settings = _patterned(
+        keys,
+        {
+            "instance_arn": (SSO_INSTANCE, "arn:aws:sso:::instance/ssoins-1234567890abcdef"),
+            "permission_set_arn": (SSO_PERMISSION_SET, "arn:aws:sso:::permissionSet/ssoins-…/ps-1234567890abcdef"),
+            "account_id": (ACCOUNT_ID, "'123456789012'"),
+            "region": (re.compile(r"[a-z]{2}(-[a-z]+)+-\d"), "eu-west-1 (Identity Center's home region)"),
+        },
+    )
+    settings["mode"] = "sso"
+    for optional in ("identity_store_id", "portal_url"):
+        if optional in keys:
+            settings[optional] = str(keys[optional].value)
+    return settings
+
+
 _SETTINGS: dict[str, Callable[[dict[str, _Node]], dict[str, Any]]] = {
     "aws": _aws_settings,
+    "aws-sso": _sso_settings,
+    "azure": lambda keys: _patterned(
+        keys,
+        {
+            "scope": (AZURE_SCOPE, "/subscriptions/<guid>/resourceGroups/<name>"),
+            "role_definition_id": (AZURE_ROLE, "/providers/Microsoft.Authorization/roleDefinitions/<guid>"),
+        },
+    ),
+    "gcp": lambda keys: _patterned(
+        keys,
+        {
+            "resource": (GCP_RESOURCE, "projects/<project id>, folders/<number> or organizations/<number>"),
+            "role": (GCP_ROLE, "roles/bigquery.dataViewer"),
+        },
+    ),
     "fake": lambda keys: _fake_settings(keys),
 }
 
@@ -309,8 +417,7 @@ def _mapping(node: _Node | None, allowed: set[str] | None) -> dict[str, _Node]:
         key = str(key_node.value)
         path = key if node.path == "(top level)" else f"{node.path}.{key}"
         if allowed is not None and key not in allowed:
-            hint = " (planned, not supported yet)" if key in NOT_YET else ""
-            raise _Node(key_node, path, node.source).fail(f"unknown key{hint}")
+            raise _Node(key_node, path, node.source).fail(f"unknown key (known here: {', '.join(sorted(allowed))})")
         children[key] = _Node(value_node, path, node.source)
     return children
 

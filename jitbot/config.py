@@ -23,6 +23,8 @@ class Config:
     port: int = 3000
     home: Path = Path(".jitbot")
     allow_unsafe_redis: bool = False  # JITBOT_ALLOW_UNSAFE_REDIS=1: skip the durability check of REDIS_URL
+    azure_arm_endpoint: str | None = None  # None: Azure's public Resource Manager
+    gcp_resourcemanager_endpoint: str | None = None  # None: Google's public Resource Manager
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -41,6 +43,8 @@ class Config:
             port=int(port),
             home=Path.cwd() / ".jitbot",
             allow_unsafe_redis=env.get("JITBOT_ALLOW_UNSAFE_REDIS") == "1",
+            azure_arm_endpoint=env.get("AZURE_ARM_ENDPOINT") or None,
+            gcp_resourcemanager_endpoint=env.get("GCP_RESOURCEMANAGER_ENDPOINT") or None,
         )
 
     def require(self, name: str) -> str:

@@ -174,7 +174,7 @@ class Lifecycle:
             self.notifier.raise_alert(request, self.catalog.alert_channel, failures)
 
     def _provider(self, resource: Resource) -> Provider:
-        return metrics.CountedProvider(self.providers(resource.provider), self.store.redis, resource.provider)
+        return metrics.CountedProvider(self.providers(resource.kind), self.store.redis, resource.provider)
 
     def sync_slack(self, request_id: str) -> None:
         """Scrub ended secrets, bring the approval message up to date, tell the requester the outcome."""

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from jitbot.catalog import Catalog, Resource, Revocation
+from jitbot.catalog import NEEDS_IDENTITY, Catalog, Resource, Revocation
 from jitbot.domain import AccessRequest, Status
 from jitbot.durations import format_duration
 from jitbot.errors import NotFound, PolicyError
@@ -153,3 +153,29 @@ def escalation_list(resource: Resource) -> str:
 def _mentions(ids: tuple[str, ...]) -> str:
     forms = {"S": "<!subteam^{}>", "C": "<#{}>", "G": "<#{}>"}
     return ", ".join(forms.get(i[0], "<@{}>").format(i) for i in ids)
+
+
+IDENTITY_LABELS = {
+    "email": "an email address",
+    "azure_object_id": "an Azure object id",
+    "aws_sso_user_id": "an AWS Identity Center user id",
+}
+
+
+def needs_email(resource: Resource, known: Mapping[str, str]) -> bool:
+    """Whether the Slack profile's email should be looked up: the cloud can use it and nothing better is known."""
+    wanted = NEEDS_IDENTITY.get(resource.kind, ())
+    return "email" in wanted and not any(known.get(key) for key in wanted)
+
+
+def check_identity(resource: Resource, user: str, identity: Mapping[str, str]) -> None:
+    """The person must be known to the resource's cloud before a request exists, not discovered after approval."""
+    wanted = NEEDS_IDENTITY.get(resource.kind, ())
+    if wanted and not any(identity.get(key) for key in wanted):
+        what = " or ".join(IDENTITY_LABELS[key] for key in wanted)
+        keys = " or ".join(f"`{key}`" for key in wanted)
+        raise PolicyError(
+            f"`{resource.name}` ({resource.provider}) needs {what} for you, and I have none."
+            f" Ask an admin to add {keys} for {user} under `identities:` in jitbot.yml"
+            + (", or set the email in your Slack profile." if "email" in wanted else ".")
+        )

@@ -11,7 +11,6 @@ from jitbot import embedded, logs, providers
 from jitbot.catalog import Catalog, load_catalog
 from jitbot.config import Config
 from jitbot.lifecycle import Lifecycle
-from jitbot.providers.base import Provider
 from jitbot.service import Service
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store, check_durability
@@ -49,7 +48,7 @@ def build(config: Config) -> Runtime:
     tasks = Tasks(client)
     notifier = Notifier(web_client(config.slack_bot_token, config.slack_api_url), store)
     service = Service(catalog, store, tasks, notifier)
-    lifecycle = Lifecycle(catalog, store, tasks, notifier, _provider)
+    lifecycle = Lifecycle(catalog, store, tasks, notifier, functools.cache(lambda kind: providers.build(kind, config)))
     return Runtime(config, catalog, client, store, tasks, notifier, service, lifecycle)
 
 
@@ -58,8 +57,3 @@ def current() -> Runtime:
     """This process's runtime, from the environment (jobs and the web app share it)."""
     logs.configure()
     return build(Config.from_env())
-
-
-@functools.cache
-def _provider(name: str) -> Provider:
-    return providers.build(name)

@@ -54,10 +54,12 @@ from jitbot.policy import (
     check_cancel,
     check_end,
     check_extension,
+    check_identity,
     check_reason,
     check_request,
     find_resource,
     is_approver,
+    needs_email,
 )
 from jitbot.slack import ids, views
 from jitbot.slack.home import Homes
@@ -196,6 +198,16 @@ class Service:
             )
             if self.store.create(request, event, pending_until=now + resource.pending_timeout):
                 return request
+
+    def identity_of(self, user: str, resource: Resource) -> dict[str, str]:
+        """Who `user` is in the resource's cloud: the catalog's `identities:`, else their Slack profile email."""
+        identity = dict(self.catalog.identities.get(user, {}))
+        if needs_email(resource, identity):
+            email = self.notifier.user_email(user)
+            if email:
+                identity["email"] = email
+        check_identity(resource, user, identity)
+        return identity
 
     def show_list(self, user: str, everyone: bool) -> views.Reply:
         now = self.clock()

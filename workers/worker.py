@@ -36,7 +36,7 @@ def run(sleep: Callable[[float], None] = time.sleep) -> None:
     it again with backoff rather than exit, since one exited process stops every other under honcho."""
     rt = runtime.current()
     for resource in rt.catalog.resources.values():
-        rt.lifecycle.providers(resource.provider)  # import SDKs once, before RQ forks a child per job
+        rt.lifecycle.providers(resource.kind)  # import SDKs once, before RQ forks a child per job
     options: dict[str, Any] = {"maintenance_interval": MAINTENANCE_INTERVAL_S, "worker_ttl": WORKER_TTL_S}
     pause = 1.0
     while True:

@@ -36,6 +36,9 @@ RETRYABLE_CODES = {
     "InternalError",
     "IDPCommunicationError",
     "ConcurrentModification",
+    # Identity Center: a previous write not yet propagated (AWS advises retrying with backoff), and its 5xx
+    "ConflictException",
+    "InternalServerException",
 }
 
 

@@ -143,6 +143,11 @@ class Notifier:
                 review_alerts=review.get("alerts", "0"),
             )
 
+    def user_email(self, user: str) -> str | None:
+        """The email on the person's Slack profile (scope users:read.email), if they have one."""
+        profile = self._call("users_info", user=user)["user"].get("profile", {})
+        return str(profile["email"]) if profile.get("email") else None
+
     def tell(self, user: str, text: str) -> None:
         self._call("chat_postMessage", channel=user, text=text)
 

@@ -4,7 +4,15 @@ from unittest.mock import Mock
 
 from jitbot.errors import PolicyError
 from jitbot.slack import ids
-from jitbot.slack.listeners import CLICKS, SORRY, ack_click, form_values, handle_access_command, handle_click, handle_form
+from jitbot.slack.listeners import (
+    CLICKS,
+    SORRY,
+    ack_click,
+    form_values,
+    handle_access_command,
+    handle_click,
+    handle_form,
+)
 
 BODY = {"user": {"id": "U0ALICE"}, "channel": {"id": "C0APPROVALS"}, "trigger_id": "1.2.abc"}
 

@@ -1,0 +1,302 @@
+"""GCP: a conditional IAM binding that ends by itself, added and removed by a read-modify-write of the policy.
+
+Pure builders first (the policy edits: add, remove, prune), then the few Cloud Resource Manager v3 calls. The
+binding's condition `request.time < timestamp(...)` is GCP's own expiry, the backstop if revocation fails.
+Google's libraries are imported only here: only a worker that grants on GCP loads them.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import google.auth
+from google.auth.credentials import Credentials as GoogleCredentials
+from google.auth.exceptions import GoogleAuthError, TransportError
+from googleapiclient.discovery import build  # type: ignore[import-untyped]
+from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
+from httplib2 import HttpLib2Error  # type: ignore[import-untyped]
+
+from jitbot.catalog import Resource
+from jitbot.domain import AccessRequest
+from jitbot.errors import ProviderError
+from jitbot.providers.base import Issued
+
+Policy = dict[str, Any]
+
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+TITLE_PREFIX = "jitbot "
+POLICY_VERSION = 3  # the only version that carries conditions
+GET_POLICY = {"options": {"requestedPolicyVersion": POLICY_VERSION}}
+CONFLICT_STATUSES = {409, 412}  # ABORTED / FAILED_PRECONDITION: someone else wrote the policy since we read it
+ATTEMPTS = 5
+BACKOFF_BASE = 0.5  # seconds before the second attempt, doubling after
+EXPRESSION = re.compile(r'request\.time < timestamp\("(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"\)')
+KINDS = {"projects": "project", "folders": "folder", "organizations": "organization"}
+ADMIN_ROLES = {
+    "project": "roles/resourcemanager.projectIamAdmin",
+    "folder": "roles/resourcemanager.folderIamAdmin",
+    "organization": "roles/resourcemanager.organizationAdmin",
+}
+CONSOLE_QUERY = {"project": "project", "folder": "folder", "organization": "organizationId"}
+
+
+# --- pure builders ----------------------------------------------------------------------------------------
+
+
+def condition_title(request_id: str) -> str:
+    return TITLE_PREFIX + request_id
+
+
+def condition_description(request_id: str) -> str:
+    """With the title, what marks a binding as jitbot's: prune and remove touch nothing without both."""
+    return f"Just-in-time access granted by jitbot for request {request_id}; ends by itself at the time below"
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def expiry_expression(expires_at: datetime) -> str:
+    return f'request.time < timestamp("{rfc3339(expires_at)}")'
+
+
+def jitbot_request_id(binding: dict[str, Any]) -> str | None:
+    """The request a binding was granted for, when jitbot made it; None for anyone else's binding."""
+    condition = binding.get("condition") or {}
+    title = str(condition.get("title", ""))
+    request_id = title.removeprefix(TITLE_PREFIX)
+    if title.startswith(TITLE_PREFIX) and condition.get("description") == condition_description(request_id):
+        return request_id
+    return None
+
+
+def binding_expiry(binding: dict[str, Any]) -> datetime | None:
+    """When a jitbot binding's condition stops granting; None when the expression is not jitbot's form."""
+    found = EXPRESSION.fullmatch(str((binding.get("condition") or {}).get("expression", "")))
+    return datetime.fromisoformat(found["at"]) if found else None
+
+
+def add_binding(policy: Policy, role: str, member: str, request_id: str, expires_at: datetime) -> Policy:
+    """`policy` with a binding of `role` to `member` until `expires_at`; unchanged if the request's is there."""
+    bindings = policy.get("bindings", [])
+    if any(jitbot_request_id(binding) == request_id for binding in bindings):
+        return policy
+    condition = {
+        "title": condition_title(request_id),
+        "description": condition_description(request_id),
+        "expression": expiry_expression(expires_at),
+    }
+    return _with_bindings(policy, [*bindings, {"role": role, "members": [member], "condition": condition}])
+
+
+def remove_binding(policy: Policy, request_id: str) -> Policy:
+    """`policy` without jitbot's binding for `request_id`; unchanged (the same object) when it is not there."""
+    bindings = policy.get("bindings", [])
+    kept = [binding for binding in bindings if jitbot_request_id(binding) != request_id]
+    return policy if len(kept) == len(bindings) else _with_bindings(policy, kept)
+
+
+def prune_expired(policy: Policy, now: datetime) -> Policy:
+    """`policy` without jitbot bindings whose time has passed: GCP caps conditional bindings per role and member."""
+    bindings = policy.get("bindings", [])
+    kept = [binding for binding in bindings if not _is_expired_jitbot_binding(binding, now)]
+    return policy if len(kept) == len(bindings) else _with_bindings(policy, kept)
+
+
+def _is_expired_jitbot_binding(binding: dict[str, Any], now: datetime) -> bool:
+    expiry = binding_expiry(binding)
+    return jitbot_request_id(binding) is not None and expiry is not None and expiry <= now
+
+
+def _with_bindings(policy: Policy, bindings: list[dict[str, Any]]) -> Policy:
+    """A copy of `policy` with `bindings`; version 3 when any binding has a condition, as GCP requires."""
+    edited = {**policy, "bindings": bindings}
+    if any("condition" in binding for binding in bindings):
+        edited["version"] = POLICY_VERSION
+    return edited
+
+
+def resource_kind(resource: str) -> str:
+    """'project', 'folder' or 'organization' for `projects/…`, `folders/…`, `organizations/…`."""
+    collection, _, name = resource.partition("/")
+    if collection not in KINDS or not name or "/" in name:
+        raise ProviderError(
+            f"GCP resource must be projects/<id>, folders/<number> or organizations/<number>, not '{resource}'",
+            retryable=False,
+        )
+    return KINDS[collection]
+
+
+def console_url(resource: str) -> str:
+    kind, name = resource_kind(resource), resource.partition("/")[2]
+    return f"https://console.cloud.google.com/iam-admin/iam?{CONSOLE_QUERY[kind]}={name}"
+
+
+def member_for(request: AccessRequest) -> str:
+    email = request.identity.get("email")
+    if not email:
+        raise ProviderError(
+            f"GCP access needs a Google account email for {request.requester}, and none is known: "
+            "add it under `identities:` in jitbot.yml or to their Slack profile",
+            retryable=False,
+        )
+    return "user:" + email
+
+
+def not_before(retry_after: str | None, now: datetime) -> datetime | None:
+    """The time a Retry-After header (seconds or an HTTP date) names; None when absent or unreadable."""
+    if not retry_after:
+        return None
+    if retry_after.strip().isdigit():
+        return now + timedelta(seconds=int(retry_after))
+    try:
+        return parsedate_to_datetime(retry_after).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the network --------------------------------------------------------------------------------------------
+
+
+Edit = Callable[[Policy], Policy]
+
+
+class _Conflict(Exception):
+    """Someone else changed the policy between our read and our write: read again."""
+
+
+class GcpProvider:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        credentials: GoogleCredentials | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.endpoint = endpoint
+        self._credentials = credentials
+        self._sleep = sleep
+        self._service: Any = None
+
+    def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        return self._bind(request, resource, now, now + request.duration, lambda policy: policy)
+
+    def extend(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        """The binding is replaced, in one write, by one whose condition ends at the new expiry."""
+        expires_at = request.expires_at or now
+        return self._bind(request, resource, now, expires_at, lambda policy: remove_binding(policy, request.id))
+
+    def _bind(
+        self, request: AccessRequest, resource: Resource, now: datetime, expires_at: datetime, first: Edit
+    ) -> Issued:
+        target, role, member = resource.settings["resource"], resource.settings["role"], member_for(request)
+        self._edit(
+            target, lambda p: prune_expired(add_binding(first(p), role, member, request.id, expires_at), now), now
+        )
+        until = rfc3339(expires_at)
+        handle = {
+            "condition_title": condition_title(request.id),
+            "member": member,
+            "role": role,
+            "resource": target,
+            "expires_at": until,
+        }
+        access = {
+            "Role": role,
+            "Resource": target,
+            "Identity": member.removeprefix("user:"),
+            "Until": until,
+            "Console": console_url(target),
+        }
+        return Issued(handle, access=access)
+
+    def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
+        target = resource.settings["resource"]
+        self._edit(target, lambda policy: prune_expired(remove_binding(policy, request.id), now), now)
+
+    def check(self, resource: Resource) -> str:
+        """For `jitbot check --live`: can jitbot read the resource's policy?"""
+        policy = self._run("getIamPolicy", resource.settings["resource"], GET_POLICY, datetime.now(UTC))
+        return f"ok: {len(policy.get('bindings', []))} bindings"
+
+    def _edit(self, resource: str, edit: Callable[[Policy], Policy], now: datetime) -> None:
+        """Read, edit, write with the etag read; on a concurrent change, back off and start again from the read."""
+        for attempt in range(ATTEMPTS):
+            policy = self._run("getIamPolicy", resource, GET_POLICY, now)
+            edited = edit(policy)
+            if edited == policy:
+                return
+            try:
+                self._run("setIamPolicy", resource, {"policy": edited}, now)  # default updateMask: bindings, etag
+                return
+            except _Conflict:
+                if attempt + 1 < ATTEMPTS:
+                    self._sleep(BACKOFF_BASE * 2**attempt * random.uniform(0.5, 1.0))  # jitter: writers part ways
+        raise ProviderError(
+            f"GCP setIamPolicy on {resource} kept conflicting with other changes to its policy "
+            f"({ATTEMPTS} attempts); will try again",
+            retryable=True,
+        )
+
+    def _client(self) -> Any:
+        if self._service is None:
+            credentials = self._credentials or google.auth.default(scopes=SCOPES)[0]
+            options = {"api_endpoint": self.endpoint} if self.endpoint else None
+            self._service = build(
+                "cloudresourcemanager",
+                "v3",
+                credentials=credentials,
+                client_options=options,
+                static_discovery=True,  # the discovery document ships in the package: no network to build
+                cache_discovery=False,
+            )
+        return self._service
+
+    def _run(self, method: str, resource: str, body: dict[str, Any], now: datetime) -> Policy:
+        """One getIamPolicy/setIamPolicy call; SDK errors become ProviderError, a concurrent change _Conflict."""
+        kind = resource_kind(resource)
+        try:
+            collection = getattr(self._client(), resource.partition("/")[0])()
+            result: Policy = getattr(collection, method)(resource=resource, body=body).execute()
+            return result
+        except HttpError as error:
+            if error.status_code in CONFLICT_STATUSES:
+                raise _Conflict from None
+            raise _http_error(method, resource, kind, error, now) from None
+        except TransportError as error:
+            raise ProviderError(f"GCP sign-in could not be reached: {_first_line(error)}", retryable=True) from None
+        except GoogleAuthError as error:
+            raise ProviderError(
+                f"GCP credentials failed ({type(error).__name__}): {_first_line(error)}", retryable=error.retryable
+            ) from None
+        except (HttpLib2Error, OSError) as error:
+            raise ProviderError(f"GCP {method} could not be reached: {type(error).__name__}", retryable=True) from None
+
+
+def _http_error(method: str, resource: str, kind: str, error: Any, now: datetime) -> ProviderError:
+    """A message a person can act on, from an HTTP error of Cloud Resource Manager."""
+    status, reason = error.status_code, error.reason
+    if status == 403:
+        return ProviderError(
+            f"GCP refused {method} on {resource}: {reason}. The account jitbot runs as needs "
+            f"resourcemanager.{kind}s.getIamPolicy and resourcemanager.{kind}s.setIamPolicy there "
+            f"(e.g. {ADMIN_ROLES[kind]}), and the {kind} must exist",
+            retryable=False,
+        )
+    if status == 404:
+        return ProviderError(f"GCP has no such {kind}: {resource} ({reason})", retryable=False)
+    retryable = status == 429 or status >= 500
+    when = not_before(error.resp.get("retry-after"), now) if retryable else None
+    return ProviderError(
+        f"GCP {method} on {resource} failed: HTTP {status}: {reason}", retryable=retryable, not_before=when
+    )
+
+
+def _first_line(error: Exception) -> str:
+    """The readable part of a google-auth error (its other arguments hold the raw token-endpoint response)."""
+    return str(error.args[0]).splitlines()[0] if error.args else type(error).__name__

@@ -1,0 +1,383 @@
+"""A local stand-in for Cloud Resource Manager v3 IAM policies, and the OAuth token endpoint ADC refreshes at.
+
+It answers as the real services do: `POST /v3/{resource}:getIamPolicy` and `:setIamPolicy` with Google's error
+JSON, a stale etag refused with 409 ABORTED, conditions only in version 3 policies, at most 20 conditional
+bindings of one role to one member, 403 for a resource it does not hold (Google does not say whether it
+exists), 401 without a bearer token it issued. `POST /token` is the OAuth refresh-token grant behind the
+credentials file `write_adc` writes: point GOOGLE_APPLICATION_CREDENTIALS at it and Application Default
+Credentials work in any process, with no request leaving the machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import secrets
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+Answer = tuple[int, dict[str, Any], dict[str, str]]
+
+API_METHODS = ("getIamPolicy", "setIamPolicy")
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+VERSIONS = (0, 1, 3)
+MAX_CONDITIONAL_PER_ROLE_AND_MEMBER = 20
+MASKABLE = {"bindings", "etag", "auditConfigs"}
+TOKEN_SECONDS = 3599
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the stand-in received it: `method` is getIamPolicy, setIamPolicy, token, or the path."""
+
+    method: str
+    resource: str
+    body: dict[str, Any]
+    token: str | None  # the bearer token it carried
+    answered: int
+
+
+@dataclass
+class _Failure:
+    status: int
+    times: int
+    retry_after: int | None
+
+
+def new_etag() -> str:
+    """Shaped like Google's: base64 of 8 bytes, the first two 0x07 0x05."""
+    return base64.b64encode(b"\x07\x05" + secrets.token_bytes(6)).decode()
+
+
+def google_error(status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
+    body = {"error": {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}}
+    return status, body, headers or {}
+
+
+def has_conditions(policy: dict[str, Any]) -> bool:
+    return any("condition" in binding for binding in policy.get("bindings", []))
+
+
+def as_version(policy: dict[str, Any], requested: int) -> dict[str, Any]:
+    """The policy as getIamPolicy shows it: below version 3, conditional bindings lose their condition and get
+    a `_withcond_<hash>` role, which setIamPolicy refuses (Google's way of stopping a blind overwrite)."""
+    shown = copy.deepcopy(policy)
+    if not has_conditions(shown):
+        shown["version"] = 1
+    elif requested < 3:
+        shown["version"] = 1
+        for binding in shown["bindings"]:
+            condition = binding.pop("condition", None)
+            if condition is not None:
+                digest = hashlib.sha256(json.dumps(condition, sort_keys=True).encode()).hexdigest()[:20]
+                binding["role"] += f"_withcond_{digest}"
+    if not shown.get("bindings"):
+        shown.pop("bindings", None)  # Google omits an empty list
+    return shown
+
+
+def binding_problem(policy: dict[str, Any]) -> str | None:
+    """Why setIamPolicy would refuse these bindings with 400, or None."""
+    if policy.get("version", 1) not in VERSIONS:
+        return f"Invalid policy version {policy.get('version')}; valid versions are 0, 1 and 3."
+    for binding in policy.get("bindings", []):
+        role, members = binding.get("role"), binding.get("members")
+        if not isinstance(role, str) or not role or "_withcond_" in role:
+            return f"Role {role} is not a valid role for a binding."
+        if not isinstance(members, list) or not members or not all(isinstance(m, str) and ":" in m for m in members):
+            return f"Invalid members {members} in the binding of {role}."
+        condition = binding.get("condition")
+        if condition is not None and not (condition.get("title") and condition.get("expression")):
+            return "A condition needs a title and an expression."
+    if has_conditions(policy) and policy.get("version") != 3:
+        return "Policies with conditions must be version 3; set `version: 3` and send the etag you read."
+    return _cap_problem(policy)
+
+
+def _cap_problem(policy: dict[str, Any]) -> str | None:
+    """IAM's limit: one role for one member under at most 20 different conditions."""
+    conditional = Counter(
+        (binding["role"], member)
+        for binding in policy.get("bindings", [])
+        if "condition" in binding
+        for member in binding["members"]
+    )
+    for (role, member), count in conditional.items():
+        if count > MAX_CONDITIONAL_PER_ROLE_AND_MEMBER:
+            return f"The policy has {count} conditional role bindings of {role} for {member}; the limit is 20."
+    return None
+
+
+class GcpStandIn:
+    """A `ThreadingHTTPServer` on 127.0.0.1 that answers Resource Manager v3 IAM calls and records each request.
+
+    `policies` maps a resource name (`projects/acme`, `folders/123`) to its policy; only resources in it exist.
+    Seed it with other people's bindings before a test; an etag and version are added on the first read.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.client_id = "standin-client-" + secrets.token_hex(4) + ".apps.googleusercontent.com"
+        self.client_secret = secrets.token_urlsafe(18)
+        self.refresh_token = "1//standin-" + secrets.token_urlsafe(24)
+        self._tokens: set[str] = set()
+        self._lock = threading.Lock()
+        self._calls: list[Call] = []
+        self._failures: dict[str, _Failure] = {}
+        self._conflicts = 0
+        self._server = _Server(("127.0.0.1", port), _Handler, self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL for `client_options={"api_endpoint": ...}` (and GCP_RESOURCEMANAGER_ENDPOINT)."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def start(self) -> GcpStandIn:
+        """Serve in a daemon thread."""
+        if self._thread is None:
+            serve, quick_stop = self._server.serve_forever, {"poll_interval": 0.02}
+            self._thread = threading.Thread(target=serve, kwargs=quick_stop, name="gcp-standin", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> GcpStandIn:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- inspection and knobs ---------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Call]:
+        """Every request so far, in order (a copy)."""
+        with self._lock:
+            return list(self._calls)
+
+    def requests_to(self, method: str) -> list[Call]:
+        return [call for call in self.requests if call.method == method]
+
+    @property
+    def tokens(self) -> set[str]:
+        """The access tokens `/token` has issued (a copy)."""
+        with self._lock:
+            return set(self._tokens)
+
+    def write_adc(self, directory: Path) -> Path:
+        """A credentials file for GOOGLE_APPLICATION_CREDENTIALS whose tokens come from this stand-in's `/token`.
+
+        Its type is `external_account_authorized_user` (a refresh token, like `authorized_user`), because
+        google-auth always sends an `authorized_user` refresh to Google's own token endpoint, whatever its
+        token_uri says. It has no `audience`: with one, google-auth would also look up the workforce pool's
+        regional access boundary at iamcredentials.googleapis.com.
+        """
+        info = {
+            "type": "external_account_authorized_user",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "refresh_token": self.refresh_token,
+            "token_url": self.url + "token",
+        }
+        path = directory / "gcp-standin-adc.json"
+        path.write_text(json.dumps(info))
+        return path
+
+    def conflict(self, times: int = 1) -> None:
+        """The next `times` setIamPolicy calls find that someone else wrote the policy since it was read: that
+        writer's binding (roles/viewer for user:concurrent-writer-N@example.com) goes in, the etag changes, and the
+        call answers 409 ABORTED."""
+        with self._lock:
+            self._conflicts = times
+
+    def fail(self, method: str, *, status: int, times: int = 1, retry_after: int | None = None) -> None:
+        """Make the next `times` calls to getIamPolicy or setIamPolicy answer HTTP `status` (403, 404, 429, 503…)."""
+        if method not in API_METHODS:
+            raise ValueError(f"method must be one of {API_METHODS}")
+        with self._lock:
+            self._failures[method] = _Failure(status, times, retry_after)
+
+    # --- serving ----------------------------------------------------------------------------------
+
+    def handle(self, path: str, body: dict[str, Any], authorization: str) -> Answer:
+        """Answer one request and record it; the server thread calls this."""
+        resource, _, method = path.removeprefix("/v3/").rpartition(":")
+        token = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+        with self._lock:
+            if path == "/token":
+                method, resource, answer = "token", "", self._token(body, authorization)
+            elif path.startswith("/v3/") and method in API_METHODS:
+                answer = self._api(method, resource, body, token)
+            else:
+                method, resource, answer = path, "", google_error(404, f"The requested URL {path} was not found.")
+            self._calls.append(Call(method, resource, body, token, answer[0]))
+        return answer
+
+    def _token(self, form: dict[str, Any], authorization: str) -> Answer:
+        """The refresh-token grant (RFC 6749 §6), the client authenticated by HTTP Basic or in the form."""
+        client = (form.get("client_id"), form.get("client_secret"))
+        if authorization.startswith("Basic "):
+            user, _, password = base64.b64decode(authorization.removeprefix("Basic ")).decode().partition(":")
+            client = (user, password)
+        if form.get("grant_type") != "refresh_token":
+            return 400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type"}, {}
+        if client != (self.client_id, self.client_secret):
+            return 401, {"error": "invalid_client", "error_description": "The OAuth client was not found."}, {}
+        if form.get("refresh_token") != self.refresh_token:
+            return 400, {"error": "invalid_grant", "error_description": "Bad Request"}, {}
+        token = "ya29.standin-" + secrets.token_urlsafe(32)
+        self._tokens.add(token)
+        return 200, {"access_token": token, "expires_in": TOKEN_SECONDS, "token_type": "Bearer"}, {}
+
+    def _api(self, method: str, resource: str, body: dict[str, Any], token: str | None) -> Answer:
+        if token not in self._tokens:
+            message = "Request had invalid authentication credentials. Expected OAuth 2 access token."
+            return google_error(401, message, {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'})
+        failure = self._failure_answer(method, resource)
+        if failure is not None:
+            return failure
+        if resource not in self.policies:
+            kind = resource.partition("/")[0] or "resource"
+            message = (
+                f"Permission 'resourcemanager.{kind}.{method}' denied on resource "
+                f"'//cloudresourcemanager.googleapis.com/{resource}' (or it may not exist)."
+            )
+            return google_error(403, message)
+        stored = self.policies[resource]
+        stored.setdefault("etag", new_etag())
+        stored.setdefault("version", 3 if has_conditions(stored) else 1)
+        if method == "getIamPolicy":
+            return self._get(stored, body)
+        return self._set(resource, stored, body)
+
+    def _failure_answer(self, method: str, resource: str) -> Answer | None:
+        failure = self._failures.get(method)
+        if failure is None:
+            return None
+        failure.times -= 1
+        if failure.times <= 0:
+            del self._failures[method]
+        headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
+        messages = {
+            403: "The caller does not have permission",
+            404: f"Requested entity was not found: {resource}.",
+            429: "Quota exceeded for quota metric 'Write requests' of service 'cloudresourcemanager.googleapis.com'.",
+            503: "The service is currently unavailable.",
+        }
+        return google_error(failure.status, messages.get(failure.status, "Internal error encountered."), headers)
+
+    def _get(self, stored: dict[str, Any], body: dict[str, Any]) -> Answer:
+        requested = (body.get("options") or {}).get("requestedPolicyVersion", 0)
+        if requested not in VERSIONS:
+            return google_error(400, f"Invalid requested policy version {requested}; valid versions are 0, 1 and 3.")
+        return 200, as_version(stored, requested), {}
+
+    def _set(self, resource: str, stored: dict[str, Any], body: dict[str, Any]) -> Answer:
+        policy = body.get("policy")
+        mask = {field.strip() for field in str(body.get("updateMask") or "bindings,etag").split(",")}
+        if not isinstance(policy, dict) or not mask <= MASKABLE:
+            return google_error(400, "Request contains an invalid argument.")
+        if self._conflicts > 0:
+            self._conflicts -= 1
+            self._write_as_someone_else(stored)
+        if policy.get("etag") and policy["etag"] != stored["etag"]:
+            message = (
+                "There were concurrent policy changes. Please retry the whole read-modify-write with exponential "
+                f"backoff. The request's ETag '{policy['etag']}' did not match the current policy's ETag "
+                f"'{stored['etag']}'."
+            )
+            return google_error(409, message)
+        problem = binding_problem(policy)
+        if problem is not None:
+            return google_error(400, problem)
+        bindings = policy.get("bindings", []) if "bindings" in mask else stored.get("bindings", [])
+        audit = policy.get("auditConfigs") if "auditConfigs" in mask else stored.get("auditConfigs")
+        written: dict[str, Any] = {"bindings": copy.deepcopy(bindings), "etag": new_etag()}
+        if audit:
+            written["auditConfigs"] = copy.deepcopy(audit)
+        written["version"] = 3 if has_conditions(written) else 1
+        self.policies[resource] = written
+        return 200, as_version(written, 3), {}
+
+    def _write_as_someone_else(self, stored: dict[str, Any]) -> None:
+        writer = sum(1 for call in self._calls if call.answered == 409) + 1
+        binding = {"role": "roles/viewer", "members": [f"user:concurrent-writer-{writer}@example.com"]}
+        stored["bindings"] = [*stored.get("bindings", []), binding]
+        stored["etag"] = new_etag()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], standin: GcpStandIn) -> None:
+        self.standin = standin
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = self._parse(raw)
+        except ValueError:
+            self._reply(google_error(400, "Invalid JSON payload received."))
+            return
+        authorization = self.headers.get("Authorization", "")
+        self._reply(self.server.standin.handle(urlsplit(self.path).path, body, authorization))
+
+    def _parse(self, raw: bytes) -> dict[str, Any]:
+        if "json" in self.headers.get("Content-Type", ""):
+            parsed = json.loads(raw) if raw else {}
+            return parsed if isinstance(parsed, dict) else {}
+        return {key: values[-1] for key, values in parse_qs(raw.decode("utf-8")).items()}
+
+    def _reply(self, answer: Answer) -> None:
+        status, payload, headers = answer
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default per-request logging."""

@@ -1,0 +1,550 @@
+"""The Azure provider: pure PIM request builders and error mapping, then the real SDK against the ARM stand-in."""
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.core.credentials import AccessToken
+
+from jitbot.catalog import Resource
+from jitbot.domain import AccessRequest, approve, ask_extension, grant, open_request
+from jitbot.errors import ProviderError
+from jitbot.providers.azure import (
+    JUSTIFICATION_LIMIT,
+    PIM_MINIMUM,
+    PORTAL_PIM,
+    REMOVE_SLACK,
+    ArmRefusal,
+    AzureProvider,
+    assign_body,
+    extend_body,
+    is_loopback,
+    iso_duration,
+    justification,
+    provider_error,
+    raise_if_failed,
+    remove_body,
+    retry_at,
+    schedule_request_name,
+)
+from jitbot.testing.arm_standin import ArmStandIn
+
+SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000001"
+SCOPE = f"{SUBSCRIPTION}/resourceGroups/prod"
+ROLE_GUID = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
+ROLE_ID = f"{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}"
+OBJECT_ID = "7d1c2b3a-1111-2222-3333-444455556666"
+NOW = datetime(2026, 11, 5, 10, 0, 0, 250000, tzinfo=UTC)
+HTTP_DATE = "Thu, 05 Nov 2026 10:02:00 GMT"
+POLICY_FAILED = "RoleAssignmentRequestPolicyValidationFailed"
+AZURE_ENVIRONMENT = (
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_USERNAME",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_TOKEN_CREDENTIALS",
+    "AZURE_ARM_ENDPOINT",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+)
+
+
+def resource(scope: str = SCOPE, role: str = ROLE_ID) -> Resource:
+    week = timedelta(days=7)
+    return Resource(
+        "prod-vms", "azure", "", ("U0CAROL",), 1, timedelta(hours=1), timedelta(minutes=1), week, week, "C0", False,
+        settings={"scope": scope, "role_definition_id": role},
+    )  # fmt: skip
+
+
+def request(
+    request_id: str = "r-abc234",
+    duration: timedelta = timedelta(hours=2),
+    reason: str = "INC-123 restart the stuck VM",
+    identity: dict[str, str] | None = None,
+    now: datetime = NOW,
+) -> AccessRequest:
+    opened, _ = open_request(request_id, "U0ALICE", "prod-vms", duration, reason, now, provider="azure")
+    approved = approve(opened, "U0CAROL", 1, now)[0]
+    return replace(
+        approved,
+        identity={"azure_object_id": OBJECT_ID, "email": "alice@example.com"} if identity is None else identity,
+    )
+
+
+class StaticToken:
+    """A credential that hands out one fixed token (for the tests that are not about signing in)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+@pytest.fixture
+def arm() -> Iterator[ArmStandIn]:
+    with ArmStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def managed_identity(monkeypatch: pytest.MonkeyPatch, arm: ArmStandIn) -> None:
+    """The environment of an App Service with a managed identity whose token endpoint is the stand-in."""
+    for name in AZURE_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", arm.identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", arm.identity_header)
+
+
+@pytest.fixture
+def provider(arm: ArmStandIn, managed_identity: None) -> AzureProvider:
+    return AzureProvider(endpoint=arm.url)  # credential None: the real DefaultAzureCredential
+
+
+def granted(provider: AzureProvider, req: AccessRequest, now: datetime) -> AccessRequest:
+    """Grant through the provider, then record it as the lifecycle does (granted_at, the handle)."""
+    issued = provider.grant(req, resource(), now)
+    return grant(req, issued.handle, now)[0]
+
+
+def put_bodies(arm: ArmStandIn) -> list[dict]:
+    return [r.body for r in arm.arm_requests("PUT")]
+
+
+# --- pure builders --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("duration", "iso"),
+    [
+        (timedelta(seconds=30), "PT5M"),
+        (timedelta(minutes=5), "PT5M"),
+        (timedelta(minutes=5, seconds=1), "PT6M"),
+        (timedelta(minutes=45), "PT45M"),
+        (timedelta(hours=1, minutes=30), "PT1H30M"),
+        (timedelta(hours=2), "PT2H"),
+        (timedelta(hours=26), "PT26H"),
+    ],
+)
+def test_iso_duration_when_duration_then_whole_minutes_and_at_least_pim_minimum(duration: timedelta, iso: str) -> None:
+    assert iso_duration(duration) == iso
+
+
+def test_assign_body_when_built_then_pim_admin_assign_for_the_requester() -> None:
+    assert assign_body(request(), resource(), NOW) == {
+        "properties": {
+            "principalId": OBJECT_ID,
+            "roleDefinitionId": ROLE_ID,
+            "requestType": "AdminAssign",
+            "justification": "INC-123 restart the stuck VM",
+            "ticketInfo": {"ticketNumber": "r-abc234", "ticketSystem": "jitbot"},
+            "scheduleInfo": {
+                "startDateTime": "2026-11-05T10:00:00Z",
+                "expiration": {"type": "AfterDuration", "duration": "PT2H"},
+            },
+        }
+    }
+
+
+def test_justification_when_reason_too_long_then_cut_to_pim_limit() -> None:
+    long = "x" * (JUSTIFICATION_LIMIT + 50)
+    assert len(justification(long)) == JUSTIFICATION_LIMIT
+    assert justification(long).endswith("…")
+    assert justification("INC-1") == "INC-1"
+    assert len(assign_body(request(reason=long), resource(), NOW)["properties"]["justification"]) == JUSTIFICATION_LIMIT
+
+
+def test_schedule_request_name_when_repeated_then_same_guid_per_request_and_action() -> None:
+    name = schedule_request_name("r-abc234", "assign")
+    assert name == schedule_request_name("r-abc234", "assign")
+    assert len({name, schedule_request_name("r-abc234", "remove"), schedule_request_name("r-xyz789", "assign")}) == 3
+    assert len(name) == 36 and name.count("-") == 4
+
+
+def test_remove_body_when_granted_then_targets_what_the_handle_says_not_the_edited_catalog() -> None:
+    handle = {"principal_id": OBJECT_ID, "scope": SCOPE, "role_definition_id": ROLE_ID}
+    ended = replace(request(identity={}), grant=handle)
+    body = remove_body(ended, resource(role="/providers/Microsoft.Authorization/roleDefinitions/other"))
+    assert body["properties"]["requestType"] == "AdminRemove"
+    assert body["properties"]["roleDefinitionId"] == ROLE_ID
+    assert body["properties"]["principalId"] == OBJECT_ID
+    assert "scheduleInfo" not in body["properties"]
+
+
+def test_extend_body_when_extended_then_admin_extend_of_the_granted_schedule_to_the_new_end() -> None:
+    handle = {"principal_id": OBJECT_ID, "scope": SCOPE, "role_definition_id": ROLE_ID, "schedule_id": "sched-1"}
+    extended = replace(request(), grant=handle, expires_at=NOW + timedelta(hours=3))
+    properties = extend_body(extended, resource())["properties"]
+    assert properties["requestType"] == "AdminExtend"
+    assert properties["targetRoleAssignmentScheduleId"] == "sched-1"
+    assert properties["scheduleInfo"] == {
+        "expiration": {"type": "AfterDateTime", "endDateTime": "2026-11-05T13:00:00Z"}
+    }
+
+
+def test_extend_body_when_no_schedule_on_record_then_non_retryable() -> None:
+    with pytest.raises(ProviderError) as raised:
+        extend_body(replace(request(), expires_at=NOW + timedelta(hours=3)), resource())
+    assert not raised.value.retryable and "first expiry" in str(raised.value)
+
+
+def test_assign_body_when_no_azure_object_id_then_non_retryable_error_naming_it() -> None:
+    with pytest.raises(ProviderError) as raised:
+        assign_body(request(identity={"email": "alice@example.com"}), resource(), NOW)
+    assert not raised.value.retryable
+    assert "azure_object_id" in str(raised.value) and "U0ALICE" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("refusal", "retryable", "not_before", "words"),
+    [
+        (ArmRefusal(403, "AuthorizationFailed", "no"), False, None, ["User Access Administrator", "Owner", SCOPE]),
+        (ArmRefusal(429, "TooManyRequests", "slow", "30"), True, NOW + timedelta(seconds=30), ["10:00:30"]),
+        (ArmRefusal(503, "ServiceUnavailable", "busy", HTTP_DATE), True, NOW.replace(minute=2, microsecond=0), []),
+        (ArmRefusal(500, "InternalServerError", "oops"), True, None, ["InternalServerError"]),
+        (ArmRefusal(409, "Conflict", "busy"), True, None, ["Conflict"]),
+        (ArmRefusal(400, "PendingRoleAssignmentRequest", "pending"), True, None, []),
+        (ArmRefusal(400, POLICY_FAILED, "ExpirationRule"), False, None, ["PIM's settings"]),
+        (ArmRefusal(404, "NotFound", "no scope"), False, None, ["scope and role_definition_id"]),
+    ],
+)  # fmt: skip
+def test_provider_error_when_arm_refuses_then_retryable_and_message_fit_the_cause(
+    refusal: ArmRefusal, retryable: bool, not_before: datetime | None, words: list[str]
+) -> None:
+    error = provider_error("assign", refusal, SCOPE, NOW)
+    assert error.retryable is retryable
+    assert error.not_before == not_before
+    for word in words:
+        assert word in str(error)
+
+
+@pytest.mark.parametrize("status", ["Failed", "Denied", "FailedAsResourceIsLocked"])
+def test_raise_if_failed_when_pim_status_is_a_failure_then_non_retryable(status: str) -> None:
+    with pytest.raises(ProviderError) as raised:
+        raise_if_failed(status, "name-1")
+    assert not raised.value.retryable and status in str(raised.value)
+
+
+@pytest.mark.parametrize("status", ["Provisioned", "Granted", None])
+def test_raise_if_failed_when_pim_status_is_success_then_nothing(status: str | None) -> None:
+    raise_if_failed(status, "name-1")
+
+
+def test_retry_at_when_header_unreadable_or_absent_then_none() -> None:
+    assert retry_at(None, NOW) is None
+    assert retry_at("soon", NOW) is None
+    assert retry_at("5", NOW) == NOW + timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "loopback"),
+    [
+        ("http://127.0.0.1:8080", True),
+        ("http://localhost:1234/", True),
+        ("http://[::1]:80", True),
+        ("https://management.azure.com", False),
+        ("https://management.usgovcloudapi.net", False),
+        ("http://10.1.2.3", False),
+    ],
+)
+def test_is_loopback_when_endpoint_then_only_this_machine(endpoint: str, loopback: bool) -> None:
+    assert is_loopback(endpoint) is loopback
+
+
+# --- against the ARM stand-in, through the real SDK -----------------------------------------------
+
+
+def test_grant_then_revoke_when_allowed_then_assign_and_remove_requests_as_built(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    req = request(now=now)
+    issued = provider.grant(req, resource(), now)
+    [assignment] = arm.assignments
+    assert (assignment.principal_id, assignment.scope, assignment.role_definition_id) == (OBJECT_ID, SCOPE, ROLE_ID)
+    assert assignment.end - assignment.start == timedelta(hours=2)
+    name = schedule_request_name(req.id, "assign")
+    assert issued.handle == {
+        "schedule_request": name,
+        "schedule_request_id": f"{SCOPE}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{name}",
+        "principal_id": OBJECT_ID,
+        "scope": SCOPE,
+        "role_definition_id": ROLE_ID,
+        "schedule_id": f"{SCOPE}/providers/Microsoft.Authorization/roleAssignmentSchedules/{name}",
+    }
+    assert issued.access == {
+        "Role": "Virtual Machine Contributor",
+        "Scope": SCOPE,
+        "Identity": f"{OBJECT_ID} (alice@example.com)",
+        "Until": (now + timedelta(hours=2)).isoformat(),
+        "Console": PORTAL_PIM,
+    }
+    assert issued.credentials.fields() == {}
+
+    active = grant(req, issued.handle, now)[0]
+    arm.advance(PIM_MINIMUM)
+    provider.revoke(active, resource(), datetime.now(UTC))
+    assert arm.assignments == []
+    assert put_bodies(arm) == [assign_body(req, resource(), now), remove_body(active, resource())]
+    [assign_put, remove_put] = arm.arm_requests("PUT")
+    assert assign_put.path.endswith(f"/roleAssignmentScheduleRequests/{name}")
+    assert remove_put.path.endswith(f"/roleAssignmentScheduleRequests/{schedule_request_name(req.id, 'remove')}")
+    assert assign_put.query["api-version"] == "2020-10-01"
+
+
+def test_grant_when_repeated_then_one_assignment_and_the_same_handle(provider: AzureProvider, arm: ArmStandIn) -> None:
+    now = datetime.now(UTC)
+    first = provider.grant(request(now=now), resource(), now)
+    second = provider.grant(request(now=now), resource(), now)
+    assert second.handle == first.handle
+    assert len(arm.assignments) == 1
+    assert {r.answered for r in arm.arm_requests("PUT")} == {201, 400}  # ARM said it exists; that is success
+
+
+def test_grant_when_arm_answers_409_exists_for_our_request_then_success(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    provider.grant(request(now=now), resource(), now)
+    arm.fail(409, code="RoleAssignmentExists", message="The role assignment already exists.")
+    assert provider.grant(request(now=now), resource(), now).access["Role"] == "Virtual Machine Contributor"
+
+
+def test_grant_when_another_assignment_holds_the_role_then_refused_and_left_alone(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    provider.grant(request("r-other2", now=now), resource(), now)
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request("r-abc234", now=now), resource(), now)
+    assert not raised.value.retryable
+    assert "already holds this role" in str(raised.value)
+    assert [a.request_name for a in arm.assignments] == [schedule_request_name("r-other2", "assign")]
+
+
+def test_grant_when_exists_and_looking_up_our_request_fails_then_retryable(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    arm.fail(400, code="RoleAssignmentExists", message="The Role assignment already exists.")
+    arm.fail(503, retry_after=5)
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(), resource(), datetime.now(UTC))
+    assert raised.value.retryable and raised.value.not_before is not None
+    assert [(r.method, r.answered) for r in arm.arm_requests()] == [("PUT", 400), ("GET", 503)]
+
+
+def test_grant_when_other_conflict_then_retryable(provider: AzureProvider, arm: ArmStandIn) -> None:
+    arm.fail(409, code="Conflict", message="Another operation is in progress on this scope.")
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(), resource(), datetime.now(UTC))
+    assert raised.value.retryable and "in progress" in str(raised.value)
+
+
+def test_grant_when_short_duration_then_pim_minimum_sent_and_accepted(provider: AzureProvider, arm: ArmStandIn) -> None:
+    now = datetime.now(UTC)
+    provider.grant(request(duration=timedelta(minutes=2), now=now), resource(), now)
+    assert put_bodies(arm)[0]["properties"]["scheduleInfo"]["expiration"]["duration"] == "PT5M"
+    assert len(arm.assignments) == 1
+
+
+def test_grant_when_no_azure_object_id_then_clear_error_and_no_request(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(identity={"email": "alice@example.com"}), resource(), datetime.now(UTC))
+    assert not raised.value.retryable and "azure_object_id" in str(raised.value)
+    assert arm.requests == []
+
+
+def test_revoke_when_repeated_then_no_error(provider: AzureProvider, arm: ArmStandIn) -> None:
+    now = datetime.now(UTC)
+    active = granted(provider, request(now=now), now)
+    arm.advance(PIM_MINIMUM)
+    provider.revoke(active, resource(), now)
+    provider.revoke(active, resource(), now)
+    assert arm.assignments == []
+    assert [r.answered for r in arm.arm_requests("PUT")] == [201, 201, 400]
+
+
+def test_revoke_when_pim_already_expired_it_then_no_op(provider: AzureProvider, arm: ArmStandIn) -> None:
+    now = datetime.now(UTC)
+    active = granted(provider, request(duration=timedelta(minutes=5), now=now), now)
+    arm.advance(timedelta(minutes=6))
+    assert arm.assignments == []  # PIM's own expiry, the backstop
+    provider.revoke(active, resource(), now)
+    assert arm.arm_requests("PUT")[-1].answered == 400
+
+
+def test_revoke_when_in_first_five_minutes_then_retryable_until_allowed(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    active = granted(provider, request(now=now), now)
+    with pytest.raises(ProviderError) as raised:
+        provider.revoke(active, resource(), now + timedelta(minutes=1))
+    assert raised.value.retryable
+    assert raised.value.not_before == now + PIM_MINIMUM + REMOVE_SLACK
+    assert "first 5 minutes" in str(raised.value)
+    assert f"{raised.value.not_before:%H:%M:%S} UTC" in str(raised.value)
+    assert len(arm.assignments) == 1
+
+    arm.advance(PIM_MINIMUM + REMOVE_SLACK)
+    provider.revoke(active, resource(), now + PIM_MINIMUM + REMOVE_SLACK)
+    assert arm.assignments == []
+
+
+def test_revoke_when_never_recorded_as_granted_then_falls_back_to_catalog_and_identity(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    req = request(now=now)
+    provider.grant(req, resource(), now)  # issued, but the lifecycle never recorded it (no handle, no granted_at)
+    with pytest.raises(ProviderError) as raised:
+        provider.revoke(req, resource(), now)
+    assert raised.value.not_before == now + PIM_MINIMUM + REMOVE_SLACK
+
+
+def test_extend_when_approved_then_pim_end_moves_to_the_new_expiry_and_repeat_is_harmless(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    active = granted(provider, request(duration=timedelta(hours=1), now=now), now)
+    asked = ask_extension(active, timedelta(hours=1), "INC-123 still broken", now)[0]
+    extended = approve(asked, "U0CAROL", 1, now)[0]  # the one approval needed: expires_at moves an hour on
+    issued = provider.extend(extended, resource(), now)
+    provider.extend(extended, resource(), now)
+    assert issued.handle == active.grant
+    [assignment] = arm.assignments
+    assert assignment.end == (now + timedelta(hours=2)).replace(microsecond=0)
+    assert [r.body["properties"]["requestType"] for r in arm.arm_requests("PUT")] == [
+        "AdminAssign",
+        "AdminExtend",
+        "AdminExtend",
+    ]
+    assert [r.answered for r in arm.arm_requests("PUT")] == [201, 201, 400]
+
+
+def test_grant_when_403_then_non_retryable_naming_the_permission(provider: AzureProvider, arm: ArmStandIn) -> None:
+    arm.fail(403, message="The client does not have authorization to perform action over scope.")
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(), resource(), datetime.now(UTC))
+    assert not raised.value.retryable
+    assert "AuthorizationFailed" in str(raised.value)
+    assert "User Access Administrator" in str(raised.value) and SCOPE in str(raised.value)
+
+
+def test_grant_when_429_with_retry_after_then_retryable_after_it_without_sdk_retries(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    arm.fail(429, retry_after=30)
+    now = datetime.now(UTC)
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(), resource(), now)
+    assert raised.value.retryable
+    assert raised.value.not_before == now + timedelta(seconds=30)
+    assert len(arm.arm_requests("PUT")) == 1  # the SDK did not sleep out the Retry-After in the worker
+
+
+def test_revoke_when_500_then_retryable(provider: AzureProvider, arm: ArmStandIn) -> None:
+    now = datetime.now(UTC)
+    active = granted(provider, request(now=now), now)
+    arm.advance(PIM_MINIMUM)
+    arm.fail(500)
+    with pytest.raises(ProviderError) as raised:
+        provider.revoke(active, resource(), now)
+    assert raised.value.retryable and raised.value.not_before is None
+    assert len(arm.assignments) == 1
+
+
+def test_default_credential_when_managed_identity_env_then_token_from_standin_carried_to_arm(
+    monkeypatch: pytest.MonkeyPatch, arm: ArmStandIn
+) -> None:
+    for name in AZURE_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    provider = AzureProvider(endpoint=arm.url)  # before the environment is set: the credential is made lazily
+    monkeypatch.setenv("IDENTITY_ENDPOINT", arm.identity_endpoint)
+    monkeypatch.setenv("IDENTITY_HEADER", arm.identity_header)
+    provider.grant(request(), resource(), datetime.now(UTC))
+    [token_request] = [r for r in arm.requests if r.path == "/msi/token"]
+    assert token_request.query == {"api-version": "2019-08-01", "resource": arm.url}
+    [token] = arm.tokens
+    assert [r.token for r in arm.arm_requests()] == [token]
+
+
+def test_grant_when_managed_identity_refuses_then_non_retryable_sign_in_error(
+    provider: AzureProvider, arm: ArmStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IDENTITY_HEADER", "wrong")
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(), resource(), datetime.now(UTC))
+    assert not raised.value.retryable and "sign-in failed" in str(raised.value)
+    assert arm.arm_requests() == []
+
+
+def test_grant_when_arm_rejects_the_token_then_non_retryable_sign_in_error(arm: ArmStandIn) -> None:
+    provider = AzureProvider(endpoint=arm.url, credential=StaticToken("not-issued-by-arm"))
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(), resource(), datetime.now(UTC))
+    assert not raised.value.retryable and "sign-in failed" in str(raised.value)
+    assert [r.answered for r in arm.arm_requests()] == [401]
+
+
+def test_grant_when_arm_unreachable_then_retryable() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    provider = AzureProvider(endpoint=f"http://127.0.0.1:{port}", credential=StaticToken("token"))
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(), resource(), datetime.now(UTC))
+    assert raised.value.retryable and "could not be reached" in str(raised.value)
+
+
+def test_grant_when_plain_http_endpoint_is_not_loopback_then_no_token_is_sent() -> None:
+    provider = AzureProvider(endpoint="http://arm.example.invalid", credential=StaticToken("token"))
+    with pytest.raises(ProviderError) as raised:  # azure-core refuses before any connection is made
+        provider.grant(request(), resource(), datetime.now(UTC))
+    assert "non-https" in str(raised.value)
+
+
+def test_check_when_role_definition_readable_then_ok_with_its_name(provider: AzureProvider, arm: ArmStandIn) -> None:
+    assert provider.check(resource()) == "ok: Virtual Machine Contributor"
+    tenant_form = f"/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}"
+    assert provider.check(resource(role=tenant_form)) == "ok: Virtual Machine Contributor"
+    assert arm.arm_requests("GET")[0].path == f"{SCOPE}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}"
+
+
+def test_check_when_role_definition_unknown_then_non_retryable_pointing_at_the_setting(provider: AzureProvider) -> None:
+    unknown = f"{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/00000000-0000-0000-0000-00000000dead"
+    with pytest.raises(ProviderError) as raised:
+        provider.check(resource(role=unknown))
+    assert not raised.value.retryable
+    assert "RoleDefinitionDoesNotExist" in str(raised.value) and "role_definition_id" in str(raised.value)
+
+
+def test_provider_errors_when_any_failure_then_no_token_in_the_message(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    messages = []
+    for status in (403, 429, 500, 409):
+        arm.fail(status, retry_after=7)
+        with pytest.raises(ProviderError) as raised:
+            provider.grant(request(), resource(), now)
+        messages.append(str(raised.value))
+    active = granted(provider, request(now=now), now)
+    with pytest.raises(ProviderError) as raised:
+        provider.revoke(active, resource(), now)
+    messages.append(str(raised.value))
+    [token] = arm.tokens
+    assert len(messages) == 5
+    assert not [m for m in messages if token in m or arm.identity_header in m]
