@@ -121,7 +121,31 @@ class Lifecycle:
         self.tasks.sync_slack(request.id)
 
     def _retry_revocation(self, request: AccessRequest, error: ProviderError, now: datetime) -> None:
-        """Never give up: back off (capped) and let the reconciler come back; alert once past the budget."""
+        """Never give up: back off (capped) and let the reconciler come back; alert once past the budget.
+
+        A cloud that says when it will allow it (Azure PIM keeps an assignment for its first 5 minutes) is not
+        failing: the revocation waits for that moment, and the requester is told when their access ends.
+        """
+        if error.not_before and error.not_before > now:
+            self.store.retry_revocation_at(request.id, error.not_before)
+            deferred = {"error": str(error), "until": error.not_before.isoformat()}
+            self.store.record(
+                AuditEvent(
+                    "revocation deferred",
+                    request.id,
+                    AUTO,
+                    request.resource,
+                    now,
+                    request.status,
+                    deferred,
+                    request.provider,
+                )
+            )
+            try:
+                self.notifier.tell(request.requester, views.revocation_deferred(request, str(error)))
+            except NotifyError as told:
+                _log.warning("deferral_not_told", request_id=request.id, error=str(told))
+            return
         failures = self.store.note_revocation_failure(request.id, str(error), now)
         delay = revocation_retry_delay(self.catalog.revocation, failures, random.random())
         self.store.retry_revocation_at(request.id, now + delay)

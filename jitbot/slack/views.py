@@ -351,6 +351,10 @@ def extended_dm(request: AccessRequest) -> str:
     return f":hourglass: Your access to `{request.resource}` (`{request.id}`) now runs until {until}."
 
 
+def revocation_deferred(request: AccessRequest, error: str) -> str:
+    return f":hourglass: Ending your access to `{request.resource}` (`{request.id}`) has to wait: {escape(error)}"
+
+
 def renewal_failed(request: AccessRequest, error: str) -> str:
     return (
         f":warning: The extension of `{request.id}` could not be applied in {request.provider or 'the cloud'}:"

@@ -103,6 +103,23 @@ def test_revocation_when_failing_then_grant_stays_live_not_dropped(bot: Bot) -> 
     assert due is not None and due > bot.clock.now.timestamp()  # the reconciler comes back later
 
 
+def test_revocation_when_cloud_says_not_before_then_deferred_to_then_not_counted_and_requester_told(bot: Bot) -> None:
+    request_id = active(bot)
+    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    allowed = bot.clock.now + timedelta(minutes=4)
+    message = "Azure PIM does not allow removing an assignment in its first 5 minutes"
+    bot.fake.fail_next = [ProviderError(message, retryable=True, not_before=allowed)] * 5
+    for _ in range(5):  # the reconciler's re-drives before the time: none of them is a failure
+        bot.lifecycle.end_access(request_id)
+    assert status(bot, request_id) is Status.ACTIVE and failures(bot, request_id) == [] and alerts(bot) == []
+    assert bot.store.redis.zscore("jitbot:expiry", request_id) == allowed.timestamp()
+    told = [c for c in bot.slack.calls_to("chat.postMessage") if c.params["channel"] == "U0ALICE"]
+    assert message in told[-1].params["text"] and "has to wait" in told[-1].params["text"]
+    bot.clock.now = allowed
+    bot.lifecycle.end_access(request_id)
+    assert status(bot, request_id) is Status.EXPIRED
+
+
 @pytest.mark.parametrize(
     ("failures", "low", "high"), [(1, 5, 10), (2, 10, 20), (3, 20, 40), (6, 150, 300), (60, 150, 300)]
 )
