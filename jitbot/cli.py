@@ -9,7 +9,6 @@ from collections.abc import Callable
 from jitbot import embedded, runtime
 from jitbot.catalog import load_catalog
 from jitbot.config import Config
-from jitbot.durations import format_duration
 from jitbot.errors import ConfigError
 
 
@@ -19,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("web", help="serve Slack's requests (gunicorn) on $PORT")
     sub.add_parser("worker", help="run an RQ worker with the scheduler and the reconciler")
     sub.add_parser("demo", help="play the whole flow locally: no Slack, cloud or Redis needed")
-    sub.add_parser("check", help="validate the catalog ($JITBOT_CONFIG) and print it")
+    check_cmd = sub.add_parser("check", help="validate the catalog ($JITBOT_CONFIG); --live asks each cloud too")
+    check_cmd.add_argument("--live", action="store_true", help="ask each provider whether it can act (read-only)")
     sub.add_parser("reconcile", help="re-drive everything overdue once, now")
     sub.add_parser("redis-stop", help="stop the embedded Redis under ./.jitbot/")
     audit_cmd = sub.add_parser("audit", help="export or verify the hash-chained audit trail")
@@ -64,16 +64,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from jitbot import providers
+    from jitbot.check import check, render
+
     config = Config.from_env()
     catalog = load_catalog(config.config_path)
-    print(f"{config.config_path}: OK, {len(catalog.resources)} resources")
-    for r in catalog.resources.values():
-        approval = (
-            "auto-approve" if r.auto_approve_up_to == r.max_duration else f"{r.approvals} of {', '.join(r.approvers)}"
-        )
-        bounds = f"{format_duration(r.min_duration)} to {format_duration(r.max_duration)}"
-        print(f"  {r.name:<20} {r.provider:<5} {bounds:<14} {approval}")
-    return 0
+    rows = check(catalog, (lambda kind: providers.build(kind, config)) if args.live else None)
+    print(f"{config.config_path}: valid, {len(catalog.resources)} resources")
+    print(render(rows))
+    failed = [row.resource for row in rows if not row.ok]
+    if failed:
+        print(f"jitbot cannot act on: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _reconcile(args: argparse.Namespace) -> int:

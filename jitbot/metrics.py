@@ -94,6 +94,9 @@ class CountedProvider:
         with self._counting():
             self.inner.revoke(request, resource, now)
 
+    def check(self, resource: Resource) -> str:
+        return self.inner.check(resource)
+
     @contextmanager
     def _counting(self) -> Iterator[None]:
         try:

@@ -37,3 +37,7 @@ class Provider(Protocol):
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         """End the access now, even if the cloud's own expiry is later; a no-op if already ended."""
         ...
+
+    def check(self, resource: Resource) -> str:
+        """Read-only: can jitbot act on `resource`? A short description, or ProviderError saying what is missing."""
+        ...

@@ -40,8 +40,12 @@ class FakeProvider:
         self._call("revoke", request, resource)
         self.live.discard(request.id)
 
-    def _call(self, operation: str, request: AccessRequest, resource: Resource) -> None:
-        self.calls.append((operation, request.id))
+    def check(self, resource: Resource) -> str:
+        self._call("check", None, resource)
+        return "ok: fake cloud"
+
+    def _call(self, operation: str, request: AccessRequest | None, resource: Resource) -> None:
+        self.calls.append((operation, request.id if request else "-"))
         time.sleep(resource.settings.get("delay", 0))
         if self.fail_next:
             raise self.fail_next.pop(0)
