@@ -1,6 +1,7 @@
 """jitbot.yml validation: good files load, bad ones name the line and the key."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,11 @@ def test_parse_catalog_when_revocation_block_then_backoff_settings_or_named_erro
     assert parse_catalog(GOOD).revocation.retry_cap == timedelta(minutes=5)
     with pytest.raises(ConfigError, match=r"revocation\.retry_cap: retry_cap must be at least retry_base"):
         parse_catalog(GOOD + "revocation: {retry_base: 1m, retry_cap: 20s}\n")
+
+
+def test_readme_catalog_example_when_parsed_then_valid_with_every_provider() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("### The catalog, `jitbot.yml`", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    catalog = parse_catalog(example)
+    assert {r.kind for r in catalog.resources.values()} == {"aws", "aws-sso", "azure", "gcp"}
+    assert catalog.resources["analytics"].breakglass and catalog.identities["U0ALICE"]["email"] == "alice@example.com"
