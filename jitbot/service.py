@@ -295,12 +295,9 @@ class Service:
     ) -> AccessRequest:
         """An Approve or Deny (of a request, or of an extension). The stored request is the truth; the button
         only names it."""
-        request, groups = self.authorize_decision(request_id, clicker, "approve" if approving else "deny")
+        request, groups = self.authorize_decision(request_id, clicker, "approve" if approving else "deny", delivery)
         resource = find_resource(self.catalog, request.resource)
         now = self.clock()
-        if delivery and not self.store.first_delivery(delivery):
-            self.store.record(refusal(request, clicker, "decide", DUPLICATE, now))
-            raise InvalidTransition("This click was already handled.")
 
         def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
             check_approver(self.catalog, resource, current, clicker, groups)  # again, on the fresh state
@@ -317,7 +314,7 @@ class Service:
         return updated
 
     def authorize_decision(
-        self, request_id: str, clicker: str, attempted: str
+        self, request_id: str, clicker: str, attempted: str, delivery: str | None = None
     ) -> tuple[AccessRequest, dict[str, frozenset[str]]]:
         """The request a button names and the approver groups looked up, if `clicker` may decide on it now
         (checked before a Deny form is opened, and again when it is submitted)."""
@@ -326,10 +323,13 @@ class Service:
         groups = self._groups_of(resource, clicker, request)
         try:
             check_approver(self.catalog, resource, request, clicker, groups)
+            done = "approved" if attempted == "approve" else "denied"
             if request.status is Status.ACTIVE and request.extend_by is None:
-                raise InvalidTransition(f"`{request.id}` is already active; there is nothing to decide.")
+                raise InvalidTransition(f"`{request.id}` is already active; it can no longer be {done}.")
             if request.status not in (Status.PENDING, Status.ACTIVE):
-                raise InvalidTransition(f"`{request.id}` is {request.status}; it can no longer be decided.")
+                raise InvalidTransition(f"`{request.id}` is {request.status}; it can no longer be {done}.")
+            if delivery and not self.store.first_delivery(delivery):
+                raise InvalidTransition(f"This click was already handled ({DUPLICATE}).")
         except (PolicyError, InvalidTransition) as error:
             self.store.record(refusal(request, clicker, attempted, str(error), self.clock()))
             raise

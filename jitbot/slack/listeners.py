@@ -119,7 +119,7 @@ def _approve(service: Service, body: Body, clicker: str, value: str) -> str | No
 
 
 def _deny(service: Service, body: Body, clicker: str, value: str) -> str | None:
-    request, _ = service.authorize_decision(value, clicker, "deny")
+    request, _ = service.authorize_decision(value, clicker, "deny", body.get("trigger_id"))
     service.notifier.open_view(body["trigger_id"], views.deny_form(request))
     return None
 

@@ -78,6 +78,7 @@ class SlackStandIn:
 
     def __init__(self, port: int = 0) -> None:
         self.usergroups: dict[str, list[str]] = {}
+        self.emails: dict[str, str] = {}  # user id → the email on their profile (users.info); others have none
         self.uploads: dict[str, bytes] = {}  # file id → the bytes uploaded for it
         self.on_call: Callable[[Call], None] | None = None
         self._cond = threading.Condition()
@@ -85,6 +86,9 @@ class SlackStandIn:
         self._messages: dict[tuple[str, str], _Message] = {}
         self._failures: dict[str, _Failure] = {}
         self._ts = 0
+        self._views: dict[str, dict[str, Any]] = {}  # view id → the modal as views.open received it, with its id
+        self._triggers: set[str] = set()  # Slack lets a trigger_id open one view
+        self._homes: dict[str, dict[str, Any]] = {}  # user id → the Home tab last published for them
         self._server = _Server(("127.0.0.1", port), _Handler, self)
         self._thread: threading.Thread | None = None
 
@@ -157,6 +161,34 @@ class SlackStandIn:
             stored = self._messages[(dm_channel(channel), ts)]
             return {"text": stored.text, "blocks": stored.blocks}
 
+    def opened_views(self) -> list[dict[str, Any]]:
+        """Every modal opened with views.open so far, in order, each with the `id` Slack gave it."""
+        with self._cond:
+            return [dict(v) for v in self._views.values()]
+
+    def home(self, user: str) -> dict[str, Any] | None:
+        """The App Home view last published for `user` (views.publish), with its `id`; None if never published."""
+        with self._cond:
+            view = self._homes.get(user)
+            return dict(view) if view is not None else None
+
+    def wait_for_home(
+        self, user: str, predicate: Callable[[dict[str, Any]], bool] = lambda _: True, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """`user`'s Home view once the latest one published satisfies `predicate` (it is replaced whole on each
+        publish, so this can wait for something to disappear too); AssertionError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                view = self._homes.get(user)
+                if view is not None and predicate(view):
+                    return dict(view)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    shown = json.dumps(view)[:2000] if view is not None else "never published"
+                    raise AssertionError(f"{user}'s Home did not match within {timeout}s; latest: {shown}")
+                self._cond.wait(remaining)
+
     def reset(self) -> None:
         """Forget the calls recorded so far (messages and usergroups stay)."""
         with self._cond:
@@ -216,6 +248,9 @@ class SlackStandIn:
             "conversations.open": self._open_conversation,
             "files.getUploadURLExternal": self._upload_url,
             "files.completeUploadExternal": self._complete_upload,
+            "views.open": self._open_view,
+            "views.publish": self._publish_view,
+            "users.info": self._user_info,
         }
         handler = handlers.get(method)
         return handler(params) if handler else {"ok": True}
@@ -235,6 +270,37 @@ class SlackStandIn:
             return {"ok": False, "error": "message_not_found"}
         self._messages[(channel, ts)] = _Message(params.get("text"), params.get("blocks"))
         return {"ok": True, "channel": channel, "ts": ts, "text": params.get("text")}
+
+    def _open_view(self, params: dict[str, Any]) -> dict[str, Any]:
+        """views.open: a modal for the person whose trigger_id this is; a trigger opens one view at most."""
+        trigger, view = str(params.get("trigger_id", "")), _view_param(params)
+        if not trigger:
+            return {"ok": False, "error": "invalid_trigger_id"}
+        if trigger in self._triggers:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        if view is None:
+            return {"ok": False, "error": "invalid_arguments"}
+        self._triggers.add(trigger)
+        opened = {**view, "id": f"V{len(self._views) + 1:010d}", "team_id": AUTH["team_id"]}
+        self._views[opened["id"]] = opened
+        return {"ok": True, "view": opened}
+
+    def _publish_view(self, params: dict[str, Any]) -> dict[str, Any]:
+        """views.publish: the user's App Home tab, replaced whole; its view id stays the same per user."""
+        user, view = str(params.get("user_id", "")), _view_param(params)
+        if not user:
+            return {"ok": False, "error": "invalid_arguments"}
+        if view is None or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        published = {**view, "id": _home_id(user), "team_id": AUTH["team_id"]}
+        self._homes[user] = published
+        return {"ok": True, "view": published}
+
+    def _user_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """users.info: the profile carries an email only for users in `emails` (as with users:read.email)."""
+        user = str(params.get("user", ""))
+        profile = {"email": self.emails[user]} if user in self.emails else {}
+        return {"ok": True, "user": {"id": user, "team_id": AUTH["team_id"], "profile": profile}}
 
     def _usergroup_users(self, params: dict[str, Any]) -> dict[str, Any]:
         users = self.usergroups.get(str(params.get("usergroup", "")))
@@ -266,6 +332,20 @@ class SlackStandIn:
                 return False
             self.uploads[file_id] = data
             return True
+
+
+def _view_param(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The `view` argument of views.*: a JSON object in a JSON body, or a JSON string in a form body."""
+    view = params.get("view")
+    if isinstance(view, str):
+        with contextlib.suppress(ValueError):
+            view = json.loads(view)
+    return view if isinstance(view, dict) else None
+
+
+def _home_id(user: str) -> str:
+    """Slack keeps one Home view per user and app; its id stays the same across publishes."""
+    return "VH" + user[1:]
 
 
 class _Server(ThreadingHTTPServer):

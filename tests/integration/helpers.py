@@ -33,6 +33,22 @@ def approve(stack: Stack, user: str, request_id: str, posted: Call) -> None:
     click(stack, user, ids.APPROVE, request_id, posted)
 
 
+def deny(stack: Stack, user: str, request_id: str, posted: Call, reason: str = "") -> None:
+    """Click Deny, wait for the reason form jitbot opens, and submit it as the approver would."""
+    since = time.monotonic()
+    click(stack, user, ids.DENY, request_id, posted)
+    stack.slack.wait_for(
+        lambda c: c.method == "views.open" and c.at >= since and opened_view(c).get("private_metadata") == request_id
+    )
+    reply = stack.sender.submit_view(user, ids.DENY_FORM, {ids.REASON_INPUT: reason}, private_metadata=request_id)
+    assert reply.status == 200, reply.body
+
+
+def opened_view(call: Call) -> dict[str, Any]:
+    view = call.params.get("view", {})
+    return json.loads(view) if isinstance(view, str) else dict(view)
+
+
 def credentials_dm(stack: Stack, user: str, request_id: str, timeout: float = 30) -> tuple[Call, dict[str, str]]:
     dm = stack.slack.wait_for(
         lambda c: (

@@ -26,6 +26,7 @@ from tests.integration.helpers import (
     audit_events,
     click,
     credentials_dm,
+    deny,
     message_text,
     request_access,
     slack_refs,
@@ -186,7 +187,7 @@ def test_click_when_value_names_no_request_then_refused_ephemerally_audited_and_
 def test_click_when_value_names_a_request_that_ended_then_refused_audited_and_it_stays_ended(stack: Stack) -> None:
     shown_id, shown = request_access(stack, "U0ALICE", "request prod-db 30s INC-23 the message clicked")
     ended_id, ended = request_access(stack, "U0ALICE", "request prod-db 30s INC-23 denied already")
-    click(stack, "U0BOB", ids.DENY, ended_id, ended)
+    deny(stack, "U0BOB", ended_id, ended)
     wait_until(lambda: "denied" in events(stack, ended_id), 15, "the denial")
 
     since = time.monotonic()
@@ -311,7 +312,9 @@ def test_decide_when_approve_and_deny_race_then_exactly_one_decision_and_a_denia
     clicks = []
     for request_id, posted in requests:
         clicks.append(lambda r=request_id, p=posted: click(stack, "U0BOB", ids.APPROVE, r, p))
-        clicks.append(lambda r=request_id, p=posted: click(stack, "U0ADMIN", ids.DENY, r, p))
+        clicks.append(  # the Deny form, submitted (its click only opens it)
+            lambda r=request_id: stack.sender.submit_view("U0ADMIN", ids.DENY_FORM, {}, private_metadata=r)
+        )
     in_parallel(*clicks)
 
     outcomes = {}

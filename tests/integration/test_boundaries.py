@@ -115,13 +115,13 @@ def test_command_when_the_same_delivery_arrives_ten_times_then_one_request_and_t
 
 def test_click_when_the_same_delivery_arrives_ten_times_then_one_decision(stack: Stack) -> None:
     request_id, _ = request_access(stack, "U0ALICE", "request prod-db 30s INC-14 replayed click")
-    body = click_body("U0BOB", ids.DENY, request_id, channel_id="C0APPROVALS", message_ts="1")
+    body = click_body("U0BOB", ids.APPROVE, request_id, channel_id="C0APPROVALS", message_ts="1")
     with ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(lambda _: stack.sender.post(body).status, range(10)))
     assert statuses == [200] * 10
     wait_until(lambda: len(audit_events(stack, request_id)) >= 11, 20, "every delivery audited")
     events = [e["event"] for e in audit_events(stack, request_id)]
-    assert events.count("denied") == 1 and events.count("refused") == 9
+    assert events.count("approved") == 1 and events.count("refused") == 9
 
 
 def test_command_when_its_text_says_payload_then_handled_like_any_other(stack: Stack) -> None:

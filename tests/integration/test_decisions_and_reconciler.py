@@ -3,14 +3,13 @@
 import pytest
 from rq.registry import ScheduledJobRegistry
 
-from jitbot.slack import ids
 from jitbot.tasks import QUEUE, SERIALIZER
 from jitbot.testing.stack import Stack
 from tests.integration.helpers import (
     approve,
     audit_events,
-    click,
     credentials_dm,
+    deny,
     message_text,
     request_access,
     slack_refs,
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_deny_when_approver_denies_then_message_updated_requester_told_nothing_issued(stack: Stack) -> None:
     request_id, posted = request_access(stack, "U0ALICE", "request prod-db 30s INC-8 deny me")
-    click(stack, "U0BOB", ids.DENY, request_id, posted)
+    deny(stack, "U0BOB", request_id, posted)
     stack.slack.wait_for(
         lambda c: (
             c.params.get("channel") == "U0ALICE"

@@ -13,11 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jitbot import runtime
 from jitbot.config import Config
-from jitbot.slack import ids
 from jitbot.testing.stack import Stack, free_port
 from jitbot.web import WebApp
 from tests.integration.conftest import CATALOG
-from tests.integration.helpers import approve, click, credentials_dm, request_access, wait_until
+from tests.integration.helpers import approve, credentials_dm, deny, request_access, wait_until
 from tests.unit.test_metrics import FAMILIES
 
 pytestmark = pytest.mark.timeout(120)
@@ -89,7 +88,7 @@ def test_metrics_when_slack_refuses_a_job_then_counted_by_the_worker_child(stack
     stack.slack.fail("chat.postMessage", status=200, error="not_in_channel")  # the approval message, once
     request_id, posted = request_access(stack, "U0ALICE", "request prod-db 1m slack says no INC-43")  # on retry
     wait_until(lambda: changes(before, **{failure: 1})(stack), 10, "slack error counted")
-    click(stack, "U0BOB", ids.DENY, request_id, posted)
+    deny(stack, "U0BOB", request_id, posted)
     wait_until(lambda: changes(before, **{event("denied"): 1, PENDING: 0})(stack), 10, "denied")
 
 
