@@ -286,7 +286,10 @@ def _auto_approve(node: _Node | None, max_duration: timedelta) -> timedelta | No
     if node is None:
         return None
     if isinstance(node.raw, yaml.MappingNode):
-        bound = _duration(_required(_mapping(node, {"max_duration"}), "max_duration", node.source), "1s")
+        keys = _mapping(node, {"max_duration"})
+        if "max_duration" not in keys:
+            raise node.fail("needs max_duration, e.g. auto_approve: {max_duration: 30m}")
+        bound = _duration(keys["max_duration"], "1s")
         if bound > max_duration:
             raise node.fail(f"max_duration is above the resource's own maximum, {format_duration(max_duration)}")
         return bound

@@ -251,6 +251,8 @@ def _approve_extension(
 ) -> tuple[AccessRequest, AuditEvent]:
     if request.extend_by is None:
         raise InvalidTransition(f"Request {request.id} is already active; there is nothing to approve.")
+    if request.ending_by:
+        raise InvalidTransition(f"Request {request.id} is being ended; its extension can no longer be approved.")
     approvals = (*request.extend_approvals, approver)
     if len(approvals) < required:
         return apply(request, Action.ENDORSE_EXTENSION, approver, now, extend_approvals=approvals)

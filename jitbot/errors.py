@@ -17,6 +17,8 @@ from datetime import datetime
 class JitError(Exception):
     """Base of every error jitbot raises on purpose; str(error) is written for a person."""
 
+    audited = False  # set once the refusal it stands for is in the audit trail, so it is recorded once
+
 
 class UsageError(JitError):
     """The command could not be parsed."""

@@ -227,16 +227,20 @@ class Lifecycle:
         overdue = self.store.due(EXPIRY, now - RECONCILE_GRACE)
         for request_id in overdue:
             self.tasks.revoke_now(request_id)
-        timed_out = self.store.due(PENDING, now)
-        for request_id in timed_out:
-            self._time_out(request_id)
-        timers = self.store.due(TIMERS, now)
+        timers = self.store.due(TIMERS, now)  # before timeouts: an announced auto-approval at the same moment wins
         for timer in timers:
             kind, request_id = timer.split(":", 1)
             self._on_timer(kind, request_id, now)
+        timed_out = self.store.due(PENDING, now)
+        for request_id in timed_out:
+            self._time_out(request_id)
         reviews = self.store.due(REVIEWS, now)
         for request_id in reviews:
-            self.store.next_review_alert(request_id, now + self.catalog.breakglass_realert)
+            alerts = self.store.next_review_alert(request_id, now + self.catalog.breakglass_realert)
+            request = self.store.get(request_id)
+            self.store.record(
+                AuditEvent("review re-alerted", request_id, AUTO, request.resource, now, "open", {"alerts": alerts})
+            )
             self.tasks.review_alert(request_id)
         if overdue or timed_out or timers or reviews:
             _log.info(

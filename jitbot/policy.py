@@ -59,8 +59,9 @@ def check_breakglass(resource: Resource) -> None:
 
 def check_extension(resource: Resource, request: AccessRequest, more: timedelta, now: datetime) -> None:
     """An extension keeps the whole grant within the resource's maximum: the error says how much is left."""
-    if request.status is not Status.ACTIVE or not request.expires_at:
-        raise PolicyError(f"`{request.id}` is {request.status}; only an active grant can be extended.")
+    if request.status is not Status.ACTIVE or not request.expires_at or request.ending_by:
+        state = "being ended" if request.ending_by else request.status
+        raise PolicyError(f"`{request.id}` is {state}; only an active grant can be extended.")
     allowed = resource.max_duration - request.granted_for
     if more > allowed:
         left = f"at most {format_duration(allowed)} more" if allowed > timedelta(0) else "no more time"

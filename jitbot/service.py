@@ -106,7 +106,8 @@ class Service:
         try:
             reply = self._run(user, parse_command(text), delivery)
         except JitError as error:
-            self._refuse_command(user, text, str(error))
+            if not error.audited:  # a refusal about one request was recorded with it
+                self._refuse_command(user, text, str(error))
             reply = views.Reply(str(error))
         if delivery:
             self.store.save_delivery_reply(delivery, json.dumps(vars(reply)))
@@ -280,6 +281,7 @@ class Service:
             updated, _ = self.store.transition(request.id, change)
         except (PolicyError, InvalidTransition) as error:
             self.store.record(refusal(request, user, attempted, str(error), self.clock()))
+            error.audited = True
             raise
         return updated
 
@@ -310,6 +312,8 @@ class Service:
             self.tasks.issue(updated.id)
         if updated.status is Status.ACTIVE and updated.expires_at != request.expires_at:
             self.tasks.renew(updated.id)
+        if not approving and updated.status is Status.ACTIVE:  # an extension denied: the grant itself runs on
+            self.notifier.tell(updated.requester, views.extension_denied(updated, clicker))
         self.tasks.sync_slack(updated.id)
         return updated
 

@@ -58,6 +58,7 @@ class Notifier:
             self._call(
                 "chat_update", channel=refs["approval_channel"], ts=refs["approval_ts"], text=text, blocks=blocks
             )
+            self._sync_escalation(request, resource, refs)
             return
         with self.store.lock(f"announce:{request.id}", ANNOUNCE_LOCK) as mine:
             if not mine or "approval_ts" in self.store.slack_refs(request.id):
@@ -68,6 +69,9 @@ class Notifier:
         if latest.version != request.version:
             self.sync_approval_message(latest, resource)
             return
+        self._sync_escalation(request, resource, refs)
+
+    def _sync_escalation(self, request: AccessRequest, resource: Resource, refs: dict[str, str]) -> None:
         if "escalation_ts" in refs:
             text, blocks = views.escalation_message(request, resource)
             self._call(

@@ -355,6 +355,12 @@ def revocation_deferred(request: AccessRequest, error: str) -> str:
     return f":hourglass: Ending your access to `{request.resource}` (`{request.id}`) has to wait: {escape(error)}"
 
 
+def extension_denied(request: AccessRequest, by: str) -> str:
+    why = f" Reason: {escape(request.note)}" if request.note else ""
+    until = when(request.expires_at or request.created_at)
+    return f":no_entry: <@{by}> denied extending `{request.id}` (`{request.resource}`); it still ends {until}.{why}"
+
+
 def renewal_failed(request: AccessRequest, error: str) -> str:
     return (
         f":warning: The extension of `{request.id}` could not be applied in {request.provider or 'the cloud'}:"
