@@ -187,12 +187,14 @@ class Service:
     ) -> AccessRequest:
         now = self.clock()
         timed = not breakglass and not resource.auto_approves(duration)
+        identity = self.identity_of(user, resource)  # a person the cloud cannot name is told now, not after approval
         while True:
             request, event = open_request(
                 new_request_id(), user, resource.name, duration, reason, now, resource.provider
             )
             request = replace(
                 request,
+                identity=identity,
                 breakglass=breakglass,
                 auto_approve_at=now + resource.auto_approve_after if timed and resource.auto_approve_after else None,
                 escalate_at=now + resource.escalate_after if timed and resource.escalate_after else None,

@@ -45,7 +45,8 @@ def run(sleep: Callable[[float], None] = time.sleep) -> None:
             worker.work(with_scheduler=True, logging_level="INFO")
         except redis.ConnectionError as error:
             _log.warning("redis_lost", error=type(error).__name__)
-        if worker._stop_requested:  # SIGTERM or SIGINT: RQ has no public accessor for it
+        # SIGTERM or SIGINT (RQ has no public accessor): an idle worker records only the date of the request
+        if worker._stop_requested or worker._shutdown_requested_date is not None:
             return
         _log.warning("worker_restarting", in_s=pause)
         sleep(pause)
