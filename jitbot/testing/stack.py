@@ -1,7 +1,10 @@
-"""A whole jitbot on one machine: a real Redis, the Slack stand-in, moto, and the Procfile's processes.
+"""A whole jitbot on one machine: a real Redis, the Slack, ARM and GCP stand-ins, moto, and the Procfile's processes.
 
 Used by the integration tests, by `jitbot demo` and by the benchmarks, so that all three run the same
-real thing: the `web` and `worker` commands as separate processes, talking to loopback servers only.
+real thing: the `web` and `worker` commands as separate processes, talking to loopback servers only. The
+processes find the clouds as in production, through each SDK's own credential chain: a managed identity
+for Azure (the ARM stand-in's token endpoint), Application Default Credentials for GCP (a file whose
+tokens come from the GCP stand-in), the standard chain for AWS (moto).
 
 For fault injection it also plays the platform: more workers (`workers=2` runs `worker-1`, `worker-2`),
 `kill` (a process and everything it forked, as when a container is killed), `restart`, `restart_redis`
@@ -31,11 +34,22 @@ from redis.retry import Retry
 
 from jitbot import embedded
 from jitbot.catalog import parse_catalog
+from jitbot.testing.arm_standin import ArmStandIn
+from jitbot.testing.gcp_standin import GcpStandIn
+from jitbot.testing.identity_center import IdentityCenter, seed_identity_center
 from jitbot.testing.slack_sender import SlackSender
 from jitbot.testing.slack_standin import SlackStandIn
 
 PROCESSES = {"web": "jitbot web", "worker": "jitbot worker"}  # the Procfile, which a test keeps equal to this
 AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+# what jitbot or a cloud SDK's credential chain reads from the environment: the stack sets its own, and a
+# developer's real settings (an AZURE_CLIENT_SECRET, a GOOGLE_APPLICATION_CREDENTIALS) never reach the processes
+OWN_PREFIXES = (
+    *("AWS_", "SLACK_", "REDIS_", "JITBOT_"),
+    *("AZURE_", "IDENTITY_", "MSI_", "IMDS_"),  # azure-identity: service principal, workload and managed identity
+    *("GOOGLE_", "GCP_", "GCE_", "CLOUDSDK_"),  # google-auth: ADC file, metadata server, gcloud's configuration
+)
+LOOPBACK = "127.0.0.1,localhost"  # every server the processes talk to is on this machine: no proxy in between
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [
@@ -79,6 +93,8 @@ class Stack:
         self.secret = "stack-signing-secret"
         self.port = free_port()
         self.slack = SlackStandIn()
+        self.arm = ArmStandIn()  # PIM's five-minute rule is on: a test that revokes sooner sets `arm.min_active`
+        self.gcp = GcpStandIn()  # holds no resource until a test puts a policy in `gcp.policies`
         self.moto_url = ""
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         # process name → command: the Procfile's, with `worker` numbered when there is more than one
@@ -90,6 +106,7 @@ class Stack:
         self.supervise = supervise
         self.restarts: list[Restart] = []
         self._moto: Any = None
+        self._adc = home / "gcp-standin-adc.json"  # written by the GCP stand-in on start
         self._logs: dict[str, IO[bytes]] = {}
         self._guard = threading.RLock()  # the supervisor thread and the test both start and stop processes
         self._supervisor: threading.Thread | None = None
@@ -105,6 +122,9 @@ class Stack:
         (self.home / "jitbot.yml").write_text(self.catalog_text)
         self.slack.start()
         try:
+            self.arm.start()
+            self.gcp.start()
+            self._adc = self.gcp.write_adc(self.home)
             self._start_moto()
             for name in self.commands:
                 self.start_process(name)
@@ -124,6 +144,8 @@ class Stack:
         for name in list(self.processes):
             self.stop_process(name)
         self.slack.stop()
+        self.arm.stop()
+        self.gcp.stop()
         if self._moto is not None:
             self._moto.stop()
         if self.redis_url is None:
@@ -137,7 +159,7 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        keep = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SLACK_", "REDIS_", "JITBOT_"))}
+        keep = {k: v for k, v in os.environ.items() if not k.upper().startswith(OWN_PREFIXES)}
         bin_dir = str(Path(sys.executable).parent)
         settings = {
             "PATH": bin_dir + os.pathsep + keep.get("PATH", ""),
@@ -147,6 +169,13 @@ class Stack:
             "JITBOT_CONFIG": str(self.home / "jitbot.yml"),
             "PORT": str(self.port),
             "AWS_ENDPOINT_URL": self.moto_url,
+            "AZURE_ARM_ENDPOINT": self.arm.url,
+            "IDENTITY_ENDPOINT": self.arm.identity_endpoint,  # a managed identity, as azure-identity finds it
+            "IDENTITY_HEADER": self.arm.identity_header,
+            "GCP_RESOURCEMANAGER_ENDPOINT": self.gcp.url,
+            "GOOGLE_APPLICATION_CREDENTIALS": str(self._adc),
+            "NO_PROXY": LOOPBACK,
+            "no_proxy": LOOPBACK,
             "PYTHONUNBUFFERED": "1",
             **AWS_TEST_ENV,
         }
@@ -295,9 +324,17 @@ class Stack:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url or embedded.url_for(self.home / ".jitbot"))
 
-    def aws(self, service: str, **credentials: str) -> Any:
+    def aws(self, service: str, region: str = "us-east-1", **credentials: str) -> Any:
         keys = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        return boto3.client(service, endpoint_url=self.moto_url, region_name="us-east-1", **keys)  # type: ignore[call-overload]
+        return boto3.client(service, endpoint_url=self.moto_url, region_name=region, **keys)  # type: ignore[call-overload]
+
+    def identity_center(self, resource: str, session_duration: str = "PT1H") -> IdentityCenter:
+        """AWS IAM Identity Center in moto as the catalog's `mode: sso` resource names it: its instance and its
+        permission set (created if need be); add users with `IdentityCenter.add_user`."""
+        found = parse_catalog(self.catalog_text).resources[resource]
+        region = found.settings.get("region", "us-east-1")  # Identity Center lives in the catalog's region only
+        sso, store = self.aws("sso-admin", region), self.aws("identitystore", region)
+        return seed_identity_center(sso, store, found, session_duration)
 
     def logs(self, name: str | None = None) -> str:
         names = [name] if name else list(self.commands)
@@ -316,7 +353,7 @@ class Stack:
         urllib.request.urlopen(urllib.request.Request(f"{self.moto_url}/moto-api/reset", method="POST"), timeout=10)
         iam = self.aws("iam")
         for resource in parse_catalog(self.catalog_text).resources.values():
-            if resource.provider == "aws":
+            if resource.kind == "aws":  # STS mode: the role it assumes; Identity Center (`mode: sso`) has none
                 name = resource.settings["role_arn"].rsplit("/", 1)[-1]
                 iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))
 

@@ -1,0 +1,98 @@
+"""AWS IAM Identity Center in the Stack's moto, under the names the catalog gives it.
+
+The catalog holds what an admin copies from the AWS console: the instance ARN and a permission set ARN of the
+form `arn:aws:sso:::permissionSet/ssoins-…/ps-…`. moto gives its one instance per region a random ARN and names
+permission sets `…:instance/ssoins-…/ps-…`, a form AWS does not use and the catalog refuses. So moto takes the
+catalog's names: its instance the catalog's ARN (and identity store id, when the catalog names one), the
+permission set created here the catalog's ARN. Everything else goes through boto3 against the moto server, as
+jitbot's own calls do. The moto server runs in this process (`ThreadedMotoServer`): its backends are renamed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jitbot.catalog import Resource
+
+
+@dataclass(frozen=True)
+class IdentityCenter:
+    """One `mode: sso` resource's Identity Center: add users, and see who holds the permission set."""
+
+    sso: Any  # boto3 sso-admin client on the Stack's moto
+    store: Any  # boto3 identitystore client on the Stack's moto
+    instance_arn: str
+    store_id: str
+    permission_set_arn: str
+    account_id: str
+
+    def add_user(self, email: str, user_name: str | None = None) -> str:
+        """A user in the identity store with `email` as their work email (how jitbot finds them); their UserId."""
+        name = user_name or email.partition("@")[0]
+        created = self.store.create_user(
+            IdentityStoreId=self.store_id,
+            UserName=name,
+            DisplayName=name,
+            Name={"GivenName": name, "FamilyName": "Example"},
+            Emails=[{"Value": email, "Type": "work", "Primary": True}],
+        )
+        return str(created["UserId"])
+
+    def assign(self, principal_id: str) -> None:
+        """A standing assignment of the permission set to someone (not jitbot's): it must outlive jitbot's."""
+        self.sso.create_account_assignment(
+            InstanceArn=self.instance_arn,
+            TargetId=self.account_id,
+            TargetType="AWS_ACCOUNT",
+            PermissionSetArn=self.permission_set_arn,
+            PrincipalType="USER",
+            PrincipalId=principal_id,
+        )
+
+    def assigned(self) -> list[str]:
+        """The users holding the permission set on the account now."""
+        answer = self.sso.list_account_assignments(
+            InstanceArn=self.instance_arn, AccountId=self.account_id, PermissionSetArn=self.permission_set_arn
+        )
+        return sorted(item["PrincipalId"] for item in answer["AccountAssignments"] if item["PrincipalType"] == "USER")
+
+
+def seed_identity_center(sso: Any, store: Any, resource: Resource, session_duration: str = "PT1H") -> IdentityCenter:
+    """The resource's Identity Center in moto (the clients' region must be the resource's); safe to repeat."""
+    settings = resource.settings
+    if settings.get("mode") != "sso":
+        raise ValueError(f"{resource.name} is not an Identity Center (`mode: sso`) resource")
+    instance_arn, permission_set_arn = settings["instance_arn"], settings["permission_set_arn"]
+    store_id = _adopt_instance(sso, settings["region"], instance_arn, settings.get("identity_store_id"))
+    try:
+        sso.describe_permission_set(InstanceArn=instance_arn, PermissionSetArn=permission_set_arn)
+    except sso.exceptions.ResourceNotFoundException:
+        created = sso.create_permission_set(
+            Name=resource.name, InstanceArn=instance_arn, SessionDuration=session_duration
+        )["PermissionSet"]
+        _rename_permission_set(settings["region"], created["PermissionSetArn"], permission_set_arn)
+    return IdentityCenter(sso, store, instance_arn, store_id, permission_set_arn, str(settings["account_id"]))
+
+
+def _adopt_instance(sso: Any, region: str, instance_arn: str, store_id: str | None) -> str:
+    """moto's instance in `region` takes the catalog's ARN (and store id); ListInstances then names its store."""
+    sso.list_instances()  # moto makes the region's backend, and its one instance, on first use
+    (instance,) = _backend(region).instances
+    instance.instance_arn = instance_arn
+    if store_id:
+        instance.identity_store_id = store_id
+    (listed,) = sso.list_instances()["Instances"]
+    return str(listed["IdentityStoreId"])
+
+
+def _rename_permission_set(region: str, moto_arn: str, arn: str) -> None:
+    (permission_set,) = [found for found in _backend(region).permission_sets if found.permission_set_arn == moto_arn]
+    permission_set.permission_set_arn = arn
+
+
+def _backend(region: str) -> Any:
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.ssoadmin.models import ssoadmin_backends
+
+    return ssoadmin_backends[DEFAULT_ACCOUNT_ID][region]
