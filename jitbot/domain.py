@@ -131,10 +131,6 @@ class AccessRequest:
         return max(self.expires_at - now, timedelta(0)) if self.expires_at else timedelta(0)
 
     @property
-    def is_open(self) -> bool:
-        return not self.status.is_final
-
-    @property
     def granted_for(self) -> timedelta:
         """How long the grant runs in all, extensions included."""
         return self.expires_at - self.granted_at if self.expires_at and self.granted_at else self.duration

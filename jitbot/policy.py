@@ -52,6 +52,12 @@ def check_reason(resource: Resource, reason: str) -> None:
         raise PolicyError(f"The reason for `{resource.name}` must include a ticket (`{rule.pattern}`){example}.")
 
 
+def check_extension_reason(resource: Resource, reason: str) -> None:
+    """An extension's reason is optional, unless the resource has rules for reasons: then they apply."""
+    if resource.reason.min_length or resource.reason.pattern or reason:
+        check_reason(resource, reason)
+
+
 def check_breakglass(resource: Resource) -> None:
     if not resource.breakglass:
         raise PolicyError(f"`{resource.name}` does not allow break-glass access; use `/access request`.")

@@ -54,6 +54,7 @@ from jitbot.policy import (
     check_cancel,
     check_end,
     check_extension,
+    check_extension_reason,
     check_identity,
     check_reason,
     check_request,
@@ -259,8 +260,7 @@ class Service:
         request = self._load(request_id)
         resource = find_resource(self.catalog, request.resource)
         now = self.clock()
-        if resource.reason.min_length or resource.reason.pattern or reason:
-            check_reason(resource, reason)
+        check_extension_reason(resource, reason)
         automatic = resource.auto_approves(request.granted_for + more)
 
         def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
@@ -282,8 +282,7 @@ class Service:
         try:
             updated, _ = self.store.transition(request.id, change)
         except (PolicyError, InvalidTransition) as error:
-            self.store.record(refusal(request, user, attempted, str(error), self.clock()))
-            error.audited = True
+            self._refuse(request, user, attempted, error)
             raise
         return updated
 
@@ -337,7 +336,7 @@ class Service:
             if delivery and not self.store.first_delivery(delivery):
                 raise InvalidTransition(f"This click was already handled ({DUPLICATE}).")
         except (PolicyError, InvalidTransition) as error:
-            self.store.record(refusal(request, clicker, attempted, str(error), self.clock()))
+            self._refuse(request, clicker, attempted, error)
             raise
         return request, groups
 
@@ -354,7 +353,8 @@ class Service:
             self._act_on_form(user, callback_id, values)
         except JitError as error:
             self.store.forget_delivery(delivery)  # the person corrects the form and submits the same view again
-            self._refuse_command(user, callback_id, str(error))
+            if not error.audited:
+                self._refuse_command(user, callback_id, str(error))
             return {_field_of(error, callback_id): str(error)}
         return {}
 
@@ -368,6 +368,8 @@ class Service:
             request, resource = self.submit(user, RequestAccess(resource.name, duration, reason))
             self.notifier.tell(user, views.request_received(request, resource))
         elif callback_id == ids.EXTEND_FORM:
+            resource = find_resource(self.catalog, self._load(values["request_id"]).resource)
+            _on_field(ids.REASON_INPUT, check_extension_reason, resource, reason)
             self.notifier.tell(user, self.ask_extension(user, values["request_id"], _form_duration(values), reason))
         elif callback_id == ids.DENY_FORM:
             self.decide(values["request_id"], user, approving=False, note=reason or None)
@@ -391,12 +393,14 @@ class Service:
             if not request.breakglass or not self.store.close_review(request.id, event, outcome):
                 raise InvalidTransition(f"The review of `{request.id}` is already closed.")
         except (PolicyError, InvalidTransition) as error:
-            self.store.record(refusal(request, reviewer, "review", str(error), now))
+            self._refuse(request, reviewer, "review", error)
             raise
         self.tasks.review_alert(request.id)
 
-    def publish_home(self, user: str) -> None:
-        self.homes.publish([user])
+    def _refuse(self, request: AccessRequest, user: str, attempted: str, error: JitError) -> None:
+        """Audit a refusal about one request, once: the error carries that it was recorded."""
+        self.store.record(refusal(request, user, attempted, str(error), self.clock()))
+        error.audited = True
 
     def _groups_of(self, resource: Resource, user: str, request: AccessRequest) -> dict[str, frozenset[str]]:
         """User-group members, looked up at click time, and only when the user is not listed by id."""
@@ -405,7 +409,7 @@ class Service:
         try:
             return self.notifier.group_members(approver_groups(resource))
         except JitError as error:
-            self.store.record(refusal(request, user, "lookup", str(error), self.clock()))
+            self._refuse(request, user, "lookup", error)
             raise
 
     def _load(self, request_id: str) -> AccessRequest:
@@ -419,6 +423,7 @@ class Service:
         except NotFound as error:
             detail = {"attempted": attempted, "reason": str(error), "value": echo(request_id)}
             self.store.record(AuditEvent("refused", "-", clicker, "-", self.clock(), "-", detail))
+            error.audited = True
             raise
 
 

@@ -24,6 +24,8 @@ from jitbot.errors import ConfigError, NotFound
 EXPIRY = "jitbot:expiry"  # ACTIVE grants by expiry; APPROVED ones by the latest their grant could end
 PENDING = "jitbot:pending"  # PENDING requests by the time they time out
 TIMERS = "jitbot:timers"  # `<kind>:<request id>` by when the reconciler should act (auto-approve, escalate, …)
+UNDECIDED = "jitbot:undecided"  # requests (or extensions) waiting for approvers, by when they were asked
+HOME_VIEWERS = "jitbot:home_viewers"  # people who have opened jitbot's App Home: theirs is kept current
 REVIEWS = "jitbot:reviews"  # open break-glass reviews by their next re-alert
 _DATETIMES = ("created_at", "decided_at", "granted_at", "expires_at", "auto_approve_at", "escalate_at")
 _TUPLES = ("approvals", "extend_approvals")
@@ -192,6 +194,16 @@ class Store:
         ids = self.redis.zrangebyscore(index, "-inf", now.timestamp(), start=0, num=limit)
         return [_text(i) for i in ids]
 
+    def home_viewers(self) -> set[str]:
+        return {_text(u) for u in self.redis.smembers(HOME_VIEWERS)}
+
+    def add_home_viewer(self, user: str) -> None:
+        self.redis.sadd(HOME_VIEWERS, user)
+
+    def undecided(self, limit: int) -> list[AccessRequest]:
+        """What waits for approvers, oldest first: pending requests and extensions asked for."""
+        return self.many([_text(i) for i in self.redis.zrange(UNDECIDED, 0, limit - 1)])
+
     def clear_timer(self, kind: str, request_id: str) -> None:
         self.redis.zrem(TIMERS, f"{kind}:{request_id}")
 
@@ -210,9 +222,6 @@ class Store:
         pending = [_text(i) for i in self.redis.zrange(PENDING, 0, limit - 1)]
         live = [_text(i) for i in self.redis.zrange(EXPIRY, 0, limit - 1)]
         return self.many(pending + live)
-
-    def count_open(self) -> int:
-        return int(self.redis.zcard(PENDING)) + int(self.redis.zcard(EXPIRY))
 
     def open_review(self, event: AuditEvent, due: datetime) -> None:
         """A break-glass grant's mandatory review: open until someone other than the user acknowledges it."""
@@ -281,6 +290,10 @@ def _write_indexes(pipe: Any, request: AccessRequest) -> None:
         pipe.zrem(EXPIRY, request.id)
         pipe.zrem(mine_key(request.requester), request.id)
     pending = request.status is Status.PENDING
+    if pending or (request.status is Status.ACTIVE and request.extend_by is not None):
+        pipe.zadd(UNDECIDED, {request.id: request.created_at.timestamp()})
+    else:
+        pipe.zrem(UNDECIDED, request.id)
     _timer(pipe, "auto", request.id, request.auto_approve_at if pending else None)
     _timer(pipe, "escalate", request.id, request.escalate_at if pending and not request.escalated else None)
     _timer(pipe, "remind", request.id, request.remind_at)

@@ -44,4 +44,4 @@ def review_alert(request_id: str) -> None:
 
 
 def publish_home(user: str) -> None:
-    runtime.current().lifecycle.homes.publish([user])
+    runtime.current().lifecycle.homes.opened(user)

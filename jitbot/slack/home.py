@@ -36,14 +36,24 @@ class Homes:
         return people
 
     def publish_for(self, request: AccessRequest) -> None:
+        """Republish the Home of everyone concerned who uses the tab. Slack shows a Home only once it has been
+        opened: publishing for everyone else would spend Slack calls and store reads on every change."""
+        viewers = self.store.home_viewers()
+        if not viewers:
+            return
         groups = self.notifier.group_members(approver_groups(find_resource(self.catalog, request.resource)))
-        self.publish(sorted(self.concerned(request, groups)), groups)
+        self.publish(sorted(self.concerned(request, groups) & viewers), groups)
+
+    def opened(self, user: str) -> None:
+        """The person opened their Home: publish it now, and keep it current from now on."""
+        self.store.add_home_viewer(user)
+        self.publish([user])
 
     def publish(self, users: Iterable[str], groups: Mapping[str, frozenset[str]] | None = None) -> None:
         if groups is None:
             every = sorted({g for r in self.catalog.resources.values() for g in approver_groups(r)})
             groups = self.notifier.group_members(every)
-        undecided = [r for r in self.store.all_open(QUEUE_LIMIT) if _undecided(r)]
+        undecided = self.store.undecided(QUEUE_LIMIT)
         now = self.clock()
         for user in users:
             waiting = [r for r in undecided if self._waits_for(r, user, groups)]
@@ -54,7 +64,3 @@ class Homes:
         if user == request.requester or user in approvals:
             return False
         return is_approver(self.catalog, find_resource(self.catalog, request.resource), user, groups, request)
-
-
-def _undecided(request: AccessRequest) -> bool:
-    return request.status is Status.PENDING or (request.status is Status.ACTIVE and request.extend_by is not None)

@@ -118,10 +118,10 @@ def view_state(values: Mapping[str, str], blocks: Sequence[Mapping[str, Any]] | 
 def _element_state(element: Mapping[str, Any], chosen: str | None) -> dict[str, Any]:
     kind = str(element.get("type"))
     if kind == "static_select":
-        options = [o for o in element.get("options", []) if o.get("value") == chosen]
         if chosen is None:
             return {"type": kind, "selected_option": None}
-        option = options[0] if options else {"text": {"type": "plain_text", "text": chosen}, "value": chosen}
+        offered = [o for o in element.get("options", []) if o.get("value") == chosen]
+        option = offered[0] if offered else {"text": {"type": "plain_text", "text": chosen}, "value": chosen}
         return {"type": kind, "selected_option": dict(option)}
     return {"type": kind, "value": chosen}
 

@@ -68,6 +68,20 @@ def audit_events(stack: Stack, request_id: str) -> list[dict[str, str]]:
     return [e for e in decoded if e["request_id"] == request_id]
 
 
+def events(stack: Stack, request_id: str) -> list[str]:
+    return [e["event"] for e in audit_events(stack, request_id)]
+
+
+def audit_mark(stack: Stack) -> bytes:
+    last = stack.redis().xrevrange("jitbot:audit", count=1)
+    return last[0][0] if last else b"0-0"
+
+
+def audit_after(stack: Stack, mark: bytes) -> list[dict[str, str]]:
+    entries = stack.redis().xrange("jitbot:audit", min=b"(" + mark)
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
 def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

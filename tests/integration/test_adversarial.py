@@ -23,10 +23,13 @@ from tests.integration.helpers import (
     EXPORT,
     REQUEST_ID,
     approve,
+    audit_after,
     audit_events,
+    audit_mark,
     click,
     credentials_dm,
     deny,
+    events,
     message_text,
     request_access,
     slack_refs,
@@ -44,20 +47,6 @@ def stored(stack: Stack, request_id: str) -> dict[str, Any]:
     raw = stack.redis().get(f"jitbot:req:{request_id}")
     assert raw is not None, f"{request_id} is not stored"
     return dict(json.loads(raw))
-
-
-def events(stack: Stack, request_id: str) -> list[str]:
-    return [e["event"] for e in audit_events(stack, request_id)]
-
-
-def audit_mark(stack: Stack) -> bytes:
-    last = stack.redis().xrevrange("jitbot:audit", count=1)
-    return last[0][0] if last else b"0-0"
-
-
-def audit_after(stack: Stack, mark: bytes) -> list[dict[str, str]]:
-    entries = stack.redis().xrange("jitbot:audit", min=b"(" + mark)
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
 
 
 def ephemeral_to(stack: Stack, user: str, since: float, timeout: float = 15) -> str:

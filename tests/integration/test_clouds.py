@@ -27,6 +27,7 @@ from tests.integration.helpers import (
     approve,
     audit_events,
     credentials_dm,
+    events,
     request_access,
     slack_refs,
     wait_until,
@@ -130,10 +131,6 @@ def expired_and_told(stack: Stack, user: str, request_id: str) -> AccessRequest:
     return ended
 
 
-def events_of(stack: Stack, request_id: str) -> list[str]:
-    return [event["event"] for event in audit_events(stack, request_id)]
-
-
 # --- Azure ------------------------------------------------------------------------------------------------
 
 
@@ -198,7 +195,7 @@ def test_azure_request_when_approved_then_pim_assignment_made_and_removed_at_exp
     (removed,) = pim_puts(stack, ALICE_OID, "AdminRemove")
     assert removed["ticketInfo"]["ticketNumber"] == request_id
     assert assignment_of(stack, STANDING_OID) is not None  # the assignment jitbot did not make is still there
-    assert events_of(stack, request_id) == ["requested", "approved", "granted", "expired"]
+    assert events(stack, request_id) == ["requested", "approved", "granted", "expired"]
 
 
 def test_azure_revoke_when_pim_refuses_a_young_assignment_then_deferred_and_done_later(stack: Stack) -> None:
@@ -231,7 +228,7 @@ def test_azure_revoke_when_pim_refuses_a_young_assignment_then_deferred_and_done
     subprocess.run(["jitbot", "reconcile"], cwd=stack.home, env=stack.env, check=True, capture_output=True, timeout=60)
     expired_and_told(stack, "U0GRACE", request_id)
     assert assignment_of(stack, GRACE_OID) is None and len(pim_puts(stack, GRACE_OID, "AdminRemove")) == 1
-    assert events_of(stack, request_id) == ["requested", "approved", "granted", "revocation deferred", "expired"]
+    assert events(stack, request_id) == ["requested", "approved", "granted", "revocation deferred", "expired"]
 
 
 # --- GCP --------------------------------------------------------------------------------------------------
@@ -271,7 +268,7 @@ def test_gcp_request_when_approved_then_conditional_binding_made_and_removed_at_
 
     expired_and_told(stack, "U0ALICE", request_id)
     assert jitbot_binding(stack, request_id) is None and others_untouched(stack)
-    assert events_of(stack, request_id) == ["requested", "approved", "granted", "expired"]
+    assert events(stack, request_id) == ["requested", "approved", "granted", "expired"]
 
 
 def test_gcp_request_when_email_only_on_slack_profile_then_binding_for_that_email(stack: Stack) -> None:
@@ -315,7 +312,7 @@ def test_sso_request_when_approved_then_account_assignment_made_and_deleted_at_e
 
     expired_and_told(stack, "U0SAM", request_id)
     assert center.assigned() == [ops]
-    assert events_of(stack, request_id) == ["requested", "approved", "granted", "expired"]
+    assert events(stack, request_id) == ["requested", "approved", "granted", "expired"]
 
 
 # --- nobody the cloud can know ----------------------------------------------------------------------------

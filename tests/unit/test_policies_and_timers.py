@@ -86,6 +86,8 @@ SANDBOX, ESCALATING, TICKETED = (CATALOG.resources[n] for n in ("sandbox", "esca
 def bot() -> Iterator[Bot]:
     with make_bot(CATALOG) as made:
         made.slack.usergroups = {"S0ONCALL": [OLIVE]}
+        for user in (ALICE, BOB, CAROL, DAVE, OLIVE, ADMIN):  # they have opened jitbot's Home: it is kept current
+            made.store.add_home_viewer(user)
         yield made
 
 
@@ -957,3 +959,15 @@ def test_sync_slack_then_home_republished_for_the_requester_and_everyone_who_may
     assert {c.params["user_id"] for c in bot.slack.calls_to("views.publish")} == {ALICE, BOB, ADMIN}
     assert "Waiting for you" not in text_of(bot.slack.home(BOB))
     assert ids.END_NOW in text_of(bot.slack.home(ALICE)) and ids.CANCEL not in text_of(bot.slack.home(ALICE))
+
+
+def test_sync_slack_when_someone_never_opened_the_home_then_not_published_for_them_until_they_do(bot: Bot) -> None:
+    bot.store.redis.srem("jitbot:home_viewers", BOB)
+    request_id = submit(bot, "sandbox")
+    assert {c.params["user_id"] for c in bot.slack.calls_to("views.publish")} == {ALICE, ADMIN}
+    bot.lifecycle.homes.opened(BOB)  # what the app_home_opened job does
+    assert request_id in text_of(bot.slack.home(BOB)) and "Waiting for you" in text_of(bot.slack.home(BOB))
+    bot.slack.reset()
+    bot.service.decide(request_id, ADMIN, approving=True)
+    run_jobs(bot)
+    assert BOB in {c.params["user_id"] for c in bot.slack.calls_to("views.publish")}
