@@ -349,8 +349,10 @@ def _aws_settings(keys: dict[str, _Node]) -> dict[str, Any]:
 def _fake_settings(keys: dict[str, _Node]) -> dict[str, Any]:
     """The fake provider's knobs, for trying faults out: a delay per call, and a file whose presence fails calls."""
     settings: dict[str, Any] = {}
-    if "delay" in keys:
-        settings["delay"] = _duration(keys["delay"], "0s").total_seconds()
+    if "delay" in keys:  # seconds, fractions allowed (a cloud call takes tens of milliseconds), or a duration
+        delay = keys["delay"]
+        plain = isinstance(delay.value, int | float) and not isinstance(delay.value, bool)
+        settings["delay"] = float(delay.value) if plain else _duration(delay, "0s").total_seconds()
     if "fail_when_exists" in keys:
         settings["fail_when_exists"] = str(keys["fail_when_exists"].value)
     return settings

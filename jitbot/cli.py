@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("web", help="serve Slack's requests (gunicorn) on $PORT")
     sub.add_parser("worker", help="run an RQ worker with the scheduler and the reconciler")
+    sub.add_parser("sweeper", help="revoke grants as they fall due (claims from the expiry index, many at a time)")
     sub.add_parser("demo", help="play the whole flow locally: no Slack, cloud or Redis needed")
     check_cmd = sub.add_parser("check", help="validate the catalog ($JITBOT_CONFIG); --live asks each cloud too")
     check_cmd.add_argument("--live", action="store_true", help="ask each provider whether it can act (read-only)")
@@ -61,6 +62,13 @@ def _demo(args: argparse.Namespace) -> int:
     from jitbot.demo import play
 
     return play()
+
+
+def _sweeper(args: argparse.Namespace) -> int:
+    from jitbot.sweeper import run
+
+    run()
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -109,6 +117,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "check": _check,
     "reconcile": _reconcile,
+    "sweeper": _sweeper,
     "redis-stop": _redis_stop,
     "audit": _audit,
     "report": _report,

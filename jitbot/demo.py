@@ -87,7 +87,7 @@ def wipe(home: Path) -> None:
     """Forget an earlier run: stop its Redis, remove its data, logs and catalog (and nothing else)."""
     embedded.stop(home / ".jitbot")
     shutil.rmtree(home / ".jitbot", ignore_errors=True)
-    for name in ("jitbot.yml", "web.log", "worker.log"):
+    for name in ("jitbot.yml", "web.log", "worker.log", "sweeper.log"):
         (home / name).unlink(missing_ok=True)
 
 
@@ -243,7 +243,7 @@ class Demo:
             self.script()
         except Missing as missing:
             self.say.say(f"\nThe demo stopped: {missing}.")
-            self.say.say(f"What the processes logged: {self.stack.home / 'web.log'}, {self.stack.home / 'worker.log'}")
+            self.say.say(f"What the processes logged: {self.stack.home}/{{web,worker,sweeper}}.log")
             return 1
         self.summarise()
         return 0
@@ -251,7 +251,10 @@ class Demo:
     def introduce(self) -> None:
         self.say.say("jitbot demo: one access request, from the slash command to the grant's end, on this machine.")
         self.say.say("  - a real Redis (embedded, under " + str(self.stack.home / ".jitbot") + ")")
-        self.say.say("  - the real `jitbot web` (gunicorn) and `jitbot worker` (RQ with its scheduler) processes")
+        self.say.say(
+            "  - the real `jitbot web` (gunicorn), `jitbot worker` (RQ with its scheduler) and `jitbot sweeper`"
+            " (revokes at expiry) processes"
+        )
         self.say.say("  - a stand-in for the Slack Web API: what jitbot says in Slack is printed below as a chat")
         self.say.say("  - moto in place of AWS: the IAM role arn:aws:iam::123456789012:role/jit-prod-db")
         self.say.say(f"Cast: @{REQUESTER} asks; @{APPROVER} approves; @{OUTSIDER} is not an approver.")
@@ -276,6 +279,7 @@ class Demo:
         request_id = self.request()
         self.refused_clicks(request_id)
         credentials = self.approve(request_id)
+        self.list_mine()
         self.use(credentials)
         self.expire(request_id)
         self.show_deny()
@@ -313,6 +317,15 @@ class Demo:
         self.expect("the approval message showing the grant", lambda c: _updated(c, APPROVER_CHANNEL, "granted"))
         return credentials_in(dm.params)
 
+    def list_mine(self) -> None:
+        self.say.heading(f"5. @{REQUESTER} looks at what she holds")
+        self.say.chat("#general", f"@{REQUESTER}", ["/access list"])
+        reply = self.stack.sender.command(REQUESTER, "list")
+        if reply.status != 200:
+            raise Missing(f"the web process answered /access list with HTTP {reply.status}")
+        answer = reply.json()
+        self.say.chat("#general", f"jitbot (only @{REQUESTER} sees)", flatten(answer.get("blocks"), answer["text"]))
+
     def use(self, credentials: dict[str, str]) -> None:
         keys = {f"aws_{name.lower()}": credentials[f"AWS_{name}"] for name in CREDENTIAL_NAMES}
         arn = self.stack.aws("sts", **keys).get_caller_identity()["Arn"]
@@ -324,7 +337,7 @@ class Demo:
         if ends is None:
             raise Missing(f"the request {request_id} is not active")
         left = max(ends.timestamp() - time.time(), 0)
-        self.say.heading(f"5. waiting for the grant to expire ({left:.0f}s left, at {ends.astimezone():%H:%M:%S})…")
+        self.say.heading(f"6. waiting for the grant to expire ({left:.0f}s left, at {ends.astimezone():%H:%M:%S})…")
         timeout = parse_duration(self.grant).total_seconds() + EXPIRY_GRACE_S
         scrubbed = self.expect("the scrubbed DM", lambda c: _updated(c, "D" + REQUESTER[1:], "removed"), timeout)
         self.expect("the approval message showing the expiry", lambda c: _updated(c, APPROVER_CHANNEL, "expired"))
@@ -351,10 +364,10 @@ class Demo:
         self.say.heading("Summary")
         self.say.say(f"  slash command acknowledged in    {t.ack * 1000:.0f} ms (Slack allows 3 s)")
         self.say.say(f"  approving click → credential DM  {t.click_to_dm:.2f} s")
-        side = "after" if t.expiry_to_scrub >= 0 else "before"  # RQ schedules in whole seconds: may be early
+        side = "after" if t.expiry_to_scrub >= 0 else "before"
         self.say.say(f"  credential DM scrubbed           {abs(t.expiry_to_scrub):.2f} s {side} the grant's end")
         self.say.say(f"  stack started in                 {t.start:.1f} s")
-        self.say.say(f"What the processes logged: {home / 'web.log'}, {home / 'worker.log'}")
+        self.say.say(f"What the processes logged: {home}/{{web,worker,sweeper}}.log")
 
     # --- helpers --------------------------------------------------------------------------------
 

@@ -24,8 +24,7 @@ from jitbot.store import EXPIRY, PENDING, REVIEWS, TIMERS, Store
 from jitbot.tasks import Tasks, is_last_attempt
 
 ISSUE_LOCK = timedelta(minutes=2)  # a killed issue job blocks cutting its never-recorded session this long
-RECONCILE_GRACE = timedelta(seconds=5)  # let the scheduled job do its work first
-EARLY_TOLERANCE = timedelta(seconds=1)  # RQ schedules in whole seconds: its job may fire up to 1 s early
+RECONCILE_GRACE = timedelta(seconds=30)  # the sweeper's to revoke first; this catches what no sweeper claimed
 AUTO = "jitbot"
 _log = logs.get("jitbot.lifecycle")
 
@@ -49,7 +48,7 @@ class Lifecycle:
         self.homes = Homes(catalog, store, notifier, clock)
 
     def issue_access(self, request_id: str) -> None:
-        """APPROVED → ACTIVE: ask the cloud, record the grant, DM the access, schedule the end."""
+        """APPROVED → ACTIVE: ask the cloud, record the grant (its end in the expiry index), DM the access."""
         request = self.store.get(request_id)
         if request.status is not Status.APPROVED:
             return
@@ -57,9 +56,7 @@ class Lifecycle:
         with self.store.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
             if not mine:
                 return
-            active = self._grant(request, resource)
-        if active is not None:
-            self.tasks.revoke_at(request_id, active.expires_at or self.clock())
+            self._grant(request, resource)  # recorded with its expiry in the index the sweeper revokes from
         self.tasks.sync_slack(request_id)
 
     def _grant(self, request: AccessRequest, resource: Resource) -> AccessRequest | None:
@@ -88,8 +85,8 @@ class Lifecycle:
         """ACTIVE past its expiry → EXPIRED, after the cloud has cut it; APPROVED but never issued → FAILED."""
         request = self.store.get(request_id)
         now = self.clock()
-        if request.status is Status.ACTIVE and request.expires_at and request.expires_at > now + EARLY_TOLERANCE:
-            self.tasks.revoke_at(request_id, request.expires_at)  # ran early: come back on time
+        if request.status is Status.ACTIVE and request.expires_at and request.expires_at > now:
+            self.store.retry_revocation_at(request_id, request.expires_at)  # extended meanwhile: back at its time
             return
         if request.status not in (Status.ACTIVE, Status.APPROVED):
             return

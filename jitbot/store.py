@@ -21,7 +21,7 @@ from jitbot import audit, metrics
 from jitbot.domain import AccessRequest, AuditEvent, Status
 from jitbot.errors import ConfigError, NotFound
 
-EXPIRY = "jitbot:expiry"  # ACTIVE grants by expiry; APPROVED ones by the latest their grant could end
+EXPIRY = "jitbot:expiry"  # ACTIVE grants by expiry; APPROVED ones by the latest their grant could end: the schedule
 PENDING = "jitbot:pending"  # PENDING requests by the time they time out
 TIMERS = "jitbot:timers"  # `<kind>:<request id>` by when the reconciler should act (auto-approve, escalate, …)
 UNDECIDED = "jitbot:undecided"  # requests (or extensions) waiting for approvers, by when they were asked
@@ -30,6 +30,11 @@ REVIEWS = "jitbot:reviews"  # open break-glass reviews by their next re-alert
 _DATETIMES = ("created_at", "decided_at", "granted_at", "expires_at", "auto_approve_at", "escalate_at")
 _TUPLES = ("approvals", "extend_approvals")
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id) end
+return ids
+"""
 DELIVERY_TTL = timedelta(minutes=10)  # longer than the 5 minutes a signed Slack request can be replayed
 Change = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
 
@@ -203,6 +208,12 @@ class Store:
     def undecided(self, limit: int) -> list[AccessRequest]:
         """What waits for approvers, oldest first: pending requests and extensions asked for."""
         return self.many([_text(i) for i in self.redis.zrange(UNDECIDED, 0, limit - 1)])
+
+    def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[str]:
+        """Up to `limit` ids due in the expiry index, oldest first, each moved `lease` ahead (atomically) so that
+        no one else takes it while it is being revoked; revoking removes it, failing puts it at its retry time."""
+        ids = self.redis.eval(_CLAIM, 1, EXPIRY, now.timestamp(), limit, (now + lease).timestamp())
+        return [_text(i) for i in ids]
 
     def clear_timer(self, kind: str, request_id: str) -> None:
         self.redis.zrem(TIMERS, f"{kind}:{request_id}")

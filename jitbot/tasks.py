@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from uuid import uuid4
-
 import redis
 from rq import Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
@@ -30,18 +27,8 @@ class Tasks:
     def issue(self, request_id: str) -> None:
         self._once("workers.jobs.issue", request_id, f"issue-{request_id}", ISSUE_RETRY)
 
-    def revoke_at(self, request_id: str, when: datetime) -> None:
-        """A fresh job id each time: a job that ran early and reschedules itself must not overwrite itself."""
-        self.queue.enqueue_at(
-            when,
-            "workers.jobs.revoke",
-            request_id,
-            job_id=f"revoke-{request_id}-{uuid4().hex[:8]}",
-            retry=REVOKE_RETRY,
-        )
-
     def revoke_now(self, request_id: str) -> None:
-        """For the reconciler: unless a revocation of this request is already queued or running."""
+        """End now (and the reconciler's second net): unless a revocation of it is already queued or running."""
         self._once("workers.jobs.revoke", request_id, f"revoke-now-{request_id}", REVOKE_RETRY)
 
     def sync_slack(self, request_id: str) -> None:

@@ -1,7 +1,9 @@
 """The worker process: an RQ worker with the scheduler that also runs the reconciler on every maintenance pass.
 
-A short maintenance interval makes the reconciler sweep every ~10 s and lets a surviving worker take over
-the scheduler lock quickly when its holder dies (RQ's default interval is 600 s).
+It issues access, keeps Slack current and runs retries; the `sweeper` process revokes grants as they fall due.
+A short maintenance interval makes the reconciler pass every ~10 s — the second net under the sweeper, for
+anything overdue that no sweeper has claimed — and lets a surviving worker take over the scheduler lock quickly
+when its holder dies (RQ's default interval is 600 s).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from jitbot.testing.identity_center import IdentityCenter, seed_identity_center
 from jitbot.testing.slack_sender import SlackSender
 from jitbot.testing.slack_standin import SlackStandIn
 
-PROCESSES = {"web": "jitbot web", "worker": "jitbot worker"}  # the Procfile, which a test keeps equal to this
+PROCESSES = {"web": "jitbot web", "worker": "jitbot worker", "sweeper": "jitbot sweeper"}  # = the Procfile (tested)
 AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 # what jitbot or a cloud SDK's credential chain reads from the environment: the stack sets its own, and a
 # developer's real settings (an AZURE_CLIENT_SECRET, a GOOGLE_APPLICATION_CREDENTIALS) never reach the processes
@@ -103,6 +103,7 @@ class Stack:
             raise ValueError("a stack needs at least one worker")
         worker_names = ["worker"] if workers == 1 else [f"worker-{i}" for i in range(1, workers + 1)]
         self.commands.update(dict.fromkeys(worker_names, PROCESSES["worker"]))
+        self.commands["sweeper"] = PROCESSES["sweeper"]
         self.supervise = supervise
         self.restarts: list[Restart] = []
         self._moto: Any = None

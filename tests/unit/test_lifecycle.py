@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import fakeredis
 import pytest
 from rq.job import Job
-from rq.registry import ScheduledJobRegistry
 
 from jitbot import audit
 from jitbot.catalog import Catalog, Resource, parse_catalog
@@ -139,17 +138,6 @@ def jobs(bot: Bot, func: str) -> list[Job]:
     return [job for job in bot.tasks.queue.get_jobs() if job.func_name == func]
 
 
-def scheduled_revokes(bot: Bot, request_id: str) -> list[datetime]:
-    """When the scheduled revoke jobs of one request will run (RQ's ScheduledJobRegistry)."""
-    registry = ScheduledJobRegistry(queue=bot.tasks.queue)
-    return [
-        registry.get_scheduled_time(job_id)
-        for job_id in registry.get_job_ids(cleanup=False)
-        if job_id.startswith(f"revoke-{request_id}")
-        and Job.fetch(job_id, connection=bot.redis, serializer=SERIALIZER).func_name == "workers.jobs.revoke"
-    ]
-
-
 def dms(bot: Bot, user: str = ALICE) -> list[Call]:
     return [call for call in bot.slack.calls_to("chat.postMessage") if call.params.get("channel") == user]
 
@@ -268,7 +256,7 @@ def test_submit_when_auto_approve_then_approved_by_jitbot_and_issue_enqueued(bot
 # --- issue -----------------------------------------------------------------------------------------
 
 
-def test_issue_access_then_active_credentials_dm_and_revoke_scheduled_at_expiry(bot: Bot) -> None:
+def test_issue_access_then_active_credentials_dm_and_indexed_for_the_sweeper_at_expiry(bot: Bot) -> None:
     request_id = approved(bot)
     bot.clock.advance(timedelta(minutes=1))
     bot.lifecycle.issue_access(request_id)
@@ -278,8 +266,8 @@ def test_issue_access_then_active_credentials_dm_and_revoke_scheduled_at_expiry(
     (dm,) = dms(bot)
     assert bot.fake.token() in shown(dm)
     assert bot.store.slack_refs(request_id)["secret_dm_channel"] == "D0ALICE"
-    assert scheduled_revokes(bot, request_id) == [request.expires_at]
-    assert bot.store.due(EXPIRY, request.expires_at) == [request_id]
+    assert bot.store.due(EXPIRY, request.expires_at) == [request_id]  # the schedule: no job per grant
+    assert bot.store.due(EXPIRY, request.expires_at - timedelta(microseconds=1)) == []
 
 
 def test_issue_access_when_run_twice_then_one_grant_and_one_dm(bot: Bot) -> None:
@@ -303,7 +291,7 @@ def test_issue_access_when_cloud_refuses_then_failed_with_its_message_and_reques
     bot.lifecycle.issue_access(request_id)
     request = bot.store.get(request_id)
     assert (request.status, request.note) == (Status.FAILED, message)
-    assert scheduled_revokes(bot, request_id) == [] and bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
+    assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
     bot.lifecycle.sync_slack(request_id)
     (told,) = dms(bot)
     assert message in told.params["text"] and "failed" in told.params["text"]
@@ -326,7 +314,7 @@ def test_issue_access_when_credentials_dm_fails_then_access_cut_and_failed_with_
     assert bot.fake.calls == [("grant", request_id), ("revoke", request_id)] and bot.fake.live == set()
     assert request.status is Status.FAILED
     assert "could not be delivered" in request.note and "channel_not_found" in request.note
-    assert scheduled_revokes(bot, request_id) == [] and bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
+    assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
     bot.lifecycle.sync_slack(request_id)
     assert "could not be delivered" in dms(bot)[-1].params["text"]
 
@@ -348,19 +336,20 @@ def test_issue_access_then_no_secret_anywhere_in_redis(bot: Bot) -> None:
 # --- end ---------------------------------------------------------------------------------------------
 
 
-def test_end_access_when_before_expiry_then_rescheduled_and_nothing_changes(bot: Bot) -> None:
+def test_end_access_when_before_expiry_then_put_back_at_its_time_and_nothing_changes(bot: Bot) -> None:
     request_id = active(bot)
     before = bot.store.get(request_id)
     bot.clock.advance(timedelta(minutes=30))
-    bot.lifecycle.end_access(request_id)
+    assert bot.store.claim_due(bot.clock.now + timedelta(hours=1), 10, timedelta(seconds=10)) == [request_id]
+    bot.lifecycle.end_access(request_id)  # claimed, then found extended (here: not due yet)
     assert bot.store.get(request_id) == before
     assert bot.fake.calls == [("grant", request_id)] and bot.fake.live == {request_id}
-    assert set(scheduled_revokes(bot, request_id)) == {before.expires_at}  # the first job, and its reschedule
+    assert bot.store.redis.zscore(EXPIRY, request_id) == before.expires_at.timestamp()  # type: ignore[union-attr]
 
 
-def test_end_access_when_fired_less_than_a_second_early_then_ends(bot: Bot) -> None:
+def test_end_access_when_exactly_due_then_ends(bot: Bot) -> None:
     request_id = active(bot)
-    bot.clock.advance(timedelta(hours=1) - timedelta(milliseconds=900))  # RQ schedules in whole seconds
+    bot.clock.advance(timedelta(hours=1))
     bot.lifecycle.end_access(request_id)
     assert status(bot, request_id) is Status.EXPIRED
 
@@ -413,7 +402,7 @@ def test_end_access_when_approved_but_never_issued_then_cut_and_failed(bot: Bot)
 def test_reconcile_when_grant_overdue_then_revoke_job_enqueued_once(bot: Bot) -> None:
     request_id = active(bot)
     assert bot.lifecycle.reconcile() == 0
-    bot.clock.advance(timedelta(hours=1, seconds=10))
+    bot.clock.advance(timedelta(hours=1, seconds=31))  # past the grace left to the sweeper
     assert bot.lifecycle.reconcile() == 2  # the revocation, and the expiring-soon reminder it overtook
     assert bot.lifecycle.reconcile() == 1
     assert bot.tasks.queue.job_ids.count(f"revoke-now-{request_id}") == 1
@@ -423,7 +412,7 @@ def test_reconcile_when_grant_overdue_then_revoke_job_enqueued_once(bot: Bot) ->
     assert status(bot, request_id) is Status.EXPIRED and bot.lifecycle.reconcile() == 0
 
 
-def test_reconcile_when_within_grace_then_leaves_it_to_the_scheduled_job(bot: Bot) -> None:
+def test_reconcile_when_within_grace_then_leaves_it_to_the_sweeper(bot: Bot) -> None:
     request_id = active(bot)
     bot.clock.advance(timedelta(hours=1, seconds=2))
     assert bot.lifecycle.reconcile() == 1  # only the expiring-soon reminder's timer

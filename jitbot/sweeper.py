@@ -1,0 +1,84 @@
+"""The sweeper: revokes grants as they fall due, many at a time, from the expiry index itself.
+
+It runs as its own process (`sweeper:` in the Procfile; add more at will). Each pass claims what is due (a Lua
+script moves each claimed entry a lease into the future, so that no other sweeper — nor the reconciler — takes it
+meanwhile) and ends it on a thread pool: cloud calls are I/O, and one slow call must not hold back the rest. A
+revoked grant leaves the index in the transaction that records it; one whose revocation failed is put back at
+its retry time; one whose sweeper died comes back when the lease runs out. There is no job per grant to
+schedule, lose or fork, and no fork in this process (threads and fork do not mix).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from jitbot import logs, runtime
+from jitbot.clock import Clock, utcnow
+from jitbot.lifecycle import Lifecycle
+from jitbot.store import Store
+
+THREADS = 32  # concurrent cloud calls per sweeper process
+LEASE = timedelta(seconds=10)  # a claimed grant is someone else's to take after this (its sweeper died)
+IDLE_S = 0.2  # how often an idle sweeper looks: the lag of a revocation when nothing else is due
+_log = logs.get("jitbot.sweeper")
+
+
+class Sweeper:
+    def __init__(self, lifecycle: Lifecycle, store: Store, clock: Clock = utcnow, threads: int = THREADS) -> None:
+        self.lifecycle = lifecycle
+        self.store = store
+        self.clock = clock
+        self.slots = threading.BoundedSemaphore(threads)
+        self.threads = threads
+
+    def run(self, stop: threading.Event) -> None:
+        """Sweep until `stop` is set; never dies of an error (the next pass tries again)."""
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="sweeper") as pool:
+            while not stop.is_set():
+                try:
+                    claimed = self.sweep(pool)
+                except Exception:  # noqa: BLE001 - Redis away, say: log, wait, go on
+                    _log.exception("sweep_failed")
+                    claimed = 0
+                if not claimed:
+                    stop.wait(IDLE_S)
+
+    def sweep(self, pool: ThreadPoolExecutor) -> int:
+        """Claim as many due grants as there are free threads, and start ending each; returns how many."""
+        if not self.slots.acquire(timeout=IDLE_S):  # every thread busy
+            return 0
+        free = 1
+        while free < self.threads and self.slots.acquire(blocking=False):
+            free += 1
+        claimed: list[str] = []
+        try:
+            claimed = self.store.claim_due(self.clock(), free, LEASE)
+        finally:  # Redis away: every slot taken for this pass comes back
+            for _ in range(free - len(claimed)):
+                self.slots.release()
+        for request_id in claimed:
+            pool.submit(self._end, request_id)
+        return len(claimed)
+
+    def _end(self, request_id: str) -> None:
+        try:
+            self.lifecycle.end_access(request_id)
+        except Exception:  # noqa: BLE001 - the lease brings it back; the reconciler is the second net
+            _log.exception("revoke_failed", request_id=request_id)
+        finally:
+            self.slots.release()
+
+
+def run() -> None:
+    """The `sweeper` process: sweep until SIGTERM or SIGINT, letting the revocations under way finish."""
+    rt = runtime.current()
+    for resource in rt.catalog.resources.values():
+        rt.lifecycle.providers(resource.kind)  # import the SDKs before the first grant falls due
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    _log.info("sweeper_started", threads=THREADS, lease_s=LEASE.total_seconds())
+    Sweeper(rt.lifecycle, rt.store).run(stop)

@@ -1,0 +1,111 @@
+"""The sweeper: claims what is due from the expiry index (with a lease) and revokes it on a thread pool."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import redis
+
+from jitbot.domain import Status
+from jitbot.errors import ProviderError
+from jitbot.store import EXPIRY
+from jitbot.sweeper import LEASE, Sweeper
+from tests.unit.test_lifecycle import NOW, Bot, active, bot, status
+
+__all__ = ["bot"]
+
+
+def grants(bot: Bot, count: int) -> list[str]:
+    """`count` active grants, each granted a minute after the one before (so they fall due in that order)."""
+    ids = []
+    for _ in range(count):
+        ids.append(active(bot))
+        bot.clock.advance(timedelta(minutes=1))
+    return ids
+
+
+def test_claim_due_then_only_what_is_due_oldest_first_and_hidden_for_the_lease(bot: Bot) -> None:
+    first, second, third = grants(bot, 3)
+    due_at = bot.store.get(second).expires_at
+    assert due_at is not None
+    assert bot.store.claim_due(due_at, 10, LEASE) == [first, second]
+    assert bot.store.claim_due(due_at, 10, LEASE) == []  # leased: no other sweeper takes them
+    assert bot.store.redis.zscore(EXPIRY, first) == (due_at + LEASE).timestamp()
+    again = bot.store.claim_due(due_at + LEASE, 10, LEASE)  # their sweeper died: someone else takes them
+    assert sorted(again) == sorted([first, second])
+    assert bot.store.claim_due(due_at + timedelta(days=1), 10, LEASE)[2:] == [third]  # by lease end, then due time
+
+
+def test_claim_due_when_request_left_the_index_then_not_added_back(bot: Bot) -> None:
+    (request_id,) = grants(bot, 1)
+    bot.store.redis.zrem(EXPIRY, request_id)  # revoked and recorded meanwhile
+    assert bot.store.claim_due(NOW + timedelta(days=1), 10, LEASE) == []
+    assert bot.store.redis.zscore(EXPIRY, request_id) is None
+
+
+def test_sweep_then_every_due_grant_revoked_and_recorded_and_the_rest_left(bot: Bot) -> None:
+    ids = grants(bot, 6)
+    bot.clock.now = bot.store.get(ids[3]).expires_at or NOW
+    sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=4)
+    with ThreadPoolExecutor(4) as pool:
+        assert sweeper.sweep(pool) == 4
+    assert [status(bot, i) for i in ids] == [Status.EXPIRED] * 4 + [Status.ACTIVE] * 2
+    assert sorted(bot.fake.live) == sorted(ids[4:])
+    assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == ids[4:]
+
+
+def test_sweep_when_more_due_than_threads_then_claims_only_what_it_can_start(bot: Bot) -> None:
+    ids = grants(bot, 5)
+    bot.clock.now = NOW + timedelta(days=1)
+    sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=2)
+    with ThreadPoolExecutor(2) as pool:
+        first = sweeper.sweep(pool)
+    assert first == 2  # the other three stay unclaimed, due, for the next pass or another sweeper
+    assert bot.store.claim_due(bot.clock.now, 10, LEASE) == ids[2:]
+
+
+def test_sweep_when_cloud_fails_then_put_at_its_retry_time_not_the_lease(bot: Bot) -> None:
+    (request_id,) = grants(bot, 1)
+    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    bot.fake.fail_next = [ProviderError("throttled", retryable=True)]
+    with ThreadPoolExecutor(1) as pool:
+        Sweeper(bot.lifecycle, bot.store, bot.clock, threads=1).sweep(pool)
+    retry_at = bot.store.redis.zscore(EXPIRY, request_id)
+    assert status(bot, request_id) is Status.ACTIVE and retry_at is not None
+    assert bot.clock.now.timestamp() < retry_at < (bot.clock.now + timedelta(seconds=10)).timestamp()  # base 10s
+
+
+def test_run_when_stopped_then_returns_after_the_work_under_way(bot: Bot) -> None:
+    (request_id,) = grants(bot, 1)
+    bot.clock.now = NOW + timedelta(days=1)
+    stop = threading.Event()
+    runner = threading.Thread(target=Sweeper(bot.lifecycle, bot.store, bot.clock, threads=2).run, args=(stop,))
+    runner.start()
+    deadline = threading.Event()
+    for _ in range(100):  # generous polling: the pass happens within the first few hundred milliseconds
+        if status(bot, request_id) is Status.EXPIRED:
+            break
+        deadline.wait(0.05)
+    stop.set()
+    runner.join(timeout=10)
+    assert not runner.is_alive() and status(bot, request_id) is Status.EXPIRED
+
+
+def test_sweep_when_redis_fails_then_no_thread_is_lost_and_the_next_pass_works(bot: Bot) -> None:
+    (request_id,) = grants(bot, 1)
+    bot.clock.now = NOW + timedelta(days=1)
+    sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=3)
+    real = bot.store.claim_due
+
+    def unreachable(*args: object) -> list[str]:
+        raise redis.ConnectionError("Connection closed by server.")
+
+    bot.store.claim_due = unreachable  # type: ignore[method-assign]
+    with ThreadPoolExecutor(3) as pool:
+        for _ in range(5):  # more failed passes than threads: a leaked slot would starve the sweeper
+            with pytest.raises(redis.ConnectionError):
+                sweeper.sweep(pool)
+        bot.store.claim_due = real  # type: ignore[method-assign]
+        assert sweeper.sweep(pool) == 1
+    assert status(bot, request_id) is Status.EXPIRED
