@@ -49,9 +49,12 @@ def load(store: Store, count: int, ends: list[datetime] | None) -> list[str]:
     now = datetime.now(UTC)
     for n in range(count):
         expires_at = ends[n] if ends else now + timedelta(days=1)
-        request, event = open_request(new_request_id(), f"U0USER{n % 500}", "sandbox", timedelta(hours=1), "bench", now)
-        if not store.create(request, event, pending_until=now + timedelta(hours=1)):
-            continue
+        while True:  # a taken id (1 in ~10^9 a draw, but 10^5 draws) is drawn again, as the service does
+            request, event = open_request(
+                new_request_id(), f"U0USER{n % 500}", "sandbox", timedelta(hours=1), "bench", now
+            )
+            if store.create(request, event, pending_until=now + timedelta(hours=1)):
+                break
         store.transition(request.id, lambda r: apply(r, Action.APPROVE, "jitbot", now, decided_by="jitbot"))
         store.transition(request.id, partial(_granted, started=expires_at - request.duration))
         ids.append(request.id)
