@@ -14,6 +14,7 @@ from jitbot.catalog import parse_catalog
 from jitbot.domain import Status
 from jitbot.errors import ProviderError
 from jitbot.policy import revocation_retry_delay
+from jitbot.sweeper import LEASE
 from tests.unit.test_lifecycle import NOW, Bot, active, make_bot, status
 
 CATALOG = parse_catalog(
@@ -67,12 +68,14 @@ def test_revocation_when_cloud_fails_for_twenty_minutes_then_retried_alerted_onc
     outage = ProviderError("AWS PutRolePolicy failed: ServiceUnavailable: try later", retryable=True)
     bot.fake.fail_next = [outage] * 10_000
     bot.clock.now = expires
-    bot.lifecycle.end_access(request_id)  # the job scheduled at expiry
+    bot.lifecycle.end_access(request_id)  # the sweeper, at expiry
     alerted_at = None
     while status(bot, request_id) is Status.ACTIVE:
         if bot.clock.now >= expires + OUTAGE:
             bot.fake.fail_next.clear()
         bot.clock.advance(SWEEP)
+        for due in bot.store.claim_due(bot.clock.now, 10, LEASE):  # what the sweeper does on each pass
+            bot.lifecycle.end_access(due)
         bot.lifecycle.reconcile()
         run_jobs(bot)
         alerted_at = alerted_at or (bot.clock.now if alerts(bot) else None)
