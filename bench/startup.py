@@ -59,9 +59,11 @@ def resident_mb(pid: int) -> float:
     return total_kb / 1024
 
 
-def measure(command: list[str], env: dict[str, str], port: int, path: str, any_answer: bool) -> tuple[float, float]:
+def measure(
+    command: list[str], env: dict[str, str], port: int, path: str, any_answer: bool, cwd: Path
+) -> tuple[float, float]:
     started = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         seconds = ready_after(port, path, started, any_answer)
         time.sleep(0.5)  # both gunicorn workers have booted by now: count them
@@ -81,7 +83,8 @@ def main() -> None:
             port = free_port()
             env = {**stack.env, "PORT": str(port)}
             web = [str(Path(sys.executable).parent / "jitbot"), "web"]
-            results["jitbot web"].append(measure(web, env, port, "/healthz", False))
+            # from the stack's home, as the Procfile's processes run: the same embedded Redis, not a new one
+            results["jitbot web"].append(measure(web, env, port, "/healthz", False, stack.home))
             port = free_port()
             bare = [
                 sys.executable,
@@ -90,7 +93,7 @@ def main() -> None:
                 stack.secret,
                 stack.slack.url,
             ]
-            results["bare Bolt app"].append(measure(bare, dict(os.environ), port, "/", True))
+            results["bare Bolt app"].append(measure(bare, dict(os.environ), port, "/", True, stack.home))
     print(f"{'process':<16}{'ready (median, s)':>20}{'resident (median, MB)':>24}   rounds: {rounds}")
     for name, runs in results.items():
         seconds, memory = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
