@@ -1,5 +1,5 @@
-"""Faults a platform really has: workers killed mid-job, the scheduler's holder dying, Redis restarting, Slack
-rate-limiting and failing. Real processes, a real Redis; each test starts its own stack.
+"""Faults a platform really has: the sweeper killed mid-revocation, the scheduler's holder dying, Redis
+restarting, Slack rate-limiting and failing. Real processes, a real Redis; each test starts its own stack.
 
 "Revoked" means the request's audit trail shows `expired`. Lateness is the `expired` record's `at` minus the
 `granted` record's `at` minus the duration (when the revocation began); "recorded" lateness uses the moment the

@@ -1,7 +1,7 @@
 """A revocation that keeps failing is retried forever with capped backoff, alerted once, and never dropped.
 
-Twenty minutes of cloud outage are simulated with a clock the test controls: the worker's two mechanisms are
-played by hand — the job scheduled at expiry, then the reconciler's sweep every 10 s.
+Twenty minutes of cloud outage are simulated with a clock the test controls: the two mechanisms are played by
+hand — the sweeper claiming what is due (retries included), and the worker's reconciler — every 10 s.
 """
 
 import itertools
