@@ -17,10 +17,11 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from jitbot.testing.loopback import LoopbackServer, StandInServer
 
 BUILTIN_ROLES = {
     "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
@@ -105,7 +106,7 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
     return status, {"error": {"code": code, "message": message}}, headers or {}
 
 
-class ArmStandIn:
+class ArmStandIn(LoopbackServer):
     """A `ThreadingHTTPServer` on 127.0.0.1 answering like ARM (PIM, role definitions) and a managed identity."""
 
     def __init__(self, port: int = 0, *, min_active: timedelta = timedelta(minutes=5)) -> None:
@@ -119,42 +120,17 @@ class ArmStandIn:
         self._tokens: list[str] = []  # every token issued; ARM calls must carry one of them
         self._failures: list[_Failure] = []  # served in the order `fail` queued them
         self._offset = timedelta(0)
-        self._server = _Server(("127.0.0.1", port), _Handler, self)
-        self._thread: threading.Thread | None = None
+        super().__init__(port, _Handler, "arm-standin")
 
     @property
     def url(self) -> str:
         """The ARM endpoint (no trailing slash), for `AzureProvider(endpoint=...)` / AZURE_ARM_ENDPOINT."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def identity_endpoint(self) -> str:
         """IDENTITY_ENDPOINT for azure-identity's App Service managed identity."""
         return self.url + "/msi/token"
-
-    def start(self) -> ArmStandIn:
-        """Serve in a daemon thread."""
-        if self._thread is None:
-            serve, quick_stop = self._server.serve_forever, {"poll_interval": 0.02}
-            self._thread = threading.Thread(target=serve, kwargs=quick_stop, name="arm-standin", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> ArmStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- inspection and knobs ---------------------------------------------------------------------
 
@@ -400,16 +376,8 @@ class ArmStandIn:
         )
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], standin: ArmStandIn) -> None:
-        self.standin = standin
-        super().__init__(address, handler)
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: StandInServer[ArmStandIn]
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:

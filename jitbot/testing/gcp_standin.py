@@ -18,11 +18,12 @@ import secrets
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from jitbot.testing.loopback import LoopbackServer, StandInServer
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -125,7 +126,7 @@ def _cap_problem(policy: dict[str, Any]) -> str | None:
     return None
 
 
-class GcpStandIn:
+class GcpStandIn(LoopbackServer):
     """A `ThreadingHTTPServer` on 127.0.0.1 that answers Resource Manager v3 IAM calls and records each request.
 
     `policies` maps a resource name (`projects/acme`, `folders/123`) to its policy; only resources in it exist.
@@ -142,37 +143,12 @@ class GcpStandIn:
         self._calls: list[Call] = []
         self._failures: dict[str, _Failure] = {}
         self._conflicts = 0
-        self._server = _Server(("127.0.0.1", port), _Handler, self)
-        self._thread: threading.Thread | None = None
+        super().__init__(port, _Handler, "gcp-standin")
 
     @property
     def url(self) -> str:
         """Base URL for `client_options={"api_endpoint": ...}` (and GCP_RESOURCEMANAGER_ENDPOINT)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
-
-    def start(self) -> GcpStandIn:
-        """Serve in a daemon thread."""
-        if self._thread is None:
-            serve, quick_stop = self._server.serve_forever, {"poll_interval": 0.02}
-            self._thread = threading.Thread(target=serve, kwargs=quick_stop, name="gcp-standin", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> GcpStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        return f"http://127.0.0.1:{self.port}/"
 
     # --- inspection and knobs ---------------------------------------------------------------------
 
@@ -333,16 +309,8 @@ class GcpStandIn:
         stored["etag"] = new_etag()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], standin: GcpStandIn) -> None:
-        self.standin = standin
-        super().__init__(address, handler)
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: StandInServer[GcpStandIn]
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:

@@ -8,10 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from jitbot.testing.loopback import LoopbackServer, StandInServer
 
 AUTH = {
     "ok": True,
@@ -73,7 +74,7 @@ def parse_params(content_type: str, body: bytes, query: str) -> dict[str, Any]:
     return params
 
 
-class SlackStandIn:
+class SlackStandIn(LoopbackServer):
     """A `ThreadingHTTPServer` on 127.0.0.1 that answers Slack Web API methods and records each call."""
 
     def __init__(self, port: int = 0) -> None:
@@ -89,37 +90,12 @@ class SlackStandIn:
         self._views: dict[str, dict[str, Any]] = {}  # view id → the modal as views.open received it, with its id
         self._triggers: set[str] = set()  # Slack lets a trigger_id open one view
         self._homes: dict[str, dict[str, Any]] = {}  # user id → the Home tab last published for them
-        self._server = _Server(("127.0.0.1", port), _Handler, self)
-        self._thread: threading.Thread | None = None
+        super().__init__(port, _Handler, "slack-standin")
 
     @property
     def url(self) -> str:
         """Base URL for `slack_sdk.WebClient(base_url=...)`, with the trailing slash it needs."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
-
-    def start(self) -> SlackStandIn:
-        """Serve in a daemon thread."""
-        if self._thread is None:
-            serve, quick_stop = self._server.serve_forever, {"poll_interval": 0.02}
-            self._thread = threading.Thread(target=serve, kwargs=quick_stop, name="slack-standin", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> SlackStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        return f"http://127.0.0.1:{self.port}/api/"
 
     # --- inspection -------------------------------------------------------------------------------
 
@@ -348,16 +324,8 @@ def _home_id(user: str) -> str:
     return "VH" + user[1:]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], standin: SlackStandIn) -> None:
-        self.standin = standin
-        super().__init__(address, handler)
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: StandInServer[SlackStandIn]
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:

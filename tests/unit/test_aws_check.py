@@ -1,13 +1,11 @@
 """`AwsProvider.check`, what `jitbot check --live` asks of an STS resource: caller identity and the role, in moto."""
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from jitbot.catalog import parse_catalog
 from jitbot.errors import ProviderError
@@ -29,21 +27,6 @@ resources:
 ).resources["prod-db"]
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        yield
-
-
 def create_role(max_session_seconds: int) -> None:
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "*"}]}
     boto3.client("iam").create_role(
@@ -51,7 +34,7 @@ def create_role(max_session_seconds: int) -> None:
     )
 
 
-def test_check_when_role_allows_max_duration_then_ok_naming_caller_and_role(aws: None) -> None:
+def test_check_when_role_allows_max_duration_then_ok_naming_caller_and_role(moto_aws: None) -> None:
     create_role(4 * 3600)
     assert AwsProvider().check(RESOURCE) == (
         f"ok: running as arn:aws:sts::{ACCOUNT}:user/moto; role arn:aws:iam::{ACCOUNT}:role/team/{ROLE} "
@@ -59,13 +42,13 @@ def test_check_when_role_allows_max_duration_then_ok_naming_caller_and_role(aws:
     )
 
 
-def test_check_when_role_missing_then_not_retryable_error_naming_get_role(aws: None) -> None:
+def test_check_when_role_missing_then_not_retryable_error_naming_get_role(moto_aws: None) -> None:
     with pytest.raises(ProviderError, match="AWS GetRole failed: NoSuchEntity") as raised:
         AwsProvider().check(RESOURCE)
     assert raised.value.retryable is False
 
 
-def test_check_when_max_duration_beyond_role_session_then_not_retryable_error_with_fix(aws: None) -> None:
+def test_check_when_max_duration_beyond_role_session_then_not_retryable_error_with_fix(moto_aws: None) -> None:
     create_role(3600)
     with pytest.raises(ProviderError) as raised:
         AwsProvider().check(RESOURCE)
@@ -76,6 +59,6 @@ def test_check_when_max_duration_beyond_role_session_then_not_retryable_error_wi
     assert raised.value.retryable is False
 
 
-def test_check_when_max_duration_beyond_sts_limit_then_compared_at_sts_limit(aws: None) -> None:
+def test_check_when_max_duration_beyond_sts_limit_then_compared_at_sts_limit(moto_aws: None) -> None:
     create_role(12 * 3600)
     assert AwsProvider().check(replace(RESOURCE, max_duration=timedelta(hours=24))).startswith("ok: ")

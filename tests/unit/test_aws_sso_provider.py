@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from jitbot.catalog import Resource, parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
@@ -75,30 +74,20 @@ class Center:
 
 
 @pytest.fixture
-def center(monkeypatch: pytest.MonkeyPatch) -> Iterator[Center]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        admin = boto3.client("sso-admin", region_name=REGION)
-        (instance,) = admin.list_instances()["Instances"]  # moto, like an enabled account, has one instance
-        user_id = boto3.client("identitystore", region_name=REGION).create_user(
-            IdentityStoreId=instance["IdentityStoreId"],
-            UserName="alice",
-            DisplayName="Alice Liddell",
-            Name={"GivenName": "Alice", "FamilyName": "Liddell"},
-            Emails=[{"Value": EMAIL, "Type": "work", "Primary": True}],
-        )["UserId"]
-        permission_set = admin.create_permission_set(
-            Name="ProdReadOnly", InstanceArn=instance["InstanceArn"], SessionDuration="PT2H"
-        )["PermissionSet"]
-        yield Center(instance["InstanceArn"], instance["IdentityStoreId"], user_id, permission_set["PermissionSetArn"])
+def center(moto_aws: None) -> Iterator[Center]:
+    admin = boto3.client("sso-admin", region_name=REGION)
+    (instance,) = admin.list_instances()["Instances"]  # moto, like an enabled account, has one instance
+    user_id = boto3.client("identitystore", region_name=REGION).create_user(
+        IdentityStoreId=instance["IdentityStoreId"],
+        UserName="alice",
+        DisplayName="Alice Liddell",
+        Name={"GivenName": "Alice", "FamilyName": "Liddell"},
+        Emails=[{"Value": EMAIL, "Type": "work", "Primary": True}],
+    )["UserId"]
+    permission_set = admin.create_permission_set(
+        Name="ProdReadOnly", InstanceArn=instance["InstanceArn"], SessionDuration="PT2H"
+    )["PermissionSet"]
+    yield Center(instance["InstanceArn"], instance["IdentityStoreId"], user_id, permission_set["PermissionSetArn"])
 
 
 def provider(sleeps: list[float] | None = None, poll_timeout: float = 60.0) -> AwsSsoProvider:
