@@ -1,5 +1,11 @@
 """The worker process: an RQ worker with the scheduler that also runs the reconciler on every maintenance pass.
 
+Jobs run in the worker's own process (RQ's SimpleWorker), one at a time. RQ's default forks a child per job:
+about 50 ms of CPU each on a loaded interpreter, against ~4 ms for the job itself, so a burst of 300 requests
+took 15 s to reach the approvers, and the forks took the CPU the web process needs to ack Slack in time
+(bench/ack.py, README Performance). A job's timeout still holds (SIGALRM in the main thread); what forking
+added, surviving a job that kills its own interpreter, is the supervisor's restart here.
+
 It issues access, keeps Slack current and runs retries; the `sweeper` process revokes grants as they fall due.
 A short maintenance interval makes the reconciler pass every ~10 s — the second net under the sweeper, for
 anything overdue that no sweeper has claimed — and lets a surviving worker take over the scheduler lock quickly
@@ -13,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from rq import Worker
+from rq import SimpleWorker
 
 from jitbot import logs, runtime
 from jitbot.tasks import SERIALIZER, make_queue
@@ -24,7 +30,7 @@ MAX_RESTART_PAUSE_S = 30.0
 _log = logs.get("jitbot.worker")
 
 
-class JitbotWorker(Worker):
+class JitbotWorker(SimpleWorker):
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
         try:
@@ -38,7 +44,7 @@ def run(sleep: Callable[[float], None] = time.sleep) -> None:
     it again with backoff rather than exit, since one exited process stops every other under honcho."""
     rt = runtime.current()
     for resource in rt.catalog.resources.values():
-        rt.lifecycle.providers(resource.kind)  # import SDKs once, before RQ forks a child per job
+        rt.lifecycle.providers(resource.kind)  # import SDKs and load their models once, before the first job
     options: dict[str, Any] = {"maintenance_interval": MAINTENANCE_INTERVAL_S, "worker_ttl": WORKER_TTL_S}
     pause = 1.0
     while True:

@@ -98,8 +98,8 @@ def credentials_expiry(request: AccessRequest, now: datetime) -> datetime:
 
 class AwsProvider:
     def __init__(self) -> None:
-        # Load the STS and IAM models into boto3's default session now: a worker builds its providers
-        # before forking a child per job, and each child then creates its clients in ~1 ms, not ~50 ms.
+        # Load the STS and IAM models into boto3's default session now: a process builds its providers
+        # at start, and each job then creates its clients in ~1 ms, not ~50 ms.
         for service in ("sts", "iam"):
             boto3.client(service, region_name="us-east-1")
 

@@ -80,7 +80,7 @@ class AwsSsoProvider:
     def __init__(self, sleep: Callable[[float], None] = time.sleep, poll_timeout: float = POLL_TIMEOUT) -> None:
         self.sleep = sleep
         self.poll_timeout = poll_timeout
-        # as AwsProvider does: load the models before the worker forks, so each job's clients come cheap
+        # as AwsProvider does: load the models at start, so each job's clients come cheap
         for service in ("sso-admin", "identitystore"):
             boto3.client(service, region_name="us-east-1")
 

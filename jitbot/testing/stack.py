@@ -207,11 +207,11 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
-            self._kill_session(process.pid)  # whatever it forked and left behind (an RQ work horse, say)
+            self._kill_session(process.pid)  # whatever it forked and left behind (RQ's scheduler, say)
             self._logs.pop(name).close()
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> list[int]:
-        """Signal the process and everything it started (RQ's horse has its own process group, not session).
+        """Signal the process and everything it started (its session: RQ's scheduler, say).
 
         With SIGKILL this is a container or VM dying: the process is reaped and forgotten (not restarted by
         the supervisor; `restart` or `start_process` brings it back). Returns the pids signalled.
@@ -238,7 +238,7 @@ class Stack:
         return _session_members(self.processes[name].pid)
 
     def process_of(self, pid: int) -> str | None:
-        """The name of the process whose session `pid` belongs to (a worker, its scheduler, its horse)."""
+        """The name of the process whose session `pid` belongs to (a worker or its scheduler)."""
         session = _session_of(pid)
         return next((name for name, process in list(self.processes.items()) if process.pid == session), None)
 

@@ -1,6 +1,6 @@
-"""GET /metrics on the real web process: what the web process and the worker's forked job children counted.
+"""GET /metrics on the real web process: what the web process, the worker and the sweeper counted.
 
-A request is created and approved in the web process, granted and expired in RQ job children of the worker;
+A request is created and approved in the web process, granted by the worker and expired by the sweeper;
 one scrape of any web process shows all of it. Other tests share the stack, so only deltas are compared.
 """
 
