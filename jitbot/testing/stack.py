@@ -375,6 +375,16 @@ def _stat(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()
 
 
+def cpu_seconds(session: int) -> float:
+    """CPU time used so far by a session's live processes and the children they have reaped (Linux /proc)."""
+    ticks = 0
+    for pid in _session_members(session):
+        fields = _stat(pid)
+        if fields:
+            ticks += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _session_of(pid: int) -> int | None:
     fields = _stat(pid)
     return int(fields[3]) if fields else None
