@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from jitbot.catalog import Catalog, Resource
@@ -153,13 +154,14 @@ class Service:
         """A new request: approved by policy within its bound, else announced to the approvers."""
         resource = find_resource(self.catalog, command.resource)
         check_request(resource, command.duration, command.reason)
+        if not resource.auto_approves(command.duration):  # stored with the job that announces it, or not at all
+            return self._create(user, resource, command.duration, command.reason, announce=True), resource
         now = self.clock()
         request = self._create(user, resource, command.duration, command.reason)
-        if resource.auto_approves(command.duration):
-            request, _ = self.store.transition(
-                request.id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now)
-            )
-            self.tasks.issue(request.id)
+        request, _ = self.store.transition(
+            request.id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now)
+        )
+        self.tasks.issue(request.id)
         self.tasks.sync_slack(request.id)
         return request, resource
 
@@ -184,7 +186,13 @@ class Service:
         )
 
     def _create(
-        self, user: str, resource: Resource, duration: timedelta, reason: str, breakglass: bool = False
+        self,
+        user: str,
+        resource: Resource,
+        duration: timedelta,
+        reason: str,
+        breakglass: bool = False,
+        announce: bool = False,
     ) -> AccessRequest:
         now = self.clock()
         timed = not breakglass and not resource.auto_approves(duration)
@@ -200,7 +208,8 @@ class Service:
                 auto_approve_at=now + resource.auto_approve_after if timed and resource.auto_approve_after else None,
                 escalate_at=now + resource.escalate_after if timed and resource.escalate_after else None,
             )
-            if self.store.create(request, event, pending_until=now + resource.pending_timeout):
+            announced = partial(self.tasks.sync_slack, request.id) if announce else None
+            if self.store.create(request, event, pending_until=now + resource.pending_timeout, also=announced):
                 return request
 
     def identity_of(self, user: str, resource: Resource) -> dict[str, str]:

@@ -63,8 +63,15 @@ class Store:
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
-    def create(self, request: AccessRequest, event: AuditEvent, pending_until: datetime) -> bool:
-        """Write a new request; False (and nothing written) if the id is taken."""
+    def create(
+        self,
+        request: AccessRequest,
+        event: AuditEvent,
+        pending_until: datetime,
+        also: Callable[[Any], None] | None = None,
+    ) -> bool:
+        """Write a new request, and whatever `also` queues on the transaction (a job to announce it), in one
+        MULTI; False (and nothing written) if the id is taken."""
 
         def writes(pipe: Any) -> AuditEvent | None:
             if pipe.exists(request_key(request.id)):
@@ -74,6 +81,8 @@ class Store:
             pipe.zadd(PENDING, {request.id: pending_until.timestamp()})
             pipe.zadd(mine_key(request.requester), {request.id: request.created_at.timestamp()})
             _write_indexes(pipe, request)
+            if also is not None:
+                also(pipe)
             return event
 
         return self._commit([request_key(request.id)], writes) is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis
+from redis.client import Pipeline
 from rq import Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -31,9 +32,10 @@ class Tasks:
         """End now (and the reconciler's second net): unless a revocation of it is already queued or running."""
         self._once("workers.jobs.revoke", request_id, f"revoke-now-{request_id}", REVOKE_RETRY)
 
-    def sync_slack(self, request_id: str) -> None:
-        """Bring the approval message and the requester's DMs up to the request's current state."""
-        self.queue.enqueue("workers.jobs.sync_slack", request_id, retry=SYNC_RETRY)
+    def sync_slack(self, request_id: str, pipeline: Pipeline | None = None) -> None:
+        """Bring the approval message and the requester's DMs up to the request's current state. Given a
+        pipeline (a transaction), the job is queued with whatever else it holds, or not at all."""
+        self.queue.enqueue_call("workers.jobs.sync_slack", (request_id,), retry=SYNC_RETRY, pipeline=pipeline)
 
     def renew(self, request_id: str) -> None:
         """An extension was approved: the cloud's access is brought up to the new expiry."""

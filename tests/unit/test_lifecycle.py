@@ -3,15 +3,18 @@
 Jobs are only enqueued; each test calls the lifecycle method a job would run, under a clock it controls.
 """
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import fakeredis
 import pytest
+import redis
 from rq.job import Job
 
 from jitbot import audit
@@ -25,7 +28,7 @@ from jitbot.providers.fake import FakeProvider
 from jitbot.service import Service
 from jitbot.slack import ids
 from jitbot.slack.notify import Notifier, web_client
-from jitbot.store import EXPIRY, PENDING, Store
+from jitbot.store import EXPIRY, PENDING, Store, request_key
 from jitbot.tasks import SERIALIZER, Tasks
 from jitbot.testing.redis_dump import dump_redis
 from jitbot.testing.slack_standin import Call, SlackStandIn
@@ -167,6 +170,31 @@ def test_submit_then_pending_indexed_and_slack_sync_enqueued(bot: Bot) -> None:
     assert bot.store.due(PENDING, NOW + timedelta(hours=1)) == [request_id]
     assert [list(job.args) for job in jobs(bot, "workers.jobs.sync_slack")] == [[request_id]]
     assert jobs(bot, "workers.jobs.issue") == []
+
+
+def test_submit_when_redis_lost_after_the_request_is_written_then_its_announcement_was_written_with_it(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request stored without the job that posts it to the approvers would wait unseen until it times out.
+    Redis drops every command after the first transaction that writes a request: the job must be in it."""
+    real_execute = redis.client.Pipeline.execute
+    lost = False
+
+    def execute(pipe: redis.client.Pipeline, raise_on_error: bool = True) -> Any:
+        nonlocal lost
+        if lost:
+            raise redis.ConnectionError("connection lost")
+        writes_request = any(request_key("") in str(args) for args, _ in pipe.command_stack)
+        results = real_execute(pipe, raise_on_error)
+        lost = writes_request
+        return results
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    with contextlib.suppress(redis.ConnectionError):
+        submit(bot)
+    monkeypatch.undo()
+    [stored] = [key.decode().removeprefix(request_key("")) for key in bot.redis.scan_iter(request_key("*"))]
+    assert [list(job.args) for job in jobs(bot, "workers.jobs.sync_slack")] == [[stored]]
 
 
 def test_sync_slack_when_pending_then_approval_message_with_approve_and_deny(bot: Bot) -> None:
