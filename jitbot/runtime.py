@@ -41,19 +41,22 @@ def connect(config: Config) -> redis.Redis:
     return client
 
 
-def build(config: Config) -> Runtime:
+def build(config: Config, someone_waiting: bool = False) -> Runtime:
+    """`someone_waiting`: the web process, where every Slack call is made while a person waits on the ack."""
     catalog = load_catalog(config.config_path)
     client = connect(config)
     store = Store(client)
     tasks = Tasks(client)
-    notifier = Notifier(web_client(config.slack_bot_token, config.slack_api_url), store)
+    notifier = Notifier(
+        web_client(config.slack_bot_token, config.slack_api_url, someone_waiting=someone_waiting), store
+    )
     service = Service(catalog, store, tasks, notifier)
     lifecycle = Lifecycle(catalog, store, tasks, notifier, functools.cache(lambda kind: providers.build(kind, config)))
     return Runtime(config, catalog, client, store, tasks, notifier, service, lifecycle)
 
 
 @functools.cache
-def current() -> Runtime:
-    """This process's runtime, from the environment (jobs and the web app share it)."""
+def current(someone_waiting: bool = False) -> Runtime:
+    """This process's runtime, from the environment (the web app passes `someone_waiting`)."""
     logs.configure()
-    return build(Config.from_env())
+    return build(Config.from_env(), someone_waiting)

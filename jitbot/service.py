@@ -65,7 +65,7 @@ from jitbot.policy import (
 )
 from jitbot.slack import ids, views
 from jitbot.slack.home import Homes
-from jitbot.slack.notify import Notifier
+from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.store import Change, Store
 from jitbot.tasks import Tasks
 
@@ -216,11 +216,24 @@ class Service:
         """Who `user` is in the resource's cloud: the catalog's `identities:`, else their Slack profile email."""
         identity = dict(self.catalog.identities.get(user, {}))
         if needs_email(resource, identity):
-            email = self.notifier.user_email(user)
+            email = self.store.profile_email(user) or self._look_up_email(user, resource)
             if email:
                 identity["email"] = email
         check_identity(resource, user, identity)
         return identity
+
+    def _look_up_email(self, user: str, resource: Resource) -> str | None:
+        """users.info, while the person waits: a slow or rate-limited Slack is a clear refusal, not a timeout."""
+        try:
+            email = self.notifier.user_email(user)
+        except NotifyError as error:
+            raise NotifyError(
+                f"`{resource.name}` needs your email, and Slack did not give it to me just now ({error})."
+                " Nothing was requested: try again in a minute."
+            ) from None
+        if email:
+            self.store.remember_profile_email(user, email)
+        return email
 
     def show_list(self, user: str, everyone: bool) -> views.Reply:
         now = self.clock()

@@ -35,6 +35,7 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id) end
 return ids
 """
+EMAIL_TTL = timedelta(hours=1)  # a Slack profile's email, looked up for a request: kept this long
 DELIVERY_TTL = timedelta(minutes=10)  # longer than the 5 minutes a signed Slack request can be replayed
 Change = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
 
@@ -183,6 +184,14 @@ class Store:
     def retry_revocation_at(self, request_id: str, when: datetime) -> None:
         """Move the request's place in the expiry index: the reconciler comes back for it then."""
         self.redis.zadd(EXPIRY, {request_id: when.timestamp()}, xx=True)
+
+    def profile_email(self, user: str) -> str | None:
+        """The Slack profile email looked up for `user` within the last EMAIL_TTL, if any."""
+        raw = self.redis.get(_email_key(user))
+        return _text(raw) if raw else None
+
+    def remember_profile_email(self, user: str, email: str) -> None:
+        self.redis.set(_email_key(user), email, px=_ms(EMAIL_TTL))
 
     def first_delivery(self, delivery: str) -> bool:
         """True the first time Slack's delivery id (trigger_id) is seen within the replay window."""
@@ -353,6 +362,10 @@ def durability_problems(maxmemory_policy: str, aof_enabled: bool, save: str) -> 
 
 def _failures_key(request_id: str) -> str:
     return f"jitbot:revoke_failures:{request_id}"
+
+
+def _email_key(user: str) -> str:
+    return f"jitbot:email:{user}"
 
 
 def _delivery_key(delivery: str) -> str:

@@ -34,7 +34,7 @@ def build_bolt_app(rt: runtime.Runtime) -> App:
     token = rt.config.require("SLACK_BOT_TOKEN")
     app = App(
         signing_secret=rt.config.require("SLACK_SIGNING_SECRET"),
-        client=web_client(token, rt.config.slack_api_url),
+        client=web_client(token, rt.config.slack_api_url, someone_waiting=True),
         token_verification_enabled=False,  # start even while Slack is unreachable; `jitbot check` verifies
         request_verification_enabled=False,  # WebApp verifies the exact bytes Slack sent (and audits refusals)
         # answer as soon as the listener returns: Bolt's default polls for ack() every 10 ms; clicks do their
@@ -125,7 +125,7 @@ def _reply(start_response: StartResponse, status: int, payload: dict[str, str]) 
 
 
 def create_wsgi_app() -> WebApp:
-    return WebApp(runtime.current())
+    return WebApp(runtime.current(someone_waiting=True))
 
 
 class Server(BaseApplication):  # type: ignore[misc]

@@ -36,10 +36,18 @@ class NotifyError(JitError):
     """Slack refused or could not be reached; the message names the method and Slack's error code."""
 
 
-def web_client(token: str | None, base_url: str) -> WebClient:
+WAITING_TIMEOUT_S = 2  # a Web API call someone waits on, within Slack's 3 s for the answer
+
+
+def web_client(token: str | None, base_url: str, *, someone_waiting: bool = False) -> WebClient:
+    """The Web API client. Jobs retry dropped connections, 5xx and 429s (sleeping out Retry-After). In the web
+    process (`someone_waiting`) a person is waiting on Slack's 3 s for the answer, so a call fails fast instead:
+    one attempt of at most 2 s, no sleeping out a 429."""
+    if someone_waiting:
+        return WebClient(token=token, base_url=base_url, retry_handlers=[], timeout=WAITING_TIMEOUT_S)
     handlers = [
         ConnectionErrorRetryHandler(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=3),  # sleeps Retry-After: fine in a job, brief in the web
+        RateLimitErrorRetryHandler(max_retry_count=3),  # sleeps Retry-After: fine in a job, not in the web
         ServerErrorRetryHandler(max_retry_count=2),
     ]
     return WebClient(token=token, base_url=base_url, retry_handlers=handlers, timeout=10)

@@ -342,6 +342,26 @@ def test_request_when_requester_has_no_usable_identity_then_refused_at_once_and_
     assert refused and missing.strip("`") in refused[-1]["detail"] and refused[-1]["resource"] == resource
 
 
+def test_request_when_slack_rate_limits_the_email_lookup_then_answered_in_time_and_the_retry_works(
+    stack: Stack,
+) -> None:
+    """users.info is asked while the person waits on Slack's 3 s: a 429 asking for 30 s must not be slept out
+    in the ack (Slack would show a timeout and the person could not tell whether anything was requested)."""
+    stack.slack.emails["U0GINA"] = "gina@example.com"
+    requests_before = stack.redis().keys("jitbot:req:*")
+    stack.slack.fail("users.info", status=429, retry_after=30)
+    reply = stack.sender.command("U0GINA", "request analytics 5m INC-47 check the export")
+    assert reply.status == 200 and reply.elapsed < 3, reply.elapsed
+    assert (
+        "Slack did not give it to me just now" in reply.json()["text"]
+        and "Nothing was requested" in reply.json()["text"]
+    )
+    assert stack.redis().keys("jitbot:req:*") == requests_before
+
+    request_id, _ = request_access(stack, "U0GINA", "request analytics 5m INC-47 check the export")
+    assert stored(stack, request_id).identity == {"email": "gina@example.com"}
+
+
 def test_stack_env_when_developer_has_cloud_settings_then_only_the_stand_ins_reach_the_processes(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

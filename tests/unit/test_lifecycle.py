@@ -6,6 +6,7 @@ Jobs are only enqueued; each test calls the lifecycle method a job would run, un
 import contextlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,12 +96,13 @@ class Bot:
 
 
 @contextmanager
-def make_bot(catalog: Catalog) -> Iterator[Bot]:
-    """Service and lifecycle wired on fakeredis, the Slack stand-in, a fake provider and a clock we move."""
+def make_bot(catalog: Catalog, someone_waiting: bool = False) -> Iterator[Bot]:
+    """Service and lifecycle wired on fakeredis, the Slack stand-in, a fake provider and a clock we move
+    (`someone_waiting`: Slack is called as the web process calls it)."""
     client = fakeredis.FakeRedis()
     store, tasks, clock, fake = Store(client), Tasks(client), Clock(NOW), RecordingProvider()
     with SlackStandIn() as slack:
-        notifier = Notifier(web_client("xoxb-t", slack.url), store)
+        notifier = Notifier(web_client("xoxb-t", slack.url, someone_waiting=someone_waiting), store)
         service = Service(catalog, store, tasks, notifier, clock=clock)
         lifecycle = Lifecycle(catalog, store, tasks, notifier, lambda name: fake, clock=clock)
         yield Bot(client, store, tasks, slack, fake, clock, service, lifecycle)
@@ -195,6 +197,42 @@ def test_submit_when_redis_lost_after_the_request_is_written_then_its_announceme
     monkeypatch.undo()
     [stored] = [key.decode().removeprefix(request_key("")) for key in bot.redis.scan_iter(request_key("*"))]
     assert [list(job.args) for job in jobs(bot, "workers.jobs.sync_slack")] == [[stored]]
+
+
+GCP_CATALOG = parse_catalog(
+    """
+approver_channel: C0APPROVALS
+resources:
+  analytics:
+    provider: gcp
+    resource: projects/analytics-prod
+    role: roles/bigquery.dataViewer
+    approvers: [U0BOB]
+"""
+)
+
+
+def test_submit_when_email_only_on_slack_profile_then_asked_once_and_remembered() -> None:
+    with make_bot(GCP_CATALOG, someone_waiting=True) as bot:
+        bot.slack.emails[ALICE] = "alice@example.com"
+        first, second = (submit(bot, "analytics") for _ in range(2))
+        assert [bot.store.get(i).identity for i in (first, second)] == [{"email": "alice@example.com"}] * 2
+        assert [call.params.get("user") for call in bot.slack.calls_to("users.info")] == [ALICE]
+
+
+def test_command_when_slack_rate_limits_the_email_lookup_then_refused_at_once_and_nothing_requested() -> None:
+    """The web process asks users.info while the person waits on Slack's 3 s: a 429 asking for 30 s is a clear
+    refusal now (audited), not a sleep that makes Slack show the person a timeout."""
+    with make_bot(GCP_CATALOG, someone_waiting=True) as bot:
+        bot.slack.emails[ALICE] = "alice@example.com"
+        bot.slack.fail("users.info", status=429, retry_after=30)
+        started = time.monotonic()
+        reply = bot.service.handle_command(ALICE, "request analytics 1h INC-7 look at the numbers")
+        assert time.monotonic() - started < 10  # generous: the old client slept the 30 s out
+        assert "Slack did not give it to me just now" in reply.text and "Nothing was requested" in reply.text
+        assert list(bot.redis.scan_iter(request_key("*"))) == []
+        [refused] = [entry for entry in audit_log(bot) if entry["event"] == "refused"]
+        assert refused["actor"] == ALICE and "ratelimited" in refused["detail"]
 
 
 def test_sync_slack_when_pending_then_approval_message_with_approve_and_deny(bot: Bot) -> None:
