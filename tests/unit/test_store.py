@@ -181,7 +181,9 @@ def test_store_transition_when_change_raises_then_nothing_changes(store: Store, 
 
 
 def test_store_transition_when_two_approvers_race_then_one_approved_one_invalid(store: Store) -> None:
+    """Two processes (a Store each: threads of one process take turns at the chain) act on the same request."""
     request = created(store)
+    stores = {"U0BOB": store, "U0CAROL": Store(store.redis)}
     both_read = threading.Barrier(2, timeout=5)
     outcomes: dict[str, object] = {}
     reads: dict[str, list[Status]] = {}
@@ -196,7 +198,7 @@ def test_store_transition_when_two_approvers_race_then_one_approved_one_invalid(
             return approve(current, approver, 1, NOW)
 
         try:
-            outcomes[approver] = store.transition(request.id, change)[0].status
+            outcomes[approver] = stores[approver].transition(request.id, change)[0].status
         except InvalidTransition as error:
             outcomes[approver] = error
 

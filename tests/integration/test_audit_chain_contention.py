@@ -1,0 +1,81 @@
+"""The audit chain under concurrent writers, on a real Redis: fakeredis runs one command at a time, so a race
+for the chain's head is never lost there."""
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+
+from jitbot import audit, embedded
+from jitbot.domain import open_request
+from jitbot.store import Store
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("redis") / ".jitbot"
+    try:
+        yield embedded.ensure_running(home)
+    finally:
+        embedded.stop(home)
+
+
+@pytest.fixture
+def client(server: str) -> Iterator[redis.Redis]:
+    connected = redis.Redis.from_url(server)
+    connected.flushdb()
+    try:
+        yield connected
+    finally:
+        connected.close()
+
+
+@pytest.fixture
+def lost_races(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per transaction that lost the race for a watched key (and was retried)."""
+    lost: list[int] = []
+    real_execute = redis.client.Pipeline.execute
+
+    def execute(pipe: redis.client.Pipeline, raise_on_error: bool = True) -> Any:
+        try:
+            return real_execute(pipe, raise_on_error)
+        except redis.WatchError:
+            lost.append(1)
+            raise
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    return lost
+
+
+def create_many(stores: list[Store], count: int) -> None:
+    def create(n: int) -> None:
+        request, event = open_request(f"r-{n:06d}", "U0ALICE", "prod-db", timedelta(hours=1), "INC-1", NOW)
+        assert stores[n % len(stores)].create(request, event, pending_until=NOW + timedelta(hours=1))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(count)))
+
+
+def test_create_when_threads_of_one_process_write_at_once_then_no_race_lost_and_one_chain(
+    client: redis.Redis, lost_races: list[int]
+) -> None:
+    """Every audited write watches the chain's head. Threads of one process raced for it and lost nearly every
+    race (8 threads: ~4 retries per request), so a busy web process spent most of its CPU retrying."""
+    store = Store(client)
+    create_many([store], 300)
+    assert lost_races == []
+    assert audit.verify(store.audit_entries(), store.audit_head()).ok and store.audit_head()[0] == 300
+
+
+def test_create_when_two_processes_write_at_once_then_every_request_in_one_unbroken_chain(client: redis.Redis) -> None:
+    """Two Stores stand for two processes: they still race for the head, and a loser retries; nothing is lost
+    and the chain does not fork."""
+    stores = [Store(client), Store(client)]
+    create_many(stores, 300)
+    assert audit.verify(stores[0].audit_entries(), stores[0].audit_head()).ok
+    assert stores[0].audit_head()[0] == 300 and len(client.keys("jitbot:req:*")) == 300
