@@ -76,10 +76,19 @@ class Lifecycle:
         try:
             self.notifier.send_access(active, issued.credentials, issued.access)
         except NotifyError as error:
-            provider.revoke(active, resource, self.clock())
-            self._fail(request.id, f"the access could not be delivered ({error}), so it was cut again")
+            self._end_undelivered(active, f"the access could not be delivered ({error}), so it was cut again")
             return None
         return active
+
+    def _end_undelivered(self, request: AccessRequest, note: str) -> None:
+        """Granted but never delivered: ended through the normal revocation path, which retries, waits for a
+        cloud that says when (PIM's first 5 minutes) and alerts until the cloud has cut it; then FAILED, with
+        `note`. Revoking inline once, as before, left the access live whenever that one attempt failed."""
+        now = self.clock()
+        self.store.transition(
+            request.id, lambda r: apply(r, Action.END_NOW, AUTO, now, ending_by=AUTO, expires_at=now, note=note)
+        )
+        self.tasks.revoke_now(request.id)
 
     def end_access(self, request_id: str) -> None:
         """ACTIVE past its expiry → EXPIRED, after the cloud has cut it; APPROVED but never issued → FAILED."""
@@ -106,7 +115,9 @@ class Lifecycle:
             self._retry_revocation(request, error, now)
             return
         action, note = (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
-        if request.ending_by:
+        if request.ending_by == AUTO:  # jitbot ended it itself: the access was never delivered
+            action, note = Action.FAIL, request.note
+        elif request.ending_by:
             action = Action.REVOKE
         try:
             self.store.transition(request.id, lambda r: apply(r, action, request.ending_by or AUTO, now, note=note))

@@ -376,6 +376,11 @@ def test_issue_access_when_credentials_dm_fails_then_access_cut_and_failed_with_
     request_id = approved(bot)
     bot.slack.fail("chat.postMessage", status=200, error="channel_not_found")
     bot.lifecycle.issue_access(request_id)
+    ending = bot.store.get(request_id)
+    assert (ending.status, ending.ending_by, ending.expires_at) == (Status.ACTIVE, "jitbot", NOW)
+    assert [list(job.args) for job in jobs(bot, "workers.jobs.revoke")] == [[request_id]]
+    assert bot.store.due(EXPIRY, NOW) == [request_id]  # the sweeper would claim it too
+    bot.lifecycle.end_access(request_id)  # the revoke job
     request = bot.store.get(request_id)
     assert bot.fake.calls == [("grant", request_id), ("revoke", request_id)] and bot.fake.live == set()
     assert request.status is Status.FAILED
@@ -383,6 +388,28 @@ def test_issue_access_when_credentials_dm_fails_then_access_cut_and_failed_with_
     assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
     bot.lifecycle.sync_slack(request_id)
     assert "could not be delivered" in dms(bot)[-1].params["text"]
+
+
+def test_issue_access_when_dm_fails_and_the_cloud_refuses_the_first_cut_then_retried_until_cut(bot: Bot) -> None:
+    """Azure PIM refuses to remove an assignment in its first 5 minutes, so cutting an undelivered grant at once
+    always failed there; the one inline attempt was all there was, and the access stayed until its end."""
+    request_id = approved(bot)
+    bot.slack.fail("chat.postMessage", status=200, error="channel_not_found")
+    bot.lifecycle.issue_access(request_id)
+    bot.fake.fail_next = [ProviderError("the cloud is down", retryable=True)]
+    bot.lifecycle.end_access(request_id)
+    assert status(bot, request_id) is Status.ACTIVE and bot.fake.live == {request_id}
+    [retry_at] = [when for rid, when in bot.redis.zrange(EXPIRY, 0, -1, withscores=True) if rid.decode() == request_id]
+    bot.clock.advance(timedelta(seconds=retry_at - NOW.timestamp()))
+    assert bot.store.due(EXPIRY, bot.clock()) == [request_id]
+    bot.lifecycle.end_access(request_id)
+    request = bot.store.get(request_id)
+    assert request.status is Status.FAILED and bot.fake.live == set() and "could not be delivered" in request.note
+    assert [e["event"] for e in audit_log(bot) if e["request_id"] == request_id][-3:] == [
+        "end requested",
+        "revocation failed",
+        "failed",
+    ]
 
 
 def test_issue_access_then_no_secret_anywhere_in_redis(bot: Bot) -> None:
