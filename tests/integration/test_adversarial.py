@@ -13,8 +13,10 @@ from urllib.parse import parse_qs, urlencode
 
 import pytest
 
+from jitbot.domain import AccessRequest, Status
 from jitbot.slack import ids
 from jitbot.slack.listeners import SORRY
+from jitbot.store import Store
 from jitbot.testing.redis_dump import dump_redis
 from jitbot.testing.slack_sender import click_body
 from jitbot.testing.slack_standin import Call
@@ -43,10 +45,8 @@ GROUP = {"S0DBAS": ["U0DBA"]}  # the module's stack fixture starts with this mem
 # --- reading what happened --------------------------------------------------------------------------------
 
 
-def stored(stack: Stack, request_id: str) -> dict[str, Any]:
-    raw = stack.redis().get(f"jitbot:req:{request_id}")
-    assert raw is not None, f"{request_id} is not stored"
-    return dict(json.loads(raw))
+def stored(stack: Stack, request_id: str) -> AccessRequest:
+    return Store(stack.redis()).get(request_id)
 
 
 def ephemeral_to(stack: Stack, user: str, since: float, timeout: float = 15) -> str:
@@ -131,8 +131,8 @@ def test_click_when_value_names_another_pending_request_then_that_requests_own_p
 
     click(stack, "U0BOB", ids.APPROVE, other_id, shown)  # may approve both: one approval of two-keys, no more
     wait_until(lambda: "endorsed" in events(stack, other_id), 15, "the two-keys endorsement")
-    assert (stored(stack, other_id)["status"], stored(stack, other_id)["approvals"]) == ("pending", ["U0BOB"])
-    assert events(stack, shown_id) == ["requested"] and stored(stack, shown_id)["status"] == "pending"
+    assert (stored(stack, other_id).status, stored(stack, other_id).approvals) == (Status.PENDING, ("U0BOB",))
+    assert events(stack, shown_id) == ["requested"] and stored(stack, shown_id).status is Status.PENDING
 
 
 TAMPERED_VALUES = {
@@ -184,7 +184,7 @@ def test_click_when_value_names_a_request_that_ended_then_refused_audited_and_it
     told = ephemeral_to(stack, "U0ADMIN", since)
     assert ended_id in told and "denied" in told
     assert events(stack, ended_id) == ["requested", "denied", "refused"]
-    assert stored(stack, ended_id)["status"] == "denied" and not credentials_dms(stack, ended_id)
+    assert stored(stack, ended_id).status is Status.DENIED and not credentials_dms(stack, ended_id)
     assert events(stack, shown_id) == ["requested"]
 
 
@@ -212,7 +212,9 @@ def test_click_when_payload_claims_another_resource_and_duration_then_the_stored
     detail = json.loads(granted["detail"])
     assert granted["resource"] == "prod-db"
     assert at(detail["expires_at"]) - at(detail["granted_at"]) == timedelta(seconds=20)
-    assert stored(stack, request_id)["duration"] == 20 and stored(stack, request_id)["resource"] == "prod-db"
+    assert (
+        stored(stack, request_id).duration == timedelta(seconds=20) and stored(stack, request_id).resource == "prod-db"
+    )
     sts = stack.aws(
         "sts",
         aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
@@ -238,7 +240,7 @@ def test_approve_when_requester_is_also_an_approver_then_own_click_refused_and_a
     approve(stack, requester, request_id, posted)
     assert "your own request" in ephemeral_to(stack, requester, since)
     assert events(stack, request_id) == ["requested", "refused"]
-    assert stored(stack, request_id)["status"] == "pending" and stored(stack, request_id)["approvals"] == []
+    assert stored(stack, request_id).status is Status.PENDING and stored(stack, request_id).approvals == ()
 
 
 def test_approve_when_requester_would_be_the_second_of_two_approvers_then_refused(stack: Stack) -> None:
@@ -249,7 +251,7 @@ def test_approve_when_requester_would_be_the_second_of_two_approvers_then_refuse
     approve(stack, "U0BOB", request_id, posted)
     assert "your own request" in ephemeral_to(stack, "U0BOB", since)
     assert events(stack, request_id) == ["requested", "endorsed", "refused"]
-    assert (stored(stack, request_id)["status"], stored(stack, request_id)["approvals"]) == ("pending", ["U0CAROL"])
+    assert (stored(stack, request_id).status, stored(stack, request_id).approvals) == (Status.PENDING, ("U0CAROL",))
 
 
 def test_approve_when_clicker_left_the_approver_group_after_the_message_then_refused(stack: Stack) -> None:
@@ -318,9 +320,9 @@ def test_decide_when_approve_and_deny_race_then_exactly_one_decision_and_a_denia
             credentials_dm(stack, "U0ALICE", request_id)
     for request_id, outcome in outcomes.items():
         if outcome == "denied":
-            assert "granted" not in events(stack, request_id) and stored(stack, request_id)["status"] == "denied"
+            assert "granted" not in events(stack, request_id) and stored(stack, request_id).status is Status.DENIED
             assert not credentials_dms(stack, request_id) and "secret_dm_ts" not in slack_refs(stack, request_id)
-            assert not stored(stack, request_id)["grant"]
+            assert not stored(stack, request_id).grant
     print(f"approve/deny race outcomes: {sorted(outcomes.values())}")
 
 
@@ -346,7 +348,8 @@ def test_deny_when_clicked_after_the_grant_then_refused_and_access_runs_to_expir
     wait_until(lambda: "scrubbed" in slack_refs(stack, request_id), 20, "the scrubbed DM")
     assert events(stack, request_id) == ["requested", "approved", "granted", "refused", "expired"]
     expired = next(e for e in audit_events(stack, request_id) if e["event"] == "expired")
-    assert at(expired["at"]) >= at(active["expires_at"]) - timedelta(seconds=1)  # ran its course, not cut by Deny
+    assert active.expires_at is not None
+    assert at(expired["at"]) >= active.expires_at - timedelta(seconds=1)  # ran its course, not cut by Deny
     policies = stack.aws("iam").list_role_policies(RoleName="jit-prod-db")["PolicyNames"]
     assert any(p.startswith(f"jitbot-deny-{request_id}-") for p in policies)
     assert exported["AWS_SECRET_ACCESS_KEY"] not in message_text(
@@ -365,8 +368,8 @@ def test_request_when_a_second_one_overlaps_an_active_grant_then_the_first_is_no
     approve(stack, "U0BOB", second_id, second_posted)
     _, second_keys = credentials_dm(stack, "U0ALICE", second_id)
     assert second_id != first_id and second_keys["AWS_ACCESS_KEY_ID"] != first_keys["AWS_ACCESS_KEY_ID"]
-    assert stored(stack, first_id)["expires_at"] == first["expires_at"]
-    assert stored(stack, first_id)["duration"] == 6
+    assert stored(stack, first_id).expires_at == first.expires_at
+    assert stored(stack, first_id).duration == timedelta(seconds=6)
 
     sessions = {}
     for request_id, keys in ((first_id, first_keys), (second_id, second_keys)):
@@ -381,7 +384,8 @@ def test_request_when_a_second_one_overlaps_an_active_grant_then_the_first_is_no
 
     wait_until(lambda: "expired" in events(stack, first_id), 40, "the first grant's own expiry")
     expired = next(e for e in audit_events(stack, first_id) if e["event"] == "expired")
-    assert at(expired["at"]) - at(first["expires_at"]) < timedelta(seconds=20)  # at its own end, not the second's
+    assert first.expires_at is not None
+    assert at(expired["at"]) - first.expires_at < timedelta(seconds=20)  # at its own end, not the second's
     iam = stack.aws("iam")
     denies = [p for p in iam.list_role_policies(RoleName="jit-prod-db")["PolicyNames"] if p.startswith("jitbot-deny-")]
     first_deny = [p for p in denies if p.startswith(f"jitbot-deny-{first_id}-")]
@@ -389,7 +393,7 @@ def test_request_when_a_second_one_overlaps_an_active_grant_then_the_first_is_no
     document = iam.get_role_policy(RoleName="jit-prod-db", PolicyName=first_deny[0])["PolicyDocument"]
     statement = (document if isinstance(document, dict) else json.loads(document))["Statement"][0]
     assert statement["Condition"] == {"StringLike": {"aws:userid": f"*:{sessions[first_id]}"}}
-    assert stored(stack, second_id)["status"] == "active"
+    assert stored(stack, second_id).status is Status.ACTIVE
 
 
 # --- hostile reasons --------------------------------------------------------------------------------------
@@ -420,7 +424,7 @@ def test_approval_message_when_reason_carries_markup_then_shown_escaped_never_li
         assert "&lt;@U0BOB&gt;" in shown
     if kind == "channel":
         assert "&lt;!channel&gt;" in shown
-    assert stored(stack, request_id)["reason"] == " ".join(f"INC-33 {reason}".split())  # kept as typed, for audit
+    assert stored(stack, request_id).reason == " ".join(f"INC-33 {reason}".split())  # kept as typed, for audit
 
 
 def test_command_when_reason_is_ten_kilobytes_then_refused_naming_the_limit_and_nothing_created(stack: Stack) -> None:

@@ -1,5 +1,6 @@
 """The Redis store on fakeredis: round trips, atomic transitions with their indexes and audit, locks."""
 
+import json
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ import pytest
 from jitbot import audit
 from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, approve, grant, open_request
 from jitbot.errors import InvalidTransition, NotFound, PolicyError
-from jitbot.store import EXPIRY, PENDING, Store, request_key
+from jitbot.store import EXPIRY, PENDING, Store, decode, request_key
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -73,6 +74,20 @@ def test_store_create_when_optional_fields_empty_then_round_trips_as_none(store:
         None,
         {},
     )
+
+
+def test_store_create_then_only_fields_that_are_set_stored_and_older_full_records_still_read(store: Store) -> None:
+    """Redis memory per grant is mostly its JSON: empty fields are left out (decode restores them). Records
+    written before, with every field, must still read the same."""
+    request = created(store)
+    raw = store.redis.get(request_key(request.id))
+    assert raw is not None
+    stored = json.loads(raw)
+    assert {"note", "decided_at", "approvals", "grant", "ending_by", "breakglass"}.isdisjoint(stored)
+    assert {"id", "status", "requester", "resource", "duration", "reason", "created_at"} <= set(stored)
+    full = {name: value.isoformat() if isinstance(value, datetime) else value for name, value in vars(request).items()}
+    full |= {"duration": request.duration.total_seconds(), "approvals": [], "extend_approvals": []}
+    assert decode(json.dumps(full, sort_keys=True)) == request
 
 
 def test_store_create_then_pending_index_and_requested_audit_entry(store: Store) -> None:
