@@ -66,6 +66,7 @@ class Notifier:
             self._call(
                 "chat_update", channel=refs["approval_channel"], ts=refs["approval_ts"], text=text, blocks=blocks
             )
+            self._announce_extension(request, resource, refs)
             self._sync_escalation(request, resource, refs)
             return
         with self.store.lock(f"announce:{request.id}", ANNOUNCE_LOCK) as mine:
@@ -78,6 +79,21 @@ class Notifier:
             self.sync_approval_message(latest, resource)
             return
         self._sync_escalation(request, resource, refs)
+
+    def _announce_extension(self, request: AccessRequest, resource: Resource, refs: dict[str, str]) -> None:
+        """An extension asked for edits the approval message, which notifies nobody: a reply in its thread
+        mentions the approvers, once per ask (the mark goes when the ask is decided, so the next one is told)."""
+        asked = request.status is Status.ACTIVE and request.extend_by is not None
+        if not asked:
+            if "extension_announced" in refs:
+                self.store.redis.hdel(slack_key(request.id), "extension_announced")
+            return
+        with self.store.lock(f"extension:{request.id}", ANNOUNCE_LOCK) as mine:
+            if not mine or "extension_announced" in self.store.slack_refs(request.id):
+                return
+            text = views.extension_asked(request, resource)
+            self._call("chat_postMessage", channel=refs["approval_channel"], thread_ts=refs["approval_ts"], text=text)
+            self.store.set_slack_refs(request.id, extension_announced="1")
 
     def _sync_escalation(self, request: AccessRequest, resource: Resource, refs: dict[str, str]) -> None:
         if "escalation_ts" in refs:

@@ -374,6 +374,16 @@ def escalation_message(request: AccessRequest, resource: Resource) -> tuple[str,
     return "Escalated: " + text, [head, *blocks]
 
 
+def extension_asked(request: AccessRequest, resource: Resource) -> str:
+    """The reply in the approval message's thread that tells the approvers an extension waits for them."""
+    reason = f": _{escape(request.extend_reason)}_" if request.extend_reason else ""
+    return (
+        f"{approver_list(resource)}: <@{request.requester}> asks for"
+        f" {format_duration(request.extend_by or timedelta(0))} more on `{request.id}` (`{request.resource}`){reason}."
+        " Approve or Deny on the message above."
+    )
+
+
 def breakglass_alert(request: AccessRequest, review: Mapping[str, str]) -> tuple[str, list[Block]]:
     """The alert channel's message for a break-glass grant: loud, with the review buttons until reviewed."""
     text = (

@@ -645,6 +645,11 @@ def test_extend_when_approved_then_new_credentials_by_dm_and_expiry_moved(stack:
     dm_to(stack, ALICE, f"Asked 15m more for `{request_id}`; I'll DM you when the approvers decide.", since)
     shown = approval_message(stack, request_id, "Extension asked")
     assert "15m more: INC-120 &lt;!channel&gt; needs longer (0 of 1 approvals)" in shown and '"Approve"' in shown
+    told = stack.slack.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.params.get("thread_ts") == first["approval_ts"]
+    )
+    assert told.params["text"].startswith("<@U0BOB>, <!subteam^S0DBAS>: <@U0ALICE> asks for 15m more")
+    assert "<!channel>" not in told.params["text"]  # the reason cannot ping the channel
     bob = stack.slack.wait_for_home(BOB, waits_for_decision(request_id))
     assert "Extension: 15m more" in json.dumps(bob)
     asked = stored(stack, request_id)

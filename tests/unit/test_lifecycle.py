@@ -412,6 +412,32 @@ def test_issue_access_when_dm_fails_and_the_cloud_refuses_the_first_cut_then_ret
     ]
 
 
+def test_sync_slack_when_extension_asked_then_approvers_mentioned_in_the_thread_once_per_ask(bot: Bot) -> None:
+    """Editing the approval message notifies nobody: the approvers hear of each extension in its thread."""
+    request_id = active(bot)
+    approval = bot.store.slack_refs(request_id)
+
+    def replies() -> list[Call]:
+        return [
+            c for c in bot.slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == approval["approval_ts"]
+        ]
+
+    bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still digging")
+    bot.lifecycle.sync_slack(request_id)
+    bot.lifecycle.sync_slack(request_id)  # a repeated sync says nothing new
+    [told] = replies()
+    assert told.params["channel"] == approval["approval_channel"]
+    assert told.params["text"] == (
+        f"<@U0BOB>: <@{ALICE}> asks for 30m more on `{request_id}` (`sandbox`): _INC-1 still digging_."
+        " Approve or Deny on the message above."
+    )
+    bot.service.decide(request_id, BOB, approving=False)
+    bot.lifecycle.sync_slack(request_id)
+    bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still digging")
+    bot.lifecycle.sync_slack(request_id)
+    assert len(replies()) == 2  # the same ask again, after a denial, is news again
+
+
 def test_issue_access_then_no_secret_anywhere_in_redis(bot: Bot) -> None:
     request_id = active(bot)
     bot.lifecycle.sync_slack(request_id)
