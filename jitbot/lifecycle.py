@@ -23,7 +23,8 @@ from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.store import EXPIRY, PENDING, REVIEWS, TIMERS, Store
 from jitbot.tasks import Tasks, is_last_attempt
 
-ISSUE_LOCK = timedelta(minutes=2)  # a killed issue job blocks cutting its never-recorded session this long
+# a killed issue job blocks cutting its never-recorded session this long; a live one ends sooner (tasks.ISSUE_TIMEOUT_S)
+ISSUE_LOCK = timedelta(minutes=2)
 RECONCILE_GRACE = timedelta(seconds=30)  # the sweeper's to revoke first; this catches what no sweeper claimed
 AUTO = "jitbot"
 _log = logs.get("jitbot.lifecycle")
@@ -70,8 +71,8 @@ class Lifecycle:
             return None
         try:
             active, _ = self.store.transition(request.id, lambda r: grant(r, issued.handle, self.clock()))
-        except InvalidTransition:  # ended while the cloud was issuing: take the fresh access away again
-            provider.revoke(request, resource, self.clock())
+        except InvalidTransition:  # ended while the cloud was issuing (its lock was lost): take the access away
+            self._cut_orphan(provider, request, resource)
             return None
         try:
             self.notifier.send_access(active, issued.credentials, issued.access)
@@ -89,6 +90,19 @@ class Lifecycle:
             request.id, lambda r: apply(r, Action.END_NOW, AUTO, now, ending_by=AUTO, expires_at=now, note=note)
         )
         self.tasks.revoke_now(request.id)
+
+    def _cut_orphan(self, provider: Provider, request: AccessRequest, resource: Resource) -> None:
+        """The cloud granted after the request ended, so nothing indexes this access: one try to cut it, and if
+        the cloud refuses, an audit record and an error log say that only the cloud's own expiry will."""
+        now = self.clock()
+        try:
+            provider.revoke(request, resource, now)
+        except ProviderError as error:
+            detail = {"error": str(error), "note": "granted after the request ended; the cloud's own expiry ends it"}
+            _log.error("orphaned_grant_not_cut", request_id=request.id, resource=request.resource, error=str(error))
+            self.store.record(
+                AuditEvent("revocation failed", request.id, AUTO, request.resource, now, "-", detail, request.provider)
+            )
 
     def end_access(self, request_id: str) -> None:
         """ACTIVE past its expiry → EXPIRED, after the cloud has cut it; APPROVED but never issued → FAILED."""

@@ -15,6 +15,9 @@ ISSUE_RETRY = Retry(max=3, interval=[5, 20, 60])
 REVOKE_RETRY = Retry(max=5, interval=[5, 10, 30, 60, 120])
 SYNC_RETRY = Retry(max=10, interval=[2, 5, 15, 60, 120, 300, 600, 600, 600, 600])  # ~50 min of Slack outage
 BUSY = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+# An issue job holds its request's lock for 2 minutes (lifecycle.ISSUE_LOCK) and must end within it: once the
+# lock lapses, the reconciler may end a request the cloud is still granting (RQ's default timeout is 3 minutes).
+ISSUE_TIMEOUT_S = 90
 
 
 def make_queue(connection: redis.Redis) -> Queue:
@@ -26,7 +29,7 @@ class Tasks:
         self.queue = make_queue(connection)
 
     def issue(self, request_id: str) -> None:
-        self._once("workers.jobs.issue", request_id, f"issue-{request_id}", ISSUE_RETRY)
+        self._once("workers.jobs.issue", request_id, f"issue-{request_id}", ISSUE_RETRY, timeout=ISSUE_TIMEOUT_S)
 
     def revoke_now(self, request_id: str) -> None:
         """End now (and the reconciler's second net): unless a revocation of it is already queued or running."""
@@ -60,13 +63,13 @@ class Tasks:
     def post_report(self, user: str, period_s: int) -> None:
         self.queue.enqueue("workers.jobs.post_report", user, period_s, job_timeout=600)
 
-    def _once(self, func: str, request_id: str, job_id: str, retry: Retry) -> None:
+    def _once(self, func: str, request_id: str, job_id: str, retry: Retry, timeout: int | None = None) -> None:
         existing = (
             Job.fetch(job_id, connection=self.queue.connection, serializer=SERIALIZER) if self._exists(job_id) else None
         )
         if existing is not None and existing.get_status(refresh=False) in BUSY:
             return
-        self.queue.enqueue(func, request_id, job_id=job_id, retry=retry)
+        self.queue.enqueue(func, request_id, job_id=job_id, retry=retry, job_timeout=timeout)
 
     def _exists(self, job_id: str) -> bool:
         return bool(self.queue.connection.exists(Job.key_for(job_id)))

@@ -21,9 +21,9 @@ from rq.job import Job
 from jitbot import audit
 from jitbot.catalog import Catalog, Resource, parse_catalog
 from jitbot.commands import RequestAccess
-from jitbot.domain import AccessRequest, Status
+from jitbot.domain import AccessRequest, Action, Status, apply
 from jitbot.errors import InvalidTransition, NotFound, PolicyError, ProviderError
-from jitbot.lifecycle import Lifecycle
+from jitbot.lifecycle import ISSUE_LOCK, Lifecycle
 from jitbot.providers.base import Issued
 from jitbot.providers.fake import FakeProvider
 from jitbot.service import Service
@@ -286,6 +286,15 @@ def test_decide_when_approver_then_approved_and_issue_job_enqueued(bot: Bot) -> 
     assert len([j for j in bot.tasks.queue.job_ids if j == f"issue-{request_id}"]) == 1
 
 
+def test_decide_when_approved_then_issue_job_ends_before_its_lock_can_lapse(bot: Bot) -> None:
+    """While an issue job may still be asking the cloud, nothing else may end its request: the reconciler would
+    fail it, and the access the cloud then grants would be cut only by a single best-effort revoke."""
+    request_id = approved(bot)
+    [job] = jobs(bot, "workers.jobs.issue")
+    assert job.args == [request_id] and job.timeout is not None
+    assert 0 < job.timeout < ISSUE_LOCK.total_seconds()
+
+
 def test_decide_when_denied_then_denied_no_issue_and_requester_told(bot: Bot) -> None:
     request_id = submit(bot)
     bot.service.decide(request_id, BOB, approving=False)
@@ -436,6 +445,33 @@ def test_sync_slack_when_extension_asked_then_approvers_mentioned_in_the_thread_
     bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still digging")
     bot.lifecycle.sync_slack(request_id)
     assert len(replies()) == 2  # the same ask again, after a denial, is news again
+
+
+@pytest.mark.parametrize("cloud_cuts", [True, False])
+def test_issue_access_when_request_ended_while_the_cloud_granted_then_cut_or_the_failure_audited(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, cloud_cuts: bool
+) -> None:
+    """Only a lost issue lock lets this happen; nothing indexes the fresh access, so one revoke is tried at once
+    and a refusal must at least be on the record."""
+    request_id = approved(bot)
+    real_grant = bot.fake.grant
+
+    def grant_while_ended(request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        issued = real_grant(request, resource, now)
+        bot.store.transition(request_id, lambda r: apply(r, Action.FAIL, "jitbot", now, note="not issued in time"))
+        if not cloud_cuts:
+            bot.fake.fail_next = [ProviderError("the cloud is down", retryable=True)]
+        return issued
+
+    monkeypatch.setattr(bot.fake, "grant", grant_while_ended)
+    bot.lifecycle.issue_access(request_id)
+    assert status(bot, request_id) is Status.FAILED and ("revoke", request_id) in bot.fake.calls
+    recorded = [e for e in audit_log(bot) if e["request_id"] == request_id and e["event"] == "revocation failed"]
+    if cloud_cuts:
+        assert bot.fake.live == set() and recorded == []
+    else:
+        assert bot.fake.live == {request_id} and len(recorded) == 1
+        assert "the cloud's own expiry ends it" in recorded[0]["detail"]
 
 
 def test_issue_access_then_no_secret_anywhere_in_redis(bot: Bot) -> None:
