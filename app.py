@@ -8,7 +8,7 @@ from jitbot import runtime
 from jitbot.cli import main
 
 if __name__ == "__main__":
-    rt = runtime.current()
+    rt = runtime.current(someone_waiting=True)  # a listener's Slack calls are made while Slack waits for the ack
     if rt.config.slack_app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
