@@ -43,6 +43,12 @@ def remember(value: str) -> None:
         _known.add(value)
 
 
+def forget() -> None:
+    """A job that issued credentials is over: its values leave the scrubber, which would otherwise grow with
+    every grant a long-lived worker issues (and check each log line against all of them)."""
+    _known.clear()
+
+
 def redact(text: str) -> str:
     for value in _known:
         if value in text:

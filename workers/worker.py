@@ -19,9 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.job import Job
 
-from jitbot import logs, runtime
+from jitbot import logs, redaction, runtime
 from jitbot.tasks import SERIALIZER, make_queue
 
 MAINTENANCE_INTERVAL_S = 10
@@ -31,6 +32,12 @@ _log = logs.get("jitbot.worker")
 
 
 class JitbotWorker(SimpleWorker):
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            redaction.forget()  # the job's secrets end with it, as they did with the child that used to run it
+
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
         try:

@@ -4,10 +4,16 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import fakeredis
 import pytest
 import redis
 
+from jitbot import redaction
+from jitbot.redaction import Credentials
+from jitbot.tasks import SERIALIZER, make_queue
 from workers import worker
+
+SECRET = "a-secret-token-value-1234"
 
 
 class ScriptedWorker:
@@ -54,3 +60,23 @@ def test_run_when_stopped_while_idle_then_returns_without_restarting(monkeypatch
     pauses: list[float] = []
     worker.run(sleep=pauses.append)
     assert ScriptedWorker.made == 1 and pauses == []
+
+
+def issue_credentials() -> None:
+    """A job that issues credentials: while it runs, their values are scrubbed from log text."""
+    Credentials({"TOKEN": SECRET})
+    assert redaction.redact(f"token {SECRET}") == f"token {redaction.MASK}"
+
+
+def test_worker_when_a_job_issued_credentials_then_the_scrubber_forgets_them_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Jobs run in the worker's own process, which lives for months: the values the scrubber remembers must
+    not pile up with every grant (a forked child per job used to take them with it)."""
+    monkeypatch.setattr(worker.runtime, "current", lambda: SimpleNamespace(lifecycle=SimpleNamespace(reconcile=int)))
+    connection = fakeredis.FakeRedis()
+    queue = make_queue(connection)
+    job = queue.enqueue(f"{__name__}.issue_credentials")
+    worker.JitbotWorker([queue], connection=connection, serializer=SERIALIZER).work(burst=True)
+    assert job.get_status() == "finished"  # scrubbed while it ran
+    assert redaction.redact(f"token {SECRET}") == f"token {SECRET}"  # forgotten after
