@@ -312,6 +312,9 @@ class Store:
     def set_slack_refs(self, request_id: str, **refs: str) -> None:
         self.redis.hset(slack_key(request_id), mapping=refs)  # type: ignore[arg-type]
 
+    def drop_slack_refs(self, request_id: str, *names: str) -> None:
+        self.redis.hdel(slack_key(request_id), *names)
+
     @contextmanager
     def lock(self, name: str, ttl: timedelta) -> Iterator[bool]:
         """A best-effort exclusive section across processes; yields False if someone else holds it."""

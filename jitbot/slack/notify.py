@@ -26,7 +26,7 @@ from jitbot.errors import JitError
 from jitbot.policy import escalation_list
 from jitbot.redaction import Credentials
 from jitbot.slack import views
-from jitbot.store import Store, slack_key
+from jitbot.store import Store
 
 ANNOUNCE_LOCK = timedelta(seconds=30)
 OUTCOMES = {Status.DENIED, Status.FAILED, Status.EXPIRED, Status.REVOKED, Status.CANCELLED}
@@ -86,7 +86,7 @@ class Notifier:
         asked = request.status is Status.ACTIVE and request.extend_by is not None
         if not asked:
             if "extension_announced" in refs:
-                self.store.redis.hdel(slack_key(request.id), "extension_announced")
+                self.store.drop_slack_refs(request.id, "extension_announced")
             return
         with self.store.lock(f"extension:{request.id}", ANNOUNCE_LOCK) as mine:
             if not mine or "extension_announced" in self.store.slack_refs(request.id):
@@ -132,7 +132,7 @@ class Notifier:
         text, blocks = views.credentials_dm(request, credentials.fields(), access)
         answer = self._call("chat_postMessage", channel=request.requester, text=text, blocks=blocks)
         self.store.set_slack_refs(request.id, secret_dm_channel=answer["channel"], secret_dm_ts=answer["ts"])
-        self.store.redis.hdel(slack_key(request.id), "scrubbed")
+        self.store.drop_slack_refs(request.id, "scrubbed")
 
     def remind(self, request: AccessRequest, now: datetime) -> None:
         """The expiring-soon DM with Extend and End now, once per expiry (an extension earns a new one)."""
