@@ -17,6 +17,7 @@ from jitbot.errors import ConfigError, JitError
 CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 APPROVER_ID = re.compile(r"[UWS][A-Z0-9]{2,}")
+DOMAIN = re.compile(r"([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}", re.IGNORECASE)
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 RESOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 SESSION_POLICY_LIMIT = 2048  # STS's limit on the packed inline session policy, which moto does not check
@@ -30,6 +31,9 @@ POLICY_KEYS = DURATION_KEYS | {
     "escalate_to",
     "reason",
     "breakglass",
+    "requesters",
+    "breakglass_requesters",
+    "identity_domains",
 }
 PROVIDER_KEYS = {
     "aws": {"role_arn", "region", "session_policy", "mode"},
@@ -111,6 +115,9 @@ class Resource:
     reason: ReasonRule = ReasonRule()
     breakglass: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
+    requesters: tuple[str, ...] | None = None  # users (U…/W…) and user groups (S…); None: every full member
+    breakglass_requesters: tuple[str, ...] | None = None  # narrows break-glass further; None: requesters alone
+    identity_domains: tuple[str, ...] = ()  # an email the cloud grants to must be at one of these
 
     @property
     def kind(self) -> str:
@@ -278,7 +285,27 @@ def _resource(name: str, node: _Node, defaults: dict[str, _Node], default_channe
         reason=_reason_rule(policy["reason"]) if policy["reason"] else ReasonRule(),
         breakglass=_bool(policy["breakglass"]) if policy["breakglass"] else False,
         settings=_SETTINGS[provider_kind](keys),
+        requesters=_people(policy["requesters"]),
+        breakglass_requesters=_people(policy["breakglass_requesters"]),
+        identity_domains=_domains(policy["identity_domains"]) if policy["identity_domains"] else (),
     )
+
+
+def _people(node: _Node | None) -> tuple[str, ...] | None:
+    """`requesters` / `breakglass_requesters`: unset means no list; an empty list would lock everyone out."""
+    if node is None:
+        return None
+    people = tuple(_id_list(node, APPROVER_ID, "a user (U…/W…) or user-group (S…) id"))
+    if not people:
+        raise node.fail("lists nobody: name users or user groups, or remove the key to let every full member ask")
+    return people
+
+
+def _domains(node: _Node) -> tuple[str, ...]:
+    domains = tuple(d.lower() for d in _id_list(node, DOMAIN, "a domain such as example.com"))
+    if not domains:
+        raise node.fail("lists no domain: name one, or remove the key")
+    return domains
 
 
 def _auto_approve(node: _Node | None, max_duration: timedelta) -> timedelta | None:

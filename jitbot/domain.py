@@ -155,6 +155,11 @@ class AuditEvent:
     provider: str = ""
 
 
+def session_name(request: AccessRequest) -> str:
+    """The AWS role session of a request: ties it to the request and the Slack user in CloudTrail."""
+    return f"jit-{request.id}-{request.requester}"[:64]
+
+
 def new_request_id() -> str:
     return "r-" + "".join(secrets.choice(ID_ALPHABET) for _ in range(6))
 

@@ -3,6 +3,7 @@
 JitError                    message is safe to show the person who caused it
 ├── UsageError              the command text could not be understood
 ├── PolicyError             understood, but not allowed (bounds, who may approve, …)
+│   └── NotEligible         this person may not ask for this resource; `code` is the audited reason
 ├── NotFound                no such request or resource
 ├── InvalidTransition       the request is no longer in a state where that makes sense
 ├── ConfigError             jitbot.yml or the environment is wrong (stops start-up)
@@ -26,6 +27,14 @@ class UsageError(JitError):
 
 class PolicyError(JitError):
     """The command is understood but the catalog's policy does not allow it."""
+
+
+class NotEligible(PolicyError):
+    """Who is asking may not ask for this: `code` names why, for the audit trail (`guest`, `not eligible`, …)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class NotFound(JitError):

@@ -150,14 +150,15 @@ def is_approver(
 
 def approver_list(resource: Resource) -> str:
     """Approvers as Slack mentions: `<@U…>` for people, `<!subteam^S…>` for user groups."""
-    return _mentions(resource.approvers) or "admins only"
+    return mentions(resource.approvers) or "admins only"
 
 
 def escalation_list(resource: Resource) -> str:
-    return _mentions(resource.escalate_to)
+    return mentions(resource.escalate_to)
 
 
-def _mentions(ids: tuple[str, ...]) -> str:
+def mentions(ids: tuple[str, ...]) -> str:
+    """People, user groups and channels as Slack mentions."""
     forms = {"S": "<!subteam^{}>", "C": "<#{}>", "G": "<#{}>"}
     return ", ".join(forms.get(i[0], "<@{}>").format(i) for i in ids)
 

@@ -15,7 +15,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest
+from jitbot.domain import AccessRequest, session_name
 from jitbot.errors import ProviderError
 from jitbot.providers.base import Issued
 from jitbot.redaction import Credentials
@@ -40,11 +40,6 @@ RETRYABLE_CODES = {
     "ConflictException",
     "InternalServerException",
 }
-
-
-def session_name(request: AccessRequest) -> str:
-    """Ties the session to the request and the Slack user: shows in CloudTrail as the session name."""
-    return f"jit-{request.id}-{request.requester}"[:64]
 
 
 def assume_role_params(request: AccessRequest, resource: Resource) -> dict[str, Any]:

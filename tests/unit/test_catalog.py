@@ -67,7 +67,7 @@ def test_parse_catalog_when_valid_then_typed_with_defaults_applied() -> None:
             r"line 20: resources\.prod-db\.max_duration: .*not a duration",
         ),
         ("    approvals: 2\n", "    aprovals: 2\n", r"line 19: resources\.prod-db\.aprovals: unknown key"),
-        ("    approvals: 2\n", "    requesters: [U0EVE]\n", r"requesters: unknown key \(known here: approvals"),
+        ("    approvals: 2\n", "    requestors: [U0EVE]\n", r"requestors: unknown key \(known here: approvals"),
         (
             "    provider: aws\n    role_arn: arn:aws:iam::123456789012:role/jit-prod-db",
             "    provider: azure\n    role_arn: x",
