@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 from jitbot import logs, metrics
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, grant
+from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, deny, grant
+from jitbot.eligibility import withdrawn_note
 from jitbot.errors import InvalidTransition, ProviderError
+from jitbot.people import People
 from jitbot.policy import find_resource, revocation_retry_delay
 from jitbot.providers.base import Provider
 from jitbot.slack import views
@@ -46,7 +48,8 @@ class Lifecycle:
         self.notifier = notifier
         self.providers = providers
         self.clock = clock
-        self.homes = Homes(catalog, store, notifier, clock)
+        self.people = People(catalog, notifier, store)
+        self.homes = Homes(catalog, store, notifier, self.people, clock)
 
     def issue_access(self, request_id: str) -> None:
         """APPROVED → ACTIVE: ask the cloud, record the grant (its end in the expiry index), DM the access."""
@@ -273,14 +276,30 @@ class Lifecycle:
     def _on_timer(self, kind: str, request_id: str, now: datetime) -> None:
         """A policy's time has come: approve on its own, escalate, or remind. State changes clear their timer."""
         if kind == "auto":
-            self._settle(request_id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now))
-            self.tasks.issue(request_id)
+            if self._still_eligible(request_id, now):
+                self._settle(request_id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now))
+                self.tasks.issue(request_id)
         elif kind == "escalate":
             if self._settle(request_id, lambda r: apply(r, Action.ESCALATE, AUTO, now, escalated=True)):
                 self.tasks.escalate(request_id)
         else:
             self.store.clear_timer(kind, request_id)
             self.tasks.remind(request_id)
+
+    def _still_eligible(self, request_id: str, now: datetime) -> bool:
+        """Approving on its own is an approval: Slack is asked afresh whether the requester may still ask. Denied
+        by policy if not; if Slack cannot say, the timer stays due and the next pass asks again."""
+        request = self.store.get(request_id)
+        resource = find_resource(self.catalog, request.resource)
+        try:
+            refused = self.people.refusal(resource, request.requester, request.breakglass, fresh=True)
+        except NotifyError as error:
+            _log.warning("eligibility_unknown", request_id=request_id, error=str(error))
+            return False
+        if refused is not None:
+            note = withdrawn_note(resource, refused)
+            self._settle(request_id, lambda r: deny(r, AUTO, now, note))
+        return refused is None
 
     def _settle(self, request_id: str, change: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> bool:
         try:

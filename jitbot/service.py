@@ -6,12 +6,13 @@ Every refusal is audited and explained to the person.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
@@ -45,7 +46,9 @@ from jitbot.domain import (
     refusal,
 )
 from jitbot.durations import format_duration, parse_duration
-from jitbot.errors import InvalidTransition, JitError, NotFound, PolicyError, UsageError, echo
+from jitbot.eligibility import check_identity_domain, withdrawn_note
+from jitbot.errors import InvalidTransition, JitError, NotEligible, NotFound, PolicyError, UsageError, echo
+from jitbot.people import Origin, People
 from jitbot.policy import (
     approver_groups,
     check_admin,
@@ -75,6 +78,8 @@ DUPLICATE_WAIT = timedelta(seconds=2)  # a concurrent twin is still working on t
 REQUEST_ID_LENGTH = 8
 LIST_LIMIT = 200
 FormErrors = dict[str, str]  # block id → the message Slack shows under that field
+SLACK_UNAVAILABLE = "slack unavailable"
+T = TypeVar("T")
 
 
 class Service:
@@ -91,44 +96,50 @@ class Service:
         self.tasks = tasks
         self.notifier = notifier
         self.clock = clock
-        self.homes = Homes(catalog, store, notifier, clock)
+        self.people = People(catalog, notifier, store)
+        self.homes = Homes(catalog, store, notifier, self.people, clock)
 
     # commands
 
-    def handle_command(self, user: str, text: str, delivery: str | None = None) -> views.Reply:
+    def handle_command(
+        self, user: str, text: str, delivery: str | None = None, origin: Origin | None = None
+    ) -> views.Reply:
         """The ephemeral reply to `/access <text>`. Refusals are audited and explained.
 
         `delivery` is Slack's trigger_id: the same command delivered twice (a replay) gets the first answer
-        again and changes nothing.
+        again and changes nothing. `origin` is the team (and enterprise) the payload says it came from.
         """
         if delivery and not self.store.first_delivery(delivery):
             self._refuse_command(user, text, DUPLICATE)
             earlier = self.store.delivery_reply(delivery, wait=DUPLICATE_WAIT)
             return views.Reply(**json.loads(earlier)) if earlier else views.Reply("This command is being handled.")
         try:
-            reply = self._run(user, parse_command(text), delivery)
+            reply = self._run(user, parse_command(text), delivery, origin)
         except JitError as error:
             if not error.audited:  # a refusal about one request was recorded with it
-                self._refuse_command(user, text, str(error))
+                self._refuse_command(user, text, str(error), getattr(error, "code", None))
             reply = views.Reply(str(error))
         if delivery:
             self.store.save_delivery_reply(delivery, json.dumps(vars(reply)))
         return reply
 
-    def _run(self, user: str, command: Command, delivery: str | None) -> views.Reply:
+    def _run(self, user: str, command: Command, delivery: str | None, origin: Origin | None) -> views.Reply:
         if isinstance(command, ShowHelp):
-            return views.Reply(USAGE)
+            return views.Reply(USAGE + "\n" + views.offer_line(self._offered(user, origin)))
         if isinstance(command, ShowReport):
             return views.Reply(self.order_report(user, command.period))
         if isinstance(command, RequestAccess):
-            request, resource = self.submit(user, command)
+            request, resource = self.submit(user, command, origin)
             return views.Reply(views.request_received(request, resource))
         if isinstance(command, BreakGlass):
-            return views.Reply(self.break_glass(user, command))
+            return views.Reply(self.break_glass(user, command, origin))
         if isinstance(command, OpenRequestForm):
             if not delivery:
                 raise UsageError("Slack sent no trigger to open the form with; type the request in full instead.")
-            self.notifier.open_view(delivery, views.request_form(self.catalog.resources.values()))
+            offered = self._offered(user, origin)
+            if not offered:
+                return views.Reply(views.offer_line(offered))
+            self.notifier.open_view(delivery, views.request_form(offered))
             return views.Reply("")
         if isinstance(command, ShowList):
             return self.show_list(user, command.everyone)
@@ -139,20 +150,32 @@ class Service:
         if isinstance(command, Extend):
             return views.Reply(self.ask_extension(user, command.request_id, command.duration, command.reason))
         assert isinstance(command, ShowResources)
-        return views.resources_list(self.catalog)
+        return views.resources_list(self._offered(user, origin))
 
-    def _refuse_command(self, user: str, text: str, reason: str) -> None:
-        detail = {"attempted": "command", "reason": reason}
+    def _refuse_command(self, user: str, text: str, reason: str, code: str | None = None) -> None:
+        detail = {"attempted": "command", "reason": reason} | ({"refusal": code} if code else {})
         self.store.record(AuditEvent("refused", "-", user, _first_arg(text), self.clock(), "-", detail))
+
+    def _offered(self, user: str, origin: Origin | None = None) -> list[Resource]:
+        return _asking_slack(lambda: self.people.offered(user, origin))
+
+    def check_asker(
+        self, user: str, resource: Resource, breakglass: bool = False, origin: Origin | None = None
+    ) -> None:
+        """NotEligible unless `user` may ask for `resource` (or break glass on it); Slack silent is a refusal."""
+        refused = _asking_slack(lambda: self.people.refusal(resource, user, breakglass, origin=origin))
+        if refused is not None:
+            raise refused
 
     def order_report(self, user: str, period: timedelta) -> str:
         check_admin(self.catalog, user, "ask for the access review")
         self.tasks.post_report(user, int(period.total_seconds()))
         return f"Building the access review of the last {format_duration(period)}; I'll DM you the files in a moment."
 
-    def submit(self, user: str, command: RequestAccess) -> tuple[AccessRequest, Resource]:
-        """A new request: approved by policy within its bound, else announced to the approvers."""
+    def submit(self, user: str, command: RequestAccess, origin: Origin | None = None) -> tuple[AccessRequest, Resource]:
+        """A new request by someone who may ask: approved by policy within its bound, else announced."""
         resource = find_resource(self.catalog, command.resource)
+        self.check_asker(user, resource, origin=origin)
         check_request(resource, command.duration, command.reason)
         if not resource.auto_approves(command.duration):  # stored with the job that announces it, or not at all
             return self._create(user, resource, command.duration, command.reason, announce=True), resource
@@ -165,10 +188,11 @@ class Service:
         self.tasks.sync_slack(request.id)
         return request, resource
 
-    def break_glass(self, user: str, command: BreakGlass) -> str:
+    def break_glass(self, user: str, command: BreakGlass, origin: Origin | None = None) -> str:
         """Access now without approval where the resource allows it: a loud alert and a mandatory review."""
         resource = find_resource(self.catalog, command.resource)
         check_breakglass(resource)
+        self.check_asker(user, resource, breakglass=True, origin=origin)
         check_request(resource, command.duration, command.reason)
         request = self._create(user, resource, command.duration, command.reason, breakglass=True)
         now = self.clock()
@@ -213,42 +237,33 @@ class Service:
                 return request
 
     def identity_of(self, user: str, resource: Resource) -> dict[str, str]:
-        """Who `user` is in the resource's cloud: the catalog's `identities:`, else their Slack profile email."""
+        """Who `user` is in the resource's cloud: the catalog's `identities:`, else their Slack profile email
+        (which must be in the resource's `identity_domains`, when it names any)."""
         identity = dict(self.catalog.identities.get(user, {}))
         if needs_email(resource, identity):
-            email = self.store.profile_email(user) or self._look_up_email(user, resource)
+            email = _asking_slack(lambda: self.people.person(user)).email
             if email:
                 identity["email"] = email
         check_identity(resource, user, identity)
+        check_identity_domain(resource, identity)
         return identity
-
-    def _look_up_email(self, user: str, resource: Resource) -> str | None:
-        """users.info, while the person waits: a slow or rate-limited Slack is a clear refusal, not a timeout."""
-        try:
-            email = self.notifier.user_email(user)
-        except NotifyError as error:
-            raise NotifyError(
-                f"`{resource.name}` needs your email, and Slack did not give it to me just now ({error})."
-                " Nothing was requested: try again in a minute."
-            ) from None
-        if email:
-            self.store.remember_profile_email(user, email)
-        return email
 
     def show_list(self, user: str, everyone: bool) -> views.Reply:
         now = self.clock()
         if not everyone:
             return views.request_list(self.store.open_requests_of(user), user, now, everyone=False)
-        if not self._approves_anything(user):
+        approves = self._approves(user)
+        if not approves:
             raise PolicyError("`/access list all` is for approvers and admins; `/access list` shows your own.")
-        return views.request_list(self.store.all_open(LIST_LIMIT), user, now, everyone=True)
+        shown = [r for r in self.store.all_open(LIST_LIMIT) if r.resource in approves]
+        return views.request_list(shown, user, now, everyone=True)
 
-    def _approves_anything(self, user: str) -> bool:
+    def _approves(self, user: str) -> set[str]:
+        """The resources `user` approves (an admin: all of them), group membership asked of Slack now."""
         resources = list(self.catalog.resources.values())
-        if any(is_approver(self.catalog, r, user, {}) for r in resources):
-            return True
         groups = {g for r in resources for g in approver_groups(r)}
-        return any(user in members for members in self.notifier.group_members(sorted(groups)).values())
+        members = self.notifier.group_members(sorted(groups)) if user not in self.catalog.admins else {}
+        return {r.name for r in resources if is_approver(self.catalog, r, user, members)}
 
     def end_now(self, user: str, request_id: str) -> str:
         """End an active grant before its time (the requester, an approver or an admin)."""
@@ -283,6 +298,8 @@ class Service:
         resource = find_resource(self.catalog, request.resource)
         now = self.clock()
         check_extension_reason(resource, reason)
+        if user == request.requester:  # anyone else is refused below, on the fresh state
+            self._check_asker_of(request, resource)
         automatic = resource.auto_approves(request.granted_for + more)
 
         def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
@@ -298,6 +315,37 @@ class Service:
             return f"Extended `{request.id}` by policy: it now runs until {views.when(extended.expires_at or now)}."
         self.tasks.sync_slack(request.id)
         return f"Asked {format_duration(more)} more for `{request.id}`; I'll DM you when the approvers decide."
+
+    def _check_asker_of(self, request: AccessRequest, resource: Resource) -> None:
+        """The requester may still ask (checked again at extension); a refusal is audited on the request."""
+        try:
+            self.check_asker(request.requester, resource, request.breakglass)
+        except NotEligible as error:
+            self._refuse(request, request.requester, "extend", error)
+            raise
+
+    def _still_eligible(self, request: AccessRequest, resource: Resource, clicker: str) -> None:
+        """Asked afresh at approval: a requester who may no longer ask (removed from a group, made a guest) is
+        denied by policy, and the approver told why; a Slack that cannot say refuses the click, changing nothing."""
+        try:
+            refused = self.people.refusal(resource, request.requester, request.breakglass, fresh=True)
+        except NotifyError as error:
+            silent = NotEligible(
+                f"Slack did not say just now whether <@{request.requester}> may still ask for `{resource.name}`"
+                f" ({error}). Nothing was approved: try again in a minute.",
+                SLACK_UNAVAILABLE,
+            )
+            self._refuse(request, clicker, "approve", silent)
+            raise silent from None
+        if refused is None:
+            return
+        now, note = self.clock(), withdrawn_note(resource, refused)
+        with contextlib.suppress(InvalidTransition):  # decided meanwhile: the click is refused all the same
+            self.store.transition(request.id, lambda r: deny(r, AUTO, now, note))
+        self.tasks.sync_slack(request.id)
+        withdrawn = PolicyError(f"Not approved: <@{request.requester}> {note}. I denied `{request.id}` and told them.")
+        self._refuse(request, clicker, "approve", withdrawn, refused.code)
+        raise withdrawn
 
     def _guarded(self, request: AccessRequest, user: str, attempted: str, change: Change) -> AccessRequest:
         """Apply `change` to the fresh state; a refusal (policy or state) is audited and re-raised."""
@@ -323,6 +371,8 @@ class Service:
         request, groups = self.authorize_decision(request_id, clicker, "approve" if approving else "deny", delivery)
         resource = find_resource(self.catalog, request.resource)
         now = self.clock()
+        if approving:
+            self._still_eligible(request, resource, clicker)
 
         def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
             check_approver(self.catalog, resource, current, clicker, groups)  # again, on the fresh state
@@ -362,7 +412,9 @@ class Service:
             raise
         return request, groups
 
-    def submit_form(self, user: str, callback_id: str, values: Mapping[str, str], view_id: str) -> FormErrors:
+    def submit_form(
+        self, user: str, callback_id: str, values: Mapping[str, str], view_id: str, origin: Origin | None = None
+    ) -> FormErrors:
         """A submitted modal: errors go back onto the fields; nothing is changed unless everything is valid.
 
         A form submitted twice (Slack retries, a double click) is acted on once.
@@ -372,22 +424,23 @@ class Service:
             self._refuse_command(user, callback_id, DUPLICATE)
             return {}
         try:
-            self._act_on_form(user, callback_id, values)
+            self._act_on_form(user, callback_id, values, origin)
         except JitError as error:
             self.store.forget_delivery(delivery)  # the person corrects the form and submits the same view again
             if not error.audited:
-                self._refuse_command(user, callback_id, str(error))
+                self._refuse_command(user, callback_id, str(error), getattr(error, "code", None))
             return {_field_of(error, callback_id): str(error)}
         return {}
 
-    def _act_on_form(self, user: str, callback_id: str, values: Mapping[str, str]) -> None:
+    def _act_on_form(self, user: str, callback_id: str, values: Mapping[str, str], origin: Origin | None) -> None:
         reason = values.get(ids.REASON_INPUT, "")
         if callback_id == ids.REQUEST_FORM:  # each check under its own field, before anything changes
             resource = _on_field(ids.RESOURCE_INPUT, find_resource, self.catalog, values.get(ids.RESOURCE_INPUT, ""))
+            _on_field(ids.RESOURCE_INPUT, self.check_asker, user, resource, False, origin)
             duration = _form_duration(values)
             _on_field(ids.DURATION_INPUT, check_bounds, resource, duration)
             _on_field(ids.REASON_INPUT, check_reason, resource, reason)
-            request, resource = self.submit(user, RequestAccess(resource.name, duration, reason))
+            request, resource = self.submit(user, RequestAccess(resource.name, duration, reason), origin)
             self.notifier.tell(user, views.request_received(request, resource))
         elif callback_id == ids.EXTEND_FORM:
             resource = find_resource(self.catalog, self._load(values["request_id"]).resource)
@@ -419,9 +472,15 @@ class Service:
             raise
         self.tasks.review_alert(request.id)
 
-    def _refuse(self, request: AccessRequest, user: str, attempted: str, error: JitError) -> None:
+    def _refuse(
+        self, request: AccessRequest, user: str, attempted: str, error: JitError, code: str | None = None
+    ) -> None:
         """Audit a refusal about one request, once: the error carries that it was recorded."""
-        self.store.record(refusal(request, user, attempted, str(error), self.clock()))
+        event = refusal(request, user, attempted, str(error), self.clock())
+        code = code or getattr(error, "code", None)
+        if code:
+            event.detail["refusal"] = code
+        self.store.record(event)
         error.audited = True
 
     def _groups_of(self, resource: Resource, user: str, request: AccessRequest) -> dict[str, frozenset[str]]:
@@ -452,9 +511,10 @@ class Service:
 class FormError(JitError):
     """A form value that is wrong; `field` names the input it belongs under."""
 
-    def __init__(self, message: str, field: str) -> None:
+    def __init__(self, message: str, field: str, code: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+        self.code = code
 
 
 def _form_duration(values: Mapping[str, str]) -> timedelta:
@@ -468,7 +528,7 @@ def _on_field(field: str, check: Callable[..., Any], *args: Any) -> Any:
     try:
         return check(*args)
     except JitError as error:
-        raise FormError(str(error), field) from None
+        raise FormError(str(error), field, getattr(error, "code", None)) from None
 
 
 def _field_of(error: JitError, callback_id: str) -> str:
@@ -477,6 +537,18 @@ def _field_of(error: JitError, callback_id: str) -> str:
     if isinstance(error, FormError):
         return error.field
     return ids.REASON_INPUT if callback_id == ids.DENY_FORM else ids.DURATION_INPUT
+
+
+def _asking_slack(question: Callable[[], T]) -> T:
+    """What Slack must answer for a person to ask: when it cannot (timeout, 429), a refusal, never an allow."""
+    try:
+        return question()
+    except NotifyError as error:
+        raise NotEligible(
+            f"Slack did not say who you are just now ({error}), so I cannot tell what you may ask for."
+            " Nothing was requested: try again in a minute.",
+            SLACK_UNAVAILABLE,
+        ) from None
 
 
 def _first_arg(text: str) -> str:

@@ -47,7 +47,8 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id) end
 return ids
 """
-EMAIL_TTL = timedelta(hours=1)  # a Slack profile's email, looked up for a request: kept this long
+PERSON_TTL = timedelta(minutes=10)  # what users.info said of someone (standing, email): a guest made so stays out
+GROUP_TTL = timedelta(seconds=60)  # a requester group's members: approval and auto-approval ask Slack afresh
 DELIVERY_TTL = timedelta(minutes=10)  # longer than the 5 minutes a signed Slack request can be replayed
 Change = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
 
@@ -201,13 +202,21 @@ class Store:
         """Move the request's place in the expiry index: the reconciler comes back for it then."""
         self.redis.zadd(EXPIRY, {request_id: when.timestamp()}, xx=True)
 
-    def profile_email(self, user: str) -> str | None:
-        """The Slack profile email looked up for `user` within the last EMAIL_TTL, if any."""
-        raw = self.redis.get(_email_key(user))
-        return _text(raw) if raw else None
+    def cached_person(self, user: str) -> dict[str, str] | None:
+        """What Slack said about `user` (standing, email) within the last PERSON_TTL, if anything."""
+        raw = self.redis.get(_person_key(user))
+        return dict(json.loads(raw)) if raw else None
 
-    def remember_profile_email(self, user: str, email: str) -> None:
-        self.redis.set(_email_key(user), email, px=_ms(EMAIL_TTL))
+    def cache_person(self, user: str, facts: dict[str, str]) -> None:
+        self.redis.set(_person_key(user), json.dumps(facts, separators=(",", ":")), px=_ms(PERSON_TTL))
+
+    def cached_members(self, group: str) -> frozenset[str] | None:
+        """A user group's members as Slack listed them within the last GROUP_TTL, if it did."""
+        raw = self.redis.get(_group_key(group))
+        return frozenset(json.loads(raw)) if raw is not None else None
+
+    def cache_members(self, group: str, members: frozenset[str]) -> None:
+        self.redis.set(_group_key(group), json.dumps(sorted(members), separators=(",", ":")), px=_ms(GROUP_TTL))
 
     def first_delivery(self, delivery: str) -> bool:
         """True the first time Slack's delivery id (trigger_id) is seen within the replay window."""
@@ -383,8 +392,12 @@ def _failures_key(request_id: str) -> str:
     return f"jitbot:revoke_failures:{request_id}"
 
 
-def _email_key(user: str) -> str:
-    return f"jitbot:email:{user}"
+def _person_key(user: str) -> str:
+    return f"jitbot:person:{user}"
+
+
+def _group_key(group: str) -> str:
+    return f"jitbot:group:{group}"
 
 
 def _delivery_key(delivery: str) -> str:

@@ -7,22 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from jitbot.catalog import Catalog
+from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock
 from jitbot.domain import AccessRequest, Status
+from jitbot.people import People
 from jitbot.policy import approver_groups, find_resource, is_approver
 from jitbot.slack import views
-from jitbot.slack.notify import Notifier
+from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.store import Store
 
 QUEUE_LIMIT = 200
 
 
 class Homes:
-    def __init__(self, catalog: Catalog, store: Store, notifier: Notifier, clock: Clock) -> None:
+    def __init__(self, catalog: Catalog, store: Store, notifier: Notifier, people: People, clock: Clock) -> None:
         self.catalog = catalog
         self.store = store
         self.notifier = notifier
+        self.people = people
         self.clock = clock
 
     def concerned(self, request: AccessRequest, groups: Mapping[str, frozenset[str]]) -> set[str]:
@@ -57,7 +59,15 @@ class Homes:
         now = self.clock()
         for user in users:
             waiting = [r for r in undecided if self._waits_for(r, user, groups)]
-            self.notifier.publish_home(user, views.home(user, self.store.open_requests_of(user), waiting, now))
+            mine = self.store.open_requests_of(user)
+            self.notifier.publish_home(user, views.home(user, mine, waiting, now, self._offered(user)))
+
+    def _offered(self, user: str) -> list[Resource] | None:
+        """What the person may ask for; None when Slack cannot say (the Home still shows their grants)."""
+        try:
+            return self.people.offered(user)
+        except NotifyError:
+            return None
 
     def _waits_for(self, request: AccessRequest, user: str, groups: Mapping[str, frozenset[str]]) -> bool:
         approvals = request.extend_approvals if request.status is Status.ACTIVE else request.approvals

@@ -55,7 +55,8 @@ def register(app: App, service: Service) -> None:
 def handle_access_command(service: Service, ack: Ack, command: Body) -> None:
     """The reply is the ack itself (ephemeral), so the person sees it even if nothing else works."""
     try:
-        reply = service.handle_command(command["user_id"], command.get("text", ""), command.get("trigger_id"))
+        origin = (command.get("team_id"), command.get("enterprise_id"))
+        reply = service.handle_command(command["user_id"], command.get("text", ""), command.get("trigger_id"), origin)
     except JitError as error:
         reply = views.Reply(str(error))
     except Exception:  # noqa: BLE001 - the person must get an answer, not Slack's "dispatch_failed"
@@ -72,8 +73,9 @@ def handle_access_command(service: Service, ack: Ack, command: Body) -> None:
 def handle_form(service: Service, ack: Ack, body: Body, view: Body) -> None:
     """A submitted modal: errors shown on the fields (`response_action: errors`), else the modal closes."""
     user = body["user"]["id"]
+    origin = (body["user"].get("team_id"), (body.get("enterprise") or {}).get("id"))
     try:
-        errors = service.submit_form(user, view.get("callback_id", ""), form_values(view), view.get("id", ""))
+        errors = service.submit_form(user, view.get("callback_id", ""), form_values(view), view.get("id", ""), origin)
     except Exception:  # noqa: BLE001 - the form must not hang on "We had some trouble connecting"
         _log.exception("form_failed", user=user)
         errors = {ids.REASON_INPUT: SORRY}

@@ -171,10 +171,15 @@ class Notifier:
                 review_alerts=review.get("alerts", "0"),
             )
 
-    def user_email(self, user: str) -> str | None:
-        """The email on the person's Slack profile (scope users:read.email), if they have one."""
-        profile = self._call("users_info", user=user)["user"].get("profile", {})
-        return str(profile["email"]) if profile.get("email") else None
+    def user_info(self, user: str) -> dict[str, Any]:
+        """users.info's `user`: the flags that say guest, bot, deleted; the team; the profile (its email needs the
+        users:read.email scope)."""
+        return dict(self._call("users_info", user=user)["user"])
+
+    def installation(self) -> tuple[str, str | None]:
+        """auth.test: the workspace id and, in an Enterprise Grid organisation, the organisation's id."""
+        answer = self._call("auth_test")
+        return str(answer["team_id"]), answer.get("enterprise_id") or None
 
     def tell(self, user: str, text: str) -> None:
         self._call("chat_postMessage", channel=user, text=text)

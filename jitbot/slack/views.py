@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from jitbot.catalog import Catalog, Resource
+from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, Status
 from jitbot.durations import format_duration
+from jitbot.eligibility import principal
 from jitbot.policy import approver_list, escalation_list
 from jitbot.slack import ids
 
@@ -55,6 +56,7 @@ def approval_message(request: AccessRequest, resource: Resource) -> tuple[str, l
     blocks: list[Block] = [
         _section(f"{kind} `{request.id}`\n{request_summary(request)}"),
         _section(f"*Reason:* {escape(request.reason)}"),
+        _context(f"Access goes to {principal(request, resource)}"),
         _context(status_line(request, resource)),
     ]
     if request.status is Status.PENDING and request.auto_approve_at:
@@ -100,7 +102,9 @@ def status_line(request: AccessRequest, resource: Resource) -> str:
 def decider(request: AccessRequest) -> str:
     if request.breakglass:
         return "break-glass (no approval)"
-    return f"<@{request.decided_by}>" if request.decided_by not in (None, "jitbot") else "policy (auto-approve)"
+    if request.decided_by not in (None, "jitbot"):
+        return f"<@{request.decided_by}>"
+    return "policy" if request.status is Status.DENIED else "policy (auto-approve)"
 
 
 def _who(user: str | None) -> str:
@@ -205,9 +209,19 @@ def _buttons(request_id: str) -> Block:
     }
 
 
-def resources_list(catalog: Catalog) -> Reply:
+def offer_line(resources: Sequence[Resource]) -> str:
+    """What this person may ask for, in one line; saying so when that is nothing."""
+    if not resources:
+        return "You may not ask for any resource here. Ask an admin if you need access."
+    return "You may ask for: " + ", ".join(f"`{r.name}`" for r in resources) + "."
+
+
+def resources_list(resources: Sequence[Resource]) -> Reply:
+    """`/access resources`: only what the person may ask for."""
+    if not resources:
+        return Reply(offer_line(resources))
     lines = ["*What you can ask for* (`/access request <resource> <duration> <reason>`)"]
-    for resource in catalog.resources.values():
+    for resource in resources:
         lines.append(f"• `{resource.name}` ({resource.provider}): {escape(resource.description) or 'no description'}")
         lines.append(f"    {resource_terms(resource)}")
     return Reply("\n".join(lines))
@@ -264,9 +278,20 @@ def request_entry(request: AccessRequest, viewer: str, now: datetime) -> list[Bl
     return entry
 
 
-def home(viewer: str, mine: Sequence[AccessRequest], waiting: Sequence[AccessRequest], now: datetime) -> View:
-    """The App Home tab: my grants and requests; for approvers, what waits for them, with Approve / Deny."""
+def home(
+    viewer: str,
+    mine: Sequence[AccessRequest],
+    waiting: Sequence[AccessRequest],
+    now: datetime,
+    offered: Sequence[Resource] | None,
+) -> View:
+    """The App Home tab: my grants and requests, what I may ask for (None: Slack could not say just now); for
+    approvers, what waits for them, with Approve / Deny."""
     blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": "Your access"}}]
+    if offered is None:
+        blocks.append(_context("What you may ask for could not be checked just now; `/access resources` tells."))
+    else:
+        blocks.append(_context(offer_line(offered)))
     if not mine:
         blocks.append(_context("Nothing active or pending. Ask with `/access request`."))
     for request in mine[:20]:

@@ -80,6 +80,9 @@ class SlackStandIn(LoopbackServer):
     def __init__(self, port: int = 0) -> None:
         self.usergroups: dict[str, list[str]] = {}
         self.emails: dict[str, str] = {}  # user id → the email on their profile (users.info); others have none
+        # user id → what users.info says besides a full member's defaults (is_restricted, team_id, deleted, …);
+        # None: no such user. An id not listed is a full member of the test workspace.
+        self.people: dict[str, dict[str, Any] | None] = {}
         self.uploads: dict[str, bytes] = {}  # file id → the bytes uploaded for it
         self.on_call: Callable[[Call], None] | None = None
         self._cond = threading.Condition()
@@ -273,10 +276,17 @@ class SlackStandIn(LoopbackServer):
         return {"ok": True, "view": published}
 
     def _user_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        """users.info: the profile carries an email only for users in `emails` (as with users:read.email)."""
+        """users.info as Slack answers it: `user_not_found` for an id it does not know; the standing flags
+        (is_restricted and is_ultra_restricted for guests, is_bot, deleted, the home team_id of a Slack Connect
+        user); the profile carries an email only for users in `emails` (as with users:read.email)."""
         user = str(params.get("user", ""))
+        flags = self.people.get(user, {})
+        if flags is None or not user:
+            return {"ok": False, "error": "user_not_found"}
         profile = {"email": self.emails[user]} if user in self.emails else {}
-        return {"ok": True, "user": {"id": user, "team_id": AUTH["team_id"], "profile": profile}}
+        defaults = {"deleted": False, "is_bot": False, "is_app_user": False, "is_restricted": False}
+        answer = {"id": user, "team_id": AUTH["team_id"], **defaults, "is_ultra_restricted": False, **flags}
+        return {"ok": True, "user": {**answer, "profile": profile}}
 
     def _usergroup_users(self, params: dict[str, Any]) -> dict[str, Any]:
         users = self.usergroups.get(str(params.get("usergroup", "")))

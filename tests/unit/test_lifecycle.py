@@ -229,7 +229,7 @@ def test_command_when_slack_rate_limits_the_email_lookup_then_refused_at_once_an
         started = time.monotonic()
         reply = bot.service.handle_command(ALICE, "request analytics 1h INC-7 look at the numbers")
         assert time.monotonic() - started < 10  # generous: the old client slept the 30 s out
-        assert "Slack did not give it to me just now" in reply.text and "Nothing was requested" in reply.text
+        assert "Slack did not say who you are just now" in reply.text and "Nothing was requested" in reply.text
         assert list(bot.redis.scan_iter(request_key("*"))) == []
         [refused] = [entry for entry in audit_log(bot) if entry["event"] == "refused"]
         assert refused["actor"] == ALICE and "ratelimited" in refused["detail"]

@@ -20,8 +20,9 @@ BODY = {"user": {"id": "U0ALICE"}, "channel": {"id": "C0APPROVALS"}, "trigger_id
 def test_handle_access_command_when_refused_then_ephemeral_reason() -> None:
     service, ack = Mock(), Mock()
     service.handle_command.side_effect = PolicyError("2h is longer than the maximum")
-    handle_access_command(service, ack, {"user_id": "U0ALICE", "text": "request x 2h y", "trigger_id": "t"})
-    service.handle_command.assert_called_once_with("U0ALICE", "request x 2h y", "t")
+    command = {"user_id": "U0ALICE", "text": "request x 2h y", "trigger_id": "t", "team_id": "T0TEAM"}
+    handle_access_command(service, ack, command)
+    service.handle_command.assert_called_once_with("U0ALICE", "request x 2h y", "t", ("T0TEAM", None))
     ack.assert_called_once_with(response_type="ephemeral", text="2h is longer than the maximum")
 
 

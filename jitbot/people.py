@@ -1,0 +1,84 @@
+"""Who a Slack user is, who is in a user group, and so what each person may ask for.
+
+Slack's answers are kept briefly in Redis: requests read the cache, so the ack stays fast. An approval, by a
+person or by policy, asks Slack afresh, so that someone removed from a group or made a guest meanwhile is not
+granted. When Slack cannot be asked, NotifyError leaves here and the caller refuses: never allow by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from jitbot.catalog import Catalog, Resource
+from jitbot.eligibility import (
+    Installation,
+    Person,
+    Standing,
+    classify,
+    eligible,
+    is_named,
+    refusal,
+    requester_groups,
+)
+from jitbot.errors import NotEligible
+from jitbot.slack.notify import Notifier
+from jitbot.store import Store
+
+Origin = tuple[str | None, str | None]  # the team and enterprise a payload says the person acts from
+
+
+class People:
+    def __init__(self, catalog: Catalog, notifier: Notifier, store: Store) -> None:
+        self.catalog = catalog
+        self.notifier = notifier
+        self.store = store
+        self._installation: Installation | None = None
+
+    def refusal(
+        self, resource: Resource, user: str, breakglass: bool = False, fresh: bool = False, origin: Origin | None = None
+    ) -> NotEligible | None:
+        """Why `user` may not ask for `resource` (or break glass on it) now, or None. A person named by id needs
+        no look-up: what Slack says of them cannot change the answer."""
+        if is_named(resource, user, breakglass):
+            return None
+        groups = self.members(requester_groups([resource]), fresh)
+        return refusal(resource, self.person(user, fresh, origin), groups, breakglass)
+
+    def offered(self, user: str, origin: Origin | None = None) -> list[Resource]:
+        """What `user` may ask for: the only resources the catalog, the form, App Home and help show them."""
+        resources = list(self.catalog.resources.values())
+        if all(is_named(r, user) for r in resources):
+            return resources
+        groups = self.members(requester_groups(resources))
+        return eligible(resources, self.person(user, origin=origin), groups)
+
+    def person(self, user: str, fresh: bool = False, origin: Origin | None = None) -> Person:
+        """users.info, unless asked within the cache's time. A payload from another organisation's team makes the
+        person external whatever the cache says."""
+        cached = None if fresh else self.store.cached_person(user)
+        if cached is not None:
+            person = Person(user, Standing(cached["standing"]), cached.get("email"))
+        else:
+            person = classify(user, self.notifier.user_info(user), self.installation())
+            facts = {"standing": person.standing.value} | ({"email": person.email} if person.email else {})
+            self.store.cache_person(user, facts)
+        if origin is not None and origin[0] and not self.installation().is_home(*origin):
+            return Person(user, Standing.EXTERNAL, person.email)
+        return person
+
+    def members(self, groups: Iterable[str], fresh: bool = False) -> dict[str, frozenset[str]]:
+        """Each group's members (usergroups.users.list is rate-limited to about 20 calls a minute: Tier 2)."""
+        found: dict[str, frozenset[str]] = {}
+        for group in groups:
+            cached = None if fresh else self.store.cached_members(group)
+            if cached is None:
+                cached = self.notifier.group_members([group])[group]
+                self.store.cache_members(group, cached)
+            found[group] = cached
+        return found
+
+    def installation(self) -> Installation:
+        """The workspace jitbot's token belongs to: asked once per process."""
+        if self._installation is None:
+            self._installation = Installation(*self.notifier.installation())
+        return self._installation
