@@ -7,6 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
 from jitbot.catalog import Catalog, Resource
 from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
@@ -60,3 +63,92 @@ def render(rows: list[Row]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)) + "  " + line[3]
         for line in table
     )
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who may request, break glass on and approve one resource, as configured (and, live, as Slack knows them)."""
+
+    resource: str
+    request: str
+    breakglass: str
+    approve: str
+
+
+EVERY_MEMBER = "every full member (no guests, bots or Slack Connect users)"
+Name = Callable[[str], str]  # a user or group id → how to show it (live: a group with its members)
+
+
+def who_may(catalog: Catalog, name: Name = str) -> list[Who]:
+    rows = []
+    for r in catalog.resources.values():
+        request = (
+            _listed(r.requesters, name) if r.requesters else "every full member (no guests, bots or Slack Connect)"
+        )
+        if not r.breakglass:
+            glass = "-"
+        elif r.breakglass_requesters is None:
+            glass = "whoever may request"
+        else:
+            glass = _listed(r.breakglass_requesters, name) + (" (if they may request)" if r.requesters else "")
+        approve = ", ".join(filter(None, (_listed(r.approvers, name), "admins")))
+        rows.append(Who(r.name, request, glass, approve))
+    return rows
+
+
+def _listed(ids: tuple[str, ...] | None, name: Name) -> str:
+    return ", ".join(name(i) for i in ids or ())
+
+
+EMAIL_KINDS = {"gcp": "the GCP member", "aws-sso": "the Identity Center user"}
+
+
+def people_warnings(catalog: Catalog) -> list[str]:
+    """Resources where anyone in the workspace gets access with no human step, or where a Slack profile's email,
+    which its owner can often edit, decides who is granted."""
+    warnings = []
+    for r in catalog.resources.values():
+        keys = {
+            "auto_approve": r.auto_approve_up_to,
+            "auto_approve_after": r.auto_approve_after,
+            "breakglass": r.breakglass,
+        }
+        unattended = [key for key, on in keys.items() if on]
+        if unattended and r.requesters is None:
+            warnings.append(
+                f"{r.name}: {', '.join(unattended)} with no requesters: every full member of the workspace can get"
+                " access with no approver deciding"
+            )
+        if r.kind in EMAIL_KINDS and not r.identity_domains:
+            warnings.append(
+                f"{r.name}: {EMAIL_KINDS[r.kind]} is the Slack profile email (unless identities: maps the person)"
+                " and there are no identity_domains: set them so that an edited email cannot be granted"
+            )
+    return warnings
+
+
+def render_who(rows: list[Who]) -> str:
+    return "\n".join(
+        f"{row.resource}\n  request: {row.request}\n  break glass: {row.breakglass}\n  approve: {row.approve}"
+        for row in rows
+    )
+
+
+class SlackNames:
+    """`--live`: a user group shown with its members now, and every id Slack does not know named (and kept)."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self.unknown: list[str] = []
+
+    def __call__(self, entry: str) -> str:
+        try:
+            if entry[0] == "S":
+                members = self.client.usergroups_users_list(usergroup=entry)["users"]
+                return f"{entry} ({', '.join(members) or 'no members'})"
+            user = self.client.users_info(user=entry)["user"]
+            return f"{entry} ({user.get('name') or user.get('real_name') or 'known'})"
+        except SlackApiError as error:
+            self.unknown.append(entry)
+            code = error.response.get("error", "unknown") if error.response is not None else "unknown"
+            return f"{entry} (UNKNOWN to Slack: {code})"

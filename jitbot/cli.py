@@ -73,17 +73,25 @@ def _sweeper(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from jitbot import providers
-    from jitbot.check import check, render
+    from jitbot.check import SlackNames, check, people_warnings, render, render_who, who_may
+    from jitbot.slack.notify import web_client
 
     config = Config.from_env()
     catalog = load_catalog(config.config_path)
     rows = check(catalog, (lambda kind: providers.build(kind, config)) if args.live else None)
     print(f"{config.config_path}: valid, {len(catalog.resources)} resources")
     print(render(rows))
+    names = SlackNames(web_client(config.require("SLACK_BOT_TOKEN"), config.slack_api_url)) if args.live else None
+    print("\nwho may do what" + ("" if names else " (--live expands groups and checks each id with Slack)"))
+    print(render_who(who_may(catalog, names or str)))
+    for warning in people_warnings(catalog):
+        print(f"warning: {warning}")
     failed = [row.resource for row in rows if not row.ok]
     if failed:
         print(f"jitbot cannot act on: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+    if names and names.unknown:
+        print(f"Slack does not know: {', '.join(sorted(set(names.unknown)))}", file=sys.stderr)
+    return 1 if failed or (names and names.unknown) else 0
 
 
 def _reconcile(args: argparse.Namespace) -> int:

@@ -4,13 +4,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from slack_sdk import WebClient
 
 from jitbot.catalog import Resource, parse_catalog
-from jitbot.check import check, render
+from jitbot.check import SlackNames, check, people_warnings, render, render_who, who_may
 from jitbot.cli import main
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
 from jitbot.providers.base import Issued
+from jitbot.testing.slack_standin import SlackStandIn
 
 CATALOG = """
 approver_channel: C0APPROVALS
@@ -70,3 +72,61 @@ def test_jitbot_check_when_catalog_invalid_then_exit_2_naming_line_and_key(
     monkeypatch.setenv("JITBOT_CONFIG", str(path))
     assert main(["check"]) == 2
     assert "line 12: resources.analytics.role: 'bigquery viewer' is not of the form roles/" in capsys.readouterr().err
+
+
+PEOPLE_CATALOG = """
+approver_channel: C0APPROVALS
+alert_channel: C0SECURITY
+resources:
+  staging-logs:
+    provider: aws
+    role_arn: arn:aws:iam::123456789012:role/jit-staging-logs
+    auto_approve: true
+  vault:
+    provider: aws
+    role_arn: arn:aws:iam::123456789012:role/jit-vault
+    approvers: [U0CAROL, S0SEC]
+    breakglass: true
+    requesters: [S0DATA, U0GWEN]
+    breakglass_requesters: [S0ONCALL]
+  analytics:
+    provider: gcp
+    resource: projects/acme-analytics
+    role: roles/bigquery.dataViewer
+    approvers: [U0DAVE]
+    requesters: [U0TYPO]
+  lake:
+    provider: gcp
+    resource: projects/acme-lake
+    role: roles/bigquery.dataViewer
+    approvers: [U0DAVE]
+    identity_domains: [example.com]
+"""
+
+
+def test_who_may_when_offline_then_each_resource_says_who_requests_breaks_glass_and_approves() -> None:
+    rows = {row.resource: row for row in who_may(parse_catalog(PEOPLE_CATALOG))}
+    assert rows["staging-logs"].request.startswith("every full member") and rows["staging-logs"].breakglass == "-"
+    assert rows["vault"].request == "S0DATA, U0GWEN"
+    assert rows["vault"].breakglass == "S0ONCALL (if they may request)"
+    assert rows["vault"].approve == "U0CAROL, S0SEC, admins"
+    assert "vault\n  request: S0DATA, U0GWEN\n  break glass: S0ONCALL" in render_who(list(rows.values()))
+
+
+def test_people_warnings_when_unattended_without_requesters_or_email_without_domains_then_named() -> None:
+    warnings = people_warnings(parse_catalog(PEOPLE_CATALOG))
+    assert [w.split(":")[0] for w in warnings] == ["staging-logs", "analytics"]
+    assert "auto_approve with no requesters" in warnings[0]
+    assert "GCP member is the Slack profile email" in warnings[1] and "identity_domains" in warnings[1]
+
+
+def test_who_may_when_live_then_groups_expanded_and_unknown_ids_named() -> None:
+    with SlackStandIn() as slack:
+        slack.usergroups = {"S0DATA": ["U0DANA", "U0PAT"], "S0ONCALL": ["U0PAT"], "S0SEC": []}
+        slack.people["U0TYPO"] = None
+        names = SlackNames(WebClient(token="xoxb-test", base_url=slack.url))
+        rows = {row.resource: row for row in who_may(parse_catalog(PEOPLE_CATALOG), names)}
+    assert rows["vault"].request == "S0DATA (U0DANA, U0PAT), U0GWEN (known)"
+    assert rows["vault"].approve.startswith("U0CAROL (known), S0SEC (no members)")
+    assert rows["analytics"].request == "U0TYPO (UNKNOWN to Slack: user_not_found)"
+    assert names.unknown == ["U0TYPO"]
