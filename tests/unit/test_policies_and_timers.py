@@ -77,6 +77,12 @@ resources:
     provider: fake
     approvers: [U0BOB]
     breakglass: true
+  team-critical:
+    provider: fake
+    approvers: [U0BOB]
+    auto_approve_after: 30m
+    pending_timeout: 2h
+    requesters: [S0TEAM]
 """
 CATALOG = parse_catalog(CATALOG_TEXT)
 SANDBOX, ESCALATING, TICKETED = (CATALOG.resources[n] for n in ("sandbox", "escalating", "ticketed"))
@@ -85,7 +91,7 @@ SANDBOX, ESCALATING, TICKETED = (CATALOG.resources[n] for n in ("sandbox", "esca
 @pytest.fixture
 def bot() -> Iterator[Bot]:
     with make_bot(CATALOG) as made:
-        made.slack.usergroups = {"S0ONCALL": [OLIVE]}
+        made.slack.usergroups = {"S0ONCALL": [OLIVE], "S0TEAM": [ALICE]}
         for user in (ALICE, BOB, CAROL, DAVE, OLIVE, ADMIN):  # they have opened jitbot's Home: it is kept current
             made.store.add_home_viewer(user)
         yield made
@@ -444,6 +450,26 @@ def test_auto_approve_after_when_nobody_decides_then_approved_by_jitbot_at_that_
     (credentials,) = dms(bot)
     assert bot.fake.token() in shown(credentials)
     assert at(bot, timedelta(minutes=45)) == 0  # approved once; the timer is gone
+
+
+def test_auto_approve_after_when_requester_left_the_group_then_denied_by_policy_not_issued(bot: Bot) -> None:
+    request_id = submit(bot, "team-critical")
+    bot.slack.usergroups["S0TEAM"] = []
+    assert at(bot, timedelta(minutes=30)) == 1
+    request = bot.store.get(request_id)
+    assert (request.status, request.decided_by) == (Status.DENIED, "jitbot")
+    assert request.note == "may no longer ask for `team-critical` (not eligible)"
+    run_jobs(bot)
+    assert bot.fake.calls == [] and "Denied by policy: may no longer ask" in text_of(message(bot, request_id))
+    assert at(bot, timedelta(minutes=45)) == 0
+
+
+def test_auto_approve_after_when_slack_cannot_say_then_pending_until_a_pass_where_it_can(bot: Bot) -> None:
+    request_id = submit(bot, "team-critical")
+    bot.slack.fail("usergroups.users.list", status=500, times=3)  # the worker's client retries twice
+    assert at(bot, timedelta(minutes=30)) == 1 and status(bot, request_id) is Status.PENDING
+    assert at(bot, timedelta(minutes=30, seconds=30)) == 1 and status(bot, request_id) is Status.APPROVED
+    assert events(bot, request_id)[-1] == ("approved", "jitbot")
 
 
 def test_auto_approve_after_when_approver_denies_first_then_stays_denied(bot: Bot) -> None:
