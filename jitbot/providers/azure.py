@@ -268,7 +268,10 @@ class AzureProvider:
         raise_if_failed(answer.status, name)
         if answer.target_role_assignment_schedule_id:  # what an extension names as its target
             handle["schedule_id"] = answer.target_role_assignment_schedule_id
-        role = answer.expanded_properties.role_definition if answer.expanded_properties else None
+        expanded = answer.expanded_properties
+        if expanded and expanded.principal and expanded.principal.display_name:  # shown to the approvers
+            handle["principal_name"] = expanded.principal.display_name
+        role = expanded.role_definition if expanded else None
         return Issued(handle, access=access_lines(request, handle, role.display_name if role else None, now))
 
     def extend(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:

@@ -113,6 +113,7 @@ class ArmStandIn(LoopbackServer):
         self.min_active = min_active  # PIM refuses to remove an assignment younger than this
         self.identity_header = "standin-" + secrets.token_hex(8)
         self.role_definitions: dict[str, str] = dict(BUILTIN_ROLES)  # GUID → role name
+        self.principal_names: dict[str, str] = {}  # object id → the display name Entra ID knows it by
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
         self._assignments: dict[tuple[str, str, str], Assignment] = {}
@@ -322,7 +323,11 @@ class ArmStandIn(LoopbackServer):
         role_id = properties["roleDefinitionId"]
         schedule = properties.get("targetRoleAssignmentScheduleId") or schedule_id(scope, name)
         expanded = {
-            "principal": {"id": properties["principalId"], "type": "User"},
+            "principal": {  # as ARM expands it: the display name of a principal the directory knows
+                "id": properties["principalId"],
+                "type": "User",
+                **({"displayName": known} if (known := self.principal_names.get(properties["principalId"])) else {}),
+            },
             "roleDefinition": {
                 "id": role_id,
                 "displayName": self.role_definitions[role_id.rsplit("/", 1)[-1].lower()],

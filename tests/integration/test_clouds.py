@@ -167,13 +167,18 @@ def pim_puts(stack: Stack, principal: str, request_type: str) -> list[dict[str, 
 
 
 def test_azure_request_when_approved_then_pim_assignment_made_and_removed_at_expiry(stack: Stack) -> None:
+    stack.arm.principal_names[ALICE_OID] = "Alice Liddell"
     request_id, posted = request_access(stack, "U0ALICE", "request prod-vms 5s INC-42 restart the web VMs")
     assert stored(stack, request_id).identity == {"email": "alice@example.com", "azure_object_id": ALICE_OID}, (
         "the cloud identity is resolved when the request is made (Service.submit → identity_of)"
     )
+    assert f"Access goes to Entra object id `{ALICE_OID}`" in json.dumps(posted.params["blocks"])
     approve(stack, "U0CAROL", request_id, posted)
 
     _, lines = access_dm(stack, "U0ALICE", request_id)
+    ts = slack_refs(stack, request_id)["approval_ts"]
+    named = f"`{ALICE_OID}` (Alice Liddell)"  # the name Azure gave at the grant, once the message is brought up to date
+    wait_until(lambda: named in json.dumps(stack.slack.message(posted.params["channel"], ts)), what="the Entra name")
     assert lines["Role"] == "Virtual Machine Contributor" and lines["Scope"] == SCOPE
     assert lines["Identity"] == f"{ALICE_OID} (alice@example.com)"
     assert lines["Console"].startswith("https://portal.azure.com/")
