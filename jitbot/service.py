@@ -125,7 +125,7 @@ class Service:
 
     def _run(self, user: str, command: Command, delivery: str | None, origin: Origin | None) -> views.Reply:
         if isinstance(command, ShowHelp):
-            return views.Reply(USAGE + "\n" + views.offer_line(self._offered(user, origin)))
+            return views.Reply(USAGE + "\n" + self._offer_line(user, origin))
         if isinstance(command, ShowReport):
             return views.Reply(self.order_report(user, command.period))
         if isinstance(command, RequestAccess):
@@ -155,6 +155,13 @@ class Service:
     def _refuse_command(self, user: str, text: str, reason: str, code: str | None = None) -> None:
         detail = {"attempted": "command", "reason": reason} | ({"refusal": code} if code else {})
         self.store.record(AuditEvent("refused", "-", user, _first_arg(text), self.clock(), "-", detail))
+
+    def _offer_line(self, user: str, origin: Origin | None) -> str:
+        """Help's last line: what the person may ask for; help itself never fails for want of Slack."""
+        try:
+            return views.offer_line(self._offered(user, origin))
+        except NotEligible as error:
+            return str(error)
 
     def _offered(self, user: str, origin: Origin | None = None) -> list[Resource]:
         return _asking_slack(lambda: self.people.offered(user, origin))

@@ -591,3 +591,11 @@ def test_reconcile_when_pending_past_timeout_then_expired_and_requester_told(bot
     approval = bot.slack.calls_to("chat.update")[-1]
     assert "Expired before anyone decided" in shown(approval) and ids.APPROVE not in shown(approval)
     assert bot.lifecycle.reconcile() == 0
+
+
+def test_help_when_slack_cannot_say_who_asks_then_usage_all_the_same() -> None:
+    with make_bot(GCP_CATALOG, someone_waiting=True) as bot:
+        bot.slack.fail("users.info", status=429, retry_after=30)
+        reply = bot.service.handle_command(ALICE, "help")
+        assert reply.text.startswith("*Usage*") and reply.text.endswith("try again in a minute.")
+        assert "You may ask for: `analytics`." in bot.service.handle_command(ALICE, "help").text
