@@ -67,7 +67,7 @@ class People:
         return person
 
     def members(self, groups: Iterable[str], fresh: bool = False) -> dict[str, frozenset[str]]:
-        """Each group's members (usergroups.users.list is rate-limited to about 20 calls a minute: Tier 2)."""
+        """Each group's members (usergroups.users.list: Slack limits its calls per minute, hence the cache)."""
         found: dict[str, frozenset[str]] = {}
         for group in groups:
             cached = None if fresh else self.store.cached_members(group)
