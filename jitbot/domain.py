@@ -266,9 +266,12 @@ def grant(request: AccessRequest, handle: dict[str, str], now: datetime) -> tupl
     return apply(request, Action.GRANT, "jitbot", now, granted_at=now, expires_at=expires_at, grant=handle)
 
 
-def refusal(request: AccessRequest, actor: str, action: str, reason: str, now: datetime) -> AuditEvent:
-    """The audit record of an attempt that policy refused; the request itself does not change."""
-    detail = {"attempted": action, "reason": reason}
+def refusal(
+    request: AccessRequest, actor: str, action: str, reason: str, now: datetime, code: str | None = None
+) -> AuditEvent:
+    """The audit record of an attempt that policy refused; the request itself does not change. `code` names
+    the reason where it has a name (`not eligible`, `guest`, …)."""
+    detail = {"attempted": action, "reason": reason} | ({"refusal": code} if code else {})
     return AuditEvent("refused", request.id, actor, request.resource, now, request.status, detail, request.provider)
 
 

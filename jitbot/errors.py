@@ -19,6 +19,7 @@ class JitError(Exception):
     """Base of every error jitbot raises on purpose; str(error) is written for a person."""
 
     audited = False  # set once the refusal it stands for is in the audit trail, so it is recorded once
+    code: str | None = None  # a refusal's named reason, for the audit trail (`guest`, `not eligible`, …)
 
 
 class UsageError(JitError):

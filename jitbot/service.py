@@ -117,7 +117,7 @@ class Service:
             reply = self._run(user, parse_command(text), delivery, origin)
         except JitError as error:
             if not error.audited:  # a refusal about one request was recorded with it
-                self._refuse_command(user, text, str(error), getattr(error, "code", None))
+                self._refuse_command(user, text, str(error), error.code)
             reply = views.Reply(str(error))
         if delivery:
             self.store.save_delivery_reply(delivery, json.dumps(vars(reply)))
@@ -348,7 +348,9 @@ class Service:
             return
         now, note = self.clock(), withdrawn_note(resource, refused)
         with contextlib.suppress(InvalidTransition):  # decided meanwhile: the click is refused all the same
-            self.store.transition(request.id, lambda r: deny(r, AUTO, now, note))
+            denied, _ = self.store.transition(request.id, lambda r: deny(r, AUTO, now, note))
+            if denied.status is Status.ACTIVE:  # an extension denied: the grant runs on, and its holder is told
+                self.notifier.tell(denied.requester, views.extension_denied(denied, AUTO))
         self.tasks.sync_slack(request.id)
         withdrawn = PolicyError(f"Not approved: <@{request.requester}> {note}. I denied `{request.id}` and told them.")
         self._refuse(request, clicker, "approve", withdrawn, refused.code)
@@ -435,7 +437,7 @@ class Service:
         except JitError as error:
             self.store.forget_delivery(delivery)  # the person corrects the form and submits the same view again
             if not error.audited:
-                self._refuse_command(user, callback_id, str(error), getattr(error, "code", None))
+                self._refuse_command(user, callback_id, str(error), error.code)
             return {_field_of(error, callback_id): str(error)}
         return {}
 
@@ -483,11 +485,7 @@ class Service:
         self, request: AccessRequest, user: str, attempted: str, error: JitError, code: str | None = None
     ) -> None:
         """Audit a refusal about one request, once: the error carries that it was recorded."""
-        event = refusal(request, user, attempted, str(error), self.clock())
-        code = code or getattr(error, "code", None)
-        if code:
-            event.detail["refusal"] = code
-        self.store.record(event)
+        self.store.record(refusal(request, user, attempted, str(error), self.clock(), code or error.code))
         error.audited = True
 
     def _groups_of(self, resource: Resource, user: str, request: AccessRequest) -> dict[str, frozenset[str]]:
@@ -535,7 +533,7 @@ def _on_field(field: str, check: Callable[..., Any], *args: Any) -> Any:
     try:
         return check(*args)
     except JitError as error:
-        raise FormError(str(error), field, getattr(error, "code", None)) from None
+        raise FormError(str(error), field, error.code) from None
 
 
 def _field_of(error: JitError, callback_id: str) -> str:

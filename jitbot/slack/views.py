@@ -383,7 +383,7 @@ def revocation_deferred(request: AccessRequest, error: str) -> str:
 def extension_denied(request: AccessRequest, by: str) -> str:
     why = f" Reason: {escape(request.note)}" if request.note else ""
     until = when(request.expires_at or request.created_at)
-    return f":no_entry: <@{by}> denied extending `{request.id}` (`{request.resource}`); it still ends {until}.{why}"
+    return f":no_entry: {_who(by)} denied extending `{request.id}` (`{request.resource}`); it still ends {until}.{why}"
 
 
 def renewal_failed(request: AccessRequest, error: str) -> str:

@@ -472,6 +472,21 @@ def test_auto_approve_after_when_slack_cannot_say_then_pending_until_a_pass_wher
     assert events(bot, request_id)[-1] == ("approved", "jitbot")
 
 
+def test_extension_when_requester_left_the_group_then_approval_denies_it_and_grant_runs_on(bot: Bot) -> None:
+    request_id = submit(bot, "team-critical")
+    bot.service.decide(request_id, BOB, approving=True)
+    run_jobs(bot)
+    bot.slack.usergroups["S0TEAM"] = []  # the group as jitbot last read it (a minute at most) still has her
+    bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still migrating")
+    with pytest.raises(PolicyError, match="Not approved: <@U0ALICE> may no longer ask for `team-critical`"):
+        bot.service.decide(request_id, BOB, approving=True)
+    request = bot.store.get(request_id)
+    assert request.status is Status.ACTIVE and request.extend_by is None
+    assert request.expires_at == NOW + timedelta(hours=1)
+    assert "jitbot denied extending" in dms(bot)[-1].params["text"]
+    assert [e for e in events(bot, request_id)][-2:] == [("extension denied", "jitbot"), ("refused", BOB)]
+
+
 def test_auto_approve_after_when_approver_denies_first_then_stays_denied(bot: Bot) -> None:
     request_id = submit(bot, "critical")
     bot.clock.now = NOW + timedelta(minutes=29)
