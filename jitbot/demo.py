@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from jitbot import embedded
 from jitbot.durations import parse_duration
-from jitbot.providers.aws import DENY_PREFIX, STS_MIN_SECONDS
+from jitbot.providers.aws import DENY_POLICY, STS_MIN_SECONDS
 from jitbot.slack import ids
 from jitbot.store import Store
 from jitbot.testing.slack_standin import Call
@@ -345,15 +345,14 @@ class Demo:
 
     def show_deny(self) -> None:
         iam = self.stack.aws("iam")
-        names = [n for n in iam.list_role_policies(RoleName=ROLE)["PolicyNames"] if n.startswith(DENY_PREFIX)]
-        if not names:
+        if DENY_POLICY not in iam.list_role_policies(RoleName=ROLE)["PolicyNames"]:
             raise Missing(f"jitbot put no deny policy on the role {ROLE}")
-        document = iam.get_role_policy(RoleName=ROLE, PolicyName=names[0])["PolicyDocument"]
+        document = iam.get_role_policy(RoleName=ROLE, PolicyName=DENY_POLICY)["PolicyDocument"]
         statement = (json.loads(document) if isinstance(document, str) else document)["Statement"][0]
         self.say.say(
             f"\nThe session is cut in AWS too (STS credentials live at least {STS_MIN_SECONDS // 60} minutes):"
         )
-        self.say.say(f"the role {ROLE} now carries the inline policy {names[0]}")
+        self.say.say(f"the role {ROLE} now carries the inline policy {DENY_POLICY}")
         self.say.say(
             f"  Effect: {statement['Effect']}   Action: {statement['Action']}   Resource: {statement['Resource']}"
         )

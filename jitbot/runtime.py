@@ -51,7 +51,9 @@ def build(config: Config, someone_waiting: bool = False) -> Runtime:
         web_client(config.slack_bot_token, config.slack_api_url, someone_waiting=someone_waiting), store
     )
     service = Service(catalog, store, tasks, notifier)
-    lifecycle = Lifecycle(catalog, store, tasks, notifier, functools.cache(lambda kind: providers.build(kind, config)))
+    lifecycle = Lifecycle(
+        catalog, store, tasks, notifier, functools.cache(lambda kind: providers.build(kind, config, store))
+    )
     return Runtime(config, catalog, client, store, tasks, notifier, service, lifecycle)
 
 

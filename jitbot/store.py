@@ -335,6 +335,20 @@ class Store:
             if got:  # only our own: a holder that outlived the ttl must not free the next holder's lock
                 self.redis.eval(_RELEASE, 1, key, token)
 
+    @contextmanager
+    def serial(self, name: str, ttl: timedelta, wait: timedelta) -> Iterator[None]:
+        """Writers of one shared thing (a role's inline policy) take turns across processes: wait up to `wait`
+        for the holder, then hold it for at most `ttl`; TimeoutError if it never came free."""
+        deadline = time.monotonic() + wait.total_seconds()
+        while True:
+            with self.lock(name, ttl) as mine:
+                if mine:
+                    yield
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} stayed taken for {wait.total_seconds():g} s")
+            time.sleep(0.01)
+
 
 def _write_indexes(pipe: Any, request: AccessRequest) -> None:
     if request.status is not Status.PENDING:

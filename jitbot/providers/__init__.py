@@ -3,16 +3,25 @@ when used, so the web process never loads them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import timedelta
+
 from jitbot.config import Config
 from jitbot.providers.base import Provider
+from jitbot.store import Store
+
+SHARED_WRITE_HOLD = timedelta(seconds=30)  # a write to something shared (a role's inline policy) holds it this long
+SHARED_WRITE_WAIT = timedelta(seconds=20)  # and waits this long for the writer before it
 
 
-def build(kind: str, config: Config) -> Provider:
-    """The provider for a catalog resource's kind (`Resource.kind`: aws, aws-sso, azure, gcp, fake)."""
+def build(kind: str, config: Config, store: Store | None = None) -> Provider:
+    """The provider for a catalog resource's kind (`Resource.kind`: aws, aws-sso, azure, gcp, fake). With
+    `store`, writers of one shared cloud object take turns across every process."""
     if kind == "aws":
         from jitbot.providers.aws import AwsProvider
 
-        return AwsProvider()
+        return AwsProvider(serial=_serial(store, "aws-role") if store else None)
     if kind == "aws-sso":
         from jitbot.providers.aws_sso import AwsSsoProvider
 
@@ -30,3 +39,7 @@ def build(kind: str, config: Config) -> Provider:
 
         return FakeProvider()
     raise ValueError(f"unknown provider {kind}")  # the catalog refuses unknown providers before this
+
+
+def _serial(store: Store, kind: str) -> Callable[[str], AbstractContextManager[None]]:
+    return lambda name: store.serial(f"{kind}:{name}", SHARED_WRITE_HOLD, SHARED_WRITE_WAIT)

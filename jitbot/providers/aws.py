@@ -1,4 +1,10 @@
-"""AWS: STS AssumeRole with a session policy; early revocation by a deny on that one role session.
+"""AWS: STS AssumeRole with a session policy; early revocation by a deny on the request's role sessions.
+
+The denies of one role live in one inline policy, `jitbot-deny`: a statement per quarter hour in which cut
+credentials expire, listing the sessions (`aws:userid` like `*:jit-<request id>-*`), pruned once that quarter
+hour has passed. IAM allows a role 10,240 characters of inline policy in all: at 19 characters a session, an
+otherwise empty role holds about 500 cut sessions at once. Credentials that end by themselves by the grant's
+end need no deny at all. Writers of one role take turns (a short lock per role).
 
 Pure builders first (the AssumeRole parameters, the deny document), then the few network calls.
 """
@@ -7,6 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,8 +35,13 @@ if TYPE_CHECKING:
 
 STS_MIN_SECONDS = 900  # STS issues credentials for at least 15 minutes; jitbot ends shorter grants itself
 STS_MAX_SECONDS = 43200
-DENY_PREFIX = "jitbot-deny-"
+DENY_POLICY = "jitbot-deny"  # the role's one policy of cut sessions
+LEGACY_DENY_PREFIX = "jitbot-deny-"  # a policy per cut session, as jitbot wrote them before: pruned as they lapse
 PRUNE_SLACK = timedelta(minutes=5)  # keep a deny a little past the credentials' expiry: clocks differ
+BUCKET = timedelta(minutes=15)  # cut sessions are grouped by the quarter hour their credentials expire in
+ROLE_INLINE_QUOTA = 10_240  # IAM: a role's inline policies together, in characters without white space
+Denies = dict[int, tuple[str, ...]]  # bucket end (epoch seconds) → the session patterns denied until then
+Serial = Callable[[str], AbstractContextManager[None]]  # a role name → its writers take turns inside
 RETRYABLE_CODES = {
     "Throttling",
     "ThrottlingException",
@@ -42,12 +57,15 @@ RETRYABLE_CODES = {
 }
 
 
+def assume_role_seconds(request: AccessRequest) -> int:
+    return min(max(math.ceil(request.duration.total_seconds()), STS_MIN_SECONDS), STS_MAX_SECONDS)
+
+
 def assume_role_params(request: AccessRequest, resource: Resource) -> dict[str, Any]:
-    seconds = min(max(math.ceil(request.duration.total_seconds()), STS_MIN_SECONDS), STS_MAX_SECONDS)
     params: dict[str, Any] = {
         "RoleArn": resource.settings["role_arn"],
         "RoleSessionName": session_name(request),
-        "DurationSeconds": seconds,
+        "DurationSeconds": assume_role_seconds(request),
         "SourceIdentity": request.requester,  # sticks to the session, even through role chaining
     }
     if "session_policy" in resource.settings:
@@ -55,44 +73,91 @@ def assume_role_params(request: AccessRequest, resource: Resource) -> dict[str, 
     return params
 
 
-def deny_policy_name(request: AccessRequest, credentials_expire_at: datetime) -> str:
-    return f"{DENY_PREFIX}{request.id}-{int(credentials_expire_at.timestamp())}"
+def session_pattern(request_id: str) -> str:
+    """Every role session of a request, renewals included (aws:userid is `<role id>:<session name>`)."""
+    return f"*:jit-{request_id}-*"
 
 
-def deny_document(request: AccessRequest) -> str:
-    """Deny everything to this one role session (aws:userid is `<role id>:<session name>`)."""
-    statement = {
-        "Sid": "JitbotRevokedSession",
-        "Effect": "Deny",
-        "Action": "*",
-        "Resource": "*",
-        "Condition": {"StringLike": {"aws:userid": f"*:{session_name(request)}"}},
-    }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
+def deny_until(request: AccessRequest, now: datetime) -> datetime | None:
+    """Until when the request's sessions must be denied; None when its credentials end by themselves by then.
+
+    Recorded credentials that expire no later than the grant's own end need nothing at its end. Credentials
+    never recorded (an issue job killed after AssumeRole) live at most as long as AssumeRole was asked for."""
+    stamp = request.grant.get("credentials_expire_at")
+    if stamp is None:
+        return now + timedelta(seconds=assume_role_seconds(request))
+    expires = datetime.fromisoformat(stamp)
+    natural = not request.ending_by and request.expires_at is not None and expires <= request.expires_at
+    return None if natural or expires <= now else expires
 
 
-def prunable(policy_names: list[str], now: datetime) -> list[str]:
-    """Deny policies whose session's credentials have expired by themselves."""
+def read_denies(document: dict[str, Any] | None) -> Denies:
+    denies: Denies = {}
+    for statement in (document or {}).get("Statement", []):
+        until = str(statement.get("Sid", "")).removeprefix("JitbotUntil")
+        patterns = statement.get("Condition", {}).get("StringLike", {}).get("aws:userid", [])
+        if until.isdigit():
+            denies[int(until)] = tuple([patterns] if isinstance(patterns, str) else patterns)
+    return denies
+
+
+def with_cut(denies: Denies, request_id: str, until: datetime) -> Denies:
+    """`denies` with the request's sessions denied until at least `until` (in the quarter hour that holds it)."""
+    bucket = math.ceil(until.timestamp() / BUCKET.total_seconds()) * int(BUCKET.total_seconds())
+    pattern = session_pattern(request_id)
+    if any(pattern in patterns for end, patterns in denies.items() if end >= bucket):
+        return denies
+    kept = {end: tuple(p for p in patterns if p != pattern) for end, patterns in denies.items()}
+    kept[bucket] = (*kept.get(bucket, ()), pattern)
+    return {end: patterns for end, patterns in kept.items() if patterns}
+
+
+def pruned(denies: Denies, now: datetime) -> Denies:
+    """The denies whose credentials may still be alive."""
+    return {end: patterns for end, patterns in denies.items() if end >= (now - PRUNE_SLACK).timestamp()}
+
+
+def deny_document(denies: Denies) -> str:
+    """Deny everything to the listed sessions, a statement per quarter hour; compact, as IAM counts it."""
+    statements = [
+        {
+            "Sid": f"JitbotUntil{end}",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"StringLike": {"aws:userid": sorted(patterns)}},
+        }
+        for end, patterns in sorted(denies.items())
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
+
+
+def legacy_prunable(policy_names: list[str], now: datetime) -> list[str]:
+    """Per-session deny policies of earlier versions whose credentials have expired by themselves."""
     stale = []
     for name in policy_names:
         stamp = name.rsplit("-", 1)[-1]
-        if name.startswith(DENY_PREFIX) and stamp.isdigit() and int(stamp) < (now - PRUNE_SLACK).timestamp():
+        legacy = name.startswith(LEGACY_DENY_PREFIX) and stamp.isdigit()
+        if legacy and int(stamp) < (now - PRUNE_SLACK).timestamp():
             stale.append(name)
     return stale
+
+
+def room(others: int, denies: Denies) -> int:
+    """How many more cut sessions fit beside the role's own inline policies (`others` characters)."""
+    used = others + len(deny_document(denies)) if denies else others + len(deny_document({0: ()}))
+    return max(0, (ROLE_INLINE_QUOTA - used) // (len(session_pattern("r-xxxxxx")) + 3))
 
 
 def role_name(role_arn: str) -> str:
     return role_arn.rsplit("/", 1)[-1]
 
 
-def credentials_expiry(request: AccessRequest, now: datetime) -> datetime:
-    """When the session's credentials die on their own (the handle's, or the worst case STS allows)."""
-    stamp = request.grant.get("credentials_expire_at")
-    return datetime.fromisoformat(stamp) if stamp else now + timedelta(seconds=STS_MAX_SECONDS)
-
-
 class AwsProvider:
-    def __init__(self) -> None:
+    def __init__(self, serial: Serial | None = None) -> None:
+        """`serial`: how writers of one role take turns across processes (a Redis lock); within this process
+        only, by default."""
+        self._serial = serial or _in_process()
         # Load the STS and IAM models into boto3's default session now: a process builds its providers
         # at start, and each job then creates its clients in ~1 ms, not ~50 ms.
         for service in ("sts", "iam"):
@@ -124,17 +189,48 @@ class AwsProvider:
         return self.grant(replace(request, duration=remaining), resource, now)
 
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
-        iam: IAMClient = boto3.client("iam")
+        """Deny the request's sessions until their credentials expire, unless they end by themselves by now;
+        stale denies go in the same write. Nothing is written when nothing changes."""
+        until = deny_until(request, now)
         role = role_name(resource.settings["role_arn"])
-        # prune first: a role's inline policies share a 10,240-character quota, and a role full of stale
-        # denies must not block the deny that matters now
+        try:
+            with self._serial(role):
+                self._write_denies(boto3.client("iam"), role, request.id, until, now)
+        except TimeoutError:
+            raise ProviderError(f"another revocation on role {role} is taking long; retrying", retryable=True) from None
+
+    def _write_denies(self, iam: IAMClient, role: str, request_id: str, until: datetime | None, now: datetime) -> None:
         names = _call("ListRolePolicies", _all_policy_names, iam, role)
-        for stale in prunable(names, now):
-            _call("DeleteRolePolicy", iam.delete_role_policy, RoleName=role, PolicyName=stale)
-        expires = credentials_expiry(request, now)
-        if expires > now - PRUNE_SLACK:
-            name, document = deny_policy_name(request, expires), deny_document(request)
-            _call("PutRolePolicy", iam.put_role_policy, RoleName=role, PolicyName=name, PolicyDocument=document)
+        for stale in legacy_prunable(names, now):
+            _call("DeleteRolePolicy", _forgiving(iam.delete_role_policy), RoleName=role, PolicyName=stale)
+        current = role_denies(iam, role, names)
+        denies = pruned(current, now)
+        if until is not None:
+            denies = with_cut(denies, request_id, until)
+        if denies == current:
+            return
+        if not denies:
+            _call("DeleteRolePolicy", _forgiving(iam.delete_role_policy), RoleName=role, PolicyName=DENY_POLICY)
+            return
+        try:
+            _call(
+                "PutRolePolicy",
+                iam.put_role_policy,
+                RoleName=role,
+                PolicyName=DENY_POLICY,
+                PolicyDocument=deny_document(denies),
+            )
+        except ProviderError as error:
+            if error.code != "LimitExceeded":
+                raise
+            others = _own_size(iam, role, names)
+            raise ProviderError(
+                f"role {role} has no room for another deny: its own inline policies use {others} of IAM's"
+                f" {ROLE_INLINE_QUOTA} characters and {sum(map(len, current.values()))} cut sessions are still"
+                " denied. Move the role's own inline policies to managed policies, or spread resources over more"
+                " roles; jitbot keeps retrying and prunes as credentials expire",
+                retryable=True,
+            ) from None
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: who jitbot runs as, and that the role exists and allows the catalog's longest
@@ -150,7 +246,64 @@ class AwsProvider:
                 f"for {longest} s: raise the role's maximum session duration or lower max_duration",
                 retryable=False,
             )
-        return f"ok: running as {caller['Arn']}; role {role['Arn']} allows {role['MaxSessionDuration']} s sessions"
+        names = _call("ListRolePolicies", _all_policy_names, iam, role["RoleName"])
+        fits = room(_own_size(iam, role["RoleName"], names), role_denies(iam, role["RoleName"], names))
+        return (
+            f"ok: running as {caller['Arn']}; role {role['Arn']} allows {role['MaxSessionDuration']} s sessions;"
+            f" room for {fits} more early-ended sessions"
+        )
+
+
+def role_denies(iam: IAMClient, role: str, names: list[str] | None = None) -> Denies:
+    """The sessions denied on `role` now, by the end of the quarter hour their credentials expire in."""
+    names = _call("ListRolePolicies", _all_policy_names, iam, role) if names is None else names
+    return read_denies(_get_policy(iam, role, DENY_POLICY) if DENY_POLICY in names else None)
+
+
+def is_denied(denies: Denies, request_id: str) -> bool:
+    return any(session_pattern(request_id) in patterns for patterns in denies.values())
+
+
+def _in_process() -> Serial:
+    locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    @contextmanager
+    def serial(role: str) -> Iterator[None]:
+        with locks[role]:
+            yield
+
+    return serial
+
+
+def _get_policy(iam: IAMClient, role: str, name: str) -> dict[str, Any]:
+    """An inline policy's document (boto3 hands it over decoded); an empty one if another writer removed it."""
+    try:
+        document: Any = _call("GetRolePolicy", iam.get_role_policy, RoleName=role, PolicyName=name)["PolicyDocument"]
+    except ProviderError as error:
+        if error.code == "NoSuchEntity":
+            return {}
+        raise
+    return dict(json.loads(document) if isinstance(document, str) else document)
+
+
+def _own_size(iam: IAMClient, role: str, names: list[str]) -> int:
+    """The characters the role's own inline policies take of IAM's quota (jitbot's denies left out)."""
+    own = [name for name in names if name != DENY_POLICY]
+    return sum(len(json.dumps(_get_policy(iam, role, name), separators=(",", ":"))) for name in own)
+
+
+def _forgiving(delete: Callable[..., Any]) -> Callable[..., Any]:
+    """A delete of a policy already gone (NoSuchEntity) has done what it was for."""
+
+    def call(**params: Any) -> Any:
+        try:
+            return delete(**params)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise
+            return None
+
+    return call
 
 
 def _all_policy_names(iam: IAMClient, role: str) -> list[str]:
@@ -167,6 +320,8 @@ def _call(operation: str, call: Any, *args: Any, **kwargs: Any) -> Any:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Unknown")
         message = error.response.get("Error", {}).get("Message", "")
-        raise ProviderError(f"AWS {operation} failed: {code}: {message}", retryable=code in RETRYABLE_CODES) from None
+        failed = ProviderError(f"AWS {operation} failed: {code}: {message}", retryable=code in RETRYABLE_CODES)
+        failed.code = code
+        raise failed from None
     except BotoCoreError as error:
         raise ProviderError(f"AWS {operation} could not be reached: {type(error).__name__}", retryable=True) from None

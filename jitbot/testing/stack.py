@@ -346,6 +346,9 @@ class Stack:
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from jitbot.testing import aws_limits
+
+        aws_limits.enforce()  # the server answers from this process's moto: it refuses what AWS refuses
         port = free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()

@@ -5,6 +5,7 @@ import re
 import time
 from typing import Any
 
+from jitbot.providers.aws import is_denied, role_denies
 from jitbot.slack import ids
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import Stack
@@ -90,6 +91,11 @@ def wait_until(predicate: Any, timeout: float = 30, what: str = "condition") -> 
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def denied(stack: Stack, request_id: str, role: str = "jit-prod-db") -> bool:
+    """Whether jitbot's deny policy on `role` cuts the request's sessions."""
+    return is_denied(role_denies(stack.aws("iam"), role), request_id)
 
 
 def message_text(stack: Stack, channel: str, ts: str) -> str:

@@ -2,6 +2,7 @@
 decision races, a deny after the grant, overlapping grants, hostile reasons, and secrets after 100 grants.
 """
 
+import fnmatch
 import json
 import re
 import threading
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 
 from jitbot.domain import AccessRequest, Status
+from jitbot.providers.aws import role_denies
 from jitbot.slack import ids
 from jitbot.slack.listeners import SORRY
 from jitbot.store import Store
@@ -30,6 +32,7 @@ from tests.integration.helpers import (
     audit_mark,
     click,
     credentials_dm,
+    denied,
     deny,
     events,
     message_text,
@@ -350,8 +353,7 @@ def test_deny_when_clicked_after_the_grant_then_refused_and_access_runs_to_expir
     expired = next(e for e in audit_events(stack, request_id) if e["event"] == "expired")
     assert active.expires_at is not None
     assert at(expired["at"]) >= active.expires_at - timedelta(seconds=1)  # ran its course, not cut by Deny
-    policies = stack.aws("iam").list_role_policies(RoleName="jit-prod-db")["PolicyNames"]
-    assert any(p.startswith(f"jitbot-deny-{request_id}-") for p in policies)
+    assert denied(stack, request_id)
     assert exported["AWS_SECRET_ACCESS_KEY"] not in message_text(
         stack, slack_refs(stack, request_id)["secret_dm_channel"], slack_refs(stack, request_id)["secret_dm_ts"]
     )
@@ -386,13 +388,9 @@ def test_request_when_a_second_one_overlaps_an_active_grant_then_the_first_is_no
     expired = next(e for e in audit_events(stack, first_id) if e["event"] == "expired")
     assert first.expires_at is not None
     assert at(expired["at"]) - first.expires_at < timedelta(seconds=20)  # at its own end, not the second's
-    iam = stack.aws("iam")
-    denies = [p for p in iam.list_role_policies(RoleName="jit-prod-db")["PolicyNames"] if p.startswith("jitbot-deny-")]
-    first_deny = [p for p in denies if p.startswith(f"jitbot-deny-{first_id}-")]
-    assert len(first_deny) == 1 and not [p for p in denies if p.startswith(f"jitbot-deny-{second_id}-")]
-    document = iam.get_role_policy(RoleName="jit-prod-db", PolicyName=first_deny[0])["PolicyDocument"]
-    statement = (document if isinstance(document, dict) else json.loads(document))["Statement"][0]
-    assert statement["Condition"] == {"StringLike": {"aws:userid": f"*:{sessions[first_id]}"}}
+    patterns = [p for ps in role_denies(stack.aws("iam"), "jit-prod-db").values() for p in ps]
+    assert any(fnmatch.fnmatchcase(f"AROA:{sessions[first_id]}", p) for p in patterns)
+    assert not any(fnmatch.fnmatchcase(f"AROA:{sessions[second_id]}", p) for p in patterns)
     assert stored(stack, second_id).status is Status.ACTIVE
 
 

@@ -7,6 +7,7 @@ from tests.integration.helpers import (
     approve,
     audit_events,
     credentials_dm,
+    denied,
     deny,
     message_text,
     request_access,
@@ -55,5 +56,4 @@ def test_revocation_when_no_sweeper_runs_then_the_workers_reconciler_revokes(sta
     finally:
         stack.start_process("sweeper")
     wait_until(lambda: "scrubbed" in slack_refs(stack, request_id), 20, "the scrubbed DM")
-    policies = stack.aws("iam").list_role_policies(RoleName="jit-prod-db")["PolicyNames"]
-    assert any(p.startswith(f"jitbot-deny-{request_id}-") for p in policies)
+    assert denied(stack, request_id)

@@ -36,6 +36,7 @@ from tests.integration.helpers import (
     audit_events,
     audit_mark,
     credentials_dm,
+    denied,
     events,
     message_text,
     request_access,
@@ -566,8 +567,7 @@ def test_end_now_from_list_when_approver_clicks_then_revoked_by_them_and_credent
     assert exported["AWS_SECRET_ACCESS_KEY"] not in scrubbed and "credentials were removed" in scrubbed
     shown = approval_message(stack, request_id, "revoked by")
     assert "Approved by <@U0BOB>; revoked by <@U0BOB>, access removed" in shown
-    denies = stack.aws("iam").list_role_policies(RoleName="jit-prod-db")["PolicyNames"]
-    assert any(p.startswith(f"jitbot-deny-{request_id}-") for p in denies)  # the live session is cut too
+    assert denied(stack, request_id)  # the live session is cut too
     assert [(e["event"], e["actor"]) for e in audit_events(stack, request_id)] == [
         ("requested", ALICE),
         ("approved", BOB),

@@ -12,6 +12,7 @@ from tests.integration.helpers import (
     audit_events,
     click,
     credentials_dm,
+    denied,
     message_text,
     request_access,
     slack_refs,
@@ -52,13 +53,11 @@ def test_request_approve_grant_expire_when_happy_path_then_access_issued_and_cut
     scrubbed = message_text(stack, refs["secret_dm_channel"], refs["secret_dm_ts"])
     assert exported["AWS_SECRET_ACCESS_KEY"] not in scrubbed and "credentials were removed" in scrubbed
 
-    policies = stack.aws("iam").list_role_policies(RoleName="jit-prod-db")["PolicyNames"]
-    deny = [p for p in policies if p.startswith(f"jitbot-deny-{request_id}-")]
-    assert len(deny) == 1
-    document = stack.aws("iam").get_role_policy(RoleName="jit-prod-db", PolicyName=deny[0])["PolicyDocument"]
+    assert denied(stack, request_id)
+    document = stack.aws("iam").get_role_policy(RoleName="jit-prod-db", PolicyName="jitbot-deny")["PolicyDocument"]
     statement = (document if isinstance(document, dict) else json.loads(document))["Statement"][0]
     assert statement["Effect"] == "Deny"
-    assert statement["Condition"] == {"StringLike": {"aws:userid": f"*:jit-{request_id}-U0ALICE"}}
+    assert statement["Condition"] == {"StringLike": {"aws:userid": [f"*:jit-{request_id}-*"]}}
 
     approval = wait_until(
         lambda: (

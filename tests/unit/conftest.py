@@ -5,6 +5,8 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
+from jitbot.testing import aws_limits
+
 TEST_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -16,7 +18,8 @@ TEST_CREDENTIALS = {
 
 @pytest.fixture
 def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """boto3 talks to moto in this process, as an account with test credentials."""
+    """boto3 talks to moto in this process, as an account with test credentials; moto refuses what AWS does."""
+    aws_limits.enforce()
     for name, value in TEST_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_REGION"):

@@ -38,7 +38,7 @@ def test_check_when_role_allows_max_duration_then_ok_naming_caller_and_role(moto
     create_role(4 * 3600)
     assert AwsProvider().check(RESOURCE) == (
         f"ok: running as arn:aws:sts::{ACCOUNT}:user/moto; role arn:aws:iam::{ACCOUNT}:role/team/{ROLE} "
-        "allows 14400 s sessions"
+        "allows 14400 s sessions; room for 531 more early-ended sessions"
     )
 
 

@@ -2,10 +2,12 @@
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import fakeredis
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
@@ -13,17 +15,26 @@ from jitbot.catalog import parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
 from jitbot.errors import ProviderError
 from jitbot.providers.aws import (
-    DENY_PREFIX,
+    DENY_POLICY,
+    LEGACY_DENY_PREFIX,
     STS_MAX_SECONDS,
     STS_MIN_SECONDS,
     AwsProvider,
     _call,
+    _forgiving,
     assume_role_params,
     deny_document,
-    prunable,
+    deny_until,
+    is_denied,
+    legacy_prunable,
+    pruned,
+    read_denies,
+    role_denies,
     role_name,
+    with_cut,
 )
 from jitbot.redaction import Credentials
+from jitbot.store import Store
 
 ACCOUNT = "123456789012"
 ROLE = "jit-prod-db"
@@ -126,26 +137,67 @@ def test_assume_role_params_when_long_user_id_then_session_name_at_most_64() -> 
     assert len(name) == 64 and name.startswith("jit-r-abc234-W")
 
 
-def test_deny_document_then_denies_everything_to_that_session_only() -> None:
-    document = json.loads(deny_document(request()))
-    (statement,) = document["Statement"]
-    assert document["Version"] == "2012-10-17"
-    assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Deny", "*", "*")
-    assert statement["Condition"] == {"StringLike": {"aws:userid": "*:jit-r-abc234-U0ALICE"}}
+QUARTER = 15 * 60
 
 
-def test_prunable_when_mixed_names_then_only_stale_jitbot_denies() -> None:
-    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+def test_with_cut_when_sessions_cut_then_grouped_by_the_quarter_hour_their_credentials_expire_in() -> None:
+    at = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    denies = with_cut({}, "r-abc234", at + timedelta(minutes=3))
+    denies = with_cut(denies, "r-def567", at + timedelta(minutes=14))
+    denies = with_cut(denies, "r-ghj234", at + timedelta(minutes=16))
+    end = int(at.timestamp()) + QUARTER
+    assert denies == {end: ("*:jit-r-abc234-*", "*:jit-r-def567-*"), end + QUARTER: ("*:jit-r-ghj234-*",)}
+    later = with_cut(denies, "r-abc234", at + timedelta(minutes=40))  # renewed credentials: the latest end holds
+    assert later[end] == ("*:jit-r-def567-*",) and "*:jit-r-abc234-*" in later[end + 2 * QUARTER]
+    assert with_cut(later, "r-abc234", at + timedelta(minutes=5)) == later  # an earlier end changes nothing
+
+
+def test_deny_document_when_read_back_then_the_same_denies_each_statement_denying_everything() -> None:
+    denies = {1796648400: ("*:jit-r-abc234-*",), 1796649300: ("*:jit-r-def567-*", "*:jit-r-ghj234-*")}
+    document = json.loads(deny_document(denies))
+    assert read_denies(document) == denies
+    first = document["Statement"][0]
+    assert first == {
+        "Sid": "JitbotUntil1796648400",
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"StringLike": {"aws:userid": ["*:jit-r-abc234-*"]}},
+    }
+    assert " " not in deny_document(denies)
+
+
+def test_pruned_when_quarter_hour_over_for_more_than_five_minutes_then_dropped() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    stamp = int(now.timestamp())
+    denies = {stamp - 301: ("a",), stamp - 300: ("b",), stamp + 600: ("c",)}
+    assert pruned(denies, now) == {stamp - 300: ("b",), stamp + 600: ("c",)}
+
+
+def test_deny_until_when_grant_ends_naturally_then_nothing_else_until_its_credentials_expire() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    issued = replace(request(), grant={"credentials_expire_at": (now - timedelta(seconds=1)).isoformat()})
+    natural = replace(issued, expires_at=now)
+    assert deny_until(natural, now) is None  # credentials end with the grant: no IAM write
+    short = replace(natural, grant={"credentials_expire_at": (now + timedelta(minutes=10)).isoformat()})
+    assert deny_until(short, now) == now + timedelta(minutes=10)  # STS's 15-minute floor outlives a 5m grant
+    ended_early = replace(natural, ending_by="U0BOB", grant=short.grant)
+    assert deny_until(ended_early, now) == now + timedelta(minutes=10)
+    assert deny_until(request(duration=timedelta(hours=2)), now) == now + timedelta(hours=2)  # never recorded
+
+
+def test_legacy_prunable_when_mixed_names_then_only_stale_per_session_denies() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
     stamp = int(now.timestamp())
     names = [
-        f"{DENY_PREFIX}r-old234-{stamp - 301}",  # more than 5 minutes past: prune
-        f"{DENY_PREFIX}r-edge23-{stamp - 300}",  # exactly 5 minutes: keep
-        f"{DENY_PREFIX}r-new234-{stamp + 3600}",  # credentials still live: keep
-        f"other-policy-{stamp - 86400}",  # not ours
-        f"{DENY_PREFIX}r-bad234-notanumber",
-        "AllowS3",
+        f"{LEGACY_DENY_PREFIX}r-old234-{stamp - 301}",  # more than 5 minutes past: prune
+        f"{LEGACY_DENY_PREFIX}r-edge23-{stamp - 300}",  # exactly 5 minutes: keep
+        f"{LEGACY_DENY_PREFIX}r-new234-{stamp + 3600}",  # credentials still live: keep
+        DENY_POLICY,
+        "team-own-policy",
+        f"{LEGACY_DENY_PREFIX}r-bad234-notanumber",
     ]
-    assert prunable(names, now) == [f"{DENY_PREFIX}r-old234-{stamp - 301}"]
+    assert legacy_prunable(names, now) == [f"{LEGACY_DENY_PREFIX}r-old234-{stamp - 301}"]
 
 
 @pytest.mark.parametrize(
@@ -249,49 +301,60 @@ def granted(provider: AwsProvider, request_id: str = "r-abc234") -> tuple[Access
     return replace(approved, grant=issued.handle, granted_at=now, expires_at=now + approved.duration), now
 
 
-def test_revoke_when_active_then_deny_policy_on_role_for_that_session(aws: None) -> None:
+def denies_now() -> dict[int, tuple[str, ...]]:
+    return role_denies(boto3.client("iam"), ROLE)
+
+
+def test_revoke_when_ended_early_then_its_sessions_denied_in_the_role_deny_policy(aws: None) -> None:
     provider = AwsProvider()
     active, now = granted(provider)
-    provider.revoke(active, DB, now)
+    provider.revoke(replace(active, ending_by="U0BOB", expires_at=now), DB, now)
+    assert policies() == [DENY_POLICY]
+    assert is_denied(denies_now(), "r-abc234")
     expires = datetime.fromisoformat(active.grant["credentials_expire_at"])
-    assert policies() == [f"jitbot-deny-r-abc234-{int(expires.timestamp())}"]
-    document = boto3.client("iam").get_role_policy(RoleName=ROLE, PolicyName=policies()[0])["PolicyDocument"]
-    document = json.loads(document) if isinstance(document, str) else document
-    assert document["Statement"][0]["Condition"] == {"StringLike": {"aws:userid": "*:jit-r-abc234-U0ALICE"}}
-    assert document["Statement"][0]["Effect"] == "Deny"
+    (end,) = denies_now()
+    assert expires.timestamp() <= end < expires.timestamp() + QUARTER
 
 
-def test_revoke_when_repeated_then_still_one_policy_for_the_request(aws: None) -> None:
+def test_revoke_when_repeated_then_one_entry_for_the_request(aws: None) -> None:
     provider = AwsProvider()
     active, now = granted(provider)
-    provider.revoke(active, DB, now)
-    provider.revoke(active, DB, now + timedelta(seconds=30))
-    assert len([name for name in policies() if name.startswith("jitbot-deny-r-abc234-")]) == 1
+    ended = replace(active, ending_by="U0BOB", expires_at=now)
+    provider.revoke(ended, DB, now)
+    provider.revoke(ended, DB, now + timedelta(seconds=30))
+    assert sum(patterns.count("*:jit-r-abc234-*") for patterns in denies_now().values()) == 1
 
 
-def test_revoke_when_a_day_later_then_old_deny_pruned(aws: None) -> None:
+def test_revoke_when_grant_ends_naturally_then_no_iam_write(aws: None) -> None:
     provider = AwsProvider()
-    old, now = granted(provider, "r-old234")
-    provider.revoke(old, DB, now)
-    later = now + timedelta(days=1)
-    fresh = replace(request("r-new234"), grant={"credentials_expire_at": (later + timedelta(hours=1)).isoformat()})
-    provider.revoke(fresh, DB, later)
-    assert policies() == [f"jitbot-deny-r-new234-{int((later + timedelta(hours=1)).timestamp())}"]
-
-
-def test_revoke_when_credentials_long_expired_then_no_new_deny_and_old_pruned(aws: None) -> None:
-    provider = AwsProvider()
-    active, now = granted(provider)
-    provider.revoke(active, DB, now)
-    provider.revoke(active, DB, now + timedelta(days=1))
+    active, _ = granted(provider)
+    credentials_end = datetime.fromisoformat(active.grant["credentials_expire_at"])
+    provider.revoke(replace(active, expires_at=credentials_end), DB, credentials_end)
     assert policies() == []
 
 
-def test_revoke_when_never_granted_then_deny_until_sts_maximum(aws: None) -> None:
+def test_revoke_when_a_day_later_then_old_denies_pruned_and_an_empty_policy_removed(aws: None) -> None:
+    provider = AwsProvider()
+    old, now = granted(provider, "r-old234")
+    provider.revoke(replace(old, ending_by="U0BOB", expires_at=now), DB, now)
+    later = now + timedelta(days=1)
+    fresh = replace(
+        request("r-new234"),
+        grant={"credentials_expire_at": (later + timedelta(hours=1)).isoformat()},
+        ending_by="U0BOB",
+        expires_at=later,
+    )
+    provider.revoke(fresh, DB, later)
+    assert is_denied(denies_now(), "r-new234") and not is_denied(denies_now(), "r-old234")
+    provider.revoke(fresh, DB, later + timedelta(days=1))
+    assert policies() == []
+
+
+def test_revoke_when_never_granted_then_denied_only_as_long_as_assume_role_could_have_issued(aws: None) -> None:
     now = datetime.now(UTC)
-    AwsProvider().revoke(request(), DB, now)
-    (name,) = policies()
-    assert name == f"jitbot-deny-r-abc234-{int((now + timedelta(seconds=STS_MAX_SECONDS)).timestamp())}"
+    AwsProvider().revoke(request(duration=timedelta(minutes=5)), DB, now)
+    (end,) = denies_now()
+    assert end < (now + timedelta(seconds=STS_MIN_SECONDS) + timedelta(minutes=15)).timestamp()
 
 
 def test_revoke_when_role_missing_then_not_retryable_error_naming_operation(aws: None) -> None:
@@ -303,44 +366,100 @@ def test_revoke_when_role_missing_then_not_retryable_error_naming_operation(aws:
     assert raised.value.retryable is False
 
 
-def quota_on_inline_policies(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
-    """IAM's aggregate quota on a role's inline policies (10,240 characters), which moto does not enforce."""
-    real_client = boto3.client
-
-    def used(iam, role: str) -> int:
-        total = 0
-        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-            document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-            total += len(document if isinstance(document, str) else json.dumps(document, separators=(",", ":")))
-        return total
-
-    def client(service: str, **kwargs: object):
-        made = real_client(service, **kwargs)
-        if service == "iam":
-            put = made.put_role_policy
-
-            def limited(**params: str) -> object:
-                if used(made, params["RoleName"]) + len(params["PolicyDocument"]) > limit:
-                    message = f"Maximum policy size of {limit} bytes exceeded for role {params['RoleName']}"
-                    raise ClientError({"Error": {"Code": "LimitExceeded", "Message": message}}, "PutRolePolicy")
-                return put(**params)
-
-            made.put_role_policy = limited
-        return made
-
-    monkeypatch.setattr(boto3, "client", client)
-
-
-def test_revoke_when_inline_quota_full_of_stale_denies_then_prunes_them_and_denies(
-    aws: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_revoke_when_legacy_per_session_denies_are_stale_then_pruned(aws: None) -> None:
     now = datetime.now(UTC)
     iam = boto3.client("iam")
-    for request_id in ("r-old234", "r-old567"):  # denies of sessions that expired yesterday
-        name = f"{DENY_PREFIX}{request_id}-{int((now - timedelta(days=1)).timestamp())}"
-        iam.put_role_policy(RoleName=ROLE, PolicyName=name, PolicyDocument=deny_document(request(request_id)))
-    quota_on_inline_policies(monkeypatch, limit=2 * len(deny_document(request("r-old234"))))  # full
-    expires = now + timedelta(hours=1)
-    fresh = replace(request("r-new234"), grant={"credentials_expire_at": expires.isoformat()})
-    AwsProvider().revoke(fresh, DB, now)
-    assert policies() == [f"{DENY_PREFIX}r-new234-{int(expires.timestamp())}"]
+    stale = f"{LEGACY_DENY_PREFIX}r-old234-{int((now - timedelta(days=1)).timestamp())}"
+    iam.put_role_policy(RoleName=ROLE, PolicyName=stale, PolicyDocument=deny_document({0: ("*:jit-r-old234-*",)}))
+    AwsProvider().revoke(replace(request("r-new234"), ending_by="U0BOB"), DB, now)
+    assert policies() == [DENY_POLICY]
+
+
+def test_forgiving_delete_when_policy_already_gone_then_done_and_other_errors_still_raised(aws: None) -> None:
+    iam = boto3.client("iam")
+    assert _forgiving(iam.delete_role_policy)(RoleName=ROLE, PolicyName="never-there") is None
+    with pytest.raises(ClientError):
+        _forgiving(raising(client_error("AccessDenied", "not authorized")))(RoleName=ROLE, PolicyName="x")
+
+
+def ended(request_id: str, now: datetime) -> AccessRequest:
+    credentials = {"credentials_expire_at": (now + timedelta(minutes=15)).isoformat()}
+    return replace(request(request_id), grant=credentials, ending_by="U0BOB", expires_at=now)
+
+
+def request_ids(count: int) -> list[str]:
+    alphabet = "23456789abcdefghjkmnpqrstuvwxyz"
+    return [f"r-{alphabet[i // 961 % 31]}{alphabet[i // 31 % 31]}{alphabet[i % 31]}zzz" for i in range(count)]
+
+
+def test_revoke_when_500_sessions_ended_early_on_one_role_then_all_denied_within_the_quota(aws: None) -> None:
+    provider, now = AwsProvider(), datetime.now(UTC)
+    ids = request_ids(500)
+    for request_id in ids:
+        provider.revoke(ended(request_id, now), DB, now)
+    denies = denies_now()
+    assert all(is_denied(denies, request_id) for request_id in ids)
+    document = boto3.client("iam").get_role_policy(RoleName=ROLE, PolicyName=DENY_POLICY)["PolicyDocument"]
+    assert len(json.dumps(document, separators=(",", ":"))) <= 10_240
+
+
+def test_revoke_when_role_has_no_room_then_retryable_error_naming_the_role_and_the_fix(aws: None) -> None:
+    own = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}] * 190}
+    boto3.client("iam").put_role_policy(RoleName=ROLE, PolicyName="own", PolicyDocument=json.dumps(own))
+    provider, now = AwsProvider(), datetime.now(UTC)
+    with pytest.raises(ProviderError, match="role jit-prod-db has no room for another deny") as raised:
+        for request_id in request_ids(100):
+            provider.revoke(ended(request_id, now), DB, now)
+    assert raised.value.retryable and "managed policies" in str(raised.value)
+
+
+def test_revoke_when_two_processes_cut_64_sessions_on_one_role_at_once_then_every_one_denied(aws: None) -> None:
+    """Two sweepers (their own providers, one Redis lock per role between them), 16 threads each."""
+    store = Store(fakeredis.FakeRedis())
+    serial = lambda role: store.serial(f"aws-role:{role}", timedelta(seconds=30), timedelta(seconds=20))  # noqa: E731
+    providers, now, ids = [AwsProvider(serial), AwsProvider(serial)], datetime.now(UTC), request_ids(64)
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda n: providers[n % 2].revoke(ended(ids[n], now), DB, now), range(64)))
+    assert all(is_denied(denies_now(), request_id) for request_id in ids)
+
+
+# --- the AWS stand-in refuses what AWS refuses ----------------------------------------------------------
+
+
+def test_moto_when_role_inline_policies_exceed_10240_characters_then_limit_exceeded(aws: None) -> None:
+    iam = boto3.client("iam")
+    padding = {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "A" * 5100, "Effect": "Deny", "Action": "*", "Resource": "*"}],
+    }
+    iam.put_role_policy(RoleName=ROLE, PolicyName="one", PolicyDocument=json.dumps(padding))
+    with pytest.raises(ClientError) as raised:
+        iam.put_role_policy(RoleName=ROLE, PolicyName="two", PolicyDocument=json.dumps(padding))
+    assert raised.value.response["Error"]["Code"] == "LimitExceeded"
+    iam.put_role_policy(RoleName=ROLE, PolicyName="one", PolicyDocument=json.dumps(padding))  # a rewrite is no sum
+
+
+def test_moto_when_role_chaining_asks_over_an_hour_then_validation_error(aws: None) -> None:
+    iam, sts = boto3.client("iam"), boto3.client("sts")
+    iam.update_role(RoleName=ROLE, MaxSessionDuration=43200)
+    hop = sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="jitbot", DurationSeconds=3600)["Credentials"]
+    chained = boto3.client(
+        "sts",
+        aws_access_key_id=hop["AccessKeyId"],
+        aws_secret_access_key=hop["SecretAccessKey"],
+        aws_session_token=hop["SessionToken"],
+    )
+    with pytest.raises(ClientError, match="1 hour session limit for roles assumed by role chaining"):
+        chained.assume_role(RoleArn=ROLE_ARN, RoleSessionName="second", DurationSeconds=3601)
+    chained.assume_role(RoleArn=ROLE_ARN, RoleSessionName="second", DurationSeconds=3600)
+    sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="direct", DurationSeconds=7200)  # not chained: the role's max
+
+
+def test_moto_when_duration_over_the_roles_maximum_or_policy_too_large_then_refused(aws: None) -> None:
+    sts = boto3.client("sts")
+    with pytest.raises(ClientError, match="exceeds the MaxSessionDuration"):
+        sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="long", DurationSeconds=7200)  # the role allows 3600
+    big = json.dumps({"Version": "2012-10-17", "Statement": [{"Sid": "A" * 2100, "Effect": "Allow", "Action": "*"}]})
+    with pytest.raises(ClientError) as raised:
+        sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="big", Policy=big)
+    assert raised.value.response["Error"]["Code"] == "PackedPolicyTooLarge"

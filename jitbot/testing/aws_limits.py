@@ -1,0 +1,78 @@
+"""moto refuses what AWS refuses: the IAM and STS limits jitbot depends on, patched into moto in this process.
+
+moto accepts an inline-policy write of any size, a chained AssumeRole of any length and a session policy of any
+size. Real AWS does not (sources beside each check); a test double that accepts them lets a provider pass tests
+that production would fail. `enforce()` is idempotent and applies to `mock_aws` and `ThreadedMotoServer` alike
+(both serve from this process's backends).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from moto.iam.exceptions import LimitExceededException, NotFoundException
+from moto.iam.models import IAMBackend, iam_backends
+from moto.sts.exceptions import STSClientError, STSValidationError
+from moto.sts.responses import TokenResponse
+
+# IAM User Guide, "IAM and AWS STS quotas": "Role policy size cannot exceed 10,240 characters" — all inline
+# policies of one role together, white space not counted. PutRolePolicy then fails with LimitExceeded
+# (botocore iam model: PutRolePolicy errors include LimitExceededException, code LimitExceeded, HTTP 409).
+ROLE_INLINE_QUOTA = 10_240
+# botocore sts model, AssumeRoleRequest.DurationSeconds: "if you assume a role using role chaining and provide a
+# DurationSeconds parameter value greater than one hour, the operation fails"; above the role's
+# MaxSessionDuration it fails too.
+CHAINED_MAX_SECONDS = 3_600
+# botocore sts model, AssumeRoleRequest.Policy: "The plaintext that you use for both inline and managed session
+# policies can't exceed 2,048 characters", and the packed form is checked too (PackedPolicyTooLarge). The
+# plaintext limit is what is checked here; AWS's packing is not public.
+SESSION_POLICY_MAX = 2_048
+
+_original: dict[str, Any] = {}
+
+
+def policy_size(document: str) -> int:
+    """How IAM counts a policy against a quota: its characters with white space left out."""
+    return len(json.dumps(json.loads(document), separators=(",", ":")))
+
+
+def _put_role_policy(self: IAMBackend, role_name: str, policy_name: str, policy_json: str) -> None:
+    role = self.get_role(role_name)
+    others = sum(policy_size(doc) for name, doc in role.policies.items() if name != policy_name)
+    if others + policy_size(policy_json) > ROLE_INLINE_QUOTA:
+        raise LimitExceededException(f"Maximum policy size of {ROLE_INLINE_QUOTA} bytes exceeded for role {role_name}")
+    _original["put_role_policy"](self, role_name, policy_name, policy_json)
+
+
+def _assume_role(self: TokenResponse) -> Any:
+    duration = self._get_int_param("DurationSeconds", 3600)
+    policy = self._get_param("Policy")
+    if policy and len(policy) > SESSION_POLICY_MAX:
+        raise STSClientError("PackedPolicyTooLarge", "Packed size of the session policy exceeds the limit.")
+    caller = self.backend.get_assumed_role_from_access_key(self.get_access_key())
+    if caller is not None and duration > CHAINED_MAX_SECONDS:
+        raise STSValidationError(
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+        )
+    role = _role_by_arn(self, self._get_param("RoleArn"))
+    if role is not None and duration > int(role.max_session_duration or 3600):
+        raise STSValidationError("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+    return _original["assume_role"](self)
+
+
+def _role_by_arn(response: TokenResponse, arn: str) -> Any:
+    try:
+        return iam_backends[response.current_account][response.partition].get_role_by_arn(arn)
+    except NotFoundException:  # moto lets a role it does not know be assumed; that leniency is not ours to test
+        return None
+
+
+def enforce() -> None:
+    """Patch moto's IAM and STS to refuse what AWS refuses; safe to call more than once."""
+    if _original:
+        return
+    _original["put_role_policy"] = IAMBackend.put_role_policy
+    _original["assume_role"] = TokenResponse.assume_role
+    IAMBackend.put_role_policy = _put_role_policy  # type: ignore[method-assign]
+    TokenResponse.assume_role = _assume_role  # type: ignore[method-assign]
