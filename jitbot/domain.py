@@ -266,6 +266,17 @@ def grant(request: AccessRequest, handle: dict[str, str], now: datetime) -> tupl
     return apply(request, Action.GRANT, "jitbot", now, granted_at=now, expires_at=expires_at, grant=handle)
 
 
+def renew(request: AccessRequest, handle: dict[str, str], now: datetime) -> tuple[AccessRequest, AuditEvent]:
+    """The cloud's access was brought up to the grant's new end. Refused once an end was asked for: access issued
+    meanwhile must be cut, not recorded. The handle keeps the latest credentials' end ever issued, so that a
+    revocation covers every set."""
+    if request.ending_by:
+        raise InvalidTransition(f"Request {request.id} is being ended; its access is not renewed.")
+    latest = max(handle.get("credentials_expire_at", ""), request.grant.get("credentials_expire_at", ""))
+    merged = handle | ({"credentials_expire_at": latest} if latest else {})
+    return apply(request, Action.RENEW, "jitbot", now, grant=merged)
+
+
 def refusal(
     request: AccessRequest, actor: str, action: str, reason: str, now: datetime, code: str | None = None
 ) -> AuditEvent:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from jitbot import logs, metrics
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, deny, grant
+from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, deny, grant, renew
 from jitbot.eligibility import withdrawn_note
 from jitbot.errors import InvalidTransition, ProviderError
 from jitbot.people import People
@@ -205,9 +206,12 @@ class Lifecycle:
             )
             self.notifier.tell(request.requester, views.renewal_failed(request, str(error)))
             return
-        renewed, _ = self.store.transition(
-            request.id, lambda r: apply(r, Action.RENEW, AUTO, self.clock(), grant=issued.handle)
-        )
+        try:
+            renewed, _ = self.store.transition(request.id, lambda r: renew(r, issued.handle, self.clock()))
+        except InvalidTransition:  # an end was asked while the cloud renewed: cut what it just issued
+            ending = self.store.get(request.id)
+            self._cut_orphan(provider, replace(ending, grant=ending.grant | issued.handle), resource)
+            return
         if issued.credentials.fields():
             self.notifier.send_access(renewed, issued.credentials, issued.access)
         else:

@@ -11,12 +11,12 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from jitbot.catalog import parse_catalog
+from jitbot.catalog import Resource, parse_catalog
 from jitbot.commands import BreakGlass, RequestAccess
 from jitbot.domain import (
     AccessRequest,
@@ -29,9 +29,11 @@ from jitbot.domain import (
     extend,
     grant,
     open_request,
+    renew,
 )
 from jitbot.errors import ConfigError, InvalidTransition, JitError, PolicyError, ProviderError
 from jitbot.policy import check_approver, check_cancel, check_end, check_extension, check_reason
+from jitbot.providers.base import Issued
 from jitbot.slack import ids
 from jitbot.slack.views import when
 from jitbot.store import TIMERS
@@ -782,6 +784,37 @@ def test_extend_when_total_within_auto_bound_then_extended_by_jitbot_and_access_
     assert first_token not in text_of(old) and "has ended" in old["text"]
     latest = dms(bot)[-1]
     assert bot.fake.token() in shown(latest) and when(NOW + timedelta(minutes=25)) in latest.params["text"]
+
+
+def test_extend_when_end_asked_while_the_cloud_renews_then_renewed_access_cut_not_recorded(bot: Bot) -> None:
+    """An End now lands between the cloud issuing the renewed access and jitbot recording it: RENEW is refused,
+    what the cloud just issued is cut at once, and no new access is sent."""
+    request_id = active(bot, "bounded", timedelta(minutes=15))
+    bot.clock.now = NOW + timedelta(minutes=5)
+    bot.service.handle_command(ALICE, f"extend {request_id} 10m")
+    renew, dms_before = bot.fake.extend, len(dms(bot))
+
+    def renew_then_end(request: AccessRequest, resource: Resource, now: datetime) -> Issued:
+        issued = renew(request, resource, now)
+        bot.service.end_now(BOB, request_id)
+        return issued
+
+    bot.fake.extend = renew_then_end  # type: ignore[method-assign]
+    run_jobs(bot)
+    assert "renewed" not in [event for event, _ in events(bot, request_id)]
+    assert bot.fake.calls[-1] == ("revoke", request_id) and request_id not in bot.fake.live
+    assert not any(bot.fake.token() in shown(dm) for dm in dms(bot)[dms_before:])
+    assert status(bot, request_id) is Status.REVOKED
+
+
+def test_renew_when_an_end_was_asked_then_refused_and_handle_keeps_the_latest_credentials_end() -> None:
+    now = NOW + timedelta(minutes=5)
+    later, sooner = (NOW + timedelta(minutes=m) for m in (40, 20))
+    current = replace(granted(), grant={"credentials_expire_at": later.isoformat()})
+    renewed, _ = renew(current, {"credentials_expire_at": sooner.isoformat(), "session_name": "s"}, now)
+    assert renewed.grant == {"credentials_expire_at": later.isoformat(), "session_name": "s"}
+    with pytest.raises(InvalidTransition, match="is being ended"):
+        renew(replace(current, ending_by=BOB), {}, now)
 
 
 def test_extend_when_total_beyond_auto_bound_then_approver_decides_and_access_renewed(bot: Bot) -> None:
