@@ -335,6 +335,28 @@ class Store:
             if got:  # only our own: a holder that outlived the ttl must not free the next holder's lock
                 self.redis.eval(_RELEASE, 1, key, token)
 
+    def shared(self, key: str) -> tuple[bool, set[str]] | None:
+        """Who holds a cloud object jitbot shares between grants (an Identity Center assignment): whether jitbot
+        created it, and the requests holding it; None when jitbot knows of no holder."""
+        raw = {_text(k): _text(v) for k, v in self.redis.hgetall(_shared_key(key)).items()}
+        if not raw:
+            return None
+        return raw.get("created") == "1", {k.removeprefix("holder:") for k in raw if k.startswith("holder:")}
+
+    def hold_shared(self, key: str, holder: str, created: bool | None) -> None:
+        """`holder` holds the object; `created` says whether jitbot made it (None: as recorded before)."""
+        with self.redis.pipeline() as pipe:
+            if created is not None:
+                pipe.hset(_shared_key(key), "created", "1" if created else "0")
+            pipe.hset(_shared_key(key), f"holder:{holder}", "1")
+            pipe.execute()
+
+    def release_shared(self, key: str, holder: str) -> None:
+        """`holder` no longer holds the object; the record goes with its last holder."""
+        self.redis.hdel(_shared_key(key), f"holder:{holder}")
+        if not any(_text(k).startswith("holder:") for k in self.redis.hkeys(_shared_key(key))):
+            self.redis.delete(_shared_key(key))
+
     @contextmanager
     def serial(self, name: str, ttl: timedelta, wait: timedelta) -> Iterator[None]:
         """Writers of one shared thing (a role's inline policy) take turns across processes: wait up to `wait`
@@ -404,6 +426,10 @@ def durability_problems(maxmemory_policy: str, aof_enabled: bool, save: str) -> 
 
 def _failures_key(request_id: str) -> str:
     return f"jitbot:revoke_failures:{request_id}"
+
+
+def _shared_key(key: str) -> str:
+    return "jitbot:shared:" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _person_key(user: str) -> str:

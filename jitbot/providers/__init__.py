@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from jitbot.config import Config
 from jitbot.providers.base import Provider
-from jitbot.store import Store
+
+if TYPE_CHECKING:  # the store's metrics import this package's names
+    from jitbot.store import Store
 
 SHARED_WRITE_HOLD = timedelta(seconds=30)  # a write to something shared (a role's inline policy) holds it this long
 SHARED_WRITE_WAIT = timedelta(seconds=20)  # and waits this long for the writer before it
@@ -25,7 +28,7 @@ def build(kind: str, config: Config, store: Store | None = None) -> Provider:
     if kind == "aws-sso":
         from jitbot.providers.aws_sso import AwsSsoProvider
 
-        return AwsSsoProvider()
+        return AwsSsoProvider(ledger=store, serial=_serial(store, "aws-sso") if store else None)
     if kind == "azure":
         from jitbot.providers.azure import AzureProvider
 

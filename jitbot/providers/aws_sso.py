@@ -4,6 +4,11 @@ Pure builders first (the assignment's parameters, the DM lines), then the few ne
 applies assignments asynchronously: create and delete return a request id whose status is polled until it
 settles. Errors go through aws.py's `_call`.
 
+Identity Center has one assignment per (user, permission set, account), whoever made it. jitbot deletes only an
+assignment it created, and only when the last of its grants sharing it ends: a standing assignment it found is
+never deleted, and two overlapping grants share one. Who holds what is kept in Redis (`Ledger`), changed under
+a lock per assignment.
+
 What revocation does and does not do: deleting the assignment removes the account from the user's access
 portal and stops new role credentials from being issued. Role sessions already obtained through the portal
 (console sign-ins, CLI credentials) are not cut: they stay valid up to the permission set's SessionDuration.
@@ -12,12 +17,14 @@ The DM says so, with the latest time such a session can last.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 
@@ -25,14 +32,56 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
-from jitbot.providers.aws import _call
+from jitbot.providers.aws import Serial, _call, _in_process
 from jitbot.providers.base import Issued
 
-POLL_INTERVAL = 2.0  # seconds; AWS settles most assignments within a few seconds
+POLL_INTERVALS = (0.5, 1.0, 2.0)  # seconds between status polls, the last repeated: most settle within seconds
 POLL_TIMEOUT = 60.0  # then a retryable error: the job runs again and finds the assignment, or waits more
 DEFAULT_SESSION_DURATION = "PT1H"  # Identity Center's default when a permission set names none
 ISO_DURATION = re.compile(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?")
 HANDLE_KEYS = {"instance_arn": "InstanceArn", "account_id": "TargetId", "permission_set_arn": "PermissionSetArn"}
+
+
+class Ledger(Protocol):
+    """Which grants hold an assignment, and whether jitbot created it (jitbot.store.Store is one)."""
+
+    def shared(self, key: str) -> tuple[bool, set[str]] | None: ...
+
+    def hold_shared(self, key: str, holder: str, created: bool | None) -> None: ...
+
+    def release_shared(self, key: str, holder: str) -> None: ...
+
+
+class MemoryLedger:
+    """A Ledger for one process (`jitbot check`, tests); the workers use Redis."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[bool, set[str]]] = {}
+        self._lock = threading.Lock()
+
+    def shared(self, key: str) -> tuple[bool, set[str]] | None:
+        with self._lock:
+            found = self._held.get(key)
+            return (found[0], set(found[1])) if found else None
+
+    def hold_shared(self, key: str, holder: str, created: bool | None) -> None:
+        with self._lock:
+            was, holders = self._held.get(key, (False, set()))
+            self._held[key] = (was if created is None else created, holders | {holder})
+
+    def release_shared(self, key: str, holder: str) -> None:
+        with self._lock:
+            created, holders = self._held.get(key, (False, set()))
+            if holders - {holder}:
+                self._held[key] = (created, holders - {holder})
+            else:
+                self._held.pop(key, None)
+
+
+def assignment_key(params: dict[str, str]) -> str:
+    """One assignment, whoever made it: its instance, account, permission set and user."""
+    parts = (params["InstanceArn"], params["TargetId"], params["PermissionSetArn"], params["PrincipalId"])
+    return "sso:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
 def assignment_params(request: AccessRequest, resource: Resource, principal_id: str) -> dict[str, str]:
@@ -74,12 +123,26 @@ def access_lines(
     }
 
 
+STANDING = (
+    "you already hold this permission set on this account outside jitbot: nothing was granted, and nothing will"
+    " be removed when this grant ends"
+)
+
+
 class AwsSsoProvider:
     """Grants by account assignment in IAM Identity Center; `sleep` and `poll_timeout` pace the status polls."""
 
-    def __init__(self, sleep: Callable[[float], None] = time.sleep, poll_timeout: float = POLL_TIMEOUT) -> None:
+    def __init__(
+        self,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_timeout: float = POLL_TIMEOUT,
+        ledger: Ledger | None = None,
+        serial: Serial | None = None,
+    ) -> None:
         self.sleep = sleep
         self.poll_timeout = poll_timeout
+        self.ledger: Ledger = ledger or MemoryLedger()
+        self._serial = serial or _in_process()
         # as AwsProvider does: load the models at start, so each job's clients come cheap
         for service in ("sso-admin", "identitystore"):
             boto3.client(service, region_name="us-east-1")
@@ -89,10 +152,9 @@ class AwsSsoProvider:
         principal_id = _principal_id(request, resource, sso, store)
         params = assignment_params(request, resource, principal_id)
         handle = {"principal_id": principal_id} | {key: params[name] for key, name in HANDLE_KEYS.items()}
-        if not _is_assigned(sso, params):
-            created = _call("CreateAccountAssignment", sso.create_account_assignment, **params)
-            status = self._settle(sso, "Creation", params["InstanceArn"], created["AccountAssignmentCreationStatus"])
-            handle["creation_request_id"] = status["RequestId"]
+        key = assignment_key(params)
+        with self._serial(key):
+            handle |= self._assign(sso, params, key, request.id)
         described = _call(
             "DescribePermissionSet",
             sso.describe_permission_set,
@@ -100,7 +162,23 @@ class AwsSsoProvider:
             PermissionSetArn=params["PermissionSetArn"],
         )
         access = access_lines(request, resource, described["PermissionSet"], principal_id, now + request.duration)
-        return Issued(handle, access=access)
+        return Issued(handle, access=access | ({"Note": STANDING} if "standing" in handle else {}))
+
+    def _assign(self, sso: Any, params: dict[str, str], key: str, request_id: str) -> dict[str, str]:
+        """Create the assignment, or share the one jitbot made for another grant, or note a standing one."""
+        held = self.ledger.shared(key)
+        if held is not None and request_id in held[1]:  # this grant again (a retried job): as recorded
+            return {} if held[0] else {"standing": "1"}
+        if not _is_assigned(sso, params):
+            created = _call("CreateAccountAssignment", sso.create_account_assignment, **params)
+            status = self._settle(sso, "Creation", params["InstanceArn"], created["AccountAssignmentCreationStatus"])
+            self.ledger.hold_shared(key, request_id, created=True)
+            return {"creation_request_id": status["RequestId"]}
+        if held is not None:  # made by jitbot for a grant still running: shared
+            self.ledger.hold_shared(key, request_id, created=None)
+            return {} if held[0] else {"standing": "1"}
+        self.ledger.hold_shared(key, request_id, created=False)
+        return {"standing": "1"}
 
     def extend(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         """An assignment has no end in AWS (jitbot removes it): the same assignment, with the DM's new end."""
@@ -111,9 +189,15 @@ class AwsSsoProvider:
         sso, store = _clients(resource)
         principal_id = request.grant.get("principal_id") or _principal_id(request, resource, sso, store)
         params = assignment_params(request, resource, principal_id)
-        if _is_assigned(sso, params):
-            deleted = _call("DeleteAccountAssignment", sso.delete_account_assignment, **params)
-            self._settle(sso, "Deletion", params["InstanceArn"], deleted["AccountAssignmentDeletionStatus"])
+        key = assignment_key(params)
+        with self._serial(key):
+            held = self.ledger.shared(key)
+            # a grant from before the ledger (or never issued) decides by its own handle: did it create it
+            created, others = held if held is not None else ("creation_request_id" in request.grant, set())
+            if created and not others - {request.id} and _is_assigned(sso, params):
+                deleted = _call("DeleteAccountAssignment", sso.delete_account_assignment, **params)
+                self._settle(sso, "Deletion", params["InstanceArn"], deleted["AccountAssignmentDeletionStatus"])
+            self.ledger.release_shared(key, request.id)
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: the instance is in the region, its identity store known, the permission set
@@ -134,7 +218,7 @@ class AwsSsoProvider:
         """Poll an assignment's `Creation` or `Deletion` request until AWS says SUCCEEDED; FAILED carries why."""
         operation = f"DescribeAccountAssignment{kind}Status"
         describe = getattr(sso, f"describe_account_assignment_{kind.lower()}_status")
-        waited = 0.0
+        waited, polls = 0.0, 0
         while status["Status"] == "IN_PROGRESS":
             if waited >= self.poll_timeout:
                 raise ProviderError(
@@ -142,8 +226,9 @@ class AwsSsoProvider:
                     f"progress after {waited:.0f} s",
                     retryable=True,
                 )
-            self.sleep(POLL_INTERVAL)
-            waited += POLL_INTERVAL
+            interval = POLL_INTERVALS[min(polls, len(POLL_INTERVALS) - 1)]
+            self.sleep(interval)
+            waited, polls = waited + interval, polls + 1
             answer = _call(
                 operation,
                 describe,

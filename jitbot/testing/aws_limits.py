@@ -1,9 +1,9 @@
-"""moto refuses what AWS refuses: the IAM and STS limits jitbot depends on, patched into moto in this process.
+"""moto refuses what AWS refuses: the IAM, STS and Identity Center behaviour jitbot depends on, patched into moto.
 
 moto accepts an inline-policy write of any size, a chained AssumeRole of any length and a session policy of any
-size. Real AWS does not (sources beside each check); a test double that accepts them lets a provider pass tests
-that production would fail. `enforce()` is idempotent and applies to `mock_aws` and `ThreadedMotoServer` alike
-(both serve from this process's backends).
+size, and settles Identity Center assignments at once. Real AWS does not (sources beside each check); a test
+double that accepts them lets a provider pass tests that production would fail. `enforce()` is idempotent and
+applies to `mock_aws` and `ThreadedMotoServer` alike (both serve from this process's backends).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from moto.iam.exceptions import LimitExceededException, NotFoundException
 from moto.iam.models import IAMBackend, iam_backends
+from moto.ssoadmin.responses import SSOAdminResponse
 from moto.sts.exceptions import STSClientError, STSValidationError
 from moto.sts.responses import TokenResponse
 
@@ -29,6 +30,12 @@ CHAINED_MAX_SECONDS = 3_600
 # plaintext limit is what is checked here; AWS's packing is not public.
 SESSION_POLICY_MAX = 2_048
 
+# sso-admin API reference, CreateAccountAssignment / DeleteAccountAssignment: "As part of a successful ...
+# call, the specified permission set will automatically be provisioned ... this is an asynchronous operation":
+# the answer's Status is IN_PROGRESS, and DescribeAccountAssignment{Creation,Deletion}Status is to be polled
+# (botocore sso-admin model: StatusValues IN_PROGRESS | FAILED | SUCCEEDED). Here: IN_PROGRESS when asked and on
+# the first poll, SUCCEEDED from the second.
+_polled: dict[str, int] = {}
 _original: dict[str, Any] = {}
 
 
@@ -68,6 +75,28 @@ def _role_by_arn(response: TokenResponse, arn: str) -> Any:
         return None
 
 
+def _in_progress(operation: str, key: str) -> Any:
+    def answer(self: SSOAdminResponse) -> str:
+        body = json.loads(_original[operation](self))
+        status = body[key]
+        if operation.startswith("describe"):
+            _polled[status["RequestId"]] = _polled.get(status["RequestId"], 0) + 1
+            status["Status"] = "IN_PROGRESS" if _polled[status["RequestId"]] < 2 else "SUCCEEDED"
+        else:
+            status["Status"] = "IN_PROGRESS"
+        return json.dumps(body)
+
+    return answer
+
+
+SETTLING = {
+    "create_account_assignment": "AccountAssignmentCreationStatus",
+    "delete_account_assignment": "AccountAssignmentDeletionStatus",
+    "describe_account_assignment_creation_status": "AccountAssignmentCreationStatus",
+    "describe_account_assignment_deletion_status": "AccountAssignmentDeletionStatus",
+}
+
+
 def enforce() -> None:
     """Patch moto's IAM and STS to refuse what AWS refuses; safe to call more than once."""
     if _original:
@@ -76,3 +105,6 @@ def enforce() -> None:
     _original["assume_role"] = TokenResponse.assume_role
     IAMBackend.put_role_policy = _put_role_policy  # type: ignore[method-assign]
     TokenResponse.assume_role = _assume_role  # type: ignore[method-assign]
+    for operation, key in SETTLING.items():
+        _original[operation] = getattr(SSOAdminResponse, operation)
+        setattr(SSOAdminResponse, operation, _in_progress(operation, key))

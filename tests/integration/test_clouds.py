@@ -319,6 +319,38 @@ def test_sso_request_when_approved_then_account_assignment_made_and_deleted_at_e
     assert events(stack, request_id) == ["requested", "approved", "granted", "expired"]
 
 
+def test_sso_request_when_requester_already_holds_it_then_told_and_the_standing_assignment_survives(
+    stack: Stack, center: IdentityCenter
+) -> None:
+    stan = center.add_user("stan@example.com")
+    center.assign(stan)  # his own standing access, outside jitbot
+    stack.slack.emails["U0STAN"] = "stan@example.com"
+    request_id, posted = request_access(stack, "U0STAN", "request prod-sso 4s INC-46 billing")
+    approve(stack, "U0BOB", request_id, posted)
+    _, lines = access_dm(stack, "U0STAN", request_id)
+    assert lines["Note"].startswith("you already hold this permission set on this account outside jitbot")
+    expired_and_told(stack, "U0STAN", request_id)
+    assert stan in center.assigned()  # not jitbot's to delete
+
+
+def test_sso_requests_when_two_grants_overlap_then_the_first_ending_leaves_the_second_working(
+    stack: Stack, center: IdentityCenter
+) -> None:
+    olga = center.add_user("olga@example.com")
+    stack.slack.emails["U0OLGA"] = "olga@example.com"
+    first_id, first_posted = request_access(stack, "U0OLGA", "request prod-sso 3s INC-47 short look")
+    approve(stack, "U0BOB", first_id, first_posted)
+    access_dm(stack, "U0OLGA", first_id)
+    second_id, second_posted = request_access(stack, "U0OLGA", "request prod-sso 20s INC-47 longer look")
+    approve(stack, "U0BOB", second_id, second_posted)
+    access_dm(stack, "U0OLGA", second_id)
+
+    expired_and_told(stack, "U0OLGA", first_id)
+    assert olga in center.assigned() and stored(stack, second_id).status is Status.ACTIVE
+    expired_and_told(stack, "U0OLGA", second_id)
+    assert olga not in center.assigned()
+
+
 # --- nobody the cloud can know ----------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import fakeredis
 import pytest
 from botocore.exceptions import ClientError
 
@@ -17,12 +18,13 @@ from jitbot.catalog import Resource, parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
 from jitbot.errors import ProviderError
 from jitbot.providers.aws_sso import (
-    POLL_INTERVAL,
+    POLL_INTERVALS,
     AwsSsoProvider,
     access_lines,
     assignment_params,
     session_length,
 )
+from jitbot.store import Store
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -64,6 +66,17 @@ class Center:
     @property
     def resource(self) -> Resource:
         return sso_resource(instance_arn=self.instance_arn, permission_set_arn=self.permission_set_arn)
+
+    def params(self) -> dict[str, str]:
+        """Alice's assignment, as CreateAccountAssignment takes it."""
+        return {
+            "InstanceArn": self.instance_arn,
+            "TargetId": ACCOUNT,
+            "TargetType": "AWS_ACCOUNT",
+            "PermissionSetArn": self.permission_set_arn,
+            "PrincipalType": "USER",
+            "PrincipalId": self.user_id,
+        }
 
     def assigned(self) -> list[str]:
         """Principal ids holding the permission set on the account."""
@@ -288,7 +301,7 @@ def test_grant_when_creation_in_progress_then_polls_until_succeeded(
     settling(monkeypatch, "Creation", statuses)
     sleeps: list[float] = []
     issued = provider(sleeps).grant(request(), center.resource, NOW)
-    assert sleeps == [POLL_INTERVAL] * 3 and statuses == []
+    assert sleeps == list(POLL_INTERVALS) and statuses == []  # polled sooner at first, then every 2 s
     assert issued.handle["principal_id"] == center.user_id
 
 
@@ -308,10 +321,10 @@ def test_grant_when_creation_outlasts_poll_timeout_then_retryable_error(
 ) -> None:
     settling(monkeypatch, "Creation", ["IN_PROGRESS"] * 10)
     sleeps: list[float] = []
-    with pytest.raises(ProviderError, match=r"creation .* is still in progress after 6 s") as raised:
-        provider(sleeps, poll_timeout=3 * POLL_INTERVAL).grant(request(), center.resource, NOW)
+    with pytest.raises(ProviderError, match=r"creation .* is still in progress after 4 s") as raised:
+        provider(sleeps, poll_timeout=sum(POLL_INTERVALS)).grant(request(), center.resource, NOW)
     assert raised.value.retryable is True
-    assert sleeps == [POLL_INTERVAL] * 3
+    assert sleeps == list(POLL_INTERVALS)
 
 
 @pytest.mark.parametrize(
@@ -365,7 +378,7 @@ def test_revoke_when_deletion_in_progress_then_polls_until_succeeded(
     settling(monkeypatch, "Deletion", statuses)
     sleeps: list[float] = []
     provider(sleeps).revoke(active, center.resource, NOW)
-    assert sleeps == [POLL_INTERVAL] * 2 and statuses == []
+    assert sleeps == list(POLL_INTERVALS[:2]) and statuses == []
     assert center.assigned() == []
 
 
@@ -386,3 +399,52 @@ def test_check_when_permission_set_missing_then_not_retryable_error(center: Cent
     with pytest.raises(ProviderError, match="AWS DescribePermissionSet failed: ResourceNotFoundException") as raised:
         provider().check(resource)
     assert raised.value.retryable is False
+
+
+# --- what jitbot owns ------------------------------------------------------------------------------
+
+
+def shared_provider(store: Store) -> AwsSsoProvider:
+    """A worker's provider: who holds which assignment is kept in Redis, so every worker sees it."""
+    return AwsSsoProvider(sleep=[].append, ledger=store)
+
+
+def as_granted(approved: AccessRequest, issued_handle: dict[str, str]) -> AccessRequest:
+    return replace(approved, grant=issued_handle, granted_at=NOW, expires_at=NOW + approved.duration)
+
+
+def test_grant_when_user_already_holds_it_outside_jitbot_then_told_and_its_end_leaves_it(center: Center) -> None:
+    boto3.client("sso-admin", region_name=REGION).create_account_assignment(**center.params())
+    store = Store(fakeredis.FakeRedis())
+    approved = request()
+    issued = shared_provider(store).grant(approved, center.resource, NOW)
+    assert issued.access["Note"].startswith("you already hold this permission set on this account outside jitbot")
+    shared_provider(store).revoke(as_granted(approved, issued.handle), center.resource, NOW)
+    assert center.assigned() == [center.user_id]  # the standing assignment is not jitbot's to delete
+
+
+def test_grant_when_two_jitbot_grants_overlap_then_they_share_it_until_the_last_ends(center: Center) -> None:
+    store = Store(fakeredis.FakeRedis())
+    first, second = request(), replace(request(), id="r-def567")
+    first_issued = shared_provider(store).grant(first, center.resource, NOW)
+    second_issued = shared_provider(store).grant(second, center.resource, NOW)
+    assert "Note" not in second_issued.access and center.assigned() == [center.user_id]
+    shared_provider(store).revoke(as_granted(first, first_issued.handle), center.resource, NOW)
+    assert center.assigned() == [center.user_id]  # the second grant still holds it
+    shared_provider(store).revoke(as_granted(second, second_issued.handle), center.resource, NOW)
+    assert center.assigned() == []
+
+
+def test_moto_when_assignment_created_or_deleted_then_in_progress_until_polled(center: Center) -> None:
+    sso = boto3.client("sso-admin", region_name=REGION)
+    created = sso.create_account_assignment(**center.params())["AccountAssignmentCreationStatus"]
+    assert created["Status"] == "IN_PROGRESS"
+    polls = [
+        sso.describe_account_assignment_creation_status(
+            InstanceArn=center.instance_arn, AccountAssignmentCreationRequestId=created["RequestId"]
+        )["AccountAssignmentCreationStatus"]["Status"]
+        for _ in range(3)
+    ]
+    assert polls == ["IN_PROGRESS", "SUCCEEDED", "SUCCEEDED"]
+    deleted = sso.delete_account_assignment(**center.params())["AccountAssignmentDeletionStatus"]
+    assert deleted["Status"] == "IN_PROGRESS"
