@@ -97,6 +97,7 @@ EVENT_NAMES = {
 }
 REMIND_BEFORE = timedelta(minutes=5)  # the expiring-soon DM, for grants of at least REMIND_FROM
 REMIND_FROM = timedelta(minutes=30)
+REFRESH_BEFORE = timedelta(minutes=5)  # credentials the cloud ends before the grant's end are renewed this early
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,16 @@ class AccessRequest:
     def granted_for(self) -> timedelta:
         """How long the grant runs in all, extensions included."""
         return self.expires_at - self.granted_at if self.expires_at and self.granted_at else self.duration
+
+    @property
+    def refresh_at(self) -> datetime | None:
+        """When the cloud's credentials end before the grant does (AWS role chaining issues an hour at most):
+        fresh ones are issued a little before, for as long as the grant has left."""
+        stamp = self.grant.get("credentials_expire_at")
+        if self.status is not Status.ACTIVE or self.ending_by or not self.expires_at or not stamp:
+            return None
+        credentials_end = datetime.fromisoformat(stamp)
+        return credentials_end - REFRESH_BEFORE if credentials_end < self.expires_at else None
 
     @property
     def remind_at(self) -> datetime | None:

@@ -286,6 +286,9 @@ class Lifecycle:
         elif kind == "escalate":
             if self._settle(request_id, lambda r: apply(r, Action.ESCALATE, AUTO, now, escalated=True)):
                 self.tasks.escalate(request_id)
+        elif kind == "refresh":  # the cloud's credentials end before the grant: renewed for what is left
+            self.store.clear_timer(kind, request_id)
+            self.tasks.renew(request_id)
         else:
             self.store.clear_timer(kind, request_id)
             self.tasks.remind(request_id)

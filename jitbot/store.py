@@ -390,6 +390,7 @@ def _write_indexes(pipe: Any, request: AccessRequest) -> None:
     _timer(pipe, "auto", request.id, request.auto_approve_at if pending else None)
     _timer(pipe, "escalate", request.id, request.escalate_at if pending and not request.escalated else None)
     _timer(pipe, "remind", request.id, request.remind_at)
+    _timer(pipe, "refresh", request.id, request.refresh_at)
 
 
 def _timer(pipe: Any, kind: str, request_id: str, when: datetime | None) -> None:

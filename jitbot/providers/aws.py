@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, session_name
+from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
 from jitbot.providers.base import Issued
 from jitbot.redaction import Credentials
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 STS_MIN_SECONDS = 900  # STS issues credentials for at least 15 minutes; jitbot ends shorter grants itself
 STS_MAX_SECONDS = 43200
+# botocore sts model, AssumeRole DurationSeconds: a role session assuming a role (role chaining) gets an hour at
+# most. jitbot runs as a role on ECS, EKS, Lambda and EC2; longer grants are then renewed before each hour ends.
+CHAINED_MAX_SECONDS = 3600
 DENY_POLICY = "jitbot-deny"  # the role's one policy of cut sessions
 LEGACY_DENY_PREFIX = "jitbot-deny-"  # a policy per cut session, as jitbot wrote them before: pruned as they lapse
 PRUNE_SLACK = timedelta(minutes=5)  # keep a deny a little past the credentials' expiry: clocks differ
@@ -57,15 +61,21 @@ RETRYABLE_CODES = {
 }
 
 
-def assume_role_seconds(request: AccessRequest) -> int:
-    return min(max(math.ceil(request.duration.total_seconds()), STS_MIN_SECONDS), STS_MAX_SECONDS)
+def assume_role_seconds(request: AccessRequest, chained: bool = False) -> int:
+    longest = CHAINED_MAX_SECONDS if chained else STS_MAX_SECONDS
+    return min(max(math.ceil(request.duration.total_seconds()), STS_MIN_SECONDS), longest)
 
 
-def assume_role_params(request: AccessRequest, resource: Resource) -> dict[str, Any]:
+def is_role_session(caller_arn: str) -> bool:
+    """Whether jitbot's own credentials are a role session (GetCallerIdentity): AssumeRole is then chaining."""
+    return ":assumed-role/" in caller_arn
+
+
+def assume_role_params(request: AccessRequest, resource: Resource, chained: bool = False) -> dict[str, Any]:
     params: dict[str, Any] = {
         "RoleArn": resource.settings["role_arn"],
         "RoleSessionName": session_name(request),
-        "DurationSeconds": assume_role_seconds(request),
+        "DurationSeconds": assume_role_seconds(request, chained),
         "SourceIdentity": request.requester,  # sticks to the session, even through role chaining
     }
     if "session_policy" in resource.settings:
@@ -158,6 +168,7 @@ class AwsProvider:
         """`serial`: how writers of one role take turns across processes (a Redis lock); within this process
         only, by default."""
         self._serial = serial or _in_process()
+        self._chained: bool | None = None  # asked of STS on the first grant
         # Load the STS and IAM models into boto3's default session now: a process builds its providers
         # at start, and each job then creates its clients in ~1 ms, not ~50 ms.
         for service in ("sts", "iam"):
@@ -166,7 +177,8 @@ class AwsProvider:
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         region = resource.settings.get("region")
         sts = boto3.client("sts", region_name=region)
-        response = _call("AssumeRole", sts.assume_role, **assume_role_params(request, resource))
+        params = assume_role_params(request, resource, self.chained(sts))
+        response = _call("AssumeRole", sts.assume_role, **params)
         issued = response["Credentials"]
         fields = {
             "AWS_ACCESS_KEY_ID": issued["AccessKeyId"],
@@ -181,6 +193,12 @@ class AwsProvider:
             "credentials_expire_at": issued["Expiration"].isoformat(),
         }
         return Issued(handle, Credentials(fields))
+
+    def chained(self, sts: Any) -> bool:
+        """Whether AssumeRole from jitbot's own identity is role chaining (an hour at most): asked once."""
+        if self._chained is None:
+            self._chained = is_role_session(_call("GetCallerIdentity", sts.get_caller_identity)["Arn"])
+        return self._chained
 
     def extend(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         """STS credentials cannot be extended: a new session of the same name runs to the new expiry (the deny
@@ -239,7 +257,10 @@ class AwsProvider:
         caller = _call("GetCallerIdentity", sts.get_caller_identity)
         iam: IAMClient = boto3.client("iam")
         role = _call("GetRole", iam.get_role, RoleName=role_name(resource.settings["role_arn"]))["Role"]
-        longest = min(math.ceil(resource.max_duration.total_seconds()), STS_MAX_SECONDS)
+        chained = is_role_session(caller["Arn"])
+        longest = min(
+            math.ceil(resource.max_duration.total_seconds()), CHAINED_MAX_SECONDS if chained else STS_MAX_SECONDS
+        )
         if longest > role["MaxSessionDuration"]:
             raise ProviderError(
                 f"role {role['RoleName']} allows sessions of {role['MaxSessionDuration']} s, but max_duration asks "
@@ -248,9 +269,15 @@ class AwsProvider:
             )
         names = _call("ListRolePolicies", _all_policy_names, iam, role["RoleName"])
         fits = room(_own_size(iam, role["RoleName"], names), role_denies(iam, role["RoleName"], names))
+        mode = (
+            f"role chaining (jitbot runs as a role session): credentials of 1h at most, renewed by DM before each"
+            f" hour ends, grants up to {format_duration(resource.max_duration)}"
+            if chained
+            else f"direct: one set of credentials for the whole grant, up to {format_duration(resource.max_duration)}"
+        )
         return (
-            f"ok: running as {caller['Arn']}; role {role['Arn']} allows {role['MaxSessionDuration']} s sessions;"
-            f" room for {fits} more early-ended sessions"
+            f"ok: running as {caller['Arn']}; {mode}; role {role['Arn']} allows {role['MaxSessionDuration']} s"
+            f" sessions; room for {fits} more early-ended sessions"
         )
 
 

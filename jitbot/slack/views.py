@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest, Status
+from jitbot.domain import REFRESH_BEFORE, AccessRequest, Status
 from jitbot.durations import format_duration
 from jitbot.eligibility import principal
 from jitbot.policy import approver_list, escalation_list
@@ -143,9 +143,16 @@ def credentials_dm(
         _section(head),
         _section(f"```{exports}```"),
         _section("Or as a profile in `~/.aws/credentials`:\n```" + "\n".join(profile_lines) + "```"),
-        _context("These credentials are removed from this message when the grant ends."),
+        _context(credentials_note(request)),
     ]
     return head, blocks
+
+
+def credentials_note(request: AccessRequest) -> str:
+    """How long the keys in the DM last: the grant, or (AWS role chaining) an hour, renewed by DM before then."""
+    if request.refresh_at is None:
+        return "These credentials are removed from this message when the grant ends."
+    return f"These credentials end {when(request.refresh_at + REFRESH_BEFORE)}: fresh ones come by DM before then."
 
 
 def scrubbed_dm(request: AccessRequest) -> tuple[str, list[Block]]:

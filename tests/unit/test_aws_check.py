@@ -37,9 +37,24 @@ def create_role(max_session_seconds: int) -> None:
 def test_check_when_role_allows_max_duration_then_ok_naming_caller_and_role(moto_aws: None) -> None:
     create_role(4 * 3600)
     assert AwsProvider().check(RESOURCE) == (
-        f"ok: running as arn:aws:sts::{ACCOUNT}:user/moto; role arn:aws:iam::{ACCOUNT}:role/team/{ROLE} "
-        "allows 14400 s sessions; room for 531 more early-ended sessions"
+        f"ok: running as arn:aws:sts::{ACCOUNT}:user/moto; direct: one set of credentials for the whole grant, up to"
+        f" 4h; role arn:aws:iam::{ACCOUNT}:role/team/{ROLE} allows 14400 s sessions; room for 531 more early-ended"
+        " sessions"
     )
+
+
+def test_check_when_jitbot_runs_as_a_role_then_chaining_named_and_an_hour_per_set_is_enough(
+    moto_aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_role(3600)  # an hour: all that role chaining can ask for anyway
+    own = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/team/{ROLE}", RoleSessionName="jb")
+    for name, key in (("AWS_ACCESS_KEY_ID", "AccessKeyId"), ("AWS_SECRET_ACCESS_KEY", "SecretAccessKey")):
+        monkeypatch.setenv(name, own["Credentials"][key])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", own["Credentials"]["SessionToken"])
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    shown = AwsProvider().check(RESOURCE)
+    assert ":assumed-role/" in shown and "role chaining (jitbot runs as a role session)" in shown
+    assert "renewed by DM before each hour ends, grants up to 4h" in shown
 
 
 def test_check_when_role_missing_then_not_retryable_error_naming_get_role(moto_aws: None) -> None:
