@@ -6,8 +6,8 @@ processes find the clouds as in production, through each SDK's own credential ch
 for Azure (the ARM stand-in's token endpoint), Application Default Credentials for GCP (a file whose
 tokens come from the GCP stand-in), the standard chain for AWS (moto).
 
-For fault injection it also plays the platform: more workers (`workers=2` runs `worker-1`, `worker-2`),
-`kill` (a process and everything it forked, as when a container is killed), `restart`, `restart_redis`
+For fault injection it also plays the platform: more workers (`workers=2` runs `worker-1`, `worker-2`; `sweepers`
+likewise), `kill` (a process and everything it forked, as when a container is killed), `restart`, `restart_redis`
 (the embedded one, AOF on) and, with `supervise=True`, restarting any process that exits on its own.
 """
 
@@ -85,6 +85,7 @@ class Stack:
         *,
         redis_url: str | None = None,
         workers: int = 1,
+        sweepers: int = 1,
         supervise: bool = False,
     ) -> None:
         self.home = home
@@ -103,7 +104,8 @@ class Stack:
             raise ValueError("a stack needs at least one worker")
         worker_names = ["worker"] if workers == 1 else [f"worker-{i}" for i in range(1, workers + 1)]
         self.commands.update(dict.fromkeys(worker_names, PROCESSES["worker"]))
-        self.commands["sweeper"] = PROCESSES["sweeper"]
+        sweeper_names = ["sweeper"] if sweepers == 1 else [f"sweeper-{i}" for i in range(1, sweepers + 1)]
+        self.commands.update(dict.fromkeys(sweeper_names, PROCESSES["sweeper"]))
         self.supervise = supervise
         self.restarts: list[Restart] = []
         self._moto: Any = None
