@@ -8,7 +8,14 @@ within 60 s of their end). The baseline in the same run is the smaller load: the
 grants that are due, not with all grants. Memory per grant is `INFO memory` before and after loading the
 largest set, divided by the grants loaded (the requests, their indexes and their three audit records each).
 
+The AWS cell then does the same through the real AWS provider, against moto with IAM's quotas enforced: the
+`--due` grants spread over `--roles` roles (default 5), `--early` of them (default 20%) ended early by End now at
+their end time, the rest reaching their end with credentials that end with them. Beside the lag it prints the
+IAM writes per revocation (PutRolePolicy and DeleteRolePolicy as moto received them): an early end needs its
+session denied, a natural end needs nothing.
+
 Run: .venv/bin/python bench/revocation.py [--due 10000] [--window 60] [--active 1000,100000] [--delay 0.05]
+         [--roles 5] [--early 0.2]
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jitbot.domain import AccessRequest, Action, AuditEvent, apply, grant, new_request_id, open_request
 from jitbot.store import EXPIRY, Store
+from jitbot.testing import aws_limits
 from jitbot.testing.stack import Stack
 
 MISSED_AFTER_S = 60.0
@@ -43,26 +51,52 @@ resources:
 """
 
 
-def load(store: Store, count: int, ends: list[datetime] | None) -> list[str]:
-    """`count` active grants through the store's real write path (three audited transitions each)."""
+AWS_CATALOG_HEAD = """
+approver_channel: C0APPROVALS
+defaults: {min_duration: 1s, max_duration: 12h}
+resources:
+"""
+AWS_ROLE = """  role-{n}:
+    provider: aws
+    role_arn: arn:aws:iam::123456789012:role/jit-role-{n}
+    auto_approve: true
+"""
+
+
+def load(
+    store: Store, count: int, ends: list[datetime] | None, resources: list[str] | None = None, early: float = 0.0
+) -> list[str]:
+    """`count` active grants through the store's real write path (three audited transitions each), spread over
+    `resources`; every 1/`early`-th is ended early (End now) at its end, its credentials outliving it."""
     ids = []
     now = datetime.now(UTC)
+    names = resources or ["sandbox"]
     for n in range(count):
         expires_at = ends[n] if ends else now + timedelta(days=1)
         while True:  # a taken id (1 in ~10^9 a draw, but 10^5 draws) is drawn again, as the service does
             request, event = open_request(
-                new_request_id(), f"U0USER{n % 500}", "sandbox", timedelta(hours=1), "bench", now
+                new_request_id(), f"U0USER{n % 500}", names[n % len(names)], timedelta(hours=1), "bench", now
             )
             if store.create(request, event, pending_until=now + timedelta(hours=1)):
                 break
+        ended_early = early > 0 and (n // len(names)) % round(1 / early) == 0  # spread evenly over the roles
+        credentials_end = expires_at + timedelta(minutes=15) if ended_early else expires_at
+        handle = {"session_name": f"jit-{request.id}-U0", "credentials_expire_at": credentials_end.isoformat()}
+        started = now if ended_early else expires_at - request.duration  # an early end is due when it is asked
         store.transition(request.id, lambda r: apply(r, Action.APPROVE, "jitbot", now, decided_by="jitbot"))
-        store.transition(request.id, partial(_granted, started=expires_at - request.duration))
+        store.transition(request.id, partial(_granted, handle=handle, started=started))
+        if ended_early:
+            store.transition(request.id, partial(_ended_early, at=expires_at))
         ids.append(request.id)
     return ids
 
 
-def _granted(request: AccessRequest, started: datetime) -> tuple[AccessRequest, AuditEvent]:
-    return grant(request, {"session": f"fake-{request.id}"}, started)
+def _granted(request: AccessRequest, handle: dict[str, str], started: datetime) -> tuple[AccessRequest, AuditEvent]:
+    return grant(request, handle, started)
+
+
+def _ended_early(request: AccessRequest, at: datetime) -> tuple[AccessRequest, AuditEvent]:
+    return apply(request, Action.END_NOW, "U0BOB", at, ending_by="U0BOB", expires_at=at)
 
 
 def lags(store: Store, ends: dict[str, datetime], deadline: float) -> list[float]:
@@ -72,7 +106,7 @@ def lags(store: Store, ends: dict[str, datetime], deadline: float) -> list[float
     while time.time() < deadline and len(found) < len(ends):
         for entry_id, fields in store.audit_entries(cursor):
             cursor = "(" + entry_id
-            if fields.get("event") == "expired" and fields["request_id"] in ends:
+            if fields.get("event") in ("expired", "revoked") and fields["request_id"] in ends:
                 at = datetime.fromisoformat(fields["at"])
                 found[fields["request_id"]] = (at - ends[fields["request_id"]]).total_seconds()
         time.sleep(0.5)
@@ -109,12 +143,36 @@ def run(due: int, window: float, active: int, delay: float) -> tuple[str, float]
     return line, memory
 
 
+def run_aws(due: int, window: float, roles: int, early: float) -> str:
+    """`due` AWS grants over `roles` roles ending within `window`, `early` of them by End now: lag and IAM writes."""
+    catalog = AWS_CATALOG_HEAD + "".join(AWS_ROLE.format(n=n) for n in range(roles))
+    with tempfile.TemporaryDirectory() as home, Stack(Path(home), catalog) as stack:
+        store = Store(stack.redis())
+        first = datetime.now(UTC) + timedelta(seconds=due / 250 + 10)  # loaded (~400/s) before the first is due
+        ends = [first + timedelta(seconds=window * n / due) for n in range(due)]
+        aws_limits.iam_writes.clear()
+        ids = load(store, due, ends, [f"role-{n}" for n in range(roles)], early)
+        spare = (first - datetime.now(UTC)).total_seconds()
+        measured = lags(store, dict(zip(ids, ends, strict=True)), ends[-1].timestamp() + MISSED_AFTER_S)
+        missed = due - len([lag for lag in measured if lag <= MISSED_AFTER_S])
+        writes = sum(aws_limits.iam_writes.values())
+        failures = len(stack.redis().keys("jitbot:revoke_failures:*"))
+    return (
+        f"{due:>6} AWS grants over {roles} roles, {early:.0%} ended early:  lag p50 {statistics.median(measured):6.2f}s"
+        f"  p99 {percentile(measured, 0.99):6.2f}s  max {max(measured):6.2f}s  missed {missed}"
+        f"  IAM writes {writes} ({writes / due:.2f} per revocation; {failures} revocations retried;"
+        f" {spare:.0f}s to spare)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--active", default="1000,100000")
     parser.add_argument("--delay", type=float, default=0.05, help="seconds per fake cloud call")
+    parser.add_argument("--roles", type=int, default=5)
+    parser.add_argument("--early", type=float, default=0.2, help="share of grants ended early (End now)")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # not 300k audit lines
     print(f"fake cloud call: {args.delay * 1000:.0f} ms; missed = not revoked within {MISSED_AFTER_S:.0f}s of its end")
@@ -123,6 +181,7 @@ def main() -> None:
         line, memory = run(args.due, args.window, active, args.delay)
         print(line, flush=True)
     print(f"Redis memory per grant at the largest load: {memory:,.0f} bytes")
+    print(run_aws(args.due, args.window, args.roles, args.early), flush=True)
 
 
 if __name__ == "__main__":

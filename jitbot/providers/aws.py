@@ -169,6 +169,10 @@ class AwsProvider:
         only, by default."""
         self._serial = serial or _in_process()
         self._chained: bool | None = None  # asked of STS on the first grant
+        # cuts waiting to be written, per role: one thread of this process writes them all in one policy write
+        self._pending: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
+        self._pending_lock = threading.Lock()
+        self._writers: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         # Load the STS and IAM models into boto3's default session now: a process builds its providers
         # at start, and each job then creates its clients in ~1 ms, not ~50 ms.
         for service in ("sts", "iam"):
@@ -210,25 +214,38 @@ class AwsProvider:
         """Deny the request's sessions until their credentials expire, unless they end by themselves by now;
         stale denies go in the same write. Nothing is written when nothing changes."""
         until = deny_until(request, now)
+        if until is None:  # nothing to deny: no IAM call at all (the next cut on the role prunes)
+            return
         role = role_name(resource.settings["role_arn"])
-        try:
-            with self._serial(role):
-                self._write_denies(boto3.client("iam"), role, request.id, until, now)
-        except TimeoutError:
-            raise ProviderError(f"another revocation on role {role} is taking long; retrying", retryable=True) from None
+        with self._pending_lock:
+            cuts = self._pending[role]
+            cuts[request.id] = max(until, cuts.get(request.id, until))
+        with self._writers[role]:  # group commit: whoever writes next writes every cut waiting on this role
+            with self._pending_lock:
+                if request.id not in self._pending[role]:
+                    return  # written by the thread before, with its own
+                batch = self._pending.pop(role)
+            try:
+                with self._serial(role):
+                    self._write_denies(boto3.client("iam"), role, batch, now)
+            except (ProviderError, TimeoutError) as error:
+                with self._pending_lock:  # the next writer tries them again; this one's caller retries its own
+                    self._pending[role] = batch | self._pending[role]
+                if isinstance(error, ProviderError):
+                    raise
+                raise ProviderError(f"revocations on role {role} are taking long; retrying", retryable=True) from None
 
-    def _write_denies(self, iam: IAMClient, role: str, request_id: str, until: datetime | None, now: datetime) -> None:
-        names = _call("ListRolePolicies", _all_policy_names, iam, role)
-        for stale in legacy_prunable(names, now):
-            _call("DeleteRolePolicy", _forgiving(iam.delete_role_policy), RoleName=role, PolicyName=stale)
-        current = role_denies(iam, role, names)
+    def _write_denies(self, iam: IAMClient, role: str, cuts: dict[str, datetime], now: datetime) -> None:
+        document = _get_policy(iam, role, DENY_POLICY)
+        if not document:  # the role's first cut (or its first since all lapsed): per-session denies of old go
+            names = _call("ListRolePolicies", _all_policy_names, iam, role)
+            for stale in legacy_prunable(names, now):
+                _call("DeleteRolePolicy", _forgiving(iam.delete_role_policy), RoleName=role, PolicyName=stale)
+        current = read_denies(document)
         denies = pruned(current, now)
-        if until is not None:
+        for request_id, until in cuts.items():
             denies = with_cut(denies, request_id, until)
         if denies == current:
-            return
-        if not denies:
-            _call("DeleteRolePolicy", _forgiving(iam.delete_role_policy), RoleName=role, PolicyName=DENY_POLICY)
             return
         try:
             _call(
@@ -241,7 +258,7 @@ class AwsProvider:
         except ProviderError as error:
             if error.code != "LimitExceeded":
                 raise
-            others = _own_size(iam, role, names)
+            others = _own_size(iam, role, _call("ListRolePolicies", _all_policy_names, iam, role))
             raise ProviderError(
                 f"role {role} has no room for another deny: its own inline policies use {others} of IAM's"
                 f" {ROLE_INLINE_QUOTA} characters and {sum(map(len, current.values()))} cut sessions are still"

@@ -9,6 +9,7 @@ applies to `mock_aws` and `ThreadedMotoServer` alike (both serve from this proce
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from moto.iam.exceptions import LimitExceededException, NotFoundException
@@ -37,6 +38,7 @@ SESSION_POLICY_MAX = 2_048
 # the first poll, SUCCEEDED from the second.
 _polled: dict[str, int] = {}
 _original: dict[str, Any] = {}
+iam_writes = Counter[str]()  # role name → inline-policy writes (put and delete) it received: what benchmarks count
 
 
 def policy_size(document: str) -> int:
@@ -50,6 +52,12 @@ def _put_role_policy(self: IAMBackend, role_name: str, policy_name: str, policy_
     if others + policy_size(policy_json) > ROLE_INLINE_QUOTA:
         raise LimitExceededException(f"Maximum policy size of {ROLE_INLINE_QUOTA} bytes exceeded for role {role_name}")
     _original["put_role_policy"](self, role_name, policy_name, policy_json)
+    iam_writes[role_name] += 1
+
+
+def _delete_role_policy(self: IAMBackend, role_name: str, policy_name: str) -> None:
+    _original["delete_role_policy"](self, role_name, policy_name)
+    iam_writes[role_name] += 1
 
 
 def _assume_role(self: TokenResponse) -> Any:
@@ -102,6 +110,8 @@ def enforce() -> None:
     if _original:
         return
     _original["put_role_policy"] = IAMBackend.put_role_policy
+    _original["delete_role_policy"] = IAMBackend.delete_role_policy
+    IAMBackend.delete_role_policy = _delete_role_policy  # type: ignore[method-assign]
     _original["assume_role"] = TokenResponse.assume_role
     IAMBackend.put_role_policy = _put_role_policy  # type: ignore[method-assign]
     TokenResponse.assume_role = _assume_role  # type: ignore[method-assign]
