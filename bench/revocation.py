@@ -27,16 +27,15 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jitbot.domain import AccessRequest, Action, AuditEvent, apply, grant, new_request_id, open_request
 from jitbot.store import EXPIRY, Store
 from jitbot.testing import aws_limits
+from jitbot.testing.grants import load_grants
 from jitbot.testing.stack import Stack
 
 MISSED_AFTER_S = 60.0
@@ -63,42 +62,6 @@ AWS_ROLE = """  role-{n}:
 """
 
 
-def load(
-    store: Store, count: int, ends: list[datetime] | None, resources: list[str] | None = None, early: float = 0.0
-) -> list[str]:
-    """`count` active grants through the store's real write path (three audited transitions each), spread over
-    `resources`; every 1/`early`-th is ended early (End now) at its end, its credentials outliving it."""
-    ids = []
-    now = datetime.now(UTC)
-    names = resources or ["sandbox"]
-    for n in range(count):
-        expires_at = ends[n] if ends else now + timedelta(days=1)
-        while True:  # a taken id (1 in ~10^9 a draw, but 10^5 draws) is drawn again, as the service does
-            request, event = open_request(
-                new_request_id(), f"U0USER{n % 500}", names[n % len(names)], timedelta(hours=1), "bench", now
-            )
-            if store.create(request, event, pending_until=now + timedelta(hours=1)):
-                break
-        ended_early = early > 0 and (n // len(names)) % round(1 / early) == 0  # spread evenly over the roles
-        credentials_end = expires_at + timedelta(minutes=15) if ended_early else expires_at
-        handle = {"session_name": f"jit-{request.id}-U0", "credentials_expire_at": credentials_end.isoformat()}
-        started = now if ended_early else expires_at - request.duration  # an early end is due when it is asked
-        store.transition(request.id, lambda r: apply(r, Action.APPROVE, "jitbot", now, decided_by="jitbot"))
-        store.transition(request.id, partial(_granted, handle=handle, started=started))
-        if ended_early:
-            store.transition(request.id, partial(_ended_early, at=expires_at))
-        ids.append(request.id)
-    return ids
-
-
-def _granted(request: AccessRequest, handle: dict[str, str], started: datetime) -> tuple[AccessRequest, AuditEvent]:
-    return grant(request, handle, started)
-
-
-def _ended_early(request: AccessRequest, at: datetime) -> tuple[AccessRequest, AuditEvent]:
-    return apply(request, Action.END_NOW, "U0BOB", at, ending_by="U0BOB", expires_at=at)
-
-
 def lags(store: Store, ends: dict[str, datetime], deadline: float) -> list[float]:
     """Seconds from each grant's end to its `expired` record; waits until all are in or the deadline passes."""
     found: dict[str, float] = {}
@@ -123,12 +86,12 @@ def run(due: int, window: float, active: int, delay: float) -> tuple[str, float]
         store = Store(stack.redis())
         before = int(stack.redis().info("memory")["used_memory"])
         started = time.monotonic()
-        load(store, active, None)
+        load_grants(store, [datetime.now(UTC) + timedelta(days=1)] * active, ["sandbox"])
         rate = active / max(time.monotonic() - started, 1e-9)
         lead = due / max(rate, 1) + 10  # the due ones are loaded before the first falls due
         first = datetime.now(UTC) + timedelta(seconds=lead)
         ends = [first + timedelta(seconds=window * n / due) for n in range(due)]
-        ids = load(store, due, ends)
+        ids = load_grants(store, ends, ["sandbox"])
         spare = (first - datetime.now(UTC)).total_seconds()
         memory = (int(stack.redis().info("memory")["used_memory"]) - before) / (active + due)
         by_id = dict(zip(ids, ends, strict=True))
@@ -151,7 +114,10 @@ def run_aws(due: int, window: float, roles: int, early: float) -> str:
         first = datetime.now(UTC) + timedelta(seconds=due / 250 + 10)  # loaded (~400/s) before the first is due
         ends = [first + timedelta(seconds=window * n / due) for n in range(due)]
         aws_limits.iam_writes.clear()
-        ids = load(store, due, ends, [f"role-{n}" for n in range(roles)], early)
+        every = round(1 / early) if early else 0  # the n-th grant is ended early every `every` rounds of roles
+        ids = load_grants(
+            store, ends, [f"role-{n}" for n in range(roles)], lambda n: bool(every) and (n // roles) % every == 0
+        )
         spare = (first - datetime.now(UTC)).total_seconds()
         measured = lags(store, dict(zip(ids, ends, strict=True)), ends[-1].timestamp() + MISSED_AFTER_S)
         missed = due - len([lag for lag in measured if lag <= MISSED_AFTER_S])
