@@ -60,6 +60,7 @@ AZURE_ROLE = re.compile(
     r"(/subscriptions/[0-9a-fA-F-]{36})?/providers/Microsoft\.Authorization/roleDefinitions/[0-9a-fA-F-]{36}"
 )
 GCP_RESOURCE = re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]|folders/\d+|organizations/\d+")
+GCP_BASIC_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 GCP_ROLE = re.compile(r"roles/[\w.]+|(projects|organizations)/[^/]+/roles/[\w.]+")
 SSO_INSTANCE = re.compile(r"arn:aws[a-z-]*:sso:::instance/(sso)?ins-[a-zA-Z0-9-.]{16}")
 SSO_PERMISSION_SET = re.compile(r"arn:aws[a-z-]*:sso:::permissionSet/(sso)?ins-[a-zA-Z0-9-.]{16}/ps-[a-zA-Z0-9-./]{16}")
@@ -373,6 +374,23 @@ def _aws_settings(keys: dict[str, _Node]) -> dict[str, Any]:
     return settings
 
 
+def _gcp_settings(keys: dict[str, _Node]) -> dict[str, Any]:
+    settings = _patterned(
+        keys,
+        {
+            "resource": (GCP_RESOURCE, "projects/<project id>, folders/<number> or organizations/<number>"),
+            "role": (GCP_ROLE, "roles/bigquery.dataViewer"),
+        },
+    )
+    if settings["role"] in GCP_BASIC_ROLES:  # Google: "You cannot use conditions when you grant legacy basic roles"
+        raise keys["role"].fail(
+            f"{settings['role']} is a basic role, and Google refuses a condition on it: jitbot's binding ends by its"
+            " condition, so it could never be granted. Use a predefined role (e.g. roles/bigquery.dataViewer) or a"
+            " custom role"
+        )
+    return settings
+
+
 def _fake_settings(keys: dict[str, _Node]) -> dict[str, Any]:
     """The fake provider's knobs, for trying faults out: a delay per call, and a file whose presence fails calls."""
     settings: dict[str, Any] = {}
@@ -428,13 +446,7 @@ _SETTINGS: dict[str, Callable[[dict[str, _Node]], dict[str, Any]]] = {
             "role_definition_id": (AZURE_ROLE, "/providers/Microsoft.Authorization/roleDefinitions/<guid>"),
         },
     ),
-    "gcp": lambda keys: _patterned(
-        keys,
-        {
-            "resource": (GCP_RESOURCE, "projects/<project id>, folders/<number> or organizations/<number>"),
-            "role": (GCP_ROLE, "roles/bigquery.dataViewer"),
-        },
-    ),
+    "gcp": lambda keys: _gcp_settings(keys),
     "fake": lambda keys: _fake_settings(keys),
 }
 

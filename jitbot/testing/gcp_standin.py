@@ -14,6 +14,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 import secrets
 import threading
 from collections import Counter
@@ -40,6 +41,13 @@ STATUS_NAMES = {
 }
 VERSIONS = (0, 1, 3)
 MAX_CONDITIONAL_PER_ROLE_AND_MEMBER = 20
+# IAM Conditions overview (docs.cloud.google.com/iam/docs/conditions-overview): "You cannot use conditions when
+# you grant legacy basic roles, including Owner (roles/owner), Editor (roles/editor), and Viewer (roles/viewer)".
+BASIC_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
+# IAM's limits on a condition's title and description, and on the principals of one allow policy.
+MAX_TITLE, MAX_DESCRIPTION, MAX_MEMBERS = 100, 256, 1500
+# the one kind of time condition jitbot writes; CEL that mentions request.time any other way is refused here
+TIME_CONDITION = re.compile(r'request\.time < timestamp\("\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"\)')
 MASKABLE = {"bindings", "etag", "auditConfigs"}
 TOKEN_SECONDS = 3599
 
@@ -105,15 +113,34 @@ def binding_problem(policy: dict[str, Any]) -> str | None:
         if not isinstance(members, list) or not members or not all(isinstance(m, str) and ":" in m for m in members):
             return f"Invalid members {members} in the binding of {role}."
         condition = binding.get("condition")
-        if condition is not None and not (condition.get("title") and condition.get("expression")):
-            return "A condition needs a title and an expression."
+        if condition is not None:
+            problem = _condition_problem(role, condition)
+            if problem:
+                return problem
     if has_conditions(policy) and policy.get("version") != 3:
         return "Policies with conditions must be version 3; set `version: 3` and send the etag you read."
     return _cap_problem(policy)
 
 
+def _condition_problem(role: str, condition: dict[str, Any]) -> str | None:
+    title, description = str(condition.get("title", "")), str(condition.get("description", ""))
+    expression = str(condition.get("expression", ""))
+    if not (title and expression):
+        return "A condition needs a title and an expression."
+    if role in BASIC_ROLES:
+        return f"Conditions are not supported for basic role {role}; grant a predefined or custom role instead."
+    if len(title) > MAX_TITLE or len(description) > MAX_DESCRIPTION:
+        return f"A condition's title is at most {MAX_TITLE} characters and its description {MAX_DESCRIPTION}."
+    if "request.time" in expression and not TIME_CONDITION.fullmatch(expression):
+        return f"Condition expression could not be parsed: {expression[:120]}"
+    return None
+
+
 def _cap_problem(policy: dict[str, Any]) -> str | None:
-    """IAM's limit: one role for one member under at most 20 different conditions."""
+    """IAM's limits: one role for one member under at most 20 different conditions; 1,500 principals in all."""
+    members = sum(len(binding["members"]) for binding in policy.get("bindings", []))
+    if members > MAX_MEMBERS:
+        return f"The policy has {members} principals; the limit is {MAX_MEMBERS}."
     conditional = Counter(
         (binding["role"], member)
         for binding in policy.get("bindings", [])

@@ -130,3 +130,18 @@ def test_readme_catalog_example_when_parsed_then_valid_with_every_provider() -> 
     catalog = parse_catalog(example)
     assert {r.kind for r in catalog.resources.values()} == {"aws", "aws-sso", "azure", "gcp"}
     assert catalog.resources["analytics"].breakglass and catalog.identities["U0ALICE"]["email"] == "alice@example.com"
+
+
+@pytest.mark.parametrize("role", ["roles/owner", "roles/editor", "roles/viewer"])
+def test_parse_catalog_when_gcp_basic_role_then_refused_naming_why_and_what_instead(role: str) -> None:
+    text = f"""
+approver_channel: C0APPROVALS
+resources:
+  analytics:
+    provider: gcp
+    resource: projects/acme-analytics
+    role: {role}
+    approvers: [U0DAVE]
+"""
+    with pytest.raises(ConfigError, match=rf"line 7: resources\.analytics\.role: {role} is a basic role, and Google"):
+        parse_catalog(text)

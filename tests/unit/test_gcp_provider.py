@@ -28,7 +28,7 @@ from jitbot.providers.gcp import (
     remove_binding,
     resource_kind,
 )
-from jitbot.testing.gcp_standin import GcpStandIn
+from jitbot.testing.gcp_standin import GcpStandIn, binding_problem
 
 PROJECT = "projects/acme-analytics"
 ROLE = "roles/bigquery.dataViewer"
@@ -460,3 +460,29 @@ def test_standin_when_read_below_version_3_then_conditions_hidden_and_blind_writ
     versioned = projects.getIamPolicy(resource=PROJECT, body={"options": {"requestedPolicyVersion": 3}}).execute()
     with pytest.raises(HttpError, match="must be version 3"):
         projects.setIamPolicy(resource=PROJECT, body={"policy": {**versioned, "version": 1}}).execute()
+
+
+# --- the stand-in refuses what Resource Manager refuses --------------------------------------------------------
+
+
+def conditional(role: str, **condition: str) -> dict:
+    fields = {"title": "t", "expression": 'request.time < timestamp("2026-12-07T12:00:00Z")'} | condition
+    return {"version": 3, "bindings": [{"role": role, "members": ["user:a@example.com"], "condition": fields}]}
+
+
+@pytest.mark.parametrize(
+    ("policy", "refused"),
+    [
+        (conditional("roles/editor"), "not supported for basic role roles/editor"),
+        (conditional(ROLE, title="t" * 101), "title is at most 100"),
+        (conditional(ROLE, description="d" * 257), "description 256"),
+        (conditional(ROLE, expression='request.time < timestamp("tomorrow")'), "could not be parsed"),
+        (
+            {"version": 1, "bindings": [{"role": ROLE, "members": [f"user:u{n}@example.com" for n in range(1501)]}]},
+            "1501 principals; the limit is 1500",
+        ),
+    ],
+)
+def test_standin_when_policy_breaks_iams_rules_then_refused(policy: dict, refused: str) -> None:
+    assert refused in (binding_problem(policy) or "")
+    assert binding_problem(conditional(ROLE)) is None
