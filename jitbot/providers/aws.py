@@ -155,7 +155,7 @@ def legacy_prunable(policy_names: list[str], now: datetime) -> list[str]:
 
 def room(others: int, denies: Denies) -> int:
     """How many more cut sessions fit beside the role's own inline policies (`others` characters)."""
-    used = others + len(deny_document(denies)) if denies else others + len(deny_document({0: ()}))
+    used = others + len(deny_document(denies or {0: ()}))  # an empty role still pays for one statement
     return max(0, (ROLE_INLINE_QUOTA - used) // (len(session_pattern("r-xxxxxx")) + 3))
 
 
