@@ -323,7 +323,9 @@ class ArmStandIn(LoopbackServer):
         role_id = properties["roleDefinitionId"]
         schedule = properties.get("targetRoleAssignmentScheduleId") or schedule_id(scope, name)
         expanded = {
-            "principal": {  # as ARM expands it: the display name of a principal the directory knows
+            # as ARM expands it: the display name of a principal the directory knows (azure-mgmt-authorization
+            # 2020-10-01 model ExpandedPropertiesPrincipal: id, displayName, email, type)
+            "principal": {
                 "id": properties["principalId"],
                 "type": "User",
                 **({"displayName": known} if (known := self.principal_names.get(properties["principalId"])) else {}),

@@ -77,10 +77,14 @@ def _assume_role(self: TokenResponse) -> Any:
 
 
 def _role_by_arn(response: TokenResponse, arn: str) -> Any:
+    """The role, or None for another account's (moto cannot know it). A missing role of moto's own account is
+    refused as AWS refuses it: AccessDenied, not authorized to perform sts:AssumeRole on the resource."""
+    if f":{response.current_account}:" not in arn:
+        return None
     try:
         return iam_backends[response.current_account][response.partition].get_role_by_arn(arn)
-    except NotFoundException:  # moto lets a role it does not know be assumed; that leniency is not ours to test
-        return None
+    except NotFoundException:
+        raise STSClientError("AccessDenied", f"not authorized to perform: sts:AssumeRole on resource: {arn}") from None
 
 
 def _in_progress(operation: str, key: str) -> Any:

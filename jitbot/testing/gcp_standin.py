@@ -44,7 +44,8 @@ MAX_CONDITIONAL_PER_ROLE_AND_MEMBER = 20
 # IAM Conditions overview (docs.cloud.google.com/iam/docs/conditions-overview): "You cannot use conditions when
 # you grant legacy basic roles, including Owner (roles/owner), Editor (roles/editor), and Viewer (roles/viewer)".
 BASIC_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
-# IAM's limits on a condition's title and description, and on the principals of one allow policy.
+# IAM's limits on a condition's title and description, and on the principals of one allow policy, as issue 14
+# records them from Google's IAM limits (not re-read here: the stored reference pages did not include them).
 MAX_TITLE, MAX_DESCRIPTION, MAX_MEMBERS = 100, 256, 1500
 # the one kind of time condition jitbot writes; CEL that mentions request.time any other way is refused here
 TIME_CONDITION = re.compile(r'request\.time < timestamp\("\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"\)')

@@ -278,7 +278,11 @@ class SlackStandIn(LoopbackServer):
     def _user_info(self, params: dict[str, Any]) -> dict[str, Any]:
         """users.info as Slack answers it: `user_not_found` for an id it does not know; the standing flags
         (is_restricted and is_ultra_restricted for guests, is_bot, deleted, the home team_id of a Slack Connect
-        user); the profile carries an email only for users in `emails` (as with users:read.email)."""
+        user); the profile carries an email only for users in `emails` (as with users:read.email).
+
+        Source: Slack's users.info method reference (errors: user_not_found) and the Web API client's
+        UsersInfoResponse type (@slack/web-api): deleted, is_bot, is_app_user, is_restricted, is_ultra_restricted,
+        is_stranger, team_id, enterprise_user.enterprise_id, profile.email."""
         user = str(params.get("user", ""))
         flags = self.people.get(user, {})
         if flags is None or not user:

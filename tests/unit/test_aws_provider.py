@@ -463,3 +463,9 @@ def test_moto_when_duration_over_the_roles_maximum_or_policy_too_large_then_refu
     with pytest.raises(ClientError) as raised:
         sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="big", Policy=big)
     assert raised.value.response["Error"]["Code"] == "PackedPolicyTooLarge"
+
+
+def test_moto_when_role_does_not_exist_then_access_denied(aws: None) -> None:
+    with pytest.raises(ClientError) as raised:
+        boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/nobody", RoleSessionName="x")
+    assert raised.value.response["Error"]["Code"] == "AccessDenied"
