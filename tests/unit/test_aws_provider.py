@@ -467,5 +467,5 @@ def test_moto_when_duration_over_the_roles_maximum_or_policy_too_large_then_refu
 
 def test_moto_when_role_does_not_exist_then_access_denied(aws: None) -> None:
     with pytest.raises(ClientError) as raised:
-        boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/nobody", RoleSessionName="x")
+        boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/nobody", RoleSessionName="probe")
     assert raised.value.response["Error"]["Code"] == "AccessDenied"
