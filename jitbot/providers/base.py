@@ -25,6 +25,20 @@ class Issued:
     access: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Held:
+    """Access jitbot made that the cloud holds now, as the drift scan finds it (nothing secret in it).
+
+    `holders`: the jitbot requests it was made for (one, or several sharing an Identity Center assignment); it
+    is explained while any of them is live. `what`: one line for the audit record and alerts, e.g.
+    "roles/x for user:a@b on projects/p". `ref`: what `remove` needs to find it again.
+    """
+
+    holders: frozenset[str]
+    what: str
+    ref: dict[str, str]
+
+
 class Provider(Protocol):
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         """Issue access for `request`; raise ProviderError (retryable or not) when the cloud refuses."""
