@@ -25,7 +25,7 @@ from httplib2 import HttpLib2Error  # type: ignore[import-untyped]
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
-from jitbot.providers.base import Issued
+from jitbot.providers.base import Held, Issued
 
 Policy = dict[str, Any]
 
@@ -107,6 +107,21 @@ def prune_expired(policy: Policy, now: datetime) -> Policy:
     bindings = policy.get("bindings", [])
     kept = [binding for binding in bindings if not _is_expired_jitbot_binding(binding, now)]
     return policy if len(kept) == len(bindings) else _with_bindings(policy, kept)
+
+
+def held_bindings(policy: Policy, resource: str, role: str, now: datetime) -> list[Held]:
+    """jitbot's bindings of `role` in `resource`'s policy whose condition still grants; one whose expiry cannot be
+    read counts as held: only a binding known to have ended is left out."""
+    found = []
+    for binding in policy.get("bindings", []):
+        request_id = jitbot_request_id(binding)
+        if request_id is None or binding.get("role") != role or _is_expired_jitbot_binding(binding, now):
+            continue
+        expiry = binding_expiry(binding)
+        until = rfc3339(expiry) if expiry else "an expiry jitbot cannot read"
+        what = f"{role} for {', '.join(binding.get('members', []))} on {resource} until {until}"
+        found.append(Held(frozenset({request_id}), what, {"resource": resource, "request_id": request_id}))
+    return found
 
 
 def _is_expired_jitbot_binding(binding: dict[str, Any], now: datetime) -> bool:
@@ -216,18 +231,43 @@ class GcpProvider:
         return Issued(handle, access=access)
 
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
+        self._unbind(resource.settings["resource"], request.id, now)
+
+    def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
+        """Read the policy back: a revoke that wrote nothing, or a restore of an old policy since, shows here."""
         target = resource.settings["resource"]
-        self._edit(target, lambda policy: prune_expired(remove_binding(policy, request.id), now), now)
+        bindings = self._read(target, now).get("bindings", [])
+        if any(jitbot_request_id(binding) == request.id for binding in bindings):
+            raise ProviderError(
+                f"GCP still shows jitbot's binding for {request.id} in {target}'s policy", retryable=True
+            )
+        return f"no jitbot binding for {request.id} in {target}'s policy"
+
+    def held(self, resource: Resource, now: datetime) -> list[Held]:
+        """jitbot's live bindings of the resource's role: one read of the policy."""
+        target = resource.settings["resource"]
+        return held_bindings(self._read(target, now), target, resource.settings["role"], now)
+
+    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+        """The binding `held` found goes as a revoke's would: one read-modify-write, nothing written if it is gone."""
+        self._unbind(held.ref["resource"], held.ref["request_id"], now)
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: can jitbot read the resource's policy?"""
-        policy = self._run("getIamPolicy", resource.settings["resource"], GET_POLICY, datetime.now(UTC))
+        policy = self._read(resource.settings["resource"], datetime.now(UTC))
         return f"ok: {len(policy.get('bindings', []))} bindings"
+
+    def _unbind(self, resource: str, request_id: str, now: datetime) -> None:
+        self._edit(resource, lambda policy: prune_expired(remove_binding(policy, request_id), now), now)
+
+    def _read(self, resource: str, now: datetime) -> Policy:
+        """The policy at version 3: below it, conditional bindings show without their condition (and marks)."""
+        return self._run("getIamPolicy", resource, GET_POLICY, now)
 
     def _edit(self, resource: str, edit: Callable[[Policy], Policy], now: datetime) -> None:
         """Read, edit, write with the etag read; on a concurrent change, back off and start again from the read."""
         for attempt in range(ATTEMPTS):
-            policy = self._run("getIamPolicy", resource, GET_POLICY, now)
+            policy = self._read(resource, now)
             edited = edit(policy)
             if edited == policy:
                 return

@@ -1,11 +1,12 @@
 """A local stand-in for Cloud Resource Manager v3 IAM policies, and the OAuth token endpoint ADC refreshes at.
 
 It answers as the real services do: `POST /v3/{resource}:getIamPolicy` and `:setIamPolicy` with Google's error
-JSON, a stale etag refused with 409 ABORTED, conditions only in version 3 policies, at most 20 conditional
-bindings of one role to one member, 403 for a resource it does not hold (Google does not say whether it
-exists), 401 without a bearer token it issued. `POST /token` is the OAuth refresh-token grant behind the
-credentials file `write_adc` writes: point GOOGLE_APPLICATION_CREDENTIALS at it and Application Default
-Credentials work in any process, with no request leaving the machine.
+JSON, a stale etag refused with 409 ABORTED, conditions only in version 3 policies, never on basic roles or for
+everyone, at most 20 conditional bindings of one role to one member and 1,500 principals (sources beside each),
+403 for a resource it does not hold (Google does not say whether it exists), 401 without a bearer token it issued.
+`POST /token` is the OAuth refresh-token grant behind the credentials file `write_adc` writes: point
+GOOGLE_APPLICATION_CREDENTIALS at it and Application Default Credentials work in any process, with no request
+leaving the machine.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import secrets
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -40,15 +42,30 @@ STATUS_NAMES = {
     503: "UNAVAILABLE",
 }
 VERSIONS = (0, 1, 3)
+# IAM "Quotas and limits" (cloud.google.com/iam/quotas), Limits, Policies and bindings: "Role bindings in a policy
+# that include the same role and the same member, but different condition expressions: 20".
 MAX_CONDITIONAL_PER_ROLE_AND_MEMBER = 20
 # IAM Conditions overview (docs.cloud.google.com/iam/docs/conditions-overview): "You cannot use conditions when
-# you grant legacy basic roles, including Owner (roles/owner), Editor (roles/editor), and Viewer (roles/viewer)".
+# you grant legacy basic roles, including Owner (roles/owner), Editor (roles/editor), and Viewer (roles/viewer).
+# Also, you cannot use conditions when you grant roles to all users (allUsers) or all authenticated users
+# (allAuthenticatedUsers)". The same page: "The condition's title is required, but the description is optional";
+# the expression is required.
 BASIC_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
-# IAM's limits on a condition's title and description, and on the principals of one allow policy, as issue 14
-# records them from Google's IAM limits (not re-read here: the stored reference pages did not include them).
-MAX_TITLE, MAX_DESCRIPTION, MAX_MEMBERS = 100, 256, 1500
-# the one kind of time condition jitbot writes; CEL that mentions request.time any other way is refused here
-TIME_CONDITION = re.compile(r'request\.time < timestamp\("\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)"\)')
+EVERYONE = frozenset({"allUsers", "allAuthenticatedUsers"})
+# Resource Manager v3 discovery document (in googleapiclient's package), Policy.bindings: "The `bindings` in a
+# `Policy` can refer to up to 1,500 principals ... Each occurrence of a principal counts towards these limits";
+# "Understanding allow policies" (cloud.google.com/iam/docs/policies): principals the policy exempts from Data
+# Access audit logging count too.
+MAX_MEMBERS = 1500
+# Not Google's published limits: IAM's "Quotas and limits" gives 100 and 256 for a *custom role's* title and
+# description, and no Google page found gives any for a condition's. Kept as a cautious bound from DESIGN.md §7
+# (jitbot's title is 15 characters, its description under 100), so a change that makes them long is noticed.
+MAX_TITLE, MAX_DESCRIPTION = 100, 256
+# CEL language definition (github.com/google/cel-spec, doc/langdef.md, Standard Definitions): timestamp(string)
+# converts "according to RFC3339"; a literal that is not one makes the expression invalid, which setIamPolicy
+# answers with 400 INVALID_ARGUMENT. Every timestamp literal of an expression is checked; CEL's two quote styles.
+TIMESTAMP_CALL = re.compile(r"timestamp\((?P<argument>[^)]*)\)")
+RFC3339 = re.compile(r"""(?P<q>["'])\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)(?P=q)""")
 MASKABLE = {"bindings", "etag", "auditConfigs"}
 TOKEN_SECONDS = 3599
 
@@ -85,6 +102,13 @@ def has_conditions(policy: dict[str, Any]) -> bool:
     return any("condition" in binding for binding in policy.get("bindings", []))
 
 
+def append_bindings(stored: dict[str, Any], bindings: Iterable[dict[str, Any]]) -> None:
+    """A write by someone other than the caller: the bindings added, a new etag, version 3 once conditions are in."""
+    stored["bindings"] = [*stored.get("bindings", []), *copy.deepcopy(list(bindings))]
+    stored["etag"] = new_etag()
+    stored["version"] = 3 if has_conditions(stored) else stored.get("version", 1)
+
+
 def as_version(policy: dict[str, Any], requested: int) -> dict[str, Any]:
     """The policy as getIamPolicy shows it: below version 3, conditional bindings lose their condition and get
     a `_withcond_<hash>` role, which setIamPolicy refuses (Google's way of stopping a blind overwrite)."""
@@ -111,11 +135,11 @@ def binding_problem(policy: dict[str, Any]) -> str | None:
         role, members = binding.get("role"), binding.get("members")
         if not isinstance(role, str) or not role or "_withcond_" in role:
             return f"Role {role} is not a valid role for a binding."
-        if not isinstance(members, list) or not members or not all(isinstance(m, str) and ":" in m for m in members):
+        if not isinstance(members, list) or not members or not all(_is_member(member) for member in members):
             return f"Invalid members {members} in the binding of {role}."
         condition = binding.get("condition")
         if condition is not None:
-            problem = _condition_problem(role, condition)
+            problem = _condition_problem(role, members, condition)
             if problem:
                 return problem
     if has_conditions(policy) and policy.get("version") != 3:
@@ -123,23 +147,36 @@ def binding_problem(policy: dict[str, Any]) -> str | None:
     return _cap_problem(policy)
 
 
-def _condition_problem(role: str, condition: dict[str, Any]) -> str | None:
+def _is_member(member: object) -> bool:
+    """`type:id` (user:, group:, serviceAccount:, domain:, principal://…), or one of the two that name everyone."""
+    return isinstance(member, str) and (":" in member or member in EVERYONE)
+
+
+def _condition_problem(role: str, members: list[str], condition: dict[str, Any]) -> str | None:
     title, description = str(condition.get("title", "")), str(condition.get("description", ""))
     expression = str(condition.get("expression", ""))
     if not (title and expression):
         return "A condition needs a title and an expression."
     if role in BASIC_ROLES:
         return f"Conditions are not supported for basic role {role}; grant a predefined or custom role instead."
+    if EVERYONE & set(members):
+        return "Conditions are not supported for allUsers or allAuthenticatedUsers."
     if len(title) > MAX_TITLE or len(description) > MAX_DESCRIPTION:
         return f"A condition's title is at most {MAX_TITLE} characters and its description {MAX_DESCRIPTION}."
-    if "request.time" in expression and not TIME_CONDITION.fullmatch(expression):
+    if not all(RFC3339.fullmatch(call["argument"].strip()) for call in TIMESTAMP_CALL.finditer(expression)):
         return f"Condition expression could not be parsed: {expression[:120]}"
     return None
 
 
 def _cap_problem(policy: dict[str, Any]) -> str | None:
     """IAM's limits: one role for one member under at most 20 different conditions; 1,500 principals in all."""
-    members = sum(len(binding["members"]) for binding in policy.get("bindings", []))
+    exempted = [
+        member
+        for audit in policy.get("auditConfigs", [])
+        for config in audit.get("auditLogConfigs", [])
+        for member in config.get("exemptedMembers", [])
+    ]
+    members = sum(len(binding["members"]) for binding in policy.get("bindings", [])) + len(exempted)
     if members > MAX_MEMBERS:
         return f"The policy has {members} principals; the limit is {MAX_MEMBERS}."
     conditional = Counter(
@@ -213,6 +250,12 @@ class GcpStandIn(LoopbackServer):
         path = directory / "gcp-standin-adc.json"
         path.write_text(json.dumps(info))
         return path
+
+    def add_bindings(self, resource: str, *bindings: dict[str, Any]) -> None:
+        """Someone else writes `resource`'s policy behind jitbot's back (the console, Terraform, a restored backup):
+        `bindings` join it, and its etag changes as with any write."""
+        with self._lock:
+            append_bindings(self.policies.setdefault(resource, {}), bindings)
 
     def conflict(self, times: int = 1) -> None:
         """The next `times` setIamPolicy calls find that someone else wrote the policy since it was read: that
@@ -332,9 +375,7 @@ class GcpStandIn(LoopbackServer):
 
     def _write_as_someone_else(self, stored: dict[str, Any]) -> None:
         writer = sum(1 for call in self._calls if call.answered == 409) + 1
-        binding = {"role": "roles/viewer", "members": [f"user:concurrent-writer-{writer}@example.com"]}
-        stored["bindings"] = [*stored.get("bindings", []), binding]
-        stored["etag"] = new_etag()
+        append_bindings(stored, [{"role": "roles/viewer", "members": [f"user:concurrent-writer-{writer}@example.com"]}])
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -15,6 +15,7 @@ from googleapiclient.errors import HttpError
 from jitbot.catalog import Resource, parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
 from jitbot.errors import ProviderError
+from jitbot.providers.base import Held
 from jitbot.providers.gcp import (
     ATTEMPTS,
     BACKOFF_BASE,
@@ -22,6 +23,7 @@ from jitbot.providers.gcp import (
     add_binding,
     condition_description,
     console_url,
+    held_bindings,
     member_for,
     not_before,
     prune_expired,
@@ -54,13 +56,13 @@ def request(request_id: str = "r-7k3q9x", email: str | None = "alice@example.com
     return replace(approved, identity={"email": email} if email else {})
 
 
-def jitbot_binding(request_id: str, expires: str, member: str = ALICE) -> dict:
+def jitbot_binding(request_id: str, expires: str, member: str = ALICE, role: str = ROLE) -> dict:
     condition = {
         "title": f"jitbot {request_id}",
         "description": condition_description(request_id),
         "expression": f'request.time < timestamp("{expires}")',
     }
-    return {"role": ROLE, "members": [member], "condition": condition}
+    return {"role": role, "members": [member], "condition": condition}
 
 
 # --- pure policy edits ------------------------------------------------------------------------------
@@ -125,6 +127,37 @@ def test_prune_expired_when_mixed_then_only_jitbot_bindings_whose_time_passed() 
 def test_prune_expired_when_nothing_expired_then_same_policy() -> None:
     policy = {"bindings": [OWNER, jitbot_binding("r-live23", "2026-11-24T05:00:00Z")], "version": 3}
     assert prune_expired(policy, NOW) is policy
+
+
+def test_held_bindings_when_mixed_then_jitbots_live_bindings_of_the_role_only() -> None:
+    unreadable = jitbot_binding("r-odd234", "2026-11-23T00:00:00Z")
+    unreadable["condition"]["expression"] = "request.time < timestamp('2026-11-23T00:00:00Z')"  # not jitbot's form
+    lookalike = jitbot_binding("r-hand23", "2026-11-25T00:00:00Z")
+    lookalike["condition"]["description"] = "made by hand"
+    policy = {
+        "bindings": [
+            OWNER,
+            ALICE_PERMANENT,
+            OTHERS_TEMPORARY,
+            lookalike,
+            jitbot_binding("r-role23", "2026-11-25T00:00:00Z", role="roles/storage.objectViewer"),
+            jitbot_binding("r-old234", "2026-11-24T01:00:00Z"),  # its condition ended at `now`
+            jitbot_binding("r-7k3q9x", "2026-11-24T03:00:00Z"),
+            unreadable,
+        ]
+    }
+    assert held_bindings(policy, PROJECT, ROLE, NOW.replace(microsecond=0)) == [
+        Held(
+            frozenset({"r-7k3q9x"}),
+            f"{ROLE} for {ALICE} on {PROJECT} until 2026-11-24T03:00:00Z",
+            {"resource": PROJECT, "request_id": "r-7k3q9x"},
+        ),
+        Held(
+            frozenset({"r-odd234"}),
+            f"{ROLE} for {ALICE} on {PROJECT} until an expiry jitbot cannot read",
+            {"resource": PROJECT, "request_id": "r-odd234"},
+        ),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -390,6 +423,57 @@ def test_grant_then_revoke_when_folder_or_organization_then_same_edit_on_that_re
     assert {call.resource for call in standin.requests if call.method != "token"} == {target}
 
 
+def test_verify_revoked_when_revoked_then_says_what_was_read(standin: GcpStandIn, provider: GcpProvider) -> None:
+    provider.grant(request(), resource(), NOW)
+    provider.revoke(request(), resource(), NOW)
+    assert (
+        provider.verify_revoked(request(), resource(), NOW) == f"no jitbot binding for r-7k3q9x in {PROJECT}'s policy"
+    )
+    *_, verify = standin.requests_to("getIamPolicy")
+    assert verify.body == {"options": {"requestedPolicyVersion": 3}}  # below 3 the marks would not show
+
+
+def test_verify_revoked_when_binding_put_back_behind_jitbots_back_then_retryable(
+    standin: GcpStandIn, provider: GcpProvider
+) -> None:
+    provider.grant(request(), resource(), NOW)
+    provider.revoke(request(), resource(), NOW)
+    standin.add_bindings(PROJECT, jitbot_binding("r-7k3q9x", "2026-11-24T03:00:00Z"))  # e.g. a restored backup
+    with pytest.raises(ProviderError, match=f"still shows jitbot's binding for r-7k3q9x in {PROJECT}") as raised:
+        provider.verify_revoked(request(), resource(), NOW)
+    assert raised.value.retryable is True
+
+
+def test_verify_revoked_when_policy_unreadable_then_retryable(standin: GcpStandIn, provider: GcpProvider) -> None:
+    standin.fail("getIamPolicy", status=503)
+    with pytest.raises(ProviderError, match="HTTP 503") as raised:
+        provider.verify_revoked(request(), resource(), NOW)
+    assert raised.value.retryable is True
+
+
+def test_held_when_granted_then_found_and_others_bindings_ignored(standin: GcpStandIn, provider: GcpProvider) -> None:
+    provider.grant(request(), resource(), NOW)
+    standin.add_bindings(PROJECT, jitbot_binding("r-old234", "2026-11-23T00:00:00Z"))  # ended yesterday
+    (held,) = provider.held(resource(), NOW)
+    assert held.holders == {"r-7k3q9x"}
+    assert held.what == f"{ROLE} for {ALICE} on {PROJECT} until 2026-11-24T03:00:00Z"
+    assert standin.requests_to("setIamPolicy")[1:] == []  # read-only
+    assert provider.held(resource(role="roles/storage.objectViewer"), NOW) == []
+
+
+def test_remove_when_held_then_binding_gone_and_repeat_writes_nothing(
+    standin: GcpStandIn, provider: GcpProvider
+) -> None:
+    before = [dict(binding) for binding in bindings(standin)]
+    standin.add_bindings(PROJECT, jitbot_binding("r-lost23", "2026-11-24T05:00:00Z"))  # its grant was lost
+    (held,) = provider.held(resource(), NOW)
+    provider.remove(held, resource(), NOW)
+    provider.remove(held, resource(), NOW)
+    assert bindings(standin) == before
+    assert len(standin.requests_to("setIamPolicy")) == 1
+    assert provider.held(resource(), NOW) == []
+
+
 def test_check_when_readable_then_counts_bindings(provider: GcpProvider) -> None:
     assert provider.check(resource()) == "ok: 3 bindings"
 
@@ -486,3 +570,33 @@ def conditional(role: str, **condition: str) -> dict:
 def test_standin_when_policy_breaks_iams_rules_then_refused(policy: dict, refused: str) -> None:
     assert refused in (binding_problem(policy) or "")
     assert binding_problem(conditional(ROLE)) is None
+
+
+def test_standin_when_condition_for_all_users_then_refused() -> None:
+    policy = conditional(ROLE)
+    policy["bindings"][0]["members"] = ["allAuthenticatedUsers"]
+    assert "allUsers or allAuthenticatedUsers" in (binding_problem(policy) or "")
+
+
+def test_standin_when_googles_own_examples_then_accepted() -> None:
+    """The Policy reference's example (single quotes, milliseconds) and a window of two timestamps are valid CEL."""
+    assert binding_problem(conditional(ROLE, expression="request.time < timestamp('2020-10-01T00:00:00.000Z')")) is None
+    window = 'request.time > timestamp("2026-12-07T09:00:00Z") && request.time < timestamp("2026-12-07T17:00:00+01:00")'
+    assert binding_problem(conditional(ROLE, expression=window)) is None
+    assert binding_problem(conditional(ROLE, expression="request.time < timestamp('2026-12-07\")")) is not None
+
+
+def test_standin_when_audit_exemptions_and_bindings_pass_1500_principals_then_refused() -> None:
+    exempted = [f"user:quiet{n}@example.com" for n in range(1000)]
+    audit = {"service": "allServices", "auditLogConfigs": [{"logType": "DATA_READ", "exemptedMembers": exempted}]}
+    members = [f"user:u{n}@example.com" for n in range(501)]
+    policy = {"version": 1, "bindings": [{"role": ROLE, "members": members}], "auditConfigs": [audit]}
+    assert "1501 principals; the limit is 1500" in (binding_problem(policy) or "")
+
+
+def test_standin_when_bindings_added_behind_jitbots_back_then_new_etag_and_version_3(standin: GcpStandIn) -> None:
+    standin.policies["folders/1"] = {"bindings": [OWNER], "etag": "BwX=", "version": 1}
+    standin.add_bindings("folders/1", jitbot_binding("r-7k3q9x", "2026-11-24T03:00:00Z"))
+    policy = standin.policies["folders/1"]
+    assert policy["bindings"] == [OWNER, jitbot_binding("r-7k3q9x", "2026-11-24T03:00:00Z")]
+    assert policy["etag"] != "BwX=" and policy["version"] == 3
