@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -28,7 +28,7 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, session_name
 from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
-from jitbot.providers.base import Issued
+from jitbot.providers.base import Held, Issued
 from jitbot.redaction import Credentials
 
 if TYPE_CHECKING:
@@ -99,6 +99,12 @@ def deny_until(request: AccessRequest, now: datetime) -> datetime | None:
     expires = datetime.fromisoformat(stamp)
     natural = not request.ending_by and request.expires_at is not None and expires <= request.expires_at
     return None if natural or expires <= now else expires
+
+
+def denied_until(denies: Denies, request_id: str) -> datetime | None:
+    """The end of the latest quarter hour in which the request's sessions are denied; None if they are not."""
+    ends = [end for end, patterns in denies.items() if session_pattern(request_id) in patterns]
+    return datetime.fromtimestamp(max(ends), UTC) if ends else None
 
 
 def read_denies(document: dict[str, Any] | None) -> Denies:
@@ -266,6 +272,30 @@ class AwsProvider:
                 " roles; jitbot keeps retrying and prunes as credentials expire",
                 retryable=True,
             ) from None
+
+    def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
+        """Read the role's deny back: it must cover the request's sessions until their credentials expire."""
+        until = deny_until(request, now)
+        if until is None:  # deny_until has read the recorded expiry: by now, or by the grant's own end
+            stamp = request.grant["credentials_expire_at"]
+            ended = "expired" if datetime.fromisoformat(stamp) <= now else "expire with the grant"
+            return f"credentials {ended} at {stamp}"
+        role = role_name(resource.settings["role_arn"])
+        denied = denied_until(role_denies(boto3.client("iam"), role), request.id)
+        if denied is None or denied < until:
+            raise ProviderError(
+                f"role {role}'s deny does not cover {session_pattern(request.id)} sessions until {until.isoformat()}",
+                retryable=True,
+            )
+        return f"deny on role {role} covers {session_pattern(request.id)} sessions until {denied.isoformat()}"
+
+    def held(self, resource: Resource, now: datetime) -> list[Held]:
+        """Nothing to list: no AWS API lists the live sessions of a role. Each ends by itself when its credentials
+        expire (12 h at most, 1 h when chained), and every early end is read back by `verify_revoked`."""
+        return []
+
+    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+        """Nothing to take away: `held` finds nothing, as a role session cannot be ended, only denied (`revoke`)."""
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: who jitbot runs as, and that the role exists and allows the catalog's longest

@@ -23,6 +23,7 @@ from jitbot.providers.aws import (
     _call,
     _forgiving,
     assume_role_params,
+    denied_until,
     deny_document,
     deny_until,
     is_denied,
@@ -33,6 +34,7 @@ from jitbot.providers.aws import (
     role_name,
     with_cut,
 )
+from jitbot.providers.base import Held
 from jitbot.redaction import Credentials
 from jitbot.store import Store
 
@@ -184,6 +186,12 @@ def test_deny_until_when_grant_ends_naturally_then_nothing_else_until_its_creden
     ended_early = replace(natural, ending_by="U0BOB", grant=short.grant)
     assert deny_until(ended_early, now) == now + timedelta(minutes=10)
     assert deny_until(request(duration=timedelta(hours=2)), now) == now + timedelta(hours=2)  # never recorded
+
+
+def test_denied_until_when_request_listed_then_end_of_its_latest_quarter_hour() -> None:
+    denies = {1796648400: ("*:jit-r-abc234-*",), 1796649300: ("*:jit-r-def567-*", "*:jit-r-abc234-*")}
+    assert denied_until(denies, "r-abc234") == datetime.fromtimestamp(1796649300, UTC)
+    assert denied_until(denies, "r-ghj234") is None
 
 
 def test_legacy_prunable_when_mixed_names_then_only_stale_per_session_denies() -> None:
@@ -348,6 +356,61 @@ def test_revoke_when_a_day_later_then_old_denies_pruned_in_the_same_write(aws: N
     )
     provider.revoke(fresh, DB, later)
     assert is_denied(denies_now(), "r-new234") and not is_denied(denies_now(), "r-old234")
+
+
+def test_verify_revoked_when_ended_early_then_reads_the_deny_back(aws: None) -> None:
+    provider = AwsProvider()
+    active, now = granted(provider)
+    ended = replace(active, ending_by="U0BOB", expires_at=now)
+    provider.revoke(ended, DB, now)
+    described = provider.verify_revoked(ended, DB, now)
+    assert described.startswith(f"deny on role {ROLE} covers *:jit-r-abc234-* sessions until ")
+    until = datetime.fromisoformat(described.rsplit(" ", 1)[-1])
+    assert until >= datetime.fromisoformat(active.grant["credentials_expire_at"])
+
+
+def test_verify_revoked_when_deny_missing_then_retryable(aws: None) -> None:
+    provider = AwsProvider()
+    active, now = granted(provider)
+    ended = replace(active, ending_by="U0BOB", expires_at=now)
+    provider.revoke(ended, DB, now)
+    boto3.client("iam").delete_role_policy(RoleName=ROLE, PolicyName=DENY_POLICY)  # someone tidied the role
+    with pytest.raises(ProviderError, match=f"role {ROLE}'s deny does not cover \\*:jit-r-abc234-\\*") as raised:
+        provider.verify_revoked(ended, DB, now)
+    assert raised.value.retryable is True
+
+
+def test_verify_revoked_when_deny_ends_before_the_credentials_then_retryable(aws: None) -> None:
+    now = datetime.now(UTC)
+    provider = AwsProvider()
+    provider.revoke(ended("r-abc234", now), DB, now)  # credentials of 15 minutes denied
+    longer = replace(ended("r-abc234", now), grant={"credentials_expire_at": (now + timedelta(hours=1)).isoformat()})
+    with pytest.raises(ProviderError, match="deny does not cover") as raised:
+        provider.verify_revoked(longer, DB, now)  # renewed credentials outlive the deny
+    assert raised.value.retryable is True
+
+
+def test_verify_revoked_when_credentials_end_by_themselves_then_no_iam_call(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = AwsProvider()
+    active, _ = granted(provider)
+    stamp = active.grant["credentials_expire_at"]
+    credentials_end = datetime.fromisoformat(stamp)
+    natural = replace(active, expires_at=credentials_end)
+    with monkeypatch.context() as patched:
+        patched.setattr(boto3, "client", raising(AssertionError("no AWS call for a natural end")))
+        assert provider.verify_revoked(natural, DB, credentials_end) == f"credentials expired at {stamp}"
+        early = credentials_end - timedelta(minutes=1)
+        assert provider.verify_revoked(natural, DB, early) == f"credentials expire with the grant at {stamp}"
+
+
+def test_held_when_sessions_live_then_nothing_listed_and_remove_does_nothing(aws: None) -> None:
+    provider = AwsProvider()
+    active, now = granted(provider)
+    assert provider.held(DB, now) == []  # no AWS API lists a role's live sessions
+    provider.remove(Held(frozenset({active.id}), "a session", {}), DB, now)
+    assert policies() == []
 
 
 def test_revoke_when_never_granted_then_denied_only_as_long_as_assume_role_could_have_issued(aws: None) -> None:
