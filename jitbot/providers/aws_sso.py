@@ -33,7 +33,7 @@ from jitbot.domain import AccessRequest
 from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
 from jitbot.providers.aws import Serial, _call, _in_process
-from jitbot.providers.base import Issued
+from jitbot.providers.base import Held, Issued
 
 POLL_INTERVALS = (0.5, 1.0, 2.0)  # seconds between status polls, the last repeated: most settle within seconds
 POLL_TIMEOUT = 60.0  # then a retryable error: the job runs again and finds the assignment, or waits more
@@ -87,10 +87,37 @@ def assignment_key(params: dict[str, str]) -> str:
 def assignment_params(request: AccessRequest, resource: Resource, principal_id: str) -> dict[str, str]:
     """The assignment as AWS names it; the handle's values win, so a revoke removes what was granted even
     if the catalog has changed since."""
-    params = {"TargetType": "AWS_ACCOUNT", "PrincipalType": "USER", "PrincipalId": principal_id}
+    return target_params(resource, request.grant) | {"PrincipalType": "USER", "PrincipalId": principal_id}
+
+
+def target_params(resource: Resource, handle: dict[str, str] | None = None) -> dict[str, str]:
+    """The account and permission set an assignment is of, whoever it is for (`handle`'s values first)."""
+    params = {"TargetType": "AWS_ACCOUNT"}
     for key, name in HANDLE_KEYS.items():
-        params[name] = request.grant.get(key) or str(resource.settings[key])
+        params[name] = (handle or {}).get(key) or str(resource.settings[key])
     return params
+
+
+def held_assignment(params: dict[str, str], entry: tuple[bool, set[str]] | None) -> Held | None:
+    """The assignment as the drift scan sees it, when the ledger says jitbot created it; None for a standing one
+    (recorded as found, or never recorded): those are never jitbot's to remove."""
+    if entry is None or not entry[0]:
+        return None
+    what = f"{params['PermissionSetArn']} for user {params['PrincipalId']} on account {params['TargetId']}"
+    return Held(frozenset(entry[1]), what, params)
+
+
+def revoked_state(entry: tuple[bool, set[str]] | None, handle: dict[str, str]) -> str | None:
+    """What is left of an assignment once a grant has let go of it, by the ledger (or, its entry gone, by the
+    grant's handle); None when jitbot made it and nothing holds it any more: then AWS must no longer show it."""
+    if entry is None and "standing" in handle:
+        return STANDING_LEFT
+    if entry is None:
+        return None if "principal_id" in handle else NO_GRANT
+    created, others = entry
+    if not created:
+        return STANDING_LEFT
+    return "assignment kept for " + ", ".join(sorted(others)) if others else None
 
 
 def session_length(iso_duration: str) -> timedelta | None:
@@ -123,6 +150,8 @@ def access_lines(
     }
 
 
+STANDING_LEFT = "standing assignment, not jitbot's: left as it was"
+NO_GRANT = "no grant recorded for it, and the ledger lists it nowhere: no assignment of its own to check"
 STANDING = (
     "you already hold this permission set on this account outside jitbot: nothing was granted, and nothing will"
     " be removed when this grant ends"
@@ -186,18 +215,65 @@ class AwsSsoProvider:
 
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         """Delete the assignment; portal sessions already open run out on their own (see the module docstring)."""
+        sso, params, key = self._assignment(request, resource)
+        with self._serial(key):
+            # a grant from before the ledger (or never issued) decides by its own handle: did it create it
+            self._let_go(sso, params, key, {request.id}, "creation_request_id" in request.grant)
+
+    def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
+        """The ledger has let go of the grant, and an assignment jitbot made that nothing else holds is gone from AWS.
+
+        A grant whose ledger entry is gone decides by its handle: "standing" means it found the assignment there."""
+        sso, params, key = self._assignment(request, resource)
+        entry = self.ledger.shared(key)
+        if entry is not None and request.id in entry[1]:
+            raise ProviderError(f"jitbot's ledger still lists {request.id} as holding its assignment", retryable=True)
+        state = revoked_state(entry, request.grant)
+        if state is not None:
+            return state
+        if _is_assigned(sso, params):
+            raise ProviderError(
+                f"AWS Identity Center still assigns {params['PermissionSetArn']} to user {params['PrincipalId']} on "
+                f"account {params['TargetId']}",
+                retryable=True,
+            )
+        return "assignment deleted"
+
+    def held(self, resource: Resource, now: datetime) -> list[Held]:
+        """The account assignments of the resource's permission set that the ledger says jitbot created."""
+        sso, _ = _clients(resource)
+        target = target_params(resource) | {"PrincipalType": "USER"}
+        listed = _call("ListAccountAssignments", _assignments, sso, target)
+        users = [target | {"PrincipalId": item["PrincipalId"]} for item in listed if item["PrincipalType"] == "USER"]
+        found = [held_assignment(params, self.ledger.shared(assignment_key(params))) for params in users]
+        return [held for held in found if held is not None]
+
+    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+        """Delete the assignment `held` found, unless a grant it did not list has taken it up since; its holders
+        are let go of either way."""
+        sso, _ = _clients(resource)
+        params = dict(held.ref)
+        key = assignment_key(params)
+        with self._serial(key):
+            self._let_go(sso, params, key, set(held.holders), created=False)
+
+    def _assignment(self, request: AccessRequest, resource: Resource) -> tuple[Any, dict[str, str], str]:
+        """The sso-admin client, the request's assignment and its ledger key (the user looked up if need be)."""
         sso, store = _clients(resource)
         principal_id = request.grant.get("principal_id") or _principal_id(request, resource, sso, store)
         params = assignment_params(request, resource, principal_id)
-        key = assignment_key(params)
-        with self._serial(key):
-            held = self.ledger.shared(key)
-            # a grant from before the ledger (or never issued) decides by its own handle: did it create it
-            created, others = held if held is not None else ("creation_request_id" in request.grant, set())
-            if created and not others - {request.id} and _is_assigned(sso, params):
-                deleted = _call("DeleteAccountAssignment", sso.delete_account_assignment, **params)
-                self._settle(sso, "Deletion", params["InstanceArn"], deleted["AccountAssignmentDeletionStatus"])
-            self.ledger.release_shared(key, request.id)
+        return sso, params, assignment_key(params)
+
+    def _let_go(self, sso: Any, params: dict[str, str], key: str, holders: set[str], created: bool) -> None:
+        """Under the assignment's lock: delete it when jitbot created it and only `holders` hold it, then release
+        them. `created` is what to assume when the ledger has no entry."""
+        entry = self.ledger.shared(key)
+        made, others = entry if entry is not None else (created, set())
+        if made and not others - holders and _is_assigned(sso, params):
+            deleted = _call("DeleteAccountAssignment", sso.delete_account_assignment, **params)
+            self._settle(sso, "Deletion", params["InstanceArn"], deleted["AccountAssignmentDeletionStatus"])
+        for holder in holders:
+            self.ledger.release_shared(key, holder)
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: the instance is in the region, its identity store known, the permission set
@@ -311,11 +387,15 @@ def _is_assigned(sso: Any, params: dict[str, str]) -> bool:
 
 
 def _holds(sso: Any, params: dict[str, str]) -> bool:
+    return any(
+        item["PrincipalType"] == "USER" and item["PrincipalId"] == params["PrincipalId"]
+        for item in _assignments(sso, params)
+    )
+
+
+def _assignments(sso: Any, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Every account assignment of the permission set on the account, all pages."""
     pages = sso.get_paginator("list_account_assignments").paginate(
         InstanceArn=params["InstanceArn"], AccountId=params["TargetId"], PermissionSetArn=params["PermissionSetArn"]
     )
-    return any(
-        item["PrincipalType"] == "USER" and item["PrincipalId"] == params["PrincipalId"]
-        for page in pages
-        for item in page["AccountAssignments"]
-    )
+    return [item for page in pages for item in page["AccountAssignments"]]

@@ -1,11 +1,14 @@
 """AWS IAM Identity Center in the Stack's moto, under the names the catalog gives it.
 
 The catalog holds what an admin copies from the AWS console: the instance ARN and a permission set ARN of the
-form `arn:aws:sso:::permissionSet/ssoins-…/ps-…`. moto gives its one instance per region a random ARN and names
-permission sets `…:instance/ssoins-…/ps-…`, a form AWS does not use and the catalog refuses. So moto takes the
-catalog's names: its instance the catalog's ARN (and identity store id, when the catalog names one), the
-permission set created here the catalog's ARN. Everything else goes through boto3 against the moto server, as
-jitbot's own calls do. The moto server runs in this process (`ThreadedMotoServer`): its backends are renamed here.
+form `arn:aws:sso:::permissionSet/ssoins-…/ps-…` (botocore sso-admin model, shape PermissionSetArn: pattern
+`arn:aws(-[a-z]{1,5}){0,3}:sso:::permissionSet/(sso)?ins-[a-zA-Z0-9-.]{16}/ps-[a-zA-Z0-9-./]{16}`). moto gives its
+one instance per region a random ARN and names permission sets `…:instance/ssoins-…/ps-…`, a form AWS does not use
+and the catalog refuses. So moto takes the catalog's names: its instance the catalog's ARN (and identity store id,
+when the catalog names one), the permission set created here the catalog's ARN. Everything else goes through boto3
+against the moto server, as jitbot's own calls do. The moto server runs in this process (`ThreadedMotoServer`): its
+backends are renamed here. What moto itself is made to refuse (assignments settling asynchronously) lives in
+`aws_limits`.
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ class IdentityCenter:
         return str(created["UserId"])
 
     def assign(self, principal_id: str) -> None:
-        """A standing assignment of the permission set to someone (not jitbot's): it must outlive jitbot's."""
+        """A standing assignment of the permission set to someone (not jitbot's): it must outlive jitbot's.
+
+        Identity Center holds one assignment per (principal, permission set, account): it has no id of its own, and
+        DeleteAccountAssignment names it by exactly those (botocore sso-admin model, DeleteAccountAssignmentRequest).
+        moto would store a second copy, so a user who already holds it is left as is."""
+        if principal_id in self.assigned():
+            return
         self.sso.create_account_assignment(
             InstanceArn=self.instance_arn,
             TargetId=self.account_id,
@@ -51,11 +60,17 @@ class IdentityCenter:
         )
 
     def assigned(self) -> list[str]:
-        """The users holding the permission set on the account now."""
-        answer = self.sso.list_account_assignments(
+        """The users holding the permission set on the account now (every page: AWS lists 100 at most per call,
+        botocore sso-admin model, ListAccountAssignments MaxResults)."""
+        pages = self.sso.get_paginator("list_account_assignments").paginate(
             InstanceArn=self.instance_arn, AccountId=self.account_id, PermissionSetArn=self.permission_set_arn
         )
-        return sorted(item["PrincipalId"] for item in answer["AccountAssignments"] if item["PrincipalType"] == "USER")
+        return sorted(
+            item["PrincipalId"]
+            for page in pages
+            for item in page["AccountAssignments"]
+            if item["PrincipalType"] == "USER"
+        )
 
 
 def seed_identity_center(sso: Any, store: Any, resource: Resource, session_duration: str = "PT1H") -> IdentityCenter:

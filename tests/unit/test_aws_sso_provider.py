@@ -20,10 +20,15 @@ from jitbot.errors import ProviderError
 from jitbot.providers.aws_sso import (
     POLL_INTERVALS,
     AwsSsoProvider,
+    MemoryLedger,
     access_lines,
+    assignment_key,
     assignment_params,
+    held_assignment,
+    revoked_state,
     session_length,
 )
+from jitbot.providers.base import Held
 from jitbot.store import Store
 
 ACCOUNT = "123456789012"
@@ -215,6 +220,35 @@ def test_access_lines_when_no_portal_nor_duration_nor_email_then_defaults() -> N
     assert lines["Portal"] == "your AWS access portal"
     assert lines["Identity"] == "user-1"
     assert lines["Sessions already open last until"].endswith("(a session lasts 1h)")  # Identity Center's default
+
+
+@pytest.mark.parametrize(
+    ("entry", "handle", "state"),
+    [
+        ((True, {"r-def567", "r-ghj234"}), {"principal_id": "u"}, "assignment kept for r-def567, r-ghj234"),
+        (
+            (False, {"r-def567"}),
+            {"principal_id": "u", "standing": "1"},
+            "standing assignment, not jitbot's: left as it was",
+        ),
+        (None, {"principal_id": "u", "standing": "1"}, "standing assignment, not jitbot's: left as it was"),
+        (None, {"principal_id": "u", "creation_request_id": "c"}, None),  # jitbot's, released: AWS must not show it
+        (None, {"principal_id": "u"}, None),  # shared with the grant that created it, both released
+        (None, {}, "no grant recorded for it, and the ledger lists it nowhere: no assignment of its own to check"),
+    ],
+)
+def test_revoked_state_when_ledger_and_handle_then_what_is_left_or_none_to_read_aws(
+    entry: tuple[bool, set[str]] | None, handle: dict[str, str], state: str | None
+) -> None:
+    assert revoked_state(entry, handle) == state
+
+
+def test_held_assignment_when_jitbot_created_it_then_held_by_its_grants_else_none() -> None:
+    params = {"InstanceArn": "i", "TargetId": ACCOUNT, "PermissionSetArn": "ps", "PrincipalId": "u-1"}
+    held = held_assignment(params, (True, {"r-abc234", "r-def567"}))
+    assert held == Held(frozenset({"r-abc234", "r-def567"}), f"ps for user u-1 on account {ACCOUNT}", params)
+    assert held_assignment(params, (False, {"r-abc234"})) is None  # standing: found, not made, by jitbot
+    assert held_assignment(params, None) is None
 
 
 # --- grant and revoke against moto ------------------------------------------------------------------
@@ -448,3 +482,94 @@ def test_moto_when_assignment_created_or_deleted_then_in_progress_until_polled(c
     assert polls == ["IN_PROGRESS", "SUCCEEDED", "SUCCEEDED"]
     deleted = sso.delete_account_assignment(**center.params())["AccountAssignmentDeletionStatus"]
     assert deleted["Status"] == "IN_PROGRESS"
+
+
+# --- read back, and the drift scan ---------------------------------------------------------------------
+
+
+def test_verify_revoked_when_revoked_then_assignment_deleted(center: Center) -> None:
+    sso = provider()
+    active = as_granted(request(), sso.grant(request(), center.resource, NOW).handle)
+    sso.revoke(active, center.resource, NOW)
+    assert sso.verify_revoked(active, center.resource, NOW) == "assignment deleted"
+
+
+def test_verify_revoked_when_ledger_still_holds_it_then_retryable(center: Center) -> None:
+    sso = provider()
+    active = as_granted(request(), sso.grant(request(), center.resource, NOW).handle)  # never revoked
+    with pytest.raises(ProviderError, match="ledger still lists r-abc234") as raised:
+        sso.verify_revoked(active, center.resource, NOW)
+    assert raised.value.retryable is True
+
+
+def test_verify_revoked_when_assignment_back_after_revoke_then_retryable_naming_it(center: Center) -> None:
+    sso = provider()
+    active = as_granted(request(), sso.grant(request(), center.resource, NOW).handle)
+    sso.revoke(active, center.resource, NOW)
+    boto3.client("sso-admin", region_name=REGION).create_account_assignment(**center.params())
+    with pytest.raises(
+        ProviderError, match=f"still assigns .* to user {center.user_id} on account {ACCOUNT}"
+    ) as raised:
+        sso.verify_revoked(active, center.resource, NOW)
+    assert raised.value.retryable is True
+
+
+def test_verify_revoked_when_shared_or_standing_then_says_it_was_kept(center: Center) -> None:
+    store = Store(fakeredis.FakeRedis())
+    first, second = request(), replace(request(), id="r-def567")
+    first_active = as_granted(first, shared_provider(store).grant(first, center.resource, NOW).handle)
+    shared_provider(store).grant(second, center.resource, NOW)
+    shared_provider(store).revoke(first_active, center.resource, NOW)
+    assert shared_provider(store).verify_revoked(first_active, center.resource, NOW) == "assignment kept for r-def567"
+
+    standing_store = Store(fakeredis.FakeRedis())
+    third = replace(request(), id="r-ghj234")
+    third_active = as_granted(third, shared_provider(standing_store).grant(third, center.resource, NOW).handle)
+    shared_provider(standing_store).revoke(third_active, center.resource, NOW)
+    described = shared_provider(standing_store).verify_revoked(third_active, center.resource, NOW)
+    assert described == "standing assignment, not jitbot's: left as it was"
+    assert center.assigned() == [center.user_id]
+
+
+def test_held_when_jitbot_and_standing_assignments_then_only_jitbots_with_its_holders(center: Center) -> None:
+    admin = boto3.client("sso-admin", region_name=REGION)
+    sso = AwsSsoProvider(sleep=[].append, ledger=MemoryLedger())
+    admin.create_account_assignment(**center.params() | {"PrincipalId": "f00dcafe-1111-2222-3333-444455556666"})
+    for n in range(100):  # standing assignments nobody told jitbot of: the list needs a second page
+        admin.create_account_assignment(**center.params() | {"PrincipalId": f"00000000-0000-0000-0000-{n:012d}"})
+    sso.grant(request({"aws_sso_user_id": "f00dcafe-1111-2222-3333-444455556666"}), center.resource, NOW)  # standing
+    sso.grant(request(), center.resource, NOW)
+    sso.grant(replace(request(), id="r-def567"), center.resource, NOW)
+    (held,) = sso.held(center.resource, NOW)
+    assert held.holders == {"r-abc234", "r-def567"}
+    assert held.ref == center.params()
+    assert held.what == f"{center.permission_set_arn} for user {center.user_id} on account {ACCOUNT}"
+
+
+def test_remove_when_held_then_assignment_deleted_holders_released_and_repeat_does_nothing(center: Center) -> None:
+    sso = provider()
+    sso.grant(request(), center.resource, NOW)
+    (held,) = sso.held(center.resource, NOW)
+    sso.remove(held, center.resource, NOW)
+    assert center.assigned() == []
+    assert sso.ledger.shared(assignment_key(center.params())) is None
+    sso.remove(held, center.resource, NOW)
+    assert center.assigned() == [] and sso.held(center.resource, NOW) == []
+
+
+def test_remove_when_a_new_grant_took_it_up_since_the_scan_then_kept_for_it(center: Center) -> None:
+    sso = provider()
+    sso.grant(request(), center.resource, NOW)
+    (held,) = sso.held(center.resource, NOW)
+    sso.grant(replace(request(), id="r-def567"), center.resource, NOW)  # live, and not in what the scan saw
+    sso.remove(held, center.resource, NOW)
+    assert center.assigned() == [center.user_id]
+    assert sso.ledger.shared(assignment_key(center.params())) == (True, {"r-def567"})
+
+
+def test_remove_when_assignment_is_standing_then_never_deleted(center: Center) -> None:
+    boto3.client("sso-admin", region_name=REGION).create_account_assignment(**center.params())
+    sso = provider()
+    forged = Held(frozenset({"r-abc234"}), "a standing assignment", center.params())
+    sso.remove(forged, center.resource, NOW)
+    assert center.assigned() == [center.user_id]
