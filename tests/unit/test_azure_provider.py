@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.credentials import AccessToken
+from azure.mgmt.authorization.v2020_10_01.models import RoleManagementPolicyEnablementRule as EnablementRule
+from azure.mgmt.authorization.v2020_10_01.models import RoleManagementPolicyExpirationRule as ExpirationRule
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, approve, ask_extension, grant, open_request
@@ -19,18 +21,20 @@ from jitbot.providers.azure import (
     REMOVE_SLACK,
     ArmRefusal,
     AzureProvider,
+    admin_assignment_demands,
     assign_body,
     extend_body,
     is_loopback,
+    is_settled,
     iso_duration,
     justification,
+    policy_hint,
     provider_error,
-    raise_if_failed,
     remove_body,
     retry_at,
     schedule_request_name,
 )
-from jitbot.testing.arm_standin import ArmStandIn
+from jitbot.testing.arm_standin import ArmStandIn, PimPolicy
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000001"
 SCOPE = f"{SUBSCRIPTION}/resourceGroups/prod"
@@ -107,8 +111,14 @@ def managed_identity(monkeypatch: pytest.MonkeyPatch, arm: ArmStandIn) -> None:
 
 
 @pytest.fixture
-def provider(arm: ArmStandIn, managed_identity: None) -> AzureProvider:
-    return AzureProvider(endpoint=arm.url)  # credential None: the real DefaultAzureCredential
+def slept() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def provider(arm: ArmStandIn, managed_identity: None, slept: list[float]) -> AzureProvider:
+    # credential None: the real DefaultAzureCredential; the polls' sleeps are recorded, not slept
+    return AzureProvider(endpoint=arm.url, sleep=slept.append, poll_timeout=10)
 
 
 def granted(provider: AzureProvider, req: AccessRequest, now: datetime) -> AccessRequest:
@@ -214,7 +224,8 @@ def test_assign_body_when_no_azure_object_id_then_non_retryable_error_naming_it(
         (ArmRefusal(500, "InternalServerError", "oops"), True, None, ["InternalServerError"]),
         (ArmRefusal(409, "Conflict", "busy"), True, None, ["Conflict"]),
         (ArmRefusal(400, "PendingRoleAssignmentRequest", "pending"), True, None, []),
-        (ArmRefusal(400, POLICY_FAILED, "ExpirationRule"), False, None, ["PIM's settings"]),
+        (ArmRefusal(400, POLICY_FAILED, 'The following policy rules failed: ["ExpirationRule"]'), False, None,
+         ["PIM's settings", "Expire active assignments after", "Settings → the role → Edit → Assignment"]),
         (ArmRefusal(404, "NotFound", "no scope"), False, None, ["scope and role_definition_id"]),
     ],
 )  # fmt: skip
@@ -228,16 +239,39 @@ def test_provider_error_when_arm_refuses_then_retryable_and_message_fit_the_caus
         assert word in str(error)
 
 
-@pytest.mark.parametrize("status", ["Failed", "Denied", "FailedAsResourceIsLocked"])
-def test_raise_if_failed_when_pim_status_is_a_failure_then_non_retryable(status: str) -> None:
+@pytest.mark.parametrize(
+    ("status", "wanted"),
+    [("Failed", "Provisioned"), ("Denied", "Provisioned"), ("FailedAsResourceIsLocked", "Revoked"),
+     ("Revoked", "Provisioned"), ("Canceled", "Revoked")],
+)  # fmt: skip
+def test_is_settled_when_pim_status_is_a_failure_then_non_retryable(status: str, wanted: str) -> None:
     with pytest.raises(ProviderError) as raised:
-        raise_if_failed(status, "name-1")
+        is_settled(status, wanted, "name-1")
     assert not raised.value.retryable and status in str(raised.value)
 
 
-@pytest.mark.parametrize("status", ["Provisioned", "Granted", None])
-def test_raise_if_failed_when_pim_status_is_success_then_nothing(status: str | None) -> None:
-    raise_if_failed(status, "name-1")
+@pytest.mark.parametrize(
+    ("status", "settled"),
+    [("Provisioned", True), ("Granted", False), ("Accepted", False), ("PendingProvisioning", False),
+     ("ScheduleCreated", False), (None, False)],
+)  # fmt: skip
+def test_is_settled_when_assigning_then_only_provisioned_is_done(status: str | None, settled: bool) -> None:
+    assert is_settled(status, "Provisioned", "name-1") is settled
+
+
+@pytest.mark.parametrize(
+    ("message", "words"),
+    [('The following policy rules failed: ["MfaRule"]', ["Multi-Factor Authentication on active assignment",
+                                                           "service principal"]),
+     ('The following policy rules failed: ["JustificationRule","TicketingRule"]',
+      ["Require justification on active assignment", "ticket"]),
+     ("The following policy rules failed: [\"EligibilityRule\"]", ["EligibilityRule"])],
+)  # fmt: skip
+def test_policy_hint_when_rules_fail_then_each_named_with_its_setting(message: str, words: list[str]) -> None:
+    hint = policy_hint(message, SCOPE)
+    assert f"PIM → Azure resources → {SCOPE} → Settings" in hint
+    for word in words:
+        assert word in hint
 
 
 def test_retry_at_when_header_unreadable_or_absent_then_none() -> None:
@@ -280,7 +314,7 @@ def test_grant_then_revoke_when_allowed_then_assign_and_remove_requests_as_built
         "principal_id": OBJECT_ID,
         "scope": SCOPE,
         "role_definition_id": ROLE_ID,
-        "schedule_id": f"{SCOPE}/providers/Microsoft.Authorization/roleAssignmentSchedules/{name}",
+        "schedule_id": assignment.schedule,  # a bare GUID, as PutRoleAssignmentScheduleRequest.json answers
     }
     assert issued.access == {
         "Role": "Virtual Machine Contributor",
@@ -517,9 +551,10 @@ def test_grant_when_plain_http_endpoint_is_not_loopback_then_no_token_is_sent() 
 
 
 def test_check_when_role_definition_readable_then_ok_with_its_name(provider: AzureProvider, arm: ArmStandIn) -> None:
-    assert provider.check(resource()) == "ok: Virtual Machine Contributor"
+    said = "ok: Virtual Machine Contributor; PIM active assignment: at most 180d, justification (jitbot sends them)"
+    assert provider.check(resource()) == said  # PIM's defaults for an Azure resource role
     tenant_form = f"/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}"
-    assert provider.check(resource(role=tenant_form)) == "ok: Virtual Machine Contributor"
+    assert provider.check(resource(role=tenant_form)) == said
     assert arm.arm_requests("GET")[0].path == f"{SCOPE}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}"
 
 
@@ -548,3 +583,195 @@ def test_provider_errors_when_any_failure_then_no_token_in_the_message(
     [token] = arm.tokens
     assert len(messages) == 5
     assert not [m for m in messages if token in m or arm.identity_header in m]
+
+
+# --- PIM's statuses, policy, read-back and drift -----------------------------------------------------------------
+
+BOB = "1e2d3c4b-aaaa-bbbb-cccc-ddddeeeeffff"
+
+
+def gets(arm: ArmStandIn) -> list[str]:
+    """The schedule requests read back by name, in order."""
+    return [r.path.rsplit("/", 1)[-1] for r in arm.arm_requests("GET") if "/roleAssignmentScheduleRequests/" in r.path]
+
+
+def test_grant_when_pim_answers_pending_provisioning_then_returned_only_once_provisioned(
+    provider: AzureProvider, arm: ArmStandIn, slept: list[float]
+) -> None:
+    now = datetime.now(UTC)
+    arm.pending("PendingProvisioning", gets=2)
+    issued = provider.grant(request(now=now), resource(), now)
+    assert gets(arm) == [issued.handle["schedule_request"]] * 2  # read until Provisioned, backing off
+    assert slept == [0.5, 1.0]
+    [assignment] = arm.assignments
+    assert issued.handle["schedule_id"] == assignment.schedule
+
+
+def test_grant_when_pim_never_settles_within_the_bound_then_retryable_and_the_rerun_waits_on_the_same_request(
+    provider: AzureProvider, arm: ArmStandIn, slept: list[float]
+) -> None:
+    now = datetime.now(UTC)
+    arm.pending("PendingProvisioning", gets=7)  # the bound (10 s) allows 5 reads: 0.5 + 1 + 2 + 4 + 4 s
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(now=now), resource(), now)
+    assert raised.value.retryable and "PendingProvisioning" in str(raised.value)
+    assert arm.assignments == [] and len(gets(arm)) == 5
+
+    issued = provider.grant(request(now=now), resource(), now)  # the job again: RequestExists, then read on
+    assert [r.answered for r in arm.arm_requests("PUT")] == [201, 400]
+    assert len(gets(arm)) == 7 and len(arm.assignments) == 1
+    assert issued.handle["schedule_id"] == arm.assignments[0].schedule
+
+
+def test_grant_when_pim_settles_on_failed_then_non_retryable_naming_it(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    arm.pending("PendingEvaluation", gets=1, final="Failed")
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(), resource(), datetime.now(UTC))
+    assert not raised.value.retryable and "Failed" in str(raised.value)
+    assert arm.assignments == []
+
+
+def test_revoke_when_pim_answers_pending_revocation_then_done_only_once_revoked(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    active = granted(provider, request(now=now), now)
+    arm.advance(PIM_MINIMUM)
+    arm.pending("PendingRevocation", gets=7)
+    with pytest.raises(ProviderError) as raised:
+        provider.revoke(active, resource(), now)
+    assert raised.value.retryable and "PendingRevocation" in str(raised.value)
+    assert len(arm.assignments) == 1  # not gone while PIM says PendingRevocation
+
+    provider.revoke(active, resource(), now)  # RequestExists: the same removal, read until Revoked
+    assert arm.assignments == []
+    assert [r.answered for r in arm.arm_requests("PUT")] == [201, 201, 400]
+
+
+def test_extend_when_pim_answers_accepted_then_waits_for_provisioned(provider: AzureProvider, arm: ArmStandIn) -> None:
+    now = datetime.now(UTC)
+    active = granted(provider, request(duration=timedelta(hours=1), now=now), now)
+    extended = replace(active, expires_at=now + timedelta(hours=2))
+    arm.pending("Accepted", gets=1)
+    provider.extend(extended, resource(), now)
+    assert arm.assignments[0].end == (now + timedelta(hours=2)).replace(microsecond=0)
+
+
+def test_grant_when_policy_requires_mfa_on_active_assignment_then_refused_naming_the_setting(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    arm.set_policy(SCOPE, ROLE_ID, PimPolicy(mfa=True))
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(), resource(), datetime.now(UTC))
+    assert not raised.value.retryable
+    said = str(raised.value)
+    assert POLICY_FAILED in said and "Require Azure Multi-Factor Authentication on active assignment" in said
+    assert "service principal" in said and f"PIM → Azure resources → {SCOPE} → Settings" in said
+    assert arm.assignments == []
+
+    with pytest.raises(ProviderError) as checked:
+        provider.check(resource())
+    assert not checked.value.retryable and "Multi-Factor Authentication" in str(checked.value)
+
+
+def test_check_when_policy_maximum_shorter_than_max_duration_then_refused_naming_the_setting(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    arm.set_policy(SCOPE, ROLE_ID, PimPolicy(maximum=timedelta(days=1)))
+    with pytest.raises(ProviderError) as raised:
+        provider.check(resource())  # the catalog allows a week
+    assert not raised.value.retryable
+    assert "1d at most" in str(raised.value) and "Expire active assignments after" in str(raised.value)
+
+
+def test_grant_when_longer_than_the_policy_allows_then_refused_by_the_expiration_rule(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    arm.set_policy(SCOPE, ROLE_ID, PimPolicy(maximum=timedelta(hours=1)))
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(request(duration=timedelta(hours=2)), resource(), datetime.now(UTC))
+    assert not raised.value.retryable and "Expire active assignments after" in str(raised.value)
+
+
+def test_check_when_policy_asks_ticket_and_allows_permanent_then_ok_reporting_them(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    arm.set_policy(SCOPE, ROLE_ID, PimPolicy(justification=True, ticket=True, maximum=None))
+    said = provider.check(resource())
+    assert said == (
+        "ok: Virtual Machine Contributor; PIM active assignment: no maximum, justification and ticket "
+        "(jitbot sends them)"
+    )
+    [listed] = [r for r in arm.arm_requests("GET") if r.path.endswith("/roleManagementPolicyAssignments")]
+    assert listed.path.startswith(SCOPE) and listed.query["api-version"] == "2020-10-01"
+
+
+def test_admin_assignment_demands_when_other_levels_and_callers_then_ignored() -> None:
+    rules = [
+        EnablementRule(id="Enablement_EndUser_Assignment", enabled_rules=["MultiFactorAuthentication"]),
+        ExpirationRule(id="Expiration_Admin_Eligibility", is_expiration_required=True, maximum_duration="P1D"),
+        ExpirationRule(id="Expiration_Admin_Assignment", is_expiration_required=True, maximum_duration="PT8H"),
+    ]
+    demands = admin_assignment_demands(rules)
+    assert (demands.mfa, demands.maximum) == (False, timedelta(hours=8))
+
+
+def test_verify_revoked_when_still_active_then_retryable_and_after_revoke_passes(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    active = granted(provider, request(now=now), now)
+    with pytest.raises(ProviderError) as raised:
+        provider.verify_revoked(active, resource(), now)
+    assert raised.value.retryable and active.grant["schedule_id"] in str(raised.value)
+
+    arm.advance(PIM_MINIMUM)
+    provider.revoke(active, resource(), now)
+    said = provider.verify_revoked(active, resource(), now)
+    assert said.startswith(f"read 0 active assignment(s) of {OBJECT_ID} at {SCOPE}")
+    [listed, *_] = [r for r in arm.arm_requests("GET") if r.path.endswith("/roleAssignmentScheduleInstances")]
+    assert listed.query["$filter"] == f"principalId eq '{OBJECT_ID}'"
+
+
+def test_verify_revoked_when_the_principal_holds_the_role_through_another_schedule_then_passes(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    active = replace(granted(provider, request(now=now), now), grant={})  # a grant never recorded: found by name
+    arm.advance(PIM_MINIMUM)
+    provider.revoke(active, resource(), now)
+    arm.standing(SCOPE, ROLE_ID, OBJECT_ID, timedelta(days=30))  # someone else's, not jitbot's to verify
+    assert "read 1 active assignment(s)" in provider.verify_revoked(active, resource(), now)
+
+
+def test_held_when_jitbot_assignment_and_a_standing_one_then_only_jitbots_with_its_ticket(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    active = granted(provider, request(now=now), now)
+    arm.standing(SCOPE, ROLE_ID, BOB, timedelta(days=30))
+    [held] = provider.held(resource(), now)
+    assert held.holders == frozenset({"r-abc234"})
+    assert held.what == f"Virtual Machine Contributor for {OBJECT_ID} on {SCOPE}"
+    assert held.ref["schedule_id"].endswith(active.grant["schedule_id"])
+
+
+def test_remove_when_held_then_taken_away_and_safe_to_repeat(provider: AzureProvider, arm: ArmStandIn) -> None:
+    now = datetime.now(UTC)
+    granted(provider, request(now=now), now)
+    standing = arm.standing(SCOPE, ROLE_ID, BOB, timedelta(days=30))
+    [held] = provider.held(resource(), now)
+    with pytest.raises(ProviderError) as raised:
+        provider.remove(held, resource(), now)
+    assert raised.value.retryable and raised.value.not_before is not None  # PIM's first five minutes
+
+    arm.advance(PIM_MINIMUM)
+    arm.pending("PendingRevocation", gets=1)
+    provider.remove(held, resource(), now)
+    provider.remove(held, resource(), now)  # RequestExists: read back, Revoked
+    assert arm.assignments == [standing]
+    assert provider.held(resource(), now) == []
+    removal = arm.arm_requests("PUT")[-1].body["properties"]
+    assert removal["requestType"] == "AdminRemove" and removal["ticketInfo"]["ticketNumber"] == "r-abc234"
