@@ -127,6 +127,8 @@ class AccessRequest:
     extend_by: timedelta | None = None  # an extension waiting for approval
     extend_reason: str | None = None
     extend_approvals: tuple[str, ...] = ()
+    verified_at: datetime | None = None  # when the cloud was read back and showed the access gone
+    verified: str | None = None  # what that read-back found
 
     def time_left(self, now: datetime) -> timedelta:
         return max(self.expires_at - now, timedelta(0)) if self.expires_at else timedelta(0)

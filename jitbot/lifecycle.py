@@ -65,7 +65,7 @@ class Lifecycle:
         self.tasks.sync_slack(request_id)
 
     def _grant(self, request: AccessRequest, resource: Resource) -> AccessRequest | None:
-        provider = self._provider(resource)
+        provider = self.provider(resource)
         try:
             issued = provider.grant(request, resource, self.clock())
         except ProviderError as error:
@@ -97,12 +97,16 @@ class Lifecycle:
 
     def _cut_orphan(self, provider: Provider, request: AccessRequest, resource: Resource) -> None:
         """The cloud granted after the request ended, so nothing indexes this access: one try to cut it, and if
-        the cloud refuses, an audit record and an error log say that only the cloud's own expiry will."""
+        the cloud refuses, an audit record and an error log say so; the drift scan, or the cloud's own expiry,
+        takes it away later."""
         now = self.clock()
         try:
-            provider.revoke(request, resource, now)
+            _revoke_verified(provider, request, resource, now)
         except ProviderError as error:
-            detail = {"error": str(error), "note": "granted after the request ended; the cloud's own expiry ends it"}
+            detail = {
+                "error": str(error),
+                "note": "granted after the request ended; the drift scan or the cloud's own expiry ends it",
+            }
             _log.error("orphaned_grant_not_cut", request_id=request.id, resource=request.resource, error=str(error))
             self.store.record(
                 AuditEvent("revocation failed", request.id, AUTO, request.resource, now, "-", detail, request.provider)
@@ -126,19 +130,23 @@ class Lifecycle:
                 self._cut(request, resource, now)
 
     def _cut(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
-        """Revoke in the cloud, then record the end: EXPIRED for a grant, FAILED for one never issued."""
+        """Revoke in the cloud and read back that it is gone, then record the end: EXPIRED for a grant, FAILED
+        for one never issued. A cloud that still shows the access keeps the grant live and retried."""
         try:
-            self._provider(resource).revoke(request, resource, now)
+            verified = _revoke_verified(self.provider(resource), request, resource, now)
         except ProviderError as error:
             self._retry_revocation(request, error, now)
             return
+        seen = {"verified_at": self.clock(), "verified": verified}
         action, note = (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
         if request.ending_by == AUTO:  # jitbot ended it itself: the access was never delivered
             action, note = Action.FAIL, request.note
         elif request.ending_by:
             action = Action.REVOKE
         try:
-            self.store.transition(request.id, lambda r: apply(r, action, request.ending_by or AUTO, now, note=note))
+            self.store.transition(
+                request.id, lambda r: apply(r, action, request.ending_by or AUTO, now, note=note, **seen)
+            )
         except InvalidTransition:
             return  # another job ended it first
         self.store.close_revocation_failures(request.id)
@@ -194,7 +202,7 @@ class Lifecycle:
         if request.status is not Status.ACTIVE or request.ending_by:
             return
         resource = find_resource(self.catalog, request.resource)
-        provider = self._provider(resource)
+        provider = self.provider(resource)
         try:
             issued = provider.extend(request, resource, self.clock())
         except ProviderError as error:
@@ -226,7 +234,8 @@ class Lifecycle:
         if self.catalog.alert_channel and not request.status.is_final:
             self.notifier.raise_alert(request, self.catalog.alert_channel, failures)
 
-    def _provider(self, resource: Resource) -> Provider:
+    def provider(self, resource: Resource) -> Provider:
+        """The resource's provider, its failures counted by provider and kind on /metrics."""
         return metrics.CountedProvider(self.providers(resource.kind), self.store.redis, resource.provider)
 
     def sync_slack(self, request_id: str) -> None:
@@ -337,3 +346,9 @@ class Lifecycle:
     def _fail(self, request_id: str, note: str) -> None:
         now = self.clock()
         self.store.transition(request_id, lambda r: apply(r, Action.FAIL, AUTO, now, note=note))  # issue_access syncs
+
+
+def _revoke_verified(provider: Provider, request: AccessRequest, resource: Resource, now: datetime) -> str:
+    """End the access, then read the cloud back: what it showed, or ProviderError while the access is there."""
+    provider.revoke(request, resource, now)
+    return provider.verify_revoked(request, resource, now)

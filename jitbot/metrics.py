@@ -25,7 +25,7 @@ from jitbot import logs
 from jitbot.catalog import Resource
 from jitbot.domain import EVENT_NAMES, AccessRequest
 from jitbot.errors import ProviderError
-from jitbot.providers.base import Issued, Provider
+from jitbot.providers.base import Held, Issued, Provider
 
 COUNTERS = "jitbot:metrics:counters"
 LAG = "jitbot:metrics:revocation_lag"
@@ -96,6 +96,18 @@ class CountedProvider:
 
     def check(self, resource: Resource) -> str:
         return self.inner.check(resource)
+
+    def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
+        with self._counting():
+            return self.inner.verify_revoked(request, resource, now)
+
+    def held(self, resource: Resource, now: datetime) -> list[Held]:
+        with self._counting():
+            return self.inner.held(resource, now)
+
+    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+        with self._counting():
+            self.inner.remove(held, resource, now)
 
     @contextmanager
     def _counting(self) -> Iterator[None]:

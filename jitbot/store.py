@@ -29,7 +29,15 @@ TIMERS = "jitbot:timers"  # `<kind>:<request id>` by when the reconciler should 
 UNDECIDED = "jitbot:undecided"  # requests (or extensions) waiting for approvers, by when they were asked
 HOME_VIEWERS = "jitbot:home_viewers"  # people who have opened jitbot's App Home: theirs is kept current
 REVIEWS = "jitbot:reviews"  # open break-glass reviews by their next re-alert
-_DATETIMES = ("created_at", "decided_at", "granted_at", "expires_at", "auto_approve_at", "escalate_at")
+_DATETIMES = (
+    "created_at",
+    "decided_at",
+    "granted_at",
+    "expires_at",
+    "auto_approve_at",
+    "escalate_at",
+    "verified_at",
+)
 _TUPLES = ("approvals", "extend_approvals")
 
 

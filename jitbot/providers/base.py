@@ -1,4 +1,6 @@
-"""The provider contract: `grant(request) -> Issued`, `revoke(request)`; both safe to repeat."""
+"""The provider contract: `grant(request) -> Issued`, `revoke(request)`, both safe to repeat; `verify_revoked`
+reads back that access is gone; `held` and `remove` let the drift scan find and take away access jitbot made
+that no live grant explains."""
 
 from __future__ import annotations
 
@@ -54,4 +56,17 @@ class Provider(Protocol):
 
     def check(self, resource: Resource) -> str:
         """Read-only: can jitbot act on `resource`? A short description, or ProviderError saying what is missing."""
+        ...
+
+    def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
+        """Read back, after `revoke`, that `request`'s access is gone: what was read, for the audit record. A
+        retryable ProviderError when the cloud still shows it (or cannot be read)."""
+        ...
+
+    def held(self, resource: Resource, now: datetime) -> list[Held]:
+        """Read-only: the access jitbot made through `resource` (its target and role) that is live now."""
+        ...
+
+    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+        """Take away access `held` found that no live grant explains; safe to repeat."""
         ...

@@ -10,7 +10,7 @@ from datetime import datetime
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
-from jitbot.providers.base import Issued
+from jitbot.providers.base import Held, Issued
 from jitbot.redaction import Credentials
 
 
@@ -43,6 +43,21 @@ class FakeProvider:
     def check(self, resource: Resource) -> str:
         self._call("check", None, resource)
         return "ok: fake cloud"
+
+    def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
+        self._call("verify", request, resource)
+        if request.id in self.live:
+            raise ProviderError(f"fake cloud still holds {request.id}", retryable=True)
+        return "fake cloud: not live"
+
+    def held(self, resource: Resource, now: datetime) -> list[Held]:
+        """Nothing: the fake cloud lives in each process's memory, so no process can see another's grants."""
+        self._call("held", None, resource)
+        return []
+
+    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+        """Nothing to remove: `held` finds nothing."""
+        self._call("remove", None, resource)
 
     def _call(self, operation: str, request: AccessRequest | None, resource: Resource) -> None:
         self.calls.append((operation, request.id if request else "-"))

@@ -391,7 +391,10 @@ def test_issue_access_when_credentials_dm_fails_then_access_cut_and_failed_with_
     assert bot.store.due(EXPIRY, NOW) == [request_id]  # the sweeper would claim it too
     bot.lifecycle.end_access(request_id)  # the revoke job
     request = bot.store.get(request_id)
-    assert bot.fake.calls == [("grant", request_id), ("revoke", request_id)] and bot.fake.live == set()
+    assert (
+        bot.fake.calls == [("grant", request_id), ("revoke", request_id), ("verify", request_id)]
+        and bot.fake.live == set()
+    )
     assert request.status is Status.FAILED
     assert "could not be delivered" in request.note and "channel_not_found" in request.note
     assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
@@ -516,7 +519,10 @@ def test_end_access_when_expired_then_revoked_and_slack_scrubbed_once(bot: Bot) 
     refs = bot.store.slack_refs(request_id)
     bot.clock.advance(timedelta(hours=1))
     bot.lifecycle.end_access(request_id)
-    assert bot.fake.calls == [("grant", request_id), ("revoke", request_id)] and bot.fake.live == set()
+    assert (
+        bot.fake.calls == [("grant", request_id), ("revoke", request_id), ("verify", request_id)]
+        and bot.fake.live == set()
+    )
     assert status(bot, request_id) is Status.EXPIRED
     assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
     assert audit_log(bot)[-1]["event"] == "expired" and audit_log(bot)[-1]["actor"] == "jitbot"
@@ -548,7 +554,7 @@ def test_end_access_when_approved_but_never_issued_then_cut_and_failed(bot: Bot)
     bot.lifecycle.end_access(request_id)
     request = bot.store.get(request_id)
     assert (request.status, request.note) == (Status.FAILED, "not issued in time")
-    assert bot.fake.calls == [("revoke", request_id)]
+    assert bot.fake.calls == [("revoke", request_id), ("verify", request_id)]
 
 
 # --- reconcile ---------------------------------------------------------------------------------------

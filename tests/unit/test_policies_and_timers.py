@@ -802,7 +802,7 @@ def test_extend_when_end_asked_while_the_cloud_renews_then_renewed_access_cut_no
     bot.fake.extend = renew_then_end  # type: ignore[method-assign]
     run_jobs(bot)
     assert "renewed" not in [event for event, _ in events(bot, request_id)]
-    assert bot.fake.calls[-1] == ("revoke", request_id) and request_id not in bot.fake.live
+    assert bot.fake.calls[-2:] == [("revoke", request_id), ("verify", request_id)] and request_id not in bot.fake.live
     assert not any(bot.fake.token() in shown(dm) for dm in dms(bot)[dms_before:])
     assert status(bot, request_id) is Status.REVOKED
 
