@@ -1,4 +1,4 @@
-"""The `jitbot` console command: web, worker, demo, check, reconcile, redis-stop."""
+"""The `jitbot` console command: web, worker, sweeper, demo, check, reconcile (--clouds), redis-stop, audit, report."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="play the whole flow locally: no Slack, cloud or Redis needed")
     check_cmd = sub.add_parser("check", help="validate the catalog ($JITBOT_CONFIG); --live asks each cloud too")
     check_cmd.add_argument("--live", action="store_true", help="ask each provider whether it can act (read-only)")
-    sub.add_parser("reconcile", help="re-drive everything overdue once, now")
+    reconcile_cmd = sub.add_parser("reconcile", help="re-drive everything overdue once, now")
+    reconcile_cmd.add_argument(
+        "--clouds", action="store_true", help="and scan each cloud for access jitbot made that no live grant explains"
+    )
     sub.add_parser("redis-stop", help="stop the embedded Redis under ./.jitbot/")
     audit_cmd = sub.add_parser("audit", help="export or verify the hash-chained audit trail")
     audit_cmd.add_argument("action", choices=["export", "verify"])
@@ -95,8 +98,18 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    print(f"re-driven: {runtime.current().lifecycle.reconcile()}")
-    return 0
+    rt = runtime.current()
+    print(f"re-driven: {rt.lifecycle.reconcile()}")
+    if not args.clouds:
+        return 0
+    scan = rt.drift.run()
+    print(f"clouds scanned: {scan.explained} explained by live grants, {len(scan.orphans)} orphaned")
+    for orphan in scan.orphans:
+        outcome = f"NOT removed: {orphan.error}" if orphan.error else "removed"
+        print(f"  {orphan.resource}: {orphan.held.what} (for {', '.join(sorted(orphan.held.holders))}): {outcome}")
+    for resource, why in scan.unreadable:
+        print(f"  {resource}: could not be scanned: {why}")
+    return 0 if scan.clean else 1
 
 
 def _redis_stop(args: argparse.Namespace) -> int:

@@ -76,6 +76,9 @@ TRANSITIONS: dict[Status, dict[Action, Status]] = {
     },
 }
 
+# the drift scan's records: access jitbot made that no live grant explains, taken away or left (the cloud refused)
+ORPHAN_REMOVED = "orphan removed"
+ORPHAN_KEPT = "orphan not removed"
 EVENT_NAMES = {
     Action.ENDORSE: "endorsed",
     Action.APPROVE: "approved",

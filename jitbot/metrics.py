@@ -23,7 +23,7 @@ import redis
 
 from jitbot import logs
 from jitbot.catalog import Resource
-from jitbot.domain import EVENT_NAMES, AccessRequest
+from jitbot.domain import EVENT_NAMES, ORPHAN_KEPT, ORPHAN_REMOVED, AccessRequest
 from jitbot.errors import ProviderError
 from jitbot.providers.base import Held, Issued, Provider
 
@@ -32,7 +32,13 @@ LAG = "jitbot:metrics:revocation_lag"
 LAG_BOUNDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)  # seconds past the grant's end
 LAG_BUCKETS = (*(str(bound) for bound in LAG_BOUNDS), "+Inf")  # the `le` labels, also the hash's fields
 OVERDUE_S = 30  # the reconciler sweeps every ~10 s with 5 s grace: later is a fault
-KNOWN_EVENTS = ("requested", "refused", *EVENT_NAMES.values())  # shown at 0 before they first happen
+KNOWN_EVENTS = (
+    "requested",
+    "refused",
+    *EVENT_NAMES.values(),
+    ORPHAN_REMOVED,
+    ORPHAN_KEPT,
+)  # shown at 0 before they first happen
 COUNTER_FAMILIES = {  # field prefix → (metric name, help, label names)
     "events": ("jitbot_events", "Audit records written, by event (the outcome of each step).", ("event",)),
     "provider_errors": (

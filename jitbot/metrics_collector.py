@@ -36,7 +36,8 @@ class RedisCollector(Collector):
             pipe.zcard(store.PENDING)
             pipe.zcount(store.EXPIRY, "-inf", cutoff)
             pipe.zrange(store.EXPIRY, 0, -1)
-            counters, lag, pending, overdue, tracked = pipe.execute()
+            pipe.hgetall(store.DRIFT)
+            counters, lag, pending, overdue, tracked, drift = pipe.execute()
         yield from _counter_families(_decoded(counters))
         yield _gauge("jitbot_pending_requests", "Requests waiting for a decision.", pending)
         yield _gauge("jitbot_active_grants", "Grants in force now (issued and not yet ended).", self._active(tracked))
@@ -46,6 +47,7 @@ class RedisCollector(Collector):
             overdue,
         )
         yield _lag_family(_decoded(lag))
+        yield from _drift_families(_decoded(drift))
 
     def _active(self, tracked: list[bytes]) -> int:
         """The expiry index also holds approved requests not yet issued: count only those that are active."""
@@ -80,6 +82,25 @@ def _lag_family(fields: dict[str, str]) -> HistogramMetricFamily:
     buckets = [(bucket, float(fields.get(bucket, 0))) for bucket in LAG_BUCKETS]
     family.add_metric((), buckets, float(fields.get("sum", 0)))
     return family
+
+
+def _drift_families(fields: dict[str, str]) -> Iterator[GaugeMetricFamily]:
+    """The last drift scan (jitbot.drift): access left in each cloud that no live grant explains, and when."""
+    orphaned = GaugeMetricFamily(
+        "jitbot_orphaned_access",
+        "Access jitbot made that the last drift scan found in the cloud, no live grant explaining it, and could "
+        "not remove.",
+        labels=("provider",),
+    )
+    for field, count in sorted(fields.items()):
+        if field.startswith("orphaned:"):
+            orphaned.add_metric((field.removeprefix("orphaned:"),), float(count))
+    yield orphaned
+    yield _gauge(
+        "jitbot_drift_scan_timestamp_seconds",
+        "When the last drift scan of the clouds ended (0: none yet).",
+        float(fields.get("scanned_at", 0)),
+    )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -10,6 +10,7 @@ import redis
 from jitbot import embedded, logs, providers
 from jitbot.catalog import Catalog, load_catalog
 from jitbot.config import Config
+from jitbot.drift import DriftScan
 from jitbot.lifecycle import Lifecycle
 from jitbot.service import Service
 from jitbot.slack.notify import Notifier, web_client
@@ -27,6 +28,7 @@ class Runtime:
     notifier: Notifier
     service: Service
     lifecycle: Lifecycle
+    drift: DriftScan
 
 
 def connect(config: Config) -> redis.Redis:
@@ -54,7 +56,8 @@ def build(config: Config, someone_waiting: bool = False) -> Runtime:
     lifecycle = Lifecycle(
         catalog, store, tasks, notifier, functools.cache(lambda kind: providers.build(kind, config, store))
     )
-    return Runtime(config, catalog, client, store, tasks, notifier, service, lifecycle)
+    drift = DriftScan(catalog, store, notifier, lifecycle.provider)
+    return Runtime(config, catalog, client, store, tasks, notifier, service, lifecycle, drift)
 
 
 @functools.cache

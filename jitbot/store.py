@@ -29,6 +29,8 @@ TIMERS = "jitbot:timers"  # `<kind>:<request id>` by when the reconciler should 
 UNDECIDED = "jitbot:undecided"  # requests (or extensions) waiting for approvers, by when they were asked
 HOME_VIEWERS = "jitbot:home_viewers"  # people who have opened jitbot's App Home: theirs is kept current
 REVIEWS = "jitbot:reviews"  # open break-glass reviews by their next re-alert
+DRIFT = "jitbot:drift"  # the last drift scan: `orphaned:<provider>` counts, `scanned_at`, `findings` (a hash)
+DRIFT_DUE = "jitbot:drift:due"  # held while the scan is not due: the worker that takes it queues one
 _DATETIMES = (
     "created_at",
     "decided_at",
@@ -364,6 +366,20 @@ class Store:
         self.redis.hdel(_shared_key(key), f"holder:{holder}")
         if not any(_text(k).startswith("holder:") for k in self.redis.hkeys(_shared_key(key))):
             self.redis.delete(_shared_key(key))
+
+    def claim_drift_scan(self, every: timedelta) -> bool:
+        """True for one caller every `every`: the worker that gets it queues the drift scan."""
+        return bool(self.redis.set(DRIFT_DUE, "1", nx=True, px=_ms(every)))
+
+    def save_drift(self, orphaned: dict[str, int], at: datetime, findings: str) -> str:
+        """Record a scan's orphans left in the clouds, by provider; the previous scan's `findings` are returned."""
+        fields: dict[Any, str | float] = {f"orphaned:{provider}": count for provider, count in orphaned.items()}
+        with self.redis.pipeline() as pipe:
+            pipe.hget(DRIFT, "findings")
+            pipe.delete(DRIFT)
+            pipe.hset(DRIFT, mapping=fields | {"scanned_at": at.timestamp(), "findings": findings})
+            before, *_ = pipe.execute()
+        return _text(before or b"")
 
     @contextmanager
     def serial(self, name: str, ttl: timedelta, wait: timedelta) -> Iterator[None]:

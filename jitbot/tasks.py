@@ -60,6 +60,10 @@ class Tasks:
     def alert_revocation(self, request_id: str) -> None:
         self.queue.enqueue("workers.jobs.alert_revocation", request_id, retry=SYNC_RETRY)
 
+    def scan_clouds(self) -> None:
+        """The drift scan (jitbot.drift): once per claim, no retry (the next one comes SCAN_EVERY later)."""
+        self.queue.enqueue("workers.jobs.scan_clouds", job_timeout=600)
+
     def post_report(self, user: str, period_s: int) -> None:
         self.queue.enqueue("workers.jobs.post_report", user, period_s, job_timeout=600)
 

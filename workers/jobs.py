@@ -43,5 +43,9 @@ def review_alert(request_id: str) -> None:
     runtime.current().lifecycle.review_alert(request_id)
 
 
+def scan_clouds() -> None:
+    runtime.current().drift.run()
+
+
 def publish_home(user: str) -> None:
     runtime.current().lifecycle.homes.opened(user)

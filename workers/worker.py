@@ -9,7 +9,8 @@ added, surviving a job that kills its own interpreter, is the supervisor's resta
 It issues access, keeps Slack current and runs retries; the `sweeper` process revokes grants as they fall due.
 A short maintenance interval makes the reconciler pass every ~10 s — the second net under the sweeper, for
 anything overdue that no sweeper has claimed — and lets a surviving worker take over the scheduler lock quickly
-when its holder dies (RQ's default interval is 600 s).
+when its holder dies (RQ's default interval is 600 s). A pass also queues the drift scan (jitbot.drift) when it
+is due: one worker of all takes it, every 15 minutes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rq import Queue, SimpleWorker
 from rq.job import Job
 
 from jitbot import logs, redaction, runtime
+from jitbot.drift import SCAN_EVERY
 from jitbot.tasks import SERIALIZER, make_queue
 
 MAINTENANCE_INTERVAL_S = 10
@@ -40,8 +42,11 @@ class JitbotWorker(SimpleWorker):
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        rt = runtime.current()
         try:
-            runtime.current().lifecycle.reconcile()
+            rt.lifecycle.reconcile()
+            if rt.store.claim_drift_scan(SCAN_EVERY):  # one worker of all, every SCAN_EVERY
+                rt.tasks.scan_clouds()
         except Exception:  # noqa: BLE001 - the next pass retries; the worker must keep serving jobs
             _log.exception("reconcile_failed")
 

@@ -181,8 +181,9 @@ class Notifier:
         answer = self._call("auth_test")
         return str(answer["team_id"]), answer.get("enterprise_id") or None
 
-    def tell(self, user: str, text: str) -> None:
-        self._call("chat_postMessage", channel=user, text=text)
+    def tell(self, channel: str, text: str) -> None:
+        """A plain message: to a user id (a DM) or a channel id."""
+        self._call("chat_postMessage", channel=channel, text=text)
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views_open", trigger_id=trigger_id, view=view)

@@ -190,6 +190,16 @@ def revocation_alert(request: AccessRequest, failures: dict[str, str]) -> str:
     )
 
 
+def drift_alert(kept: Sequence[tuple[str, str, str]], unreadable: Sequence[tuple[str, str]], every: timedelta) -> str:
+    """The alert channel's message when the drift scan finds access it could not take away, or a cloud it could
+    not look at. `kept`: (resource, what, why); `unreadable`: (resource, why)."""
+    lines = [":rotating_light: *Access jitbot made is still in the clouds, and no live grant explains it.*"]
+    lines += [f"• `{resource}`: {escape(what)} — not removed: {escape(why)}" for resource, what, why in kept]
+    lines += [f"• `{resource}`: could not be scanned: {escape(why)}" for resource, why in unreadable]
+    lines.append(f"jitbot tries again every {format_duration(every)}; `jitbot reconcile --clouds` tries now.")
+    return "\n".join(lines)
+
+
 def revocation_recovered(request: AccessRequest, attempts: str) -> str:
     return (
         f":white_check_mark: *Resolved:* `{request.id}` (`{request.resource}`, <@{request.requester}>)"

@@ -255,4 +255,6 @@ FAMILIES = {  # every family /metrics serves, and its type (the integration test
     "jitbot_active_grants": "gauge",
     "jitbot_overdue_grants": "gauge",
     "jitbot_revocation_lag_seconds": "histogram",
+    "jitbot_orphaned_access": "gauge",
+    "jitbot_drift_scan_timestamp_seconds": "gauge",
 }
