@@ -14,17 +14,16 @@ from azure.mgmt.authorization.v2020_10_01.models import RoleManagementPolicyExpi
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, approve, ask_extension, grant, open_request
 from jitbot.errors import ProviderError
-from jitbot.providers.azure import (
+from jitbot.providers.arm import is_loopback
+from jitbot.providers.azure import AzureProvider, admin_assignment_demands
+from jitbot.providers.pim import (
     JUSTIFICATION_LIMIT,
     PIM_MINIMUM,
     PORTAL_PIM,
     REMOVE_SLACK,
     ArmRefusal,
-    AzureProvider,
-    admin_assignment_demands,
     assign_body,
     extend_body,
-    is_loopback,
     is_settled,
     iso_duration,
     justification,
