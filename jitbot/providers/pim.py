@@ -235,9 +235,8 @@ def provider_error(operation: str, refusal: ArmRefusal, scope: str, now: datetim
     hint = HINTS.get(refusal.code, "check scope and role_definition_id in jitbot.yml" if refusal.status == 404 else "")
     if refusal.code == POLICY_FAILED:
         hint = policy_hint(refusal.message, scope)
-    return ProviderError(
-        f"Azure {operation} refused on {scope} ({said}){'; ' + hint if hint else ''}.", retryable=False
-    )
+    what = f": {hint} (Azure said {said})" if hint else f" ({said})"  # what to do first: a DM may be cut short
+    return ProviderError(f"Azure {operation} refused on {scope}{what}.", retryable=False)
 
 
 def policy_hint(message: str, scope: str) -> str:

@@ -31,6 +31,7 @@ class Reply:
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # and bidi overrides
 SHOWN_REASON = 300
+SHOWN_FAILURE = 1000  # why jitbot could not grant: the cloud's refusal and what an admin must change, all of it
 
 
 def escape(text: str, limit: int = SHOWN_REASON) -> str:
@@ -164,10 +165,11 @@ def outcome_dm(request: AccessRequest) -> str:
     """The requester's DM for every outcome except the grant itself (which carries the access)."""
     by = f" by <@{request.decided_by}>" if request.decided_by not in (None, "jitbot") else ""
     why = f" Reason: {escape(request.note)}" if request.note else ""
+    failure = escape(request.note or "unknown", SHOWN_FAILURE)
     texts = {
         Status.APPROVED: f":white_check_mark: `{request.id}` for `{request.resource}` was approved{by}; issuing…",
         Status.DENIED: f":no_entry: `{request.id}` for `{request.resource}` was denied{by}.{why}",
-        Status.FAILED: f":x: `{request.id}` for `{request.resource}` failed: {escape(request.note or 'unknown')}",
+        Status.FAILED: f":x: `{request.id}` for `{request.resource}` failed: {failure}",
         Status.EXPIRED: f":hourglass: Your access to `{request.resource}` (`{request.id}`) has expired.",
         Status.REVOKED: f":lock: Your access to `{request.resource}` (`{request.id}`) was revoked"
         f" by {_who(request.ending_by)}.",
