@@ -51,7 +51,8 @@ DEFAULT_CODES = {
 
 @dataclass(frozen=True)
 class Recorded:
-    """One request as the stand-in received it: `token` is the bearer token it carried, `answered` the status."""
+    """One request as the stand-in received it: `token` is the bearer token it carried, `answered` the status, `at`
+    when it was answered (time.monotonic(), as the Slack stand-in stamps its calls: the two can be ordered)."""
 
     method: str
     path: str
@@ -59,6 +60,7 @@ class Recorded:
     body: Any
     token: str | None
     answered: int
+    at: float
 
 
 @dataclass
@@ -191,7 +193,7 @@ class ArmStandIn(LoopbackServer):
                 answer = self._issue_token(method, query, headers)
             else:
                 answer = self._authenticate(token) or self._failure_answer() or self._route(method, path, query, body)
-            self._requests.append(Recorded(method, path, query, body, token, answer[0]))
+            self._requests.append(Recorded(method, path, query, body, token, answer[0], time.monotonic()))
         return answer
 
     def _issue_token(self, method: str, query: dict[str, str], headers: dict[str, str]) -> Answer:

@@ -208,6 +208,7 @@ class GcpStandIn(LoopbackServer):
         self._calls: list[Call] = []
         self._failures: dict[str, _Failure] = {}
         self._conflicts = 0
+        self._put_back: dict[str, tuple[dict[str, Any], int]] = {}  # resource → (binding, writes left)
         super().__init__(port, _Handler, "gcp-standin")
 
     @property
@@ -256,6 +257,12 @@ class GcpStandIn(LoopbackServer):
         `bindings` join it, and its etag changes as with any write."""
         with self._lock:
             append_bindings(self.policies.setdefault(resource, {}), bindings)
+
+    def put_back(self, resource: str, binding: dict[str, Any], times: int) -> None:
+        """After each of the next `times` writes of `resource`'s policy that drop `binding`, another writer puts it
+        back at once (a config-management tool applying an old state): a read-back finds it still there."""
+        with self._lock:
+            self._put_back[resource] = (copy.deepcopy(binding), times)
 
     def conflict(self, times: int = 1) -> None:
         """The next `times` setIamPolicy calls find that someone else wrote the policy since it was read: that
@@ -371,7 +378,15 @@ class GcpStandIn(LoopbackServer):
             written["auditConfigs"] = copy.deepcopy(audit)
         written["version"] = 3 if has_conditions(written) else 1
         self.policies[resource] = written
-        return 200, as_version(written, 3), {}
+        answer = as_version(written, 3)
+        self._write_back(resource, written)
+        return 200, answer, {}
+
+    def _write_back(self, resource: str, written: dict[str, Any]) -> None:
+        binding, times = self._put_back.get(resource, ({}, 0))
+        if times > 0 and binding not in written["bindings"]:
+            append_bindings(written, [binding])
+            self._put_back[resource] = (binding, times - 1)
 
     def _write_as_someone_else(self, stored: dict[str, Any]) -> None:
         writer = sum(1 for call in self._calls if call.answered == 409) + 1

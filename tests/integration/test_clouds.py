@@ -144,6 +144,7 @@ def give_standing_azure_role(stack: Stack, principal: str) -> None:
         "principalId": principal,
         "roleDefinitionId": VM_CONTRIBUTOR,
         "requestType": "AdminAssign",
+        "justification": "on call this week",  # PIM's default settings require one on active assignment
         "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT8H"}},
     }
     path = f"{SCOPE}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{uuid.uuid4()}"
