@@ -194,14 +194,25 @@ class AwsSsoProvider:
         return Issued(handle, access=access | ({"Note": STANDING} if "standing" in handle else {}))
 
     def _assign(self, sso: Any, params: dict[str, str], key: str, request_id: str) -> dict[str, str]:
-        """Create the assignment, or share the one jitbot made for another grant, or note a standing one."""
+        """Create the assignment, or share the one jitbot made for another grant, or note a standing one.
+
+        jitbot's claim goes into the ledger before CreateAccountAssignment: a job that dies or times out after the
+        call leaves an assignment that its retry, the revocation and the drift scan all know as jitbot's (written
+        after, the retry took it for a standing one and nobody ever deleted it)."""
         held = self.ledger.shared(key)
-        if held is not None and request_id in held[1]:  # this grant again (a retried job): as recorded
-            return {} if held[0] else {"standing": "1"}
-        if not _is_assigned(sso, params):
-            created = _call("CreateAccountAssignment", sso.create_account_assignment, **params)
-            status = self._settle(sso, "Creation", params["InstanceArn"], created["AccountAssignmentCreationStatus"])
+        assigned = _is_assigned(sso, params)
+        if held is not None and request_id in held[1] and (assigned or not held[0]):
+            return {} if held[0] else {"standing": "1"}  # this grant again (a retried job): as recorded
+        if not assigned:
             self.ledger.hold_shared(key, request_id, created=True)
+            try:
+                created = _call("CreateAccountAssignment", sso.create_account_assignment, **params)
+                creation = created["AccountAssignmentCreationStatus"]
+                status = self._settle(sso, "Creation", params["InstanceArn"], creation)
+            except ProviderError as error:
+                if not error.retryable:  # AWS made nothing and will not: the claim goes
+                    self.ledger.release_shared(key, request_id)
+                raise
             return {"creation_request_id": status["RequestId"]}
         if held is not None:  # made by jitbot for a grant still running: shared
             self.ledger.hold_shared(key, request_id, created=None)

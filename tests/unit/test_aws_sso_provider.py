@@ -361,6 +361,35 @@ def test_grant_when_creation_outlasts_poll_timeout_then_retryable_error(
     assert sleeps == list(POLL_INTERVALS)
 
 
+def test_grant_when_job_times_out_after_creating_then_its_retry_and_revocation_know_it_as_jitbots(
+    center: Center, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger, aws = MemoryLedger(), boto3.client
+    settling(monkeypatch, "Creation", ["IN_PROGRESS"] * 3)  # the assignment is made, but not in this job's time
+    first = AwsSsoProvider(sleep=[].append, poll_timeout=0, ledger=ledger)
+    with pytest.raises(ProviderError, match="still in progress") as raised:
+        first.grant(request(), center.resource, NOW)
+    assert raised.value.retryable
+    monkeypatch.setattr(boto3, "client", aws)  # the creation has settled by the retry
+
+    retried = AwsSsoProvider(sleep=[].append, ledger=ledger)
+    issued = retried.grant(request(), center.resource, NOW)
+    assert "standing" not in issued.handle and "Note" not in issued.access
+    ended = replace(request(), grant=issued.handle, granted_at=NOW, expires_at=NOW + timedelta(hours=1))
+    retried.revoke(ended, center.resource, NOW)
+    assert center.assigned() == []
+
+
+def test_grant_when_creation_failed_for_good_then_no_claim_is_left_in_the_ledger(
+    center: Center, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = MemoryLedger()
+    refusing(monkeypatch, "AccessDenied", "no")
+    with pytest.raises(ProviderError):
+        AwsSsoProvider(sleep=[].append, ledger=ledger).grant(request(), center.resource, NOW)
+    assert ledger.shared(assignment_key(assignment_params(request(), center.resource, center.user_id))) is None
+
+
 @pytest.mark.parametrize(
     ("code", "retryable"), [("ConflictException", True), ("InternalServerException", True), ("AccessDenied", False)]
 )
