@@ -391,6 +391,31 @@ def _gcp_settings(keys: dict[str, _Node]) -> dict[str, Any]:
     return settings
 
 
+def _azure_settings(keys: dict[str, _Node]) -> dict[str, Any]:
+    """PIM refuses a role definition id whose form does not match the scope's (ScopeDoesNotMatchRoleDefinition):
+    under a subscription it must carry that subscription, at a management group none (terraform-provider-azurerm
+    #31052/#31053, azapi #692)."""
+    settings = _patterned(
+        keys,
+        {
+            "scope": (AZURE_SCOPE, "/subscriptions/<guid>/resourceGroups/<name>"),
+            "role_definition_id": (
+                AZURE_ROLE,
+                "/subscriptions/<guid>/providers/Microsoft.Authorization/roleDefinitions/<guid>",
+            ),
+        },
+    )
+    subscription = re.match(r"/subscriptions/[^/]+", settings["scope"], re.IGNORECASE)
+    guid = settings["role_definition_id"].rsplit("/", 1)[-1]
+    expected = f"{subscription[0] if subscription else ''}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+    if settings["role_definition_id"].lower() != expected.lower():
+        raise keys["role_definition_id"].fail(
+            f"PIM accepts this role at scope {settings['scope']} only as {expected} (the form of the scope's"
+            " subscription, or none at a management group)"
+        )
+    return settings
+
+
 def _fake_settings(keys: dict[str, _Node]) -> dict[str, Any]:
     """The fake provider's knobs, for trying faults out: a delay per call, and a file whose presence fails calls."""
     settings: dict[str, Any] = {}
@@ -439,13 +464,7 @@ def _sso_settings(keys: dict[str, _Node]) -> dict[str, Any]:
 _SETTINGS: dict[str, Callable[[dict[str, _Node]], dict[str, Any]]] = {
     "aws": _aws_settings,
     "aws-sso": _sso_settings,
-    "azure": lambda keys: _patterned(
-        keys,
-        {
-            "scope": (AZURE_SCOPE, "/subscriptions/<guid>/resourceGroups/<name>"),
-            "role_definition_id": (AZURE_ROLE, "/providers/Microsoft.Authorization/roleDefinitions/<guid>"),
-        },
-    ),
+    "azure": lambda keys: _azure_settings(keys),
     "gcp": lambda keys: _gcp_settings(keys),
     "fake": lambda keys: _fake_settings(keys),
 }

@@ -24,6 +24,7 @@ from jitbot.testing.role_management import (
     parse_time,
     policy_assignment,
     policy_refusal,
+    role_matches_scope,
     schedule_request,
 )
 
@@ -100,18 +101,11 @@ class Pim:
         properties = body.get("properties") if isinstance(body, dict) else None
         if not GUID.match(name) or not isinstance(properties, dict):
             return error(400, "BadRequest", "The request name must be a GUID and the body must have properties.")
-        if (scope.lower(), name.lower()) in self.schedule_requests:
-            return error(
-                400, "RoleAssignmentRequestExists", f"A role assignment request with Id: {name} already exists"
-            )
-        role = str(properties.get("roleDefinitionId", "")).rsplit("/", 1)[-1].lower()
-        if role not in self.role_definitions:
-            return error(
-                400, "RoleDefinitionDoesNotExist", f"The specified role definition with ID '{role}' does not exist."
-            )
-        principal = str(properties.get("principalId", ""))
-        if not GUID.match(principal):
-            return error(400, "InvalidPrincipalId", f"The principal ID '{principal}' is not a valid GUID.")
+        refused = self._refusal(scope, name, properties)
+        if refused:
+            return refused
+        role = str(properties["roleDefinitionId"]).rsplit("/", 1)[-1].lower()
+        principal = str(properties["principalId"])
         key = key_of(scope, role, principal)
         request_type = str(properties.get("requestType"))
         found = self.assignments.get(key)
@@ -127,6 +121,28 @@ class Pim:
         if not isinstance(outcome, Change):
             return outcome
         return 201, self._accept(scope, name, properties, schedule, outcome), {}
+
+    def _refusal(self, scope: str, name: str, properties: dict[str, Any]) -> Answer | None:
+        """Why ARM refuses the request before looking at what it asks for, or None."""
+        if (scope.lower(), name.lower()) in self.schedule_requests:
+            return error(
+                400, "RoleAssignmentRequestExists", f"A role assignment request with Id: {name} already exists"
+            )
+        role_id = str(properties.get("roleDefinitionId", ""))
+        if role_id.rsplit("/", 1)[-1].lower() not in self.role_definitions:
+            return error(
+                400, "RoleDefinitionDoesNotExist", f"The specified role definition with ID '{role_id}' does not exist."
+            )
+        if not role_matches_scope(role_id, scope):
+            return error(
+                400,
+                "ScopeDoesNotMatchRoleDefinition",
+                f"The role definition '{role_id}' is not in the form of scope '{scope}'.",
+            )
+        principal = str(properties.get("principalId", ""))
+        if not GUID.match(principal):
+            return error(400, "InvalidPrincipalId", f"The principal ID '{principal}' is not a valid GUID.")
+        return None
 
     def get(self, scope: str, name: str) -> Answer:
         found = self.schedule_requests.get((scope.lower(), name.lower()))

@@ -252,3 +252,13 @@ def role_definition(scope: str, guid: str, name: str | None) -> Answer:
         },
         {},
     )
+
+
+def role_matches_scope(role_definition_id: str, scope: str) -> bool:
+    """PIM takes a role definition id in its scope's form only (error ScopeDoesNotMatchRoleDefinition, azapi #692):
+    under a subscription, that subscription's `/subscriptions/<id>/providers/…/roleDefinitions/<guid>`; at a
+    management group, the tenant form without one (terraform-provider-azurerm #31052, #31053)."""
+    subscription = re.match(r"/subscriptions/[^/]+", scope, re.IGNORECASE)
+    guid = role_definition_id.rsplit("/", 1)[-1]
+    expected = f"{subscription[0] if subscription else ''}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+    return role_definition_id.lower() == expected.lower()

@@ -37,7 +37,8 @@ pytestmark = pytest.mark.timeout(120)
 
 SUBSCRIPTION = "3f6b2c1a-8d4e-4b7a-9c2d-1e5f7a9b0c3d"
 SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/prod"
-VM_CONTRIBUTOR = "/providers/Microsoft.Authorization/roleDefinitions/9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
+ROLES = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions"
+VM_CONTRIBUTOR = f"{ROLES}/9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
 ALICE_OID = "7d1c5e2a-4b3f-4c8d-9e1a-2b3c4d5e6f70"
 GRACE_OID = "8e2d6f3b-5c4a-4d9e-8f2b-3c4d5e6f7081"
 STANDING_OID = "9f3e7a4c-6d5b-4e0f-9a3c-4d5e6f708192"  # holds the role on the scope outside jitbot

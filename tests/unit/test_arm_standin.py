@@ -71,6 +71,19 @@ def test_assign_when_no_justification_then_refused_by_pims_default_policy(arm: A
     assert arm.assignments == []
 
 
+@pytest.mark.parametrize(
+    "role",
+    [
+        f"/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}",  # the tenant form, under a subscription
+        f"/subscriptions/00000000-0000-0000-0000-000000000002/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}",
+    ],
+)
+def test_assign_when_role_not_in_the_form_of_the_scope_then_refused(arm: ArmStandIn, role: str) -> None:
+    status, answer = assign(arm, justification="INC-1", roleDefinitionId=role)
+    assert (status, answer["error"]["code"]) == (400, "ScopeDoesNotMatchRoleDefinition")
+    assert arm.assignments == []
+
+
 def test_assign_when_policy_demands_mfa_ticket_and_one_hour_then_each_rule_named(arm: ArmStandIn) -> None:
     arm.set_policy(SCOPE, ROLE_ID, PimPolicy(mfa=True, ticket=True, maximum=timedelta(hours=1)))
     status, answer = assign(arm, justification="INC-1")

@@ -145,3 +145,54 @@ resources:
 """
     with pytest.raises(ConfigError, match=rf"line 7: resources\.analytics\.role: {role} is a basic role, and Google"):
         parse_catalog(text)
+
+
+SUB = "/subscriptions/3f6b2c1a-8d4e-4b7a-9c2d-1e5f7a9b0c3d"
+ROLE_GUID = "9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
+MANAGEMENT_GROUP = "/providers/Microsoft.Management/managementGroups/platform"
+
+
+def azure_catalog(scope: str, role: str) -> str:
+    return (
+        "approver_channel: C0APPROVALS\nresources:\n  vms:\n    provider: azure\n"
+        f"    scope: {scope}\n    role_definition_id: {role}\n    approvers: [U0BOB]\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("scope", "role"),
+    [
+        (f"{SUB}/resourceGroups/prod", f"{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}"),
+        (MANAGEMENT_GROUP, f"/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}"),
+    ],
+)
+def test_parse_catalog_when_azure_role_in_the_form_of_its_scope_then_accepted(scope: str, role: str) -> None:
+    assert parse_catalog(azure_catalog(scope, role)).resources["vms"].settings["role_definition_id"] == role
+
+
+@pytest.mark.parametrize(
+    ("scope", "role", "expected"),
+    [
+        (  # the tenant form under a subscription: PIM answers ScopeDoesNotMatchRoleDefinition
+            f"{SUB}/resourceGroups/prod",
+            f"/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}",
+            f"{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}",
+        ),
+        (  # another subscription's form
+            f"{SUB}/resourceGroups/prod",
+            f"/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}",
+            f"{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}",
+        ),
+        (  # a subscription's form at a management group
+            MANAGEMENT_GROUP,
+            f"{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}",
+            f"/providers/Microsoft.Authorization/roleDefinitions/{ROLE_GUID}",
+        ),
+    ],
+)
+def test_parse_catalog_when_azure_role_not_in_the_form_of_its_scope_then_refused_naming_the_form(
+    scope: str, role: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"line 6: resources\.vms\.role_definition_id: PIM accepts") as raised:
+        parse_catalog(azure_catalog(scope, role))
+    assert f"only as {expected} " in str(raised.value)
