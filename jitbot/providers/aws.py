@@ -178,6 +178,8 @@ class AwsProvider:
         # cuts waiting to be written, per role: one thread of this process writes them all in one policy write
         self._pending: defaultdict[str, dict[str, datetime]] = defaultdict(dict)
         self._pending_lock = threading.Lock()
+        # each role's deny as read back right after this process's last write of it: one read for a whole batch
+        self._read_back: dict[str, Denies] = {}
         self._writers: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         # Load the STS and IAM models into boto3's default session now: a process builds its providers
         # at start, and each job then creates its clients in ~1 ms, not ~50 ms.
@@ -233,13 +235,17 @@ class AwsProvider:
                 batch = self._pending.pop(role)
             try:
                 with self._serial(role):
-                    self._write_denies(boto3.client("iam"), role, batch, now)
+                    iam = boto3.client("iam")
+                    self._write_denies(iam, role, batch, now)
+                    seen = role_denies(iam, role, [DENY_POLICY])  # the batch's read-back, for verify_revoked
             except (ProviderError, TimeoutError) as error:
                 with self._pending_lock:  # the next writer tries them again; this one's caller retries its own
                     self._pending[role] = batch | self._pending[role]
                 if isinstance(error, ProviderError):
                     raise
                 raise ProviderError(f"revocations on role {role} are taking long; retrying", retryable=True) from None
+            with self._pending_lock:
+                self._read_back[role] = seen
 
     def _write_denies(self, iam: IAMClient, role: str, cuts: dict[str, datetime], now: datetime) -> None:
         document = _get_policy(iam, role, DENY_POLICY)
@@ -281,7 +287,11 @@ class AwsProvider:
             ended = "expired" if datetime.fromisoformat(stamp) <= now else "expire with the grant"
             return f"credentials {ended} at {stamp}"
         role = role_name(resource.settings["role_arn"])
-        denied = denied_until(role_denies(boto3.client("iam"), role), request.id)
+        with self._pending_lock:
+            seen = self._read_back.get(role, {})
+        denied = denied_until(seen, request.id)  # read back after the write that carried this cut, if this process's
+        if denied is None or denied < until:  # else (another process cut it, or a later write dropped it): read now
+            denied = denied_until(role_denies(boto3.client("iam"), role), request.id)
         if denied is None or denied < until:
             raise ProviderError(
                 f"role {role}'s deny does not cover {session_pattern(request.id)} sessions until {until.isoformat()}",

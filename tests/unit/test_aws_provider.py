@@ -376,8 +376,20 @@ def test_verify_revoked_when_deny_missing_then_retryable(aws: None) -> None:
     provider.revoke(ended, DB, now)
     boto3.client("iam").delete_role_policy(RoleName=ROLE, PolicyName=DENY_POLICY)  # someone tidied the role
     with pytest.raises(ProviderError, match=f"role {ROLE}'s deny does not cover \\*:jit-r-abc234-\\*") as raised:
-        provider.verify_revoked(ended, DB, now)
+        AwsProvider().verify_revoked(ended, DB, now)  # another process: nothing read back of its own, so it reads
     assert raised.value.retryable is True
+
+
+def test_verify_revoked_when_this_process_wrote_the_cut_then_the_batchs_read_back_serves(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = AwsProvider()
+    active, now = granted(provider)
+    ended = replace(active, ending_by="U0BOB", expires_at=now)
+    provider.revoke(ended, DB, now)
+    with monkeypatch.context() as patched:  # read once by the writer, right after its write: no call per grant
+        patched.setattr(boto3, "client", raising(AssertionError("the batch's read-back should have served")))
+        assert provider.verify_revoked(ended, DB, now).startswith(f"deny on role {ROLE} covers")
 
 
 def test_verify_revoked_when_deny_ends_before_the_credentials_then_retryable(aws: None) -> None:
