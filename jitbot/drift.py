@@ -91,8 +91,8 @@ class DriftScan:
             for held in fresh:
                 if held.holders & live:
                     explained += 1
-                else:
-                    orphans.append(self._remove(resource, held, now))
+                elif (orphan := self._remove(resource, held, now)) is not None:
+                    orphans.append(orphan)
         scan = Scan(explained, tuple(orphans), tuple(unreadable))
         self._report(scan, now)
         return scan
@@ -100,9 +100,11 @@ class DriftScan:
     def _live(self, holders: set[str]) -> set[str]:
         return {request.id for request in self.store.many(sorted(holders)) if request.status in EXPLAINING}
 
-    def _remove(self, resource: Resource, held: Held, now: datetime) -> Orphan:
+    def _remove(self, resource: Resource, held: Held, now: datetime) -> Orphan | None:
+        """Take it away and audit it; None when it was gone already (ended meanwhile: nothing to record)."""
         try:
-            self.provider(resource).remove(held, resource, now)
+            if not self.provider(resource).remove(held, resource, now):
+                return None
         except ProviderError as error:
             orphan = Orphan(resource.name, resource.provider, held, str(error))
         else:

@@ -111,9 +111,9 @@ class CountedProvider:
         with self._counting():
             return self.inner.held(resource, now)
 
-    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+    def remove(self, held: Held, resource: Resource, now: datetime) -> bool:
         with self._counting():
-            self.inner.remove(held, resource, now)
+            return self.inner.remove(held, resource, now)
 
     @contextmanager
     def _counting(self) -> Iterator[None]:

@@ -304,8 +304,9 @@ class AwsProvider:
         expire (12 h at most, 1 h when chained), and every early end is read back by `verify_revoked`."""
         return []
 
-    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+    def remove(self, held: Held, resource: Resource, now: datetime) -> bool:
         """Nothing to take away: `held` finds nothing, as a role session cannot be ended, only denied (`revoke`)."""
+        return False
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: who jitbot runs as, and that the role exists and allows the catalog's longest

@@ -259,14 +259,14 @@ class AwsSsoProvider:
         found = [held_assignment(params, self.ledger.shared(assignment_key(params))) for params in users]
         return [held for held in found if held is not None]
 
-    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+    def remove(self, held: Held, resource: Resource, now: datetime) -> bool:
         """Delete the assignment `held` found, unless a grant it did not list has taken it up since; its holders
         are let go of either way."""
         sso, _ = _clients(resource)
         params = dict(held.ref)
         key = assignment_key(params)
         with self._serial(key):
-            self._let_go(sso, params, key, set(held.holders), created=False)
+            return self._let_go(sso, params, key, set(held.holders), created=False)
 
     def _assignment(self, request: AccessRequest, resource: Resource) -> tuple[Any, dict[str, str], str]:
         """The sso-admin client, the request's assignment and its ledger key (the user looked up if need be)."""
@@ -275,16 +275,18 @@ class AwsSsoProvider:
         params = assignment_params(request, resource, principal_id)
         return sso, params, assignment_key(params)
 
-    def _let_go(self, sso: Any, params: dict[str, str], key: str, holders: set[str], created: bool) -> None:
+    def _let_go(self, sso: Any, params: dict[str, str], key: str, holders: set[str], created: bool) -> bool:
         """Under the assignment's lock: delete it when jitbot created it and only `holders` hold it, then release
-        them. `created` is what to assume when the ledger has no entry."""
+        them; whether it was deleted. `created` is what to assume when the ledger has no entry."""
         entry = self.ledger.shared(key)
         made, others = entry if entry is not None else (created, set())
-        if made and not others - holders and _is_assigned(sso, params):
+        deleting = made and not others - holders and _is_assigned(sso, params)
+        if deleting:
             deleted = _call("DeleteAccountAssignment", sso.delete_account_assignment, **params)
             self._settle(sso, "Deletion", params["InstanceArn"], deleted["AccountAssignmentDeletionStatus"])
         for holder in holders:
             self.ledger.release_shared(key, holder)
+        return deleting
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: the instance is in the region, its identity store known, the permission set

@@ -196,14 +196,14 @@ class AzureProvider:
                 found.append(held_of(instance, tickets[schedule], scope))
         return found
 
-    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+    def remove(self, held: Held, resource: Resource, now: datetime) -> bool:
         """AdminRemove under a name fixed by the ticket and schedule: a repeat finds its own request and waits on it."""
         ref = held.ref
         name = schedule_request_name(ref["ticket"], f"drift:{ref['schedule_id']}")
         why = f"jitbot: drift scan, no live grant explains access request {ref['ticket']}"
         body = removal(ref["principal_id"], ref["role_definition_id"], ref["ticket"], why)
         started = datetime.fromisoformat(ref["start"]) if ref.get("start") else None
-        self._remove(ref["scope"], name, body, too_young_error(started, now), now)
+        return self._remove(ref["scope"], name, body, too_young_error(started, now), now)
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: the role definition can be read on the scope with jitbot's sign-in, and PIM's
@@ -220,8 +220,9 @@ class AzureProvider:
             raise refused
         return f"ok: {definition.role_name}; {describe_demands(demands)}"
 
-    def _remove(self, scope: str, name: str, body: dict[str, Any], too_young: ProviderError, now: datetime) -> None:
-        """An AdminRemove, waited on until Revoked; gone already is done, and so is an earlier run's removal."""
+    def _remove(self, scope: str, name: str, body: dict[str, Any], too_young: ProviderError, now: datetime) -> bool:
+        """An AdminRemove, waited on until Revoked (True); gone already is done (False), and so is an earlier run's
+        removal."""
         try:
             answer = self.arm.call(
                 self.arm.pim().role_assignment_schedule_requests.create, scope, name, json_body(body)
@@ -230,11 +231,12 @@ class AzureProvider:
             if refusal.code == TOO_YOUNG:
                 raise too_young from None
             if refusal.status == 404 or refusal.code == ASSIGNMENT_GONE:
-                return
+                return False
             if refusal.code != REQUEST_EXISTS:
                 raise provider_error("remove", refusal, scope, now) from None
             answer = self._request(scope, name, now)  # this very removal, made by an earlier run
         self._settle(scope, name, answer, REVOKED, now)
+        return True
 
     def _settle(
         self, scope: str, name: str, answer: RoleAssignmentScheduleRequest, wanted: str, now: datetime

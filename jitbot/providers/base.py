@@ -67,6 +67,7 @@ class Provider(Protocol):
         """Read-only: the access jitbot made through `resource` (its target and role) that is live now."""
         ...
 
-    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
-        """Take away access `held` found that no live grant explains; safe to repeat."""
+    def remove(self, held: Held, resource: Resource, now: datetime) -> bool:
+        """Take away access `held` found that no live grant explains; safe to repeat. False when it was gone
+        already (another writer, or a revocation between the scan's read and now): nothing to record."""
         ...

@@ -55,9 +55,10 @@ class FakeProvider:
         self._call("held", None, resource)
         return []
 
-    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+    def remove(self, held: Held, resource: Resource, now: datetime) -> bool:
         """Nothing to remove: `held` finds nothing."""
         self._call("remove", None, resource)
+        return False
 
     def _call(self, operation: str, request: AccessRequest | None, resource: Resource) -> None:
         self.calls.append((operation, request.id if request else "-"))

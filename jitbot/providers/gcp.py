@@ -248,32 +248,33 @@ class GcpProvider:
         target = resource.settings["resource"]
         return held_bindings(self._read(target, now), target, resource.settings["role"], now)
 
-    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+    def remove(self, held: Held, resource: Resource, now: datetime) -> bool:
         """The binding `held` found goes as a revoke's would: one read-modify-write, nothing written if it is gone."""
-        self._unbind(held.ref["resource"], held.ref["request_id"], now)
+        return self._unbind(held.ref["resource"], held.ref["request_id"], now)
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: can jitbot read the resource's policy?"""
         policy = self._read(resource.settings["resource"], datetime.now(UTC))
         return f"ok: {len(policy.get('bindings', []))} bindings"
 
-    def _unbind(self, resource: str, request_id: str, now: datetime) -> None:
-        self._edit(resource, lambda policy: prune_expired(remove_binding(policy, request_id), now), now)
+    def _unbind(self, resource: str, request_id: str, now: datetime) -> bool:
+        return self._edit(resource, lambda policy: prune_expired(remove_binding(policy, request_id), now), now)
 
     def _read(self, resource: str, now: datetime) -> Policy:
         """The policy at version 3: below it, conditional bindings show without their condition (and marks)."""
         return self._run("getIamPolicy", resource, GET_POLICY, now)
 
-    def _edit(self, resource: str, edit: Callable[[Policy], Policy], now: datetime) -> None:
-        """Read, edit, write with the etag read; on a concurrent change, back off and start again from the read."""
+    def _edit(self, resource: str, edit: Callable[[Policy], Policy], now: datetime) -> bool:
+        """Read, edit, write with the etag read; on a concurrent change, back off and start again from the read.
+        False when the edit changed nothing (nothing was written)."""
         for attempt in range(ATTEMPTS):
             policy = self._read(resource, now)
             edited = edit(policy)
             if edited == policy:
-                return
+                return False
             try:
                 self._run("setIamPolicy", resource, {"policy": edited}, now)  # default updateMask: bindings, etag
-                return
+                return True
             except _Conflict:
                 if attempt + 1 < ATTEMPTS:
                     self._sleep(BACKOFF_BASE * 2**attempt * random.uniform(0.5, 1.0))  # jitter: writers part ways

@@ -579,10 +579,10 @@ def test_remove_when_held_then_assignment_deleted_holders_released_and_repeat_do
     sso = provider()
     sso.grant(request(), center.resource, NOW)
     (held,) = sso.held(center.resource, NOW)
-    sso.remove(held, center.resource, NOW)
+    assert sso.remove(held, center.resource, NOW) is True
     assert center.assigned() == []
     assert sso.ledger.shared(assignment_key(center.params())) is None
-    sso.remove(held, center.resource, NOW)
+    assert sso.remove(held, center.resource, NOW) is False
     assert center.assigned() == [] and sso.held(center.resource, NOW) == []
 
 
@@ -600,5 +600,5 @@ def test_remove_when_assignment_is_standing_then_never_deleted(center: Center) -
     boto3.client("sso-admin", region_name=REGION).create_account_assignment(**center.params())
     sso = provider()
     forged = Held(frozenset({"r-abc234"}), "a standing assignment", center.params())
-    sso.remove(forged, center.resource, NOW)
+    assert sso.remove(forged, center.resource, NOW) is False
     assert center.assigned() == [center.user_id]

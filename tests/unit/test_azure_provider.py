@@ -2,6 +2,7 @@
 
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -768,9 +769,11 @@ def test_remove_when_held_then_taken_away_and_safe_to_repeat(provider: AzureProv
 
     arm.advance(PIM_MINIMUM)
     arm.pending("PendingRevocation", gets=1)
-    provider.remove(held, resource(), now)
-    provider.remove(held, resource(), now)  # RequestExists: read back, Revoked
+    assert provider.remove(held, resource(), now) is True
+    assert provider.remove(held, resource(), now) is True  # RequestExists: read back, Revoked
     assert arm.assignments == [standing]
+    other = replace(held, ref=held.ref | {"schedule_id": str(uuid.uuid4())})  # another scan's find, gone since
+    assert provider.remove(other, resource(), now) is False  # RoleAssignmentDoesNotExist: nothing to record
     assert provider.held(resource(), now) == []
     removal = arm.arm_requests("PUT")[-1].body["properties"]
     assert removal["requestType"] == "AdminRemove" and removal["ticketInfo"]["ticketNumber"] == "r-abc234"

@@ -42,6 +42,7 @@ class Cloud(RecordingProvider):
         self.refuse_removal = False
         self.unlistable = False
         self.removed: list[Held] = []
+        self.vanished: list[Held] = []  # gone by the time the scan removes it (its grant ended meanwhile)
 
     def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
         if request.id in self.stuck:
@@ -53,11 +54,14 @@ class Cloud(RecordingProvider):
             raise ProviderError("GCP refused getIamPolicy on projects/p: 403", retryable=False)
         return list(self.found)
 
-    def remove(self, held: Held, resource: Resource, now: datetime) -> None:
+    def remove(self, held: Held, resource: Resource, now: datetime) -> bool:
         if self.refuse_removal:
             raise ProviderError("GCP refused setIamPolicy on projects/p: 403", retryable=False)
+        if held in self.vanished:
+            return False
         self.removed.append(held)
         self.found.remove(held)
+        return True
 
 
 @pytest.fixture
@@ -148,6 +152,14 @@ def test_drift_scan_when_access_outlives_its_grant_then_removed_and_audited(bot:
     ]
     assert "user:b@example.com" in records[1]["detail"]
     assert alerts(bot) == []
+
+
+def test_drift_scan_when_access_is_gone_by_the_time_it_is_removed_then_nothing_recorded(bot: Bot) -> None:
+    gone = held("r-zzzzzz")
+    cloud(bot).found, cloud(bot).vanished = [gone], [gone]
+    result = scan(bot).run()
+    assert (result.explained, result.orphans) == (0, ()) and result.clean
+    assert not [entry for entry in audit_log(bot) if entry["event"].startswith("orphan")]
 
 
 def test_drift_scan_when_two_resources_find_the_same_access_then_it_counts_once(bot: Bot) -> None:

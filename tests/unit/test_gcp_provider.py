@@ -467,8 +467,8 @@ def test_remove_when_held_then_binding_gone_and_repeat_writes_nothing(
     before = [dict(binding) for binding in bindings(standin)]
     standin.add_bindings(PROJECT, jitbot_binding("r-lost23", "2026-11-24T05:00:00Z"))  # its grant was lost
     (held,) = provider.held(resource(), NOW)
-    provider.remove(held, resource(), NOW)
-    provider.remove(held, resource(), NOW)
+    assert provider.remove(held, resource(), NOW) is True
+    assert provider.remove(held, resource(), NOW) is False  # gone already: nothing for the scan to record
     assert bindings(standin) == before
     assert len(standin.requests_to("setIamPolicy")) == 1
     assert provider.held(resource(), NOW) == []
