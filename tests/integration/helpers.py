@@ -3,10 +3,13 @@
 import json
 import re
 import time
+import urllib.request
+import uuid
 from typing import Any
 
 from jitbot.providers.aws import is_denied, role_denies
 from jitbot.slack import ids
+from jitbot.testing.arm_standin import MANAGED_IDENTITY_API, SCHEDULE_REQUESTS_API
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import Stack
 
@@ -105,3 +108,20 @@ def message_text(stack: Stack, channel: str, ts: str) -> str:
 def slack_refs(stack: Stack, request_id: str) -> dict[str, str]:
     raw = stack.redis().hgetall(f"jitbot:slack:{request_id}")
     return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def assign_in_pim(stack: Stack, scope: str, properties: dict[str, Any]) -> None:
+    """An AdminAssign made straight through the ARM API, as an admin (or a lost jitbot) would make it."""
+    token_url = f"{stack.arm.identity_endpoint}?api-version={MANAGED_IDENTITY_API}&resource={stack.arm.url}"
+    asked = urllib.request.Request(token_url, headers={"X-IDENTITY-HEADER": stack.arm.identity_header})
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        token = json.load(answer)["access_token"]
+    path = f"{scope}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{uuid.uuid4()}"
+    put = urllib.request.Request(
+        f"{stack.arm.url}{path}?api-version={SCHEDULE_REQUESTS_API}",
+        data=json.dumps({"properties": {"requestType": "AdminAssign", **properties}}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="PUT",
+    )
+    with urllib.request.urlopen(put, timeout=10) as answer:
+        assert answer.status == 201

@@ -7,8 +7,6 @@ they ask, not after an approver has said yes.
 
 import json
 import subprocess
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,12 +17,13 @@ import pytest
 from jitbot import audit
 from jitbot.domain import AccessRequest, Status
 from jitbot.store import Store
-from jitbot.testing.arm_standin import MANAGED_IDENTITY_API, SCHEDULE_REQUESTS_API, Assignment
+from jitbot.testing.arm_standin import Assignment
 from jitbot.testing.identity_center import IdentityCenter
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import Stack
 from tests.integration.helpers import (
     approve,
+    assign_in_pim,
     audit_events,
     credentials_dm,
     events,
@@ -137,26 +136,13 @@ def expired_and_told(stack: Stack, user: str, request_id: str) -> AccessRequest:
 
 def give_standing_azure_role(stack: Stack, principal: str) -> None:
     """An assignment someone made in PIM directly, through the same ARM API, on jitbot's scope and role."""
-    token_url = f"{stack.arm.identity_endpoint}?api-version={MANAGED_IDENTITY_API}&resource={stack.arm.url}"
-    asked = urllib.request.Request(token_url, headers={"X-IDENTITY-HEADER": stack.arm.identity_header})
-    with urllib.request.urlopen(asked, timeout=10) as answer:
-        token = json.load(answer)["access_token"]
-    properties = {
+    standing = {
         "principalId": principal,
         "roleDefinitionId": VM_CONTRIBUTOR,
-        "requestType": "AdminAssign",
         "justification": "on call this week",  # PIM's default settings require one on active assignment
         "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT8H"}},
     }
-    path = f"{SCOPE}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{uuid.uuid4()}"
-    put = urllib.request.Request(
-        f"{stack.arm.url}{path}?api-version={SCHEDULE_REQUESTS_API}",
-        data=json.dumps({"properties": properties}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="PUT",
-    )
-    with urllib.request.urlopen(put, timeout=10) as answer:
-        assert answer.status == 201
+    assign_in_pim(stack, SCOPE, standing)
 
 
 def assignment_of(stack: Stack, principal: str) -> Assignment | None:

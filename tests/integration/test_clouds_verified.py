@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,26 +20,27 @@ import pytest
 from jitbot.domain import Status
 from jitbot.providers.aws_sso import assignment_key
 from jitbot.store import Store
-from jitbot.testing.arm_standin import MANAGED_IDENTITY_API, SCHEDULE_REQUESTS_API, PimPolicy
+from jitbot.testing.arm_standin import PimPolicy
 from jitbot.testing.identity_center import IdentityCenter
 from jitbot.testing.stack import Stack
-from tests.integration.helpers import approve, audit_events, credentials_dm, events, request_access, wait_until
+from tests.integration.helpers import (
+    approve,
+    assign_in_pim,
+    audit_events,
+    credentials_dm,
+    events,
+    request_access,
+    wait_until,
+)
+from tests.integration.test_clouds import INSTANCE, PERMISSION_SET, PROJECT, SCOPE, SUBSCRIPTION, VIEWER, VM_CONTRIBUTOR
 
 pytestmark = pytest.mark.timeout(120)
 
-SUBSCRIPTION = "3f6b2c1a-8d4e-4b7a-9c2d-1e5f7a9b0c3d"
-SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/prod"
 SECURE_SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/secure"
-ROLES = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions"
-VM_CONTRIBUTOR = f"{ROLES}/9980e02c-c2be-4d73-94e8-173b1dc7cf3c"
 HANK_OID = "1a2b3c4d-0000-4000-8000-00000000000a"
 IVY_OID = "1a2b3c4d-0000-4000-8000-00000000000b"
 JUDY_OID = "1a2b3c4d-0000-4000-8000-00000000000c"
 LEFT_OID = "1a2b3c4d-0000-4000-8000-00000000000d"  # holds an assignment jitbot made for a request long gone
-PROJECT = "projects/acme-analytics"
-VIEWER = "roles/bigquery.dataViewer"
-INSTANCE = "arn:aws:sso:::instance/ssoins-72231a4b5c6d7e8f"
-PERMISSION_SET = "arn:aws:sso:::permissionSet/ssoins-72231a4b5c6d7e8f/ps-0a1b2c3d4e5f6a7b"
 
 CATALOG = f"""
 approver_channel: C0APPROVALS
@@ -254,35 +254,17 @@ def test_drift_scan_when_a_binding_is_put_back_after_its_revocation_then_the_wor
 # --- left behind: Identity Center and PIM -------------------------------------------------------------------------
 
 
-def give_azure_role(stack: Stack, principal: str, ticket: str) -> None:
-    """An AdminAssign under jitbot's ticket system for a request jitbot no longer has (a lost store, a crash)."""
-    token_url = f"{stack.arm.identity_endpoint}?api-version={MANAGED_IDENTITY_API}&resource={stack.arm.url}"
-    asked = urllib.request.Request(token_url, headers={"X-IDENTITY-HEADER": stack.arm.identity_header})
-    with urllib.request.urlopen(asked, timeout=10) as answer:
-        token = json.load(answer)["access_token"]
-    properties = {
-        "principalId": principal,
-        "roleDefinitionId": VM_CONTRIBUTOR,
-        "requestType": "AdminAssign",
-        "justification": "left behind",
-        "ticketInfo": {"ticketNumber": ticket, "ticketSystem": "jitbot"},
-        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT8H"}},
-    }
-    path = f"{SCOPE}/providers/Microsoft.Authorization/roleAssignmentScheduleRequests/{uuid.uuid4()}"
-    put = urllib.request.Request(
-        f"{stack.arm.url}{path}?api-version={SCHEDULE_REQUESTS_API}",
-        data=json.dumps({"properties": properties}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="PUT",
-    )
-    with urllib.request.urlopen(put, timeout=10) as answer:
-        assert answer.status == 201
-
-
 def test_drift_scan_when_assignments_outlive_their_requests_then_removed_audited_and_standing_ones_kept(
     stack: Stack, center: IdentityCenter
 ) -> None:
-    give_azure_role(stack, LEFT_OID, "r-gone22")
+    left_behind = {  # under jitbot's ticket system, for a request jitbot no longer has (a lost store, a crash)
+        "principalId": LEFT_OID,
+        "roleDefinitionId": VM_CONTRIBUTOR,
+        "justification": "left behind",
+        "ticketInfo": {"ticketNumber": "r-gone22", "ticketSystem": "jitbot"},
+        "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT8H"}},
+    }
+    assign_in_pim(stack, SCOPE, left_behind)
     stack.arm.standing(SCOPE, VM_CONTRIBUTOR, JUDY_OID, timedelta(hours=8))  # an admin's own, without a ticket
     left = center.add_user("left@example.com")
     center.assign(left)  # jitbot made it for r-gone33 (the ledger says so); that request is no more
