@@ -5,7 +5,7 @@ read from the store's indexes at scrape time (`jitbot.metrics_collector` turns b
 `/metrics` of any web process): no PROMETHEUS_MULTIPROC_DIR, nothing kept per process, nothing lost at a fork.
 
     jitbot:metrics:counters         events:<event>  provider_errors:<provider>:<retryable|fatal>
-                                    slack_errors:<method>:<code>
+                                    slack_errors:<method>:<code>  unverified:<reason> (bumped by the store)
     jitbot:metrics:revocation_lag   one cumulative count per bucket bound (`le`), `+Inf`, and `sum`
 
 Audit events are counted in the store's own MULTI, so exactly once per audit record. Every other write here
@@ -45,6 +45,12 @@ COUNTER_FAMILIES = {  # field prefix → (metric name, help, label names)
         "jitbot_provider_errors",
         "Cloud calls (grant, revoke) that failed, by provider and kind (retryable or fatal).",
         ("provider", "kind"),
+    ),
+    "unverified": (
+        "jitbot_unverified_requests",
+        "Requests to /slack/events refused before they could be verified (unsigned, stale, forged, too large), by"
+        " reason: counted exactly, audited at most once a minute per reason.",
+        ("reason",),
     ),
     "slack_errors": (
         "jitbot_slack_api_errors",

@@ -57,6 +57,18 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id) end
 return ids
 """
+# one unverified request: counted exactly (metrics), and whether to audit it — the first of its reason in a window,
+# with everything of that reason since the last record. O(1) storage whatever the flood: one field per reason.
+_UNVERIFIED = """
+redis.call('HINCRBY', KEYS[1], 'unverified:' .. ARGV[1], 1)
+local since = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2]) then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return since
+end
+return 0
+"""
+UNVERIFIED_SINCE = "jitbot:unverified:since"  # per reason: refused since its last audit record
 PERSON_TTL = timedelta(minutes=10)  # what users.info said of someone (standing, email): a guest made so stays out
 GROUP_TTL = timedelta(seconds=60)  # a requester group's members: approval and auto-approval ask Slack afresh
 DELIVERY_TTL = timedelta(minutes=10)  # longer than the 5 minutes a signed Slack request can be replayed
@@ -366,6 +378,13 @@ class Store:
         self.redis.hdel(_shared_key(key), f"holder:{holder}")
         if not any(_text(k).startswith("holder:") for k in self.redis.hkeys(_shared_key(key))):
             self.redis.delete(_shared_key(key))
+
+    def note_unverified(self, reason: str, window: timedelta) -> int:
+        """Count one request refused before it could be verified; how many to put in an audit record now (all of
+        `reason` since its last record), or 0 while a record of it is younger than `window`."""
+        window_key = f"jitbot:unverified:window:{reason}"
+        keys = (metrics.COUNTERS, UNVERIFIED_SINCE, window_key)
+        return int(self.redis.eval(_UNVERIFIED, len(keys), *keys, reason, _ms(window)))
 
     def claim_drift_scan(self, every: timedelta) -> bool:
         """True for one caller every `every`: the worker that gets it queues the drift scan."""

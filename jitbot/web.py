@@ -6,6 +6,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -26,6 +27,15 @@ from jitbot.slack.notify import web_client
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack payloads are a few KiB; refuse anything absurd before reading it
 REPLAY_WINDOW_S = 300  # Slack's own: a signed request older than this is refused
+UNVERIFIED = {  # why a request was refused before it could be verified: metric label → what the audit record says
+    "too_large": "body too large",
+    "unsigned": "missing Slack signature headers",
+    "stale": "stale or malformed timestamp (possible replay)",
+    "forged": "signature does not match",
+}
+# anyone on the internet can send these: counted exactly, but audited (and logged) once a window per reason, with the
+# count since, so that a flood cannot fill the noeviction Redis that holds the grants
+UNVERIFIED_WINDOW = timedelta(minutes=1)
 StartResponse = Callable[..., Any]
 _log = logs.get("jitbot.web")
 
@@ -65,7 +75,7 @@ class WebApp:
             return _reply(start_response, 404, {"error": "not found"})
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length > MAX_BODY:
-            return self._refuse(start_response, "body too large")
+            return self._refuse(start_response, "too_large")
         body = environ["wsgi.input"].read(length)
         problem = self._signature_problem(environ, body)
         if problem:
@@ -77,17 +87,21 @@ class WebApp:
     def _signature_problem(self, environ: dict[str, Any], body: bytes) -> str | None:
         stamp, signature = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"), environ.get("HTTP_X_SLACK_SIGNATURE")
         if not stamp or not signature:
-            return "missing Slack signature headers"
+            return "unsigned"
         if not stamp.isdigit() or abs(time.time() - int(stamp)) > REPLAY_WINDOW_S:
-            return "stale or malformed timestamp (possible replay)"
+            return "stale"
         if not self.verifier.is_valid(body, stamp, signature):
-            return "signature does not match"
+            return "forged"
         return None
 
     def _refuse(self, start_response: StartResponse, reason: str) -> Iterable[bytes]:
-        event = AuditEvent("refused", "-", "unverified", "-", utcnow(), "-", {"attempted": "http", "reason": reason})
+        """401, counted; audited and logged only as the first of its reason in a window, with the count since."""
         try:
-            self.runtime.store.record(event)
+            count = self.runtime.store.note_unverified(reason, UNVERIFIED_WINDOW)
+            if count:
+                detail = {"attempted": "http", "reason": UNVERIFIED[reason], "count": count}
+                self.runtime.store.record(AuditEvent("refused", "-", "unverified", "-", utcnow(), "-", detail))
+                _log.warning("refused_unverified", reason=reason, count=count)
         except redis.RedisError:  # the refusal stands; the log keeps its trace
             _log.warning("refused_unrecorded", reason=reason)
         return _reply(start_response, 401, {"error": "invalid request"})
@@ -139,6 +153,11 @@ class Server(BaseApplication):  # type: ignore[misc]
             "worker_class": "gthread",
             "timeout": 30,
             "accesslog": "-",
+            # gunicorn's request limits, explicit: a request line, header count and header size Slack never comes
+            # near (its requests carry ~10 headers); larger is refused with 400 before jitbot reads anything
+            "limit_request_line": 4094,
+            "limit_request_fields": 32,
+            "limit_request_field_size": 8190,
         }
         super().__init__()
 

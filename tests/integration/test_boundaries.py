@@ -32,8 +32,21 @@ def refusals(stack: Stack) -> int:
     return sum(1 for _, f in entries if f[b"event"] == b"refused" and f[b"actor"] == b"unverified")
 
 
-@pytest.mark.parametrize("forgery", ["wrong secret", "no headers", "stale 301 s", "one byte changed", "bad timestamp"])
-def test_events_when_not_signed_by_slack_then_401_audited_and_nothing_done(stack: Stack, forgery: str) -> None:
+def unverified(stack: Stack, reason: str) -> int:
+    return int(stack.redis().hget("jitbot:metrics:counters", f"unverified:{reason}") or 0)
+
+
+FORGERIES = {  # how a request is forged → the reason it is refused for
+    "wrong secret": "forged",
+    "no headers": "unsigned",
+    "stale 301 s": "stale",
+    "one byte changed": "forged",
+    "bad timestamp": "stale",
+}
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_events_when_not_signed_by_slack_then_401_counted_and_nothing_done(stack: Stack, forgery: str) -> None:
     body = command_body("U0ALICE", "request prod-db 30s INC-1")
     now = int(time.time())
     headers = {
@@ -44,11 +57,23 @@ def test_events_when_not_signed_by_slack_then_401_audited_and_nothing_done(stack
         "bad timestamp": {**sign(stack.secret, body, now), "X-Slack-Request-Timestamp": "soon"},
     }[forgery]
     sent = body.replace(b"30s", b"40s") if forgery == "one byte changed" else body
-    requests_before, refused_before = stack.redis().keys("jitbot:req:*"), refusals(stack)
+    requests_before, counted_before = stack.redis().keys("jitbot:req:*"), unverified(stack, FORGERIES[forgery])
     reply = stack.sender.post(sent, headers)
     assert reply.status == 401
     assert stack.redis().keys("jitbot:req:*") == requests_before
-    assert refusals(stack) == refused_before + 1
+    assert unverified(stack, FORGERIES[forgery]) == counted_before + 1
+
+
+def test_events_when_flooded_with_unsigned_posts_then_each_counted_and_the_audit_barely_grows(stack: Stack) -> None:
+    body = command_body("U0MALLORY", "request prod-db 30s INC-1")
+    counted_before, records_before = unverified(stack, "unsigned"), refusals(stack)
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: stack.sender.post(body, {}).status, range(2000)))
+    assert replies == [401] * 2000
+    assert unverified(stack, "unsigned") == counted_before + 2000
+    assert refusals(stack) - records_before <= 2  # one a minute per reason: the flood may straddle a minute's turn
+    (last,) = [e for e in audit_events(stack, "-") if e["actor"] == "unverified"][-1:]
+    assert json.loads(last["detail"])["count"] >= 1
 
 
 def test_healthz_when_redis_answers_then_200_with_status(stack: Stack) -> None:

@@ -251,6 +251,7 @@ FAMILIES = {  # every family /metrics serves, and its type (the integration test
     "jitbot_events": "counter",
     "jitbot_provider_errors": "counter",
     "jitbot_slack_api_errors": "counter",
+    "jitbot_unverified_requests": "counter",
     "jitbot_pending_requests": "gauge",
     "jitbot_active_grants": "gauge",
     "jitbot_overdue_grants": "gauge",

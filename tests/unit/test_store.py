@@ -285,3 +285,20 @@ def test_durability_problems_when_evicting_or_forgetful_then_named_each() -> Non
     assert durability_problems("noeviction", False, "3600 1") == []
     assert durability_problems("allkeys-lru", True, "")[0].startswith("maxmemory-policy is allkeys-lru")
     assert "neither AOF nor RDB" in durability_problems("noeviction", False, "")[0]
+
+
+def test_note_unverified_when_flooded_then_every_one_counted_and_one_record_a_window_with_the_count_since(
+    store: Store,
+) -> None:
+    window = timedelta(minutes=1)
+    assert store.note_unverified("forged", window) == 1  # the first of its reason: audit it
+    assert [store.note_unverified("forged", window) for _ in range(4)] == [0, 0, 0, 0]
+    assert store.note_unverified("unsigned", window) == 1  # each reason has its own window
+    store.redis.delete("jitbot:unverified:window:forged")  # the minute is over
+    assert store.note_unverified("forged", window) == 5  # the four held back, and this one
+    counters = store.redis.hgetall("jitbot:metrics:counters")
+    assert (counters[b"unverified:forged"], counters[b"unverified:unsigned"]) == (b"6", b"1")
+    assert 0 < store.redis.pttl("jitbot:unverified:window:forged") <= 60_000
+    assert store.note_unverified("forged", window) == 0
+    keys = sorted(key.decode() for key in store.redis.keys("jitbot:unverified:*"))  # O(1), whatever the flood:
+    assert keys == ["jitbot:unverified:since", "jitbot:unverified:window:forged", "jitbot:unverified:window:unsigned"]
