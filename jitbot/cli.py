@@ -9,7 +9,7 @@ from collections.abc import Callable
 from jitbot import embedded, runtime
 from jitbot.catalog import load_catalog
 from jitbot.config import Config
-from jitbot.errors import ConfigError
+from jitbot.errors import ConfigError, GaveUp
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"jitbot: {error}", file=sys.stderr)
         return 2
+    except GaveUp as error:  # for a supervisor that restarts on exit: one line, not a traceback
+        print(f"jitbot: {error}", file=sys.stderr)
+        return 3
 
 
 def _web(args: argparse.Namespace) -> int:

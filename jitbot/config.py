@@ -25,13 +25,16 @@ class Config:
     allow_unsafe_redis: bool = False  # JITBOT_ALLOW_UNSAFE_REDIS=1: skip the durability check of REDIS_URL
     azure_arm_endpoint: str | None = None  # None: Azure's public Resource Manager
     gcp_resourcemanager_endpoint: str | None = None  # None: Google's public Resource Manager
+    redis_give_up_s: float | None = None  # JITBOT_REDIS_GIVE_UP_S: exit after Redis is away this long (None: never)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         env = os.environ if env is None else env
-        port = env.get("PORT", "3000")
+        port, give_up = env.get("PORT", "3000"), env.get("JITBOT_REDIS_GIVE_UP_S") or None
         if not port.isdigit():
             raise ConfigError(f"PORT must be a number, not '{port}'")
+        if give_up is not None and not give_up.isdigit():
+            raise ConfigError(f"JITBOT_REDIS_GIVE_UP_S must be a whole number of seconds, not '{give_up}'")
         api_url = env.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
         return cls(
             slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
@@ -45,6 +48,7 @@ class Config:
             allow_unsafe_redis=env.get("JITBOT_ALLOW_UNSAFE_REDIS") == "1",
             azure_arm_endpoint=env.get("AZURE_ARM_ENDPOINT") or None,
             gcp_resourcemanager_endpoint=env.get("GCP_RESOURCEMANAGER_ENDPOINT") or None,
+            redis_give_up_s=float(give_up) if give_up else None,
         )
 
     def require(self, name: str) -> str:

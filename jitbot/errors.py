@@ -7,6 +7,7 @@ JitError                    message is safe to show the person who caused it
 ├── NotFound                no such request or resource
 ├── InvalidTransition       the request is no longer in a state where that makes sense
 ├── ConfigError             jitbot.yml or the environment is wrong (stops start-up)
+├── GaveUp                  Redis stayed away longer than JITBOT_REDIS_GIVE_UP_S allows (stops the process)
 └── ProviderError           a cloud refused or failed; `retryable` says whether to try again
 """
 
@@ -48,6 +49,10 @@ class InvalidTransition(JitError):
 
 class ConfigError(JitError):
     """A setting or the catalog is wrong; the message names the setting or key."""
+
+
+class GaveUp(JitError):
+    """Redis has been unreachable longer than the operator allows: the process exits for its supervisor."""
 
 
 class ProviderError(JitError):

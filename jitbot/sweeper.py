@@ -15,9 +15,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import redis
+
 from jitbot import logs, runtime
 from jitbot.clock import Clock, utcnow
 from jitbot.lifecycle import Lifecycle
+from jitbot.outage import Outage, describe
 from jitbot.store import Store
 
 THREADS = 32  # concurrent cloud calls per sweeper process
@@ -27,22 +30,36 @@ _log = logs.get("jitbot.sweeper")
 
 
 class Sweeper:
-    def __init__(self, lifecycle: Lifecycle, store: Store, clock: Clock = utcnow, threads: int = THREADS) -> None:
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        store: Store,
+        clock: Clock = utcnow,
+        threads: int = THREADS,
+        outage: Outage | None = None,
+    ) -> None:
         self.lifecycle = lifecycle
         self.store = store
         self.clock = clock
         self.slots = threading.BoundedSemaphore(threads)
         self.threads = threads
+        self.outage = outage or Outage(_log)
 
     def run(self, stop: threading.Event) -> None:
-        """Sweep until `stop` is set; never dies of an error (the next pass tries again)."""
+        """Sweep until `stop` is set; never dies of an error (the next pass tries again). Redis away: one line
+        per try, backing off (jitbot.outage), until it answers — or GaveUp, if the operator asked for that."""
         with ThreadPoolExecutor(self.threads, thread_name_prefix="sweeper") as pool:
             while not stop.is_set():
                 try:
                     claimed = self.sweep(pool)
-                except Exception:  # noqa: BLE001 - Redis away, say: log, wait, go on
+                except redis.RedisError as error:
+                    stop.wait(self.outage.failed(describe(error)))
+                    continue
+                except Exception:  # noqa: BLE001 - anything else: log, wait, go on
                     _log.exception("sweep_failed")
                     claimed = 0
+                else:
+                    self.outage.recovered()
                 if not claimed:
                     stop.wait(IDLE_S)
 
@@ -81,4 +98,4 @@ def run() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     _log.info("sweeper_started", threads=THREADS, lease_s=LEASE.total_seconds())
-    Sweeper(rt.lifecycle, rt.store).run(stop)
+    Sweeper(rt.lifecycle, rt.store, outage=Outage(_log, rt.config.redis_give_up_s)).run(stop)

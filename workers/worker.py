@@ -25,11 +25,11 @@ from rq.job import Job
 
 from jitbot import logs, redaction, runtime
 from jitbot.drift import SCAN_EVERY
+from jitbot.outage import Outage, describe
 from jitbot.tasks import SERIALIZER, make_queue
 
 MAINTENANCE_INTERVAL_S = 10
 WORKER_TTL_S = 25  # RQ blocks for worker_ttl - 15 s waiting for a job: a maintenance pass at least that often
-MAX_RESTART_PAUSE_S = 30.0
 _log = logs.get("jitbot.worker")
 
 
@@ -47,27 +47,29 @@ class JitbotWorker(SimpleWorker):
             rt.lifecycle.reconcile()
             if rt.store.claim_drift_scan(SCAN_EVERY):  # one worker of all, every SCAN_EVERY
                 rt.tasks.scan_clouds()
+        except redis.RedisError as error:  # the next pass retries; RQ's own loop notices the outage too
+            _log.warning("reconcile_skipped", error=describe(error))
         except Exception:  # noqa: BLE001 - the next pass retries; the worker must keep serving jobs
             _log.exception("reconcile_failed")
 
 
 def run(sleep: Callable[[float], None] = time.sleep) -> None:
-    """Work until asked to stop. RQ's loop returns when Redis drops mid-job (a restart, a failover): start
-    it again with backoff rather than exit, since one exited process stops every other under honcho."""
+    """Work until asked to stop. RQ's loop returns when Redis drops mid-job (a restart, a failover), and RQ raises
+    when Redis is away as a worker starts: start it again, backing off (jitbot.outage), rather than exit, since
+    one exited process stops every other under honcho — unless JITBOT_REDIS_GIVE_UP_S says to exit (GaveUp)."""
     rt = runtime.current()
     for resource in rt.catalog.resources.values():
         rt.lifecycle.providers(resource.kind)  # import SDKs and load their models once, before the first job
     options: dict[str, Any] = {"maintenance_interval": MAINTENANCE_INTERVAL_S, "worker_ttl": WORKER_TTL_S}
-    pause = 1.0
+    outage = Outage(_log, rt.config.redis_give_up_s)
     while True:
-        worker = JitbotWorker([make_queue(rt.redis)], connection=rt.redis, serializer=SERIALIZER, **options)
         try:
+            worker = JitbotWorker([make_queue(rt.redis)], connection=rt.redis, serializer=SERIALIZER, **options)
             worker.work(with_scheduler=True, logging_level="INFO")
-        except redis.ConnectionError as error:
-            _log.warning("redis_lost", error=type(error).__name__)
+        except redis.RedisError as error:
+            sleep(outage.failed(describe(error)))
+            continue
         # SIGTERM or SIGINT (RQ has no public accessor): an idle worker records only the date of the request
         if worker._stop_requested or worker._shutdown_requested_date is not None:
             return
-        _log.warning("worker_restarting", in_s=pause)
-        sleep(pause)
-        pause = min(pause * 2, MAX_RESTART_PAUSE_S)
+        sleep(outage.failed("RQ's loop returned: Redis dropped the connection"))

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ from jitbot import audit
 from jitbot.store import EXPIRY, Store
 from jitbot.tasks import QUEUE, SERIALIZER, make_queue
 from jitbot.testing.slack_standin import Call
-from jitbot.testing.stack import Stack
+from jitbot.testing.stack import PROCESSES, Stack
 from tests.integration.helpers import REQUEST_ID, wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -311,6 +311,36 @@ def test_revocations_when_redis_restarted_with_500_waiting_then_none_lost(tmp_pa
         assert {store.get(i).status.value for i in ids} == {"expired"}
         assert not any(stack.redis().zmscore(EXPIRY, ids)), "expired grants left in the expiry index"
         assert late.worst < ON_TIME_S and late.worst_recorded < ON_TIME_S
+
+
+def logged_while(stack: Stack, name: str, start: datetime, end: datetime) -> list[str]:
+    """The JSON log lines process `name` stamped between `start` and `end`."""
+    stamped = (line for line in stack.logs(name).splitlines() if line.startswith("{"))
+    return [line for line in stamped if start <= datetime.fromisoformat(json.loads(line)["timestamp"]) < end]
+
+
+def test_processes_when_redis_away_for_a_while_then_bounded_logs_no_exit_and_grants_ended_after(
+    tmp_path: Path, report: Record
+) -> None:
+    down_for = 12.0
+    with Stack(tmp_path / "stack", catalog(), supervise=True) as stack:
+        durations = grants_ending_at(stack, 10, time.time() + 8)  # due while Redis is away
+        went = datetime.now(UTC)
+        down = stack.restart_redis(down_for=down_for)
+        start, end = went + timedelta(seconds=1), went + timedelta(seconds=down_for)  # Redis gone for all of it
+        away = {name: logged_while(stack, name, start, end) for name in PROCESSES}
+        per_minute = {name: round(sum(map(len, lines)) / (down_for - 1) * 60) for name, lines in away.items()}
+        report("redis_down_s", round(down, 1))
+        report("log_bytes_per_minute_while_down", per_minute)
+        seen = wait_for_event(stack, [*durations], "expired", ON_TIME_S, "after Redis came back")
+        late = lateness(seen, durations)
+        report("worst_lateness_s", late.worst)
+        assert stack.restarts == [], "a process exited while Redis was away"
+        assert not any('"exception"' in line for lines in away.values() for line in lines), away
+        # jitbot's: a line a try, backing off 1, 2, 4, 8 s…; RQ's pubsub thread retries every 2 s on its own
+        lines = {name: len(logged) for name, logged in away.items()}
+        assert lines["sweeper"] <= 4 and lines["worker"] <= down_for / 2 + 4 and lines["web"] == 0, lines
+        assert "redis_back" in stack.logs("sweeper") and late.worst < ON_TIME_S
 
 
 # --- 5. Slack answering 429 and 500 for a while ------------------------------------------------------------

@@ -23,6 +23,9 @@ class ScriptedWorker:
     made = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if ScriptedWorker.script[0] == "redis away at start":  # RQ asks Redis for the worker's address at once
+            ScriptedWorker.script.pop(0)
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
         ScriptedWorker.made += 1
         self._stop_requested = False
         self._shutdown_requested_date: datetime | None = None
@@ -37,22 +40,29 @@ class ScriptedWorker:
         return True
 
 
-def test_run_when_redis_drops_twice_then_restarted_with_growing_pauses_until_stopped(
+def test_run_when_redis_away_at_start_then_drops_twice_then_restarted_with_growing_pauses_until_stopped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     catalog = SimpleNamespace(resources={})
-    rt = SimpleNamespace(catalog=catalog, lifecycle=SimpleNamespace(providers=lambda name: None), redis=None)
+    rt = SimpleNamespace(
+        catalog=catalog,
+        lifecycle=SimpleNamespace(providers=lambda name: None),
+        redis=None,
+        config=SimpleNamespace(redis_give_up_s=None),
+    )
     monkeypatch.setattr(worker.runtime, "current", lambda: rt)
     monkeypatch.setattr(worker, "make_queue", lambda connection: None)
     monkeypatch.setattr(worker, "JitbotWorker", ScriptedWorker)
-    ScriptedWorker.script, ScriptedWorker.made = ["redis lost", "returned", "stopped"], 0
+    ScriptedWorker.script, ScriptedWorker.made = ["redis away at start", "redis lost", "returned", "stopped"], 0
     pauses: list[float] = []
     worker.run(sleep=pauses.append)
-    assert ScriptedWorker.made == 3 and pauses == [1.0, 2.0]
+    assert ScriptedWorker.made == 3 and pauses == [1.0, 2.0, 4.0]
 
 
 def test_run_when_stopped_while_idle_then_returns_without_restarting(monkeypatch: pytest.MonkeyPatch) -> None:
-    rt = SimpleNamespace(catalog=SimpleNamespace(resources={}), lifecycle=None, redis=None)
+    rt = SimpleNamespace(
+        catalog=SimpleNamespace(resources={}), lifecycle=None, redis=None, config=SimpleNamespace(redis_give_up_s=None)
+    )
     monkeypatch.setattr(worker.runtime, "current", lambda: rt)
     monkeypatch.setattr(worker, "make_queue", lambda connection: None)
     monkeypatch.setattr(worker, "JitbotWorker", ScriptedWorker)
