@@ -40,7 +40,7 @@ class Outage:
         down = now - self.since
         if self.give_up_after is not None and down >= self.give_up_after:
             raise GaveUp(f"Redis has been unreachable for {down:.0f} s ({what}); JITBOT_REDIS_GIVE_UP_S says stop")
-        wait = min(FIRST_S * 2**self.tries, CAP_S)
+        wait = min(FIRST_S * 2.0**self.tries, CAP_S)
         self.tries += 1
         self.log.warning("redis_unreachable", error=what, down_s=round(down, 1), retry_in_s=wait)
         return wait
