@@ -14,6 +14,7 @@ from azure.mgmt.authorization.v2020_10_01 import AuthorizationManagementClient a
 from azure.mgmt.authorization.v2022_04_01 import AuthorizationManagementClient as RbacClient
 
 from jitbot.errors import ProviderError
+from jitbot.providers.base import CONNECT_S, READ_S
 from jitbot.providers.pim import ArmRefusal
 
 PUBLIC_ARM = "https://management.azure.com"
@@ -46,7 +47,9 @@ class Arm:
         self._rbac: RbacClient | None = None
         # azure-core refuses to send a bearer token over plain http; a stand-in on this machine has no TLS and
         # the token never leaves the host, so only a loopback endpoint may switch that check off, per call
-        self._call_options: dict[str, Any] = {"enforce_https": False} if is_loopback(self.endpoint) else {}
+        loopback: dict[str, Any] = {"enforce_https": False} if is_loopback(self.endpoint) else {}
+        # azure-core's transport takes them per call (its default: 300 s to connect, 300 s to read)
+        self._call_options = {"connection_timeout": CONNECT_S, "read_timeout": READ_S, **loopback}
 
     def pim(self) -> PimClient:
         if self._pim is None:

@@ -22,13 +22,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, session_name
 from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
-from jitbot.providers.base import Held, Issued
+from jitbot.providers.base import CONNECT_S, READ_S, Held, Issued
 from jitbot.redaction import Credentials
 
 if TYPE_CHECKING:
@@ -165,6 +166,16 @@ def room(others: int, denies: Denies) -> int:
     return max(0, (ROLE_INLINE_QUOTA - used) // (len(session_pattern("r-xxxxxx")) + 3))
 
 
+# one attempt each, bounded in time: a throttled or frozen call is jitbot's to retry, with its own backoff and alert
+CLIENT_CONFIG = Config(connect_timeout=CONNECT_S, read_timeout=READ_S, retries={"total_max_attempts": 1})
+
+
+def client(service: str, region: str | None = None) -> Any:
+    """A boto3 client of `service` with jitbot's timeouts and no retries of its own."""
+    make: Any = boto3.client  # its stubs type a client per literal service name
+    return make(service, region_name=region, config=CLIENT_CONFIG)
+
+
 def role_name(role_arn: str) -> str:
     return role_arn.rsplit("/", 1)[-1]
 
@@ -188,7 +199,7 @@ class AwsProvider:
 
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         region = resource.settings.get("region")
-        sts = boto3.client("sts", region_name=region)
+        sts = client("sts", region)
         params = assume_role_params(request, resource, self.chained(sts))
         response = _call("AssumeRole", sts.assume_role, **params)
         issued = response["Credentials"]
@@ -235,7 +246,7 @@ class AwsProvider:
                 batch = self._pending.pop(role)
             try:
                 with self._serial(role):
-                    iam = boto3.client("iam")
+                    iam = client("iam")
                     self._write_denies(iam, role, batch, now)
                     seen = role_denies(iam, role, [DENY_POLICY])  # the batch's read-back, for verify_revoked
             except (ProviderError, TimeoutError) as error:
@@ -291,7 +302,7 @@ class AwsProvider:
             seen = self._read_back.get(role, {})
         denied = denied_until(seen, request.id)  # read back after the write that carried this cut, if this process's
         if denied is None or denied < until:  # else (another process cut it, or a later write dropped it): read now
-            denied = denied_until(role_denies(boto3.client("iam"), role), request.id)
+            denied = denied_until(role_denies(client("iam"), role), request.id)
         if denied is None or denied < until:
             raise ProviderError(
                 f"role {role}'s deny does not cover {session_pattern(request.id)} sessions until {until.isoformat()}",
@@ -311,9 +322,9 @@ class AwsProvider:
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: who jitbot runs as, and that the role exists and allows the catalog's longest
         grant (AssumeRole refuses a DurationSeconds above the role's MaxSessionDuration)."""
-        sts = boto3.client("sts", region_name=resource.settings.get("region"))
+        sts = client("sts", resource.settings.get("region"))
         caller = _call("GetCallerIdentity", sts.get_caller_identity)
-        iam: IAMClient = boto3.client("iam")
+        iam: IAMClient = client("iam")
         role = _call("GetRole", iam.get_role, RoleName=role_name(resource.settings["role_arn"]))["Role"]
         chained = is_role_session(caller["Arn"])
         longest = min(

@@ -32,7 +32,7 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
-from jitbot.providers.aws import Serial, _call, _in_process
+from jitbot.providers.aws import Serial, _call, _in_process, client
 from jitbot.providers.base import Held, Issued
 
 POLL_INTERVALS = (0.5, 1.0, 2.0)  # seconds between status polls, the last repeated: most settle within seconds
@@ -357,7 +357,7 @@ def _principal_id(request: AccessRequest, resource: Resource, sso: Any, store: A
 def _clients(resource: Resource) -> tuple[Any, Any]:
     """Identity Center lives in one region, which the catalog must name; any other answers as if it had none."""
     region = resource.settings["region"]
-    return boto3.client("sso-admin", region_name=region), boto3.client("identitystore", region_name=region)
+    return client("sso-admin", region), client("identitystore", region)
 
 
 def _identity_store_id(sso: Any, resource: Resource) -> str:

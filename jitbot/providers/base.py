@@ -12,6 +12,12 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.redaction import Credentials
 
+# Every cloud SDK client waits this long for a connection and for an answer, then fails (a ProviderError that
+# jitbot retries on its own schedule; the SDKs' own retries are off). Their defaults (botocore: 60 s for each of
+# 3 attempts; Google: 60 s; azure-core: 300 s) let one frozen endpoint hold a sweeper thread for minutes, unalerted.
+CONNECT_S = 3.05  # just past TCP's first retransmission (3 s)
+READ_S = 10.0
+
 
 @dataclass(frozen=True)
 class Issued:

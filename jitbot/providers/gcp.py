@@ -16,16 +16,17 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import google.auth
+import httplib2  # type: ignore[import-untyped]
 from google.auth.credentials import Credentials as GoogleCredentials
 from google.auth.exceptions import GoogleAuthError, TransportError
+from google_auth_httplib2 import AuthorizedHttp  # type: ignore[import-untyped]
 from googleapiclient.discovery import build  # type: ignore[import-untyped]
 from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
-from httplib2 import HttpLib2Error  # type: ignore[import-untyped]
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
-from jitbot.providers.base import Held, Issued
+from jitbot.providers.base import CONNECT_S, READ_S, Held, Issued
 
 Policy = dict[str, Any]
 
@@ -288,10 +289,12 @@ class GcpProvider:
         if self._service is None:
             credentials = self._credentials or google.auth.default(scopes=SCOPES)[0]
             options = {"api_endpoint": self.endpoint} if self.endpoint else None
+            # httplib2's one timeout covers connecting and each read (the library's default: 60 s)
+            http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=CONNECT_S + READ_S))
             self._service = build(
                 "cloudresourcemanager",
                 "v3",
-                credentials=credentials,
+                http=http,
                 client_options=options,
                 static_discovery=True,  # the discovery document ships in the package: no network to build
                 cache_discovery=False,
@@ -315,7 +318,7 @@ class GcpProvider:
             raise ProviderError(
                 f"GCP credentials failed ({type(error).__name__}): {_first_line(error)}", retryable=error.retryable
             ) from None
-        except (HttpLib2Error, OSError) as error:
+        except (httplib2.HttpLib2Error, OSError) as error:
             raise ProviderError(f"GCP {method} could not be reached: {type(error).__name__}", retryable=True) from None
 
 
