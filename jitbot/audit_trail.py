@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 
 from jitbot import audit
+from jitbot.csv_cells import write_csv
 from jitbot.errors import UsageError
 from jitbot.store import Store
 
@@ -33,9 +33,7 @@ def export_trail(store: Store, since: str | None, until: str | None, fmt: str, o
         entries = store.audit_entries(stream_bound(since, False), stream_bound(until, True))
         rows = ({"stream_id": entry_id, **fields} for entry_id, fields in entries)
         if fmt == "csv":
-            writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
+            write_csv(out, COLUMNS, ([row.get(column, "") for column in COLUMNS] for row in rows))
         else:
             out.writelines(audit.canonical(row) + "\n" for row in rows)
     except UsageError as error:

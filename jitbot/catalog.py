@@ -80,6 +80,7 @@ TOP_KEYS = {
 REVOCATION_KEYS = {"retry_base", "retry_cap", "alert_after"}
 REASON_KEYS = {"min_length", "pattern", "example"}
 ESCALATE_ID = re.compile(r"[UWSCG][A-Z0-9]{2,}")  # people, user groups, or a channel
+TOP_LEVEL = "(top level)"  # the path errors name for the document itself
 BUILTIN_DEFAULTS: dict[str, str] = {
     "duration": "1h",
     "min_duration": "15m",
@@ -153,6 +154,23 @@ class Catalog:
         return self.resources.get(name)
 
 
+class _CatalogLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without implicit timestamps: a scalar that looks like a date is read as written.
+
+    No catalog key takes a date, and the values that can look like one mean their text: an IAM policy's
+    `Version: 2012-10-17` (serialised to JSON, which has no date type: a date crashed `check` and `web`),
+    a description, a reason example. So a date is read as written everywhere rather than refused outside
+    `session_policy`: an error would only make operators quote what YAML 1.2's core schema (§10.3, no
+    timestamp type) reads as a string anyway.
+    """
+
+
+_CatalogLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @dataclass(frozen=True)
 class _Node:
     """A YAML node with the key path it sits at, so that errors can name the line and the key."""
@@ -167,7 +185,7 @@ class _Node:
 
     @property
     def value(self) -> Any:
-        return yaml.SafeLoader("").construct_document(self.raw) if self.raw is not None else None
+        return _CatalogLoader("").construct_document(self.raw) if self.raw is not None else None
 
     def fail(self, message: str) -> ConfigError:
         return ConfigError(f"{self.source} line {self.line}: {self.path}: {message}")
@@ -176,10 +194,11 @@ class _Node:
 def parse_catalog(text: str, source: str = "jitbot.yml") -> Catalog:
     """Parse and validate catalog text; raise ConfigError naming the line and the key."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_CatalogLoader)
     except yaml.YAMLError as error:
         raise ConfigError(f"{source}: not valid YAML: {error}") from None
-    top = _mapping(_Node(root, "(top level)", source), TOP_KEYS)
+    _refuse_duplicate_keys(root, TOP_LEVEL, source, set())
+    top = _mapping(_Node(root, TOP_LEVEL, source), TOP_KEYS)
     approver_channel = _channel(_required(top, "approver_channel", source))
     alert = top.get("alert_channel")
     defaults_node = top.get("defaults")
@@ -198,6 +217,26 @@ def parse_catalog(text: str, source: str = "jitbot.yml") -> Catalog:
     return Catalog(
         approver_channel, _channel(alert) if alert else None, admins, resources, revocation, realert, identities
     )
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, path: str, source: str, seen: set[int]) -> None:
+    """A key given twice at any depth is an error naming both lines: YAML would keep the later one silently,
+    dropping, say, the earlier resource's approvers and session policy. `seen` walks an aliased node once."""
+    if node is None or id(node) in seen:
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{path}[{index}]", source, seen)
+    elif isinstance(node, yaml.MappingNode):
+        first: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key, here = str(key_node.value), _child_path(path, str(key_node.value))
+            if key in first:
+                line = first[key].start_mark.line + 1
+                raise _Node(key_node, here, source).fail(f"given twice (first at line {line}); give it once")
+            first[key] = key_node
+            _refuse_duplicate_keys(value_node, here, source, seen)
 
 
 def _identities(node: _Node) -> dict[str, dict[str, str]]:
@@ -364,14 +403,22 @@ def _aws_settings(keys: dict[str, _Node]) -> dict[str, Any]:
     if "region" in keys:
         settings["region"] = str(keys["region"].value)
     if "session_policy" in keys:
-        policy = keys["session_policy"]
-        if not isinstance(policy.value, dict):
-            raise policy.fail("session_policy must be an IAM policy document (a mapping with Version and Statement)")
-        packed = json.dumps(policy.value, separators=(",", ":"))
-        if len(packed) > SESSION_POLICY_LIMIT:
-            raise policy.fail(f"session_policy is {len(packed)} characters packed; STS allows {SESSION_POLICY_LIMIT}")
-        settings["session_policy"] = policy.value
+        settings["session_policy"] = _session_policy(keys["session_policy"])
     return settings
+
+
+def _session_policy(node: _Node) -> dict[str, Any]:
+    """An IAM policy document, sent to STS as JSON: only what JSON can carry, within STS's packed size."""
+    policy = node.value
+    if not isinstance(policy, dict):
+        raise node.fail("session_policy must be an IAM policy document (a mapping with Version and Statement)")
+    try:
+        packed = json.dumps(policy, separators=(",", ":"))
+    except (TypeError, ValueError) as error:  # an explicit !!binary, !!set or !!timestamp; an alias looping back
+        raise node.fail(f"session_policy must hold only JSON values (strings, numbers, lists…): {error}") from None
+    if len(packed) > SESSION_POLICY_LIMIT:
+        raise node.fail(f"session_policy is {len(packed)} characters packed; STS allows {SESSION_POLICY_LIMIT}")
+    return policy
 
 
 def _gcp_settings(keys: dict[str, _Node]) -> dict[str, Any]:
@@ -478,11 +525,15 @@ def _mapping(node: _Node | None, allowed: set[str] | None) -> dict[str, _Node]:
     children: dict[str, _Node] = {}
     for key_node, value_node in node.raw.value:
         key = str(key_node.value)
-        path = key if node.path == "(top level)" else f"{node.path}.{key}"
+        path = _child_path(node.path, key)
         if allowed is not None and key not in allowed:
             raise _Node(key_node, path, node.source).fail(f"unknown key (known here: {', '.join(sorted(allowed))})")
         children[key] = _Node(value_node, path, node.source)
     return children
+
+
+def _child_path(parent: str, key: str) -> str:
+    return key if parent == TOP_LEVEL else f"{parent}.{key}"
 
 
 def _required(keys: dict[str, _Node], key: str, source: str) -> _Node:

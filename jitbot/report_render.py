@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from jitbot.csv_cells import write_csv
 from jitbot.durations import format_duration
 from jitbot.report import ALL, CHART, CHART_LINES, COUNTS, NONE, Bucket, Figures, Report, ResourceReport, Trend
 
@@ -166,16 +166,18 @@ CSV_COLUMNS = (
 def to_csv(report: Report) -> str:
     """One row per resource per bucket, then one `(all)` row per bucket; durations in seconds, empty if none."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    write_csv(out, CSV_COLUMNS, _csv_rows(report), lineterminator="\n")
+    return out.getvalue()
+
+
+def _csv_rows(report: Report) -> Iterator[list[object]]:
     for part in (*report.resources, report.overall):
         for b in part.buckets:
             f = b.figures
             seconds = [f.requested_median, f.requested_p90, f.used_median, f.used_p90]
             who = " ".join(f"{name}={n}" for name, n in f.approvers.items())
             counts = [getattr(f, name) for name in COUNTS]
-            writer.writerow([part.name, b.label, b.start.date().isoformat(), *counts, *map(_csv_number, seconds), who])
-    return out.getvalue()
+            yield [part.name, b.label, b.start.date().isoformat(), *counts, *map(_csv_number, seconds), who]
 
 
 def _csv_number(value: float | None) -> str:

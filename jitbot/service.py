@@ -79,6 +79,7 @@ REQUEST_ID_LENGTH = 8
 LIST_LIMIT = 200
 FormErrors = dict[str, str]  # block id → the message Slack shows under that field
 SLACK_UNAVAILABLE = "slack unavailable"
+UNKNOWN = "unknown"  # the resource of a refused command that names none in the catalog
 T = TypeVar("T")
 
 
@@ -153,8 +154,14 @@ class Service:
         return views.resources_list(self._offered(user, origin))
 
     def _refuse_command(self, user: str, text: str, reason: str, code: str | None = None) -> None:
+        """Audit a refused command. Its `resource` is a catalog name, `-` when none was typed, else `unknown`
+        with the typed word (escaped, cut short) in `detail`: what a user types never fills a column that
+        auditors and exports read as a catalog value (a planted `=HYPERLINK(…)`, say)."""
         detail = {"attempted": "command", "reason": reason} | ({"refusal": code} if code else {})
-        self.store.record(AuditEvent("refused", "-", user, _first_arg(text), self.clock(), "-", detail))
+        named = _first_arg(text)
+        if named != "-" and self.catalog.resource(named) is None:
+            named, detail["typed"] = UNKNOWN, echo(named)
+        self.store.record(AuditEvent("refused", "-", user, named, self.clock(), "-", detail))
 
     def _offer_line(self, user: str, origin: Origin | None) -> str:
         """Help's last line: what the person may ask for; help itself never fails for want of Slack."""
@@ -558,4 +565,4 @@ def _asking_slack(question: Callable[[], T]) -> T:
 
 def _first_arg(text: str) -> str:
     words = text.split()
-    return words[1][:64] if len(words) > 1 else "-"
+    return words[1] if len(words) > 1 else "-"

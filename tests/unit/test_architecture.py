@@ -46,3 +46,9 @@ def test_pure_core_when_imports_parsed_then_only_stdlib_and_pure_siblings(module
         else:
             assert root in sys.stdlib_module_names or root in ALLOWED_THIRD_PARTY, f"{module} imports {name}"
             assert root not in io_stdlib, f"{module} imports {name}, an I/O module"
+
+
+def test_csv_writers_when_imports_parsed_then_only_csv_cells_imports_csv() -> None:
+    """Every CSV jitbot writes goes through csv_cells.write_csv, which makes each cell inert (OWASP)."""
+    writers = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py") if "csv" in imported_roots(path)}
+    assert writers == {"csv_cells.py"}

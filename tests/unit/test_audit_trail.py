@@ -5,13 +5,17 @@ import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from unittest.mock import Mock
 
 import fakeredis
 import pytest
 
 from jitbot import audit
 from jitbot.audit_trail import export_trail, verify_trail
+from jitbot.catalog import parse_catalog
+from jitbot.csv_cells import FORMULA_STARTS
 from jitbot.domain import AuditEvent, approve, grant, open_request
+from jitbot.service import Service
 from jitbot.store import Store
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -128,6 +132,40 @@ def test_export_csv_then_header_and_every_record(store: Store) -> None:
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert len(rows) == 13 and rows[0]["event"] == "requested" and rows[-1]["event"] == "refused"
     assert all(len(r["hash"]) == 64 for r in rows)
+
+
+PLANTED = '=HYPERLINK("http://x","y")'
+CATALOG = """
+approver_channel: C0APPROVALS
+resources:
+  prod-db: {provider: fake, approvers: [U0BOB]}
+"""
+
+
+def exported_csv(store: Store) -> list[dict[str, str]]:
+    out = io.StringIO()
+    assert export_trail(store, None, None, "csv", out) == 0
+    return list(csv.DictReader(io.StringIO(out.getvalue())))
+
+
+def test_export_when_a_formula_is_typed_as_resource_then_recorded_unknown_with_the_text_in_detail() -> None:
+    store = Store(fakeredis.FakeRedis())
+    service = Service(parse_catalog(CATALOG), store, Mock(), Mock(), clock=lambda: NOW)
+    service.handle_command("U0MALLORY", f"request {PLANTED} 1h INC-1 take a look")
+    service.handle_command("U0MALLORY", "request prod-db soon INC-1")  # refused: no duration
+    [planted, named] = exported_csv(store)
+    assert (planted["resource"], json.loads(planted["detail"])["typed"]) == ("unknown", PLANTED)
+    assert named["resource"] == "prod-db" and "typed" not in json.loads(named["detail"])
+    jsonl = io.StringIO()
+    export_trail(store, None, None, "jsonl", jsonl)
+    assert [json.loads(line)["resource"] for line in jsonl.getvalue().splitlines()] == ["unknown", "prod-db"]
+
+
+def test_export_csv_when_an_older_record_holds_a_formula_then_every_cell_inert(store: Store) -> None:
+    store.record(AuditEvent("refused", "-", "U0MALLORY", PLANTED, NOW, "-", {"attempted": "command"}))
+    rows = exported_csv(store)
+    assert rows[-1]["resource"] == "'" + PLANTED
+    assert all(not cell.startswith(FORMULA_STARTS) for row in rows for cell in row.values() if cell != "-")
 
 
 def test_export_when_bad_date_then_clear_message_and_exit_2(store: Store) -> None:

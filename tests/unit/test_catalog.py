@@ -1,5 +1,6 @@
 """jitbot.yml validation: good files load, bad ones name the line and the key."""
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -104,6 +105,51 @@ def test_parse_catalog_when_session_policy_too_long_then_names_sts_limit() -> No
     long = GOOD.replace('["s3:GetObject"]', "[" + ", ".join(f'"s3:Get{i:04d}"' for i in range(200)) + "]")
     with pytest.raises(ConfigError, match=r"session_policy is \d+ characters packed; STS allows 2048"):
         parse_catalog(long)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("  staging-logs:\n", "  prod-db:\n", r"line 22: resources\.prod-db: given twice \(first at line 10\)"),
+        (
+            "    approvals: 2\n",
+            "    approvals: 2\n    approvals: 1\n",
+            r"line 20: resources\.prod-db\.approvals: .*line 19",
+        ),
+        (
+            "  approvals: 1\n",
+            "  approvals: 1\n  duration: 2h\n",
+            r"line 9: defaults\.duration: given twice \(first at line 5",
+        ),
+        (
+            '      Version: "2012-10-17"\n',
+            '      Version: "2012-10-17"\n      Version: "2008-10-17"\n',
+            r"line 17: resources\.prod-db\.session_policy\.Version: given twice \(first at line 16\)",
+        ),
+    ],
+    ids=["resource", "key in a resource", "key in defaults", "key in a session policy"],
+)
+def test_parse_catalog_when_a_key_is_given_twice_then_error_names_the_path_and_both_lines(
+    old: str, new: str, expected: str
+) -> None:
+    assert old in GOOD
+    with pytest.raises(ConfigError, match=expected):
+        parse_catalog(GOOD.replace(old, new))
+
+
+def test_parse_catalog_when_session_policy_version_unquoted_then_the_string_as_written_in_json() -> None:
+    catalog = parse_catalog(GOOD.replace('Version: "2012-10-17"', "Version: 2012-10-17"))
+    assert json.dumps(catalog.resources["prod-db"].settings["session_policy"]).startswith('{"Version": "2012-10-17"')
+
+
+def test_parse_catalog_when_a_date_where_text_is_meant_then_read_as_written() -> None:
+    catalog = parse_catalog(GOOD.replace("    description: Read", "    description: 2026-01-05T12:00:00Z\n    #"))
+    assert catalog.resources["prod-db"].description == "2026-01-05T12:00:00Z"
+
+
+def test_parse_catalog_when_session_policy_holds_what_json_cannot_then_error_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"line 16: resources\.prod-db\.session_policy: .*only JSON values"):
+        parse_catalog(GOOD.replace('Version: "2012-10-17"', "Version: !!binary aGk="))
 
 
 @pytest.mark.parametrize("text", ["", "- a list", "approver_channel: [", "resources: {}\napprover_channel: C0A"])

@@ -64,14 +64,32 @@ def test_check_live_when_one_cloud_refuses_then_row_failed_with_the_fix() -> Non
     assert table.splitlines()[0].split() == ["resource", "provider", "durations", "live", "check"]
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "roles/bigquery.dataViewer",
+            "bigquery viewer",
+            "line 12: resources.analytics.role: 'bigquery viewer' is not of the form roles/",
+        ),
+        ("  analytics:\n", "  prod-db:\n", "line 9: resources.prod-db: given twice (first at line 4)"),
+    ],
+    ids=["bad value", "duplicate key"],
+)
 def test_jitbot_check_when_catalog_invalid_then_exit_2_naming_line_and_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    old: str,
+    new: str,
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = tmp_path / "jitbot.yml"
-    path.write_text(CATALOG.replace("roles/bigquery.dataViewer", "bigquery viewer"))
+    path.write_text(CATALOG.replace(old, new))
     monkeypatch.setenv("JITBOT_CONFIG", str(path))
     assert main(["check"]) == 2
-    assert "line 12: resources.analytics.role: 'bigquery viewer' is not of the form roles/" in capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()  # one clean line, no traceback
+    assert line.startswith(f"jitbot: {path} {expected}"), line
 
 
 PEOPLE_CATALOG = """

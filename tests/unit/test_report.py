@@ -290,6 +290,12 @@ def test_to_csv_synthetic_history_then_row_per_resource_per_bucket_plus_overall(
     assert (empty["requests"], empty["requested_median_s"]) == ("0", "")
 
 
+def test_to_csv_when_a_resource_name_starts_a_formula_then_the_cell_is_inert() -> None:
+    planted = "=cmd|' /C calc'!A0"
+    rows = list(csv.DictReader(io.StringIO(to_csv(build_report([], [planted], SINCE, UNTIL, "week", NOW)))))
+    assert {r["resource"] for r in rows} == {"'" + planted, ALL}
+
+
 def test_to_markdown_synthetic_history_then_review_lines(report: Report) -> None:
     text = to_markdown(report)
     assert text.startswith("# Access review, 2026-08-25 to 2026-11-23\n")
