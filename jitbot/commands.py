@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -51,6 +52,7 @@ class OpenRequestForm:
 @dataclass(frozen=True)
 class ShowList:
     everyone: bool
+    offset: int = 0  # the first entry shown: the command shows the first page, a More click a later one
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,23 @@ def _parse_list(args: list[str]) -> ShowList:
     if [a.lower() for a in args] == ["all"]:
         return ShowList(everyone=True)
     raise UsageError(f"`/access list` takes nothing or `all`, not `{echo(' '.join(args))}`.")
+
+
+_PAGE_VALUE = re.compile(r"(mine|all):(\d{1,6})")
+
+
+def page_value(page: ShowList) -> str:
+    """A More button's value: which list and where the page starts, nothing else (the clicker sees only what
+    the list would show them; a payload can be forged)."""
+    return f"{'all' if page.everyone else 'mine'}:{page.offset}"
+
+
+def parse_page(value: str) -> ShowList:
+    """A More click's value back into the page it asks for; any other value is a forged payload."""
+    found = _PAGE_VALUE.fullmatch(value)
+    if found is None:
+        raise UsageError(f"`{echo(value)}` is not a page of the list; `/access list` shows it from the start.")
+    return ShowList(everyone=found.group(1) == "all", offset=int(found.group(2)))
 
 
 def _one_id(verb: str, args: list[str]) -> str:

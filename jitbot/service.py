@@ -30,6 +30,7 @@ from jitbot.commands import (
     ShowReport,
     ShowResources,
     parse_command,
+    parse_page,
 )
 from jitbot.domain import (
     AccessRequest,
@@ -143,7 +144,7 @@ class Service:
             self.notifier.open_view(delivery, views.request_form(offered))
             return views.Reply("")
         if isinstance(command, ShowList):
-            return self.show_list(user, command.everyone)
+            return self.show_list(user, command)
         if isinstance(command, Revoke):
             return views.Reply(self.end_now(user, command.request_id))
         if isinstance(command, Cancel):
@@ -262,15 +263,24 @@ class Service:
         check_identity_domain(resource, identity)
         return identity
 
-    def show_list(self, user: str, everyone: bool) -> views.Reply:
+    def show_list(self, user: str, page: ShowList) -> views.Reply:
         now = self.clock()
-        if not everyone:
-            return views.request_list(self.store.open_requests_of(user), user, now, everyone=False)
+        if not page.everyone:
+            return views.request_list(self.store.open_requests_of(user), user, now, page)
         approves = self._approves(user)
         if not approves:
             raise PolicyError("`/access list all` is for approvers and admins; `/access list` shows your own.")
         shown = [r for r in self.store.all_open(LIST_LIMIT) if r.resource in approves]
-        return views.request_list(shown, user, now, everyone=True)
+        return views.request_list(shown, user, now, page)
+
+    def show_page(self, user: str, value: str) -> views.Reply:
+        """A More click: the page it names, for the clicker, allowed and refused (and audited) exactly as the
+        command that showed the list; the click's value says only which list and where."""
+        try:
+            return self.show_list(user, parse_page(value))
+        except JitError as error:
+            self._refuse_command(user, "list", str(error), error.code)
+            raise
 
     def _approves(self, user: str) -> set[str]:
         """The resources `user` approves (an admin: all of them), group membership asked of Slack now."""

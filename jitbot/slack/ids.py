@@ -7,6 +7,7 @@ END_NOW = "jitbot_end_now"
 EXTEND = "jitbot_extend"
 ACKNOWLEDGE = "jitbot_review_ack"
 FLAG = "jitbot_review_flag"
+MORE = "jitbot_list_more"
 
 REQUEST_FORM = "jitbot_request_form"
 EXTEND_FORM = "jitbot_extend_form"

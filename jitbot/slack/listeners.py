@@ -19,6 +19,7 @@ from jitbot.slack.notify import NotifyError
 
 SORRY = "Sorry: jitbot hit an unexpected error and did not finish this. Nothing was granted. Try again in a minute."
 Body = dict[str, Any]
+Said = str | views.Reply | None  # what a click answers the clicker: a line, a message with blocks, or nothing
 _log = logs.get("jitbot.slack")
 
 
@@ -37,7 +38,7 @@ def register(app: App, service: Service) -> None:
         if event.get("tab", "home") == "home":
             service.tasks.publish_home(event["user"])
 
-    def clicked(act: Callable[[Service, Body, str, str], str | None]) -> Callable[[Body, Body], None]:
+    def clicked(act: Callable[[Service, Body, str, str], Said]) -> Callable[[Body, Body], None]:
         def lazy(body: Body, action: Body) -> None:
             handle_click(service, body, action, act)
 
@@ -99,9 +100,7 @@ def ack_click(ack: Ack) -> None:
     ack()
 
 
-def handle_click(
-    service: Service, body: Body, action: Body, act: Callable[[Service, Body, str, str], str | None]
-) -> None:
+def handle_click(service: Service, body: Body, action: Body, act: Callable[[Service, Body, str, str], Said]) -> None:
     """After the ack: do what the button says; a refusal or a result reaches the clicker privately."""
     clicker = body["user"]["id"]
     try:
@@ -112,7 +111,7 @@ def handle_click(
         _log.exception("click_failed", clicker=clicker)
         said = SORRY
     if said:
-        _tell(service, body, clicker, said)
+        _tell(service, body, clicker, said if isinstance(said, views.Reply) else views.Reply(said))
 
 
 def _approve(service: Service, body: Body, clicker: str, value: str) -> str | None:
@@ -142,7 +141,7 @@ def _review(acknowledge: bool) -> Callable[[Service, Body, str, str], str | None
     return review
 
 
-CLICKS: dict[str, Callable[[Service, Body, str, str], str | None]] = {
+CLICKS: dict[str, Callable[[Service, Body, str, str], Said]] = {
     ids.APPROVE: _approve,
     ids.DENY: _deny,
     ids.CANCEL: lambda service, body, clicker, value: service.cancel(clicker, value),
@@ -150,17 +149,19 @@ CLICKS: dict[str, Callable[[Service, Body, str, str], str | None]] = {
     ids.EXTEND: _extend,
     ids.ACKNOWLEDGE: _review(acknowledge=True),
     ids.FLAG: _review(acknowledge=False),
+    ids.MORE: lambda service, body, clicker, value: service.show_page(clicker, value),
 }
 
 
-def _tell(service: Service, body: Body, user: str, text: str) -> None:
+def _tell(service: Service, body: Body, user: str, reply: views.Reply) -> None:
     """Ephemeral in the channel clicked in; by DM from App Home or a DM, where there is no channel to use."""
     channel = body.get("channel", {}).get("id", "")
+    blocks = {"blocks": reply.blocks} if reply.blocks else {}
     try:
         if channel and not channel.startswith("D"):
-            service.notifier.ephemeral(channel, user, text)
+            service.notifier.ephemeral(channel, user, reply.text, **blocks)
         else:
-            service.notifier.tell(user, text)
+            service.notifier.tell(user, reply.text, **blocks)
     except NotifyError as error:
         _log.warning("reply_failed", user=user, error=str(error))
 

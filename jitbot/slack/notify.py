@@ -181,9 +181,9 @@ class Notifier:
         answer = self._call("auth_test")
         return str(answer["team_id"]), answer.get("enterprise_id") or None
 
-    def tell(self, channel: str, text: str) -> None:
-        """A plain message: to a user id (a DM) or a channel id."""
-        self._call("chat_postMessage", channel=channel, text=text)
+    def tell(self, channel: str, text: str, blocks: list[views.Block] | None = None) -> None:
+        """A message, plain unless given blocks: to a user id (a DM) or a channel id."""
+        self._call("chat_postMessage", channel=channel, text=text, blocks=blocks)
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call("views_open", trigger_id=trigger_id, view=view)
@@ -222,8 +222,8 @@ class Notifier:
             self._call("chat_update", channel=refs["alert_channel"], ts=refs["alert_ts"], text=text, blocks=[])
             self.store.set_slack_refs(request.id, alert_resolved="1")
 
-    def ephemeral(self, channel: str, user: str, text: str) -> None:
-        self._call("chat_postEphemeral", channel=channel, user=user, text=text)
+    def ephemeral(self, channel: str, user: str, text: str, blocks: list[views.Block] | None = None) -> None:
+        self._call("chat_postEphemeral", channel=channel, user=user, text=text, blocks=blocks)
 
     def group_members(self, groups: Iterable[str]) -> dict[str, frozenset[str]]:
         """Members of each user group, asked now (membership can change after a message was posted)."""

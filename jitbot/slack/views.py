@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from jitbot.catalog import Resource
+from jitbot.commands import ShowList, page_value
 from jitbot.domain import REFRESH_BEFORE, AccessRequest, Status
 from jitbot.durations import format_duration
 from jitbot.eligibility import principal
@@ -18,7 +20,13 @@ from jitbot.slack import ids
 Block = dict[str, Any]
 View = dict[str, Any]
 DURATION_CHOICES = ("15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "2d", "7d")
-SHOWN_IN_LIST = 40  # Slack allows 50 blocks in a message
+# Slack: "You can include up to 50 blocks in each message, and 100 blocks in modals or Home tabs"
+# (https://docs.slack.dev/reference/block-kit/blocks). A list entry is 2 blocks (its line and its buttons):
+LIST_PAGE = 20  # a page of the list: its heading, 20 entries and the More button are 42 of a message's 50 blocks
+HOME_MINE = 20  # the Home tab: 2 blocks each;
+HOME_WAITING = 15  # up to 3 each; with the headings and notes at most 91 of a Home tab's 100 blocks
+EN_DASH = "\u2013"  # escaped, as ruff flags look-alikes in source
+_LISTED = {Status.PENDING: "pending", Status.APPROVED: "being issued", Status.ACTIVE: "active"}
 
 
 @dataclass(frozen=True)
@@ -263,17 +271,29 @@ def resource_terms(resource: Resource) -> str:
     return f"{bounds}, {who}{rule}{glass}"
 
 
-def request_list(requests: Sequence[AccessRequest], viewer: str, now: datetime, everyone: bool) -> Reply:
-    """`/access list` (and `list all`): one entry per request, with the buttons the viewer may use."""
-    whose = "Everyone's" if everyone else "Your"
+def request_list(requests: Sequence[AccessRequest], viewer: str, now: datetime, page: ShowList) -> Reply:
+    """`/access list` (and `list all`): a page of entries with the buttons the viewer may use, the totals, and a
+    More button while entries remain: the whole list of a busy incident does not fit in one message."""
+    whose = "Everyone's" if page.everyone else "Your"
     if not requests:
         return Reply(f"{whose} pending requests and active grants: none.")
-    blocks: list[Block] = [_section(f"*{whose} pending requests and active grants* ({len(requests)})")]
-    for request in requests[:SHOWN_IN_LIST]:
+    start = min(page.offset, (len(requests) - 1) // LIST_PAGE * LIST_PAGE)  # the list may have shrunk since
+    shown = requests[start : start + LIST_PAGE]
+    totals = f"showing {start + 1}{EN_DASH}{start + len(shown)} of {len(requests)}: {list_totals(requests)}"
+    blocks: list[Block] = [_section(f"*{whose} pending requests and active grants*, {totals}")]
+    for request in shown:
         blocks += request_entry(request, viewer, now)
-    if len(requests) > SHOWN_IN_LIST:
-        blocks.append(_context(f"… and {len(requests) - SHOWN_IN_LIST} more."))
-    return Reply(f"{whose} pending requests and active grants: {len(requests)}", blocks)
+    left = len(requests) - start - len(shown)
+    if left:
+        more = _button(f"More ({left} left)", ids.MORE, page_value(replace(page, offset=start + len(shown))))
+        blocks.append({"type": "actions", "block_id": "list-more", "elements": [more]})
+    return Reply(f"{whose} pending requests and active grants: {totals}", blocks)
+
+
+def list_totals(requests: Sequence[AccessRequest]) -> str:
+    """How many of each kind, e.g. `60 pending, 60 active`."""
+    counts = Counter(request.status for request in requests)
+    return ", ".join(f"{counts[status]} {label}" for status, label in _LISTED.items() if counts[status])
 
 
 def request_entry(request: AccessRequest, viewer: str, now: datetime) -> list[Block]:
@@ -313,17 +333,28 @@ def home(
         blocks.append(_context(offer_line(offered)))
     if not mine:
         blocks.append(_context("Nothing active or pending. Ask with `/access request`."))
-    for request in mine[:20]:
+    for request in mine[:HOME_MINE]:
         blocks += request_entry(request, viewer, now)
+    blocks += _more_note(len(mine) - HOME_MINE, "`/access list` pages through them")
     if waiting:
         blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Waiting for you"}})
-        for request in waiting[:20]:
-            blocks.append(_section(f"`{request.id}` {request_summary(request)}\n_{escape(request.reason, 120)}_"))
-            if request.status is Status.ACTIVE and request.extend_by:
-                blocks.append(_context(f"Extension: {format_duration(request.extend_by)} more"))
-            blocks.append(_buttons(request.id))
+        for request in waiting[:HOME_WAITING]:
+            blocks += _waiting_entry(request)
+        blocks += _more_note(len(waiting) - HOME_WAITING, "`/access list all` pages through everyone's")
     blocks.append(_context(f"Updated {when(now)}"))
-    return {"type": "home", "blocks": blocks[:100]}
+    return {"type": "home", "blocks": blocks}
+
+
+def _waiting_entry(request: AccessRequest) -> list[Block]:
+    entry = [_section(f"`{request.id}` {request_summary(request)}\n_{escape(request.reason, 120)}_")]
+    if request.status is Status.ACTIVE and request.extend_by:
+        entry.append(_context(f"Extension: {format_duration(request.extend_by)} more"))
+    return [*entry, _buttons(request.id)]
+
+
+def _more_note(left: int, where: str) -> list[Block]:
+    """Said where the Home tab stops short: it holds 100 blocks, and a busy day holds more."""
+    return [_context(f"… and {left} more: {where}.")] if left > 0 else []
 
 
 def request_form(resources: Iterable[Resource]) -> View:

@@ -25,6 +25,9 @@ AUTH = {
     "is_enterprise_install": False,
 }
 JSON_STRING_PARAMS = ("blocks", "attachments")
+MESSAGE_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+VIEW_METHODS = ("views.open", "views.publish", "views.update", "views.push")
+MESSAGE_BLOCKS, VIEW_BLOCKS = 50, 100  # Block Kit's limits: see over_block_limit
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -232,7 +235,7 @@ class SlackStandIn(LoopbackServer):
             "users.info": self._user_info,
         }
         handler = handlers.get(method)
-        return handler(params) if handler else {"ok": True}
+        return over_block_limit(method, params) or (handler(params) if handler else {"ok": True})
 
     def _next_ts(self) -> str:
         self._ts += 1
@@ -322,6 +325,26 @@ class SlackStandIn(LoopbackServer):
                 return False
             self.uploads[file_id] = data
             return True
+
+
+def over_block_limit(method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Slack's refusal of a message or a view with more blocks than Block Kit allows, None within the limit.
+
+    Source: "You can include up to 50 blocks in each message, and 100 blocks in modals or Home tabs"
+    (https://docs.slack.dev/reference/block-kit/blocks). A message over it answers `invalid_blocks` with
+    `errors: ["no more than 50 items allowed [json-pointer:/blocks]"]` (chat.postMessage, quoted in
+    ryanrosello-og/playwright-slack-report#180); a view answers `invalid_arguments` with
+    `response_metadata.messages: ["[ERROR] no more than 100 items allowed [json-pointer:/view/blocks]"]`
+    (views.* schema errors as in grafana/oncall#210 and slack-web's failed_view_publish.json)."""
+    blocks = params.get("blocks") if method in MESSAGE_METHODS else None
+    if isinstance(blocks, list) and len(blocks) > MESSAGE_BLOCKS:
+        errors = [f"no more than {MESSAGE_BLOCKS} items allowed [json-pointer:/blocks]"]
+        return {"ok": False, "error": "invalid_blocks", "errors": errors}
+    view = _view_param(params) if method in VIEW_METHODS else None
+    if view is not None and len(view.get("blocks") or []) > VIEW_BLOCKS:
+        messages = [f"[ERROR] no more than {VIEW_BLOCKS} items allowed [json-pointer:/view/blocks]"]
+        return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": messages}}
+    return None
 
 
 def _view_param(params: dict[str, Any]) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from jitbot.slack.listeners import (
     handle_click,
     handle_form,
 )
+from jitbot.slack.views import Reply
 
 BODY = {"user": {"id": "U0ALICE"}, "channel": {"id": "C0APPROVALS"}, "trigger_id": "1.2.abc"}
 
@@ -87,3 +88,13 @@ def test_form_values_then_selects_inputs_and_the_request_named() -> None:
         },
     }
     assert form_values(view) == {"request_id": "r-abc234", "resource": "prod-db", "reason": "INC-1", "duration": ""}
+
+
+def test_handle_click_more_then_next_page_ephemeral_with_its_blocks() -> None:
+    service = Mock()
+    service.show_page.return_value = Reply("Everyone's … showing 21\u201340 of 120", [{"type": "section"}])
+    handle_click(service, BODY, {"value": "all:20"}, CLICKS[ids.MORE])
+    service.show_page.assert_called_once_with("U0ALICE", "all:20")
+    service.notifier.ephemeral.assert_called_once_with(
+        "C0APPROVALS", "U0ALICE", "Everyone's … showing 21\u201340 of 120", blocks=[{"type": "section"}]
+    )

@@ -6,11 +6,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jitbot.catalog import parse_catalog
-from jitbot.domain import Status, approve, grant, open_request
-from jitbot.errors import NotFound, PolicyError
+from jitbot.commands import ShowList, page_value, parse_page
+from jitbot.domain import AccessRequest, Status, approve, grant, open_request
+from jitbot.errors import NotFound, PolicyError, UsageError
 from jitbot.policy import check_approver, check_request, find_resource
 from jitbot.slack import ids
-from jitbot.slack.views import approval_message, credentials_dm, escape, outcome_dm, scrubbed_dm
+from jitbot.slack.views import (
+    Reply,
+    approval_message,
+    credentials_dm,
+    escape,
+    home,
+    outcome_dm,
+    request_list,
+    scrubbed_dm,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CATALOG = parse_catalog(
@@ -128,3 +138,56 @@ def test_credentials_dm_and_scrub_then_secret_only_in_the_first() -> None:
 
 def test_outcome_dm_when_denied_then_names_who() -> None:
     assert "denied by <@U0BOB>" in outcome_dm(replace(request(), status=Status.DENIED, decided_by="U0BOB"))
+
+
+def open_entries(pending: int, active: int, requester: str = "") -> list[AccessRequest]:
+    """`pending` requests and `active` grants of `requester` (else of several people), as the list loads them."""
+    asked = [
+        open_request(f"r-{n:06d}", requester or f"U0USER{n % 7}", "prod-db", timedelta(hours=2), "INC-1", NOW)[0]
+        for n in range(pending + active)
+    ]
+    granted = [grant(approve(r, "U0BOB", 1, NOW)[0], {}, NOW)[0] for r in asked[pending:]]
+    return asked[:pending] + granted
+
+
+def pages(requests: list[AccessRequest], viewer: str, everyone: bool) -> list[Reply]:
+    """Every page of the list, following its More buttons as a person would."""
+    shown, value = [], page_value(ShowList(everyone))
+    while value:
+        shown.append(request_list(requests, viewer, NOW, parse_page(value)))
+        more = [e for b in shown[-1].blocks or [] if b["type"] == "actions" for e in b["elements"]]
+        value = next((e["value"] for e in more if e["action_id"] == ids.MORE), "")
+    return shown
+
+
+@pytest.mark.parametrize(("viewer", "everyone", "requester"), [("U0BOB", True, ""), ("U0ALICE", False, "U0ALICE")])
+def test_request_list_when_60_pending_and_60_active_then_pages_within_a_message_with_totals(
+    viewer: str, everyone: bool, requester: str
+) -> None:
+    requests = open_entries(pending=60, active=60, requester=requester)
+    shown = pages(requests, viewer, everyone)
+    assert len(shown) == 6 and all(len(page.blocks or []) <= 50 for page in shown)  # a message's limit
+    assert "showing 1\u201320 of 120: 60 pending, 60 active" in shown[0].text
+    assert "showing 101\u2013120 of 120: 60 pending, 60 active" in str(shown[-1].blocks[0])
+    assert "More" not in str(shown[-1].blocks) and "More (100 left)" in str(shown[0].blocks)
+    listed = [b["text"]["text"].split("`")[1] for page in shown for b in page.blocks[1:] if b["type"] == "section"]
+    assert listed == [r.id for r in requests]  # every entry once, in order
+
+
+def test_request_list_when_the_list_shrank_before_more_then_its_last_page() -> None:
+    reply = request_list(open_entries(pending=5, active=0), "U0BOB", NOW, ShowList(everyone=True, offset=20))
+    assert "showing 1\u20135 of 5: 5 pending" in reply.text and "More" not in str(reply.blocks)
+
+
+@pytest.mark.parametrize("value", ["all:x", "everyone:20", "all:-1", "all:20:r-abc234", "mine:1234567", ""])
+def test_parse_page_when_not_a_page_value_then_usage_error(value: str) -> None:
+    with pytest.raises(UsageError, match="not a page of the list"):
+        parse_page(value)
+
+
+def test_home_when_60_mine_and_60_waiting_then_within_100_blocks_and_says_how_many_more() -> None:
+    requests = open_entries(pending=60, active=60)
+    view = home("U0BOB", requests[60:], requests[:60], NOW, [DB])
+    texts = str(view["blocks"])
+    assert len(view["blocks"]) <= 100 and view["blocks"][-1]["elements"][0]["text"].startswith("Updated")
+    assert "… and 40 more: `/access list`" in texts and "… and 45 more: `/access list all`" in texts

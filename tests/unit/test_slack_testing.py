@@ -130,6 +130,21 @@ def test_standin_other_methods_when_called_then_ok(client: WebClient, standin: S
     assert [c.method for c in standin.calls] == ["conversations.open", "chat.postEphemeral", "views.publish"]
 
 
+def test_standin_when_over_block_kit_limits_then_refused_as_slack_does(
+    client: WebClient, standin: SlackStandIn
+) -> None:
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postEphemeral(channel="C0OPS", user="U0BOB", text="list", blocks=BLOCKS * 51)
+    assert raised.value.response["error"] == "invalid_blocks"
+    assert raised.value.response["errors"] == ["no more than 50 items allowed [json-pointer:/blocks]"]
+    with pytest.raises(SlackApiError) as raised:
+        client.views_publish(user_id="U0BOB", view={"type": "home", "blocks": BLOCKS * 101})
+    assert raised.value.response["error"] == "invalid_arguments"
+    assert client.chat_postMessage(channel="C0OPS", text="list", blocks=BLOCKS * 50)["ok"] is True
+    assert client.views_publish(user_id="U0BOB", view={"type": "home", "blocks": BLOCKS * 100})["ok"] is True
+    assert standin.home("U0BOB") is not None and len(standin.home("U0BOB")["blocks"]) == 100
+
+
 def test_standin_fail_when_ratelimited_then_429_with_retry_after_and_recorded(
     client: WebClient, standin: SlackStandIn
 ) -> None:
