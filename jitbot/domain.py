@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from jitbot.errors import InvalidTransition
+from jitbot.errors import InvalidTransition, TimedOut
 
 ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: ids are read aloud and typed
 
@@ -49,6 +49,7 @@ class Action(StrEnum):
     ENDORSE_EXTENSION = "endorse_extension"
     EXTEND = "extend"
     DENY_EXTENSION = "deny_extension"
+    TIME_OUT_EXTENSION = "time_out_extension"  # nobody decided the extension in time: the grant runs on as it was
     RENEW = "renew"  # the cloud's access was brought up to an extended expiry
 
 
@@ -72,9 +73,21 @@ TRANSITIONS: dict[Status, dict[Action, Status]] = {
         Action.ENDORSE_EXTENSION: Status.ACTIVE,
         Action.EXTEND: Status.ACTIVE,
         Action.DENY_EXTENSION: Status.ACTIVE,
+        Action.TIME_OUT_EXTENSION: Status.ACTIVE,
         Action.RENEW: Status.ACTIVE,
     },
 }
+# what approvers decide: refused once the deadline of what they decide on has passed (AccessRequest.deadline)
+DECISIONS = frozenset(
+    {
+        Action.ENDORSE,
+        Action.APPROVE,
+        Action.DENY,
+        Action.ENDORSE_EXTENSION,
+        Action.EXTEND,
+        Action.DENY_EXTENSION,
+    }
+)
 
 # the drift scan's records: access jitbot made that no live grant explains, taken away or left (the cloud refused)
 ORPHAN_REMOVED = "orphan removed"
@@ -96,7 +109,14 @@ EVENT_NAMES = {
     Action.ENDORSE_EXTENSION: "extension endorsed",
     Action.EXTEND: "extended",
     Action.DENY_EXTENSION: "extension denied",
+    Action.TIME_OUT_EXTENSION: "extension timed out",
     Action.RENEW: "renewed",
+}
+_NO_EXTENSION: dict[str, Any] = {  # an extension decided or timed out: nothing waits any more
+    "extend_by": None,
+    "extend_reason": None,
+    "extend_approvals": (),
+    "extend_decide_by": None,
 }
 REMIND_BEFORE = timedelta(minutes=5)  # the expiring-soon DM, for grants of at least REMIND_FROM
 REMIND_FROM = timedelta(minutes=30)
@@ -130,8 +150,17 @@ class AccessRequest:
     extend_by: timedelta | None = None  # an extension waiting for approval
     extend_reason: str | None = None
     extend_approvals: tuple[str, ...] = ()
+    decide_by: datetime | None = None  # the request times out then (pending_timeout); unset on older requests
+    extend_decide_by: datetime | None = None  # the extension waiting for approval times out then
     verified_at: datetime | None = None  # when the cloud was read back and showed the access gone
     verified: str | None = None  # what that read-back found
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When what waits for approvers times out: the request while pending, else the extension it waits for."""
+        if self.status is Status.PENDING:
+            return self.decide_by
+        return self.extend_decide_by if self.extend_by is not None else None
 
     def time_left(self, now: datetime) -> timedelta:
         return max(self.expires_at - now, timedelta(0)) if self.expires_at else timedelta(0)
@@ -197,16 +226,39 @@ def open_request(
 def apply(
     request: AccessRequest, action: Action, actor: str, now: datetime, **changes: Any
 ) -> tuple[AccessRequest, AuditEvent]:
-    """Move `request` by `action`; raise InvalidTransition when its status does not allow it."""
+    """Move `request` by `action`; raise InvalidTransition when its status does not allow it, TimedOut when it is
+    a decision that comes after the deadline."""
     target = TRANSITIONS.get(request.status, {}).get(action)
     if target is None:
         raise InvalidTransition(
             f"Request {request.id} is {request.status}; it can no longer be {EVENT_NAMES[action]}."
         ) from None
+    if action in DECISIONS:
+        check_in_time(request, now)
     moved = replace(request, status=target, version=request.version + 1, **changes)
     detail = {key: _plain(value) for key, value in changes.items() if key != "grant"}
     event = AuditEvent(EVENT_NAMES[action], request.id, actor, request.resource, now, target, detail, request.provider)
     return moved, event
+
+
+def check_in_time(request: AccessRequest, now: datetime) -> None:
+    """TimedOut once what waits for approvers is past its deadline. Checked inside the transaction of every
+    decision, so that a reconciler running late cannot let a stale request (or extension) through."""
+    deadline = request.deadline
+    if deadline is None or now <= deadline:
+        return
+    what = f"The extension of {request.id}" if request.status is Status.ACTIVE else f"Request {request.id}"
+    raise TimedOut(
+        f"{what} timed out at {deadline:%Y-%m-%d %H:%M:%S} UTC, before anyone decided;"
+        " it can no longer be approved or denied."
+    )
+
+
+def time_out(request: AccessRequest, now: datetime) -> tuple[AccessRequest, AuditEvent]:
+    """Nobody decided in time: a pending request expires; an extension asked for is dropped (the grant runs on)."""
+    if request.status is Status.ACTIVE and request.extend_by is not None:
+        return apply(request, Action.TIME_OUT_EXTENSION, "jitbot", now, **_NO_EXTENSION)
+    return apply(request, Action.TIME_OUT, "jitbot", now, decided_at=now)
 
 
 def approve(request: AccessRequest, approver: str, required: int, now: datetime) -> tuple[AccessRequest, AuditEvent]:
@@ -224,26 +276,25 @@ def deny(request: AccessRequest, approver: str, now: datetime, note: str | None)
     if request.status is Status.ACTIVE:
         if request.extend_by is None:
             raise InvalidTransition(f"Request {request.id} is already active; there is no extension to deny.")
-        return apply(
-            request,
-            Action.DENY_EXTENSION,
-            approver,
-            now,
-            extend_by=None,
-            extend_reason=None,
-            extend_approvals=(),
-            note=note,
-        )
+        return apply(request, Action.DENY_EXTENSION, approver, now, note=note, **_NO_EXTENSION)
     return apply(request, Action.DENY, approver, now, decided_by=approver, decided_at=now, note=note)
 
 
 def ask_extension(
-    request: AccessRequest, by: timedelta, reason: str, now: datetime
+    request: AccessRequest, by: timedelta, reason: str, now: datetime, decide_within: timedelta
 ) -> tuple[AccessRequest, AuditEvent]:
+    """Ask `by` more; approvers have `decide_within` (the resource's pending_timeout) from now to decide."""
     if request.extend_by is not None:
         raise InvalidTransition(f"Request {request.id} already has an extension waiting for approval.")
     return apply(
-        request, Action.ASK_EXTENSION, request.requester, now, extend_by=by, extend_reason=reason, extend_approvals=()
+        request,
+        Action.ASK_EXTENSION,
+        request.requester,
+        now,
+        extend_by=by,
+        extend_reason=reason,
+        extend_approvals=(),
+        extend_decide_by=now + decide_within,
     )
 
 
@@ -257,9 +308,7 @@ def extend(request: AccessRequest, actor: str, now: datetime) -> tuple[AccessReq
         actor,
         now,
         expires_at=request.expires_at + request.extend_by,
-        extend_by=None,
-        extend_reason=None,
-        extend_approvals=(),
+        **_NO_EXTENSION,
     )
 
 

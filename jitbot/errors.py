@@ -6,6 +6,7 @@ JitError                    message is safe to show the person who caused it
 │   └── NotEligible         this person may not ask for this resource; `code` is the audited reason
 ├── NotFound                no such request or resource
 ├── InvalidTransition       the request is no longer in a state where that makes sense
+│   └── TimedOut            a decision came after the request's (or its extension's) deadline
 ├── ConfigError             jitbot.yml or the environment is wrong (stops start-up)
 ├── GaveUp                  Redis stayed away longer than JITBOT_REDIS_GIVE_UP_S allows (stops the process)
 └── ProviderError           a cloud refused or failed; `retryable` says whether to try again
@@ -45,6 +46,11 @@ class NotFound(JitError):
 
 class InvalidTransition(JitError):
     """The request's current status does not allow the action."""
+
+
+class TimedOut(InvalidTransition):
+    """Nobody decided by the deadline: the decision is refused, and the caller times the request out (a late
+    reconciler must not let a stale request through)."""
 
 
 class ConfigError(JitError):

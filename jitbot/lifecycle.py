@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from jitbot import logs, metrics
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, deny, grant, renew
+from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, deny, grant, renew, time_out
 from jitbot.eligibility import withdrawn_note
 from jitbot.errors import InvalidTransition, ProviderError
 from jitbot.people import People
@@ -288,9 +288,10 @@ class Lifecycle:
 
     def _on_timer(self, kind: str, request_id: str, now: datetime) -> None:
         """A policy's time has come: approve on its own, escalate, or remind. State changes clear their timer."""
-        if kind == "auto":
-            if self._still_eligible(request_id, now):
-                self._settle(request_id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now))
+        if kind == "auto":  # past the deadline (a late pass) approval is refused: reconcile's sweep times it out
+            if self._still_eligible(request_id, now) and self._settle(
+                request_id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now)
+            ):
                 self.tasks.issue(request_id)
         elif kind == "escalate":
             if self._settle(request_id, lambda r: apply(r, Action.ESCALATE, AUTO, now, escalated=True)):
@@ -341,7 +342,7 @@ class Lifecycle:
 
     def _time_out(self, request_id: str) -> None:
         now = self.clock()
-        self._settle(request_id, lambda r: apply(r, Action.TIME_OUT, AUTO, now, decided_at=now))
+        self._settle(request_id, lambda r: time_out(r, now))
 
     def _fail(self, request_id: str, note: str) -> None:
         now = self.clock()

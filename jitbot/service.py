@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -40,15 +40,26 @@ from jitbot.domain import (
     apply,
     approve,
     ask_extension,
+    check_in_time,
     deny,
     extend,
     new_request_id,
     open_request,
     refusal,
+    time_out,
 )
 from jitbot.durations import format_duration, parse_duration
 from jitbot.eligibility import check_identity_domain, withdrawn_note
-from jitbot.errors import InvalidTransition, JitError, NotEligible, NotFound, PolicyError, UsageError, echo
+from jitbot.errors import (
+    InvalidTransition,
+    JitError,
+    NotEligible,
+    NotFound,
+    PolicyError,
+    TimedOut,
+    UsageError,
+    echo,
+)
 from jitbot.people import Origin, People
 from jitbot.policy import (
     approver_groups,
@@ -234,6 +245,7 @@ class Service:
         announce: bool = False,
     ) -> AccessRequest:
         now = self.clock()
+        deadline = now + resource.pending_timeout  # kept on the request too: decisions check it (domain.apply)
         timed = not breakglass and not resource.auto_approves(duration)
         identity = self.identity_of(user, resource)  # a person the cloud cannot name is told now, not after approval
         while True:
@@ -246,9 +258,10 @@ class Service:
                 breakglass=breakglass,
                 auto_approve_at=now + resource.auto_approve_after if timed and resource.auto_approve_after else None,
                 escalate_at=now + resource.escalate_after if timed and resource.escalate_after else None,
+                decide_by=deadline,
             )
             announced = partial(self.tasks.sync_slack, request.id) if announce else None
-            if self.store.create(request, event, pending_until=now + resource.pending_timeout, also=announced):
+            if self.store.create(request, event, pending_until=deadline, also=announced):
                 return request
 
     def identity_of(self, user: str, resource: Resource) -> dict[str, str]:
@@ -330,7 +343,7 @@ class Service:
             if user != current.requester:
                 raise PolicyError(f"Only <@{current.requester}>, who holds `{current.id}`, can ask to extend it.")
             check_extension(resource, current, more, now)
-            return ask_extension(current, more, reason, now)
+            return ask_extension(current, more, reason, now, resource.pending_timeout)
 
         self._guarded(request, user, "extend", change)
         if automatic:
@@ -364,8 +377,13 @@ class Service:
         if refused is None:
             return
         now, note = self.clock(), withdrawn_note(resource, refused)
-        with contextlib.suppress(InvalidTransition):  # decided meanwhile: the click is refused all the same
+        try:
             denied, _ = self.store.transition(request.id, lambda r: deny(r, AUTO, now, note))
+        except TimedOut:  # past its deadline: timed out instead (by the caller), and the click refused as such
+            raise
+        except InvalidTransition:  # decided meanwhile: the click is refused all the same
+            pass
+        else:
             if denied.status is Status.ACTIVE:  # an extension denied: the grant runs on, and its holder is told
                 self.notifier.tell(denied.requester, views.extension_denied(denied, AUTO))
         self.tasks.sync_slack(request.id)
@@ -397,8 +415,6 @@ class Service:
         request, groups = self.authorize_decision(request_id, clicker, "approve" if approving else "deny", delivery)
         resource = find_resource(self.catalog, request.resource)
         now = self.clock()
-        if approving:
-            self._still_eligible(request, resource, clicker)
 
         def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
             check_approver(self.catalog, resource, current, clicker, groups)  # again, on the fresh state
@@ -406,7 +422,10 @@ class Service:
                 return approve(current, clicker, resource.approvals, now)
             return deny(current, clicker, now, note)
 
-        updated = self._guarded(request, clicker, "approve" if approving else "deny", change)
+        with self._timing_out(request.id):  # the deadline may pass while Slack is asked
+            if approving:
+                self._still_eligible(request, resource, clicker)
+            updated = self._guarded(request, clicker, "approve" if approving else "deny", change)
         if updated.status is Status.APPROVED:
             self.tasks.issue(updated.id)
         if updated.status is Status.ACTIVE and updated.expires_at != request.expires_at:
@@ -424,19 +443,41 @@ class Service:
         request = self._load_clicked(request_id, clicker, attempted)
         resource = find_resource(self.catalog, request.resource)
         groups = self._groups_of(resource, clicker, request)
-        try:
-            check_approver(self.catalog, resource, request, clicker, groups)
-            done = "approved" if attempted == "approve" else "denied"
-            if request.status is Status.ACTIVE and request.extend_by is None:
-                raise InvalidTransition(f"`{request.id}` is already active; it can no longer be {done}.")
-            if request.status not in (Status.PENDING, Status.ACTIVE):
-                raise InvalidTransition(f"`{request.id}` is {request.status}; it can no longer be {done}.")
-            if delivery and not self.store.first_delivery(delivery):
-                raise InvalidTransition(f"This click was already handled ({DUPLICATE}).")
-        except (PolicyError, InvalidTransition) as error:
-            self._refuse(request, clicker, attempted, error)
-            raise
+        with self._timing_out(request.id):
+            try:
+                check_approver(self.catalog, resource, request, clicker, groups)
+                done = "approved" if attempted == "approve" else "denied"
+                if request.status is Status.ACTIVE and request.extend_by is None:
+                    raise InvalidTransition(f"`{request.id}` is already active; it can no longer be {done}.")
+                if request.status not in (Status.PENDING, Status.ACTIVE):
+                    raise InvalidTransition(f"`{request.id}` is {request.status}; it can no longer be {done}.")
+                check_in_time(request, self.clock())  # a Deny form is not opened on what has timed out
+                if delivery and not self.store.first_delivery(delivery):
+                    raise InvalidTransition(f"This click was already handled ({DUPLICATE}).")
+            except (PolicyError, InvalidTransition) as error:
+                self._refuse(request, clicker, attempted, error)
+                raise
         return request, groups
+
+    @contextlib.contextmanager
+    def _timing_out(self, request_id: str) -> Iterator[None]:
+        """A decision refused as past its deadline times the request (or its extension) out right here, as the
+        reconciler would have: when the reconciler runs late, the clicker still sees the truth at once."""
+        try:
+            yield
+        except TimedOut:
+            self._time_out(request_id)
+            raise
+
+    def _time_out(self, request_id: str) -> None:
+        now = self.clock()
+        try:
+            timed_out, _ = self.store.transition(request_id, lambda r: time_out(r, now))
+        except InvalidTransition:
+            return  # the reconciler (or another click) timed it out first
+        self.tasks.sync_slack(request_id)  # queued first: the approval message is updated even if the DM fails
+        if timed_out.status is Status.ACTIVE:  # an extension timed out: the grant runs on, and its holder is told
+            self.notifier.tell(timed_out.requester, views.extension_timed_out(timed_out))
 
     def submit_form(
         self, user: str, callback_id: str, values: Mapping[str, str], view_id: str, origin: Origin | None = None

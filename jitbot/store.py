@@ -38,6 +38,8 @@ _DATETIMES = (
     "expires_at",
     "auto_approve_at",
     "escalate_at",
+    "decide_by",
+    "extend_decide_by",
     "verified_at",
 )
 _TUPLES = ("approvals", "extend_approvals")

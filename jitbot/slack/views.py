@@ -436,6 +436,14 @@ def extension_denied(request: AccessRequest, by: str) -> str:
     return f":no_entry: {_who(by)} denied extending `{request.id}` (`{request.resource}`); it still ends {until}.{why}"
 
 
+def extension_timed_out(request: AccessRequest) -> str:
+    until = when(request.expires_at or request.created_at)
+    return (
+        f":hourglass: Nobody decided in time on extending `{request.id}` (`{request.resource}`);"
+        f" it still ends {until}. Ask again with `/access extend {request.id} <duration>` if you still need it."
+    )
+
+
 def renewal_failed(request: AccessRequest, error: str) -> str:
     return (
         f":warning: The extension of `{request.id}` could not be applied in {request.provider or 'the cloud'}:"

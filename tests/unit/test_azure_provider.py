@@ -453,7 +453,7 @@ def test_extend_when_approved_then_pim_end_moves_to_the_new_expiry_and_repeat_is
 ) -> None:
     now = datetime.now(UTC)
     active = granted(provider, request(duration=timedelta(hours=1), now=now), now)
-    asked = ask_extension(active, timedelta(hours=1), "INC-123 still broken", now)[0]
+    asked = ask_extension(active, timedelta(hours=1), "INC-123 still broken", now, timedelta(hours=1))[0]
     extended = approve(asked, "U0CAROL", 1, now)[0]  # the one approval needed: expires_at moves an hour on
     issued = provider.extend(extended, resource(), now)
     provider.extend(extended, resource(), now)

@@ -4,8 +4,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jitbot.domain import TRANSITIONS, Action, Status, apply, approve, grant, new_request_id, open_request, refusal
-from jitbot.errors import InvalidTransition
+from jitbot.domain import (
+    TRANSITIONS,
+    Action,
+    Status,
+    apply,
+    approve,
+    ask_extension,
+    grant,
+    new_request_id,
+    open_request,
+    refusal,
+    time_out,
+)
+from jitbot.errors import InvalidTransition, TimedOut
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -79,3 +91,33 @@ def test_new_request_id_then_short_and_unambiguous() -> None:
     ids = {new_request_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 8 and i.startswith("r-") and not set(i[2:]) & set("01loi") for i in ids)
+
+
+@pytest.mark.parametrize("action", [Action.APPROVE, Action.ENDORSE, Action.DENY])
+def test_apply_when_decision_after_the_deadline_then_timed_out_and_at_the_deadline_still_decided(
+    action: Action,
+) -> None:
+    from dataclasses import replace
+
+    request = replace(pending(), decide_by=NOW + timedelta(hours=1))
+    assert apply(request, action, "U0BOB", NOW + timedelta(hours=1))[0].version == 1
+    with pytest.raises(TimedOut, match="Request r-abc234 timed out at 2026-11-23 13:00:00 UTC, before anyone decided"):
+        apply(request, action, "U0BOB", NOW + timedelta(hours=1, seconds=1))
+
+
+@pytest.mark.parametrize("action", [Action.EXTEND, Action.ENDORSE_EXTENSION, Action.DENY_EXTENSION])
+def test_apply_when_extension_decided_after_its_deadline_then_timed_out_and_time_out_drops_it(action: Action) -> None:
+    active, _ = grant(approve(pending(), "U0BOB", 1, NOW)[0], {}, NOW)
+    asked, _ = ask_extension(active, timedelta(hours=1), "INC-2", NOW + timedelta(minutes=10), timedelta(hours=1))
+    late = NOW + timedelta(hours=1, minutes=10, seconds=1)
+    assert asked.extend_decide_by == NOW + timedelta(hours=1, minutes=10)
+    with pytest.raises(TimedOut, match="The extension of r-abc234 timed out at 2026-11-23 13:10:00 UTC"):
+        apply(asked, action, "U0BOB", late)
+    dropped, event = time_out(asked, late)
+    assert (dropped.status, dropped.expires_at, event.event, event.actor) == (
+        Status.ACTIVE,
+        active.expires_at,
+        "extension timed out",
+        "jitbot",
+    )
+    assert (dropped.extend_by, dropped.extend_decide_by, dropped.deadline) == (None, None, None)

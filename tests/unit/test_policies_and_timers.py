@@ -31,7 +31,7 @@ from jitbot.domain import (
     open_request,
     renew,
 )
-from jitbot.errors import ConfigError, InvalidTransition, JitError, PolicyError, ProviderError
+from jitbot.errors import ConfigError, InvalidTransition, JitError, PolicyError, ProviderError, TimedOut
 from jitbot.policy import check_approver, check_cancel, check_end, check_extension, check_reason
 from jitbot.providers.base import Issued
 from jitbot.slack import ids
@@ -40,7 +40,7 @@ from jitbot.store import TIMERS
 from tests.unit.test_lifecycle import NOW, Bot, audit_log, dms, make_bot, shown, status
 
 ALICE, BOB, CAROL, DAVE, OLIVE, EVE, ADMIN = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE", "U0OLIVE", "U0EVE", "U0ADMIN"
-SECOND = timedelta(seconds=1)
+SECOND, HOUR = timedelta(seconds=1), timedelta(hours=1)
 CATALOG_TEXT = """
 approver_channel: C0APPROVALS
 alert_channel: C0SECURITY
@@ -191,7 +191,7 @@ def granted(duration: timedelta = timedelta(hours=1), at_: timedelta = timedelta
 
 
 def test_approve_when_extension_needs_two_then_endorsed_then_extended_by_its_amount() -> None:
-    asked, _ = ask_extension(granted(), timedelta(minutes=30), "INC-2", NOW + timedelta(minutes=40))
+    asked, _ = ask_extension(granted(), timedelta(minutes=30), "INC-2", NOW + timedelta(minutes=40), HOUR)
     once, first = approve(asked, BOB, 2, NOW + timedelta(minutes=41))
     assert (once.status, first.event, once.extend_approvals) == (Status.ACTIVE, "extension endorsed", (BOB,))
     assert once.expires_at == NOW + timedelta(hours=1) and once.extend_by == timedelta(minutes=30)
@@ -208,7 +208,7 @@ def test_approve_when_active_without_extension_then_nothing_to_approve() -> None
 
 
 def test_deny_when_extension_waits_then_extension_dropped_and_grant_unchanged() -> None:
-    asked, _ = ask_extension(granted(), timedelta(minutes=30), "INC-2", NOW)
+    asked, _ = ask_extension(granted(), timedelta(minutes=30), "INC-2", NOW, HOUR)
     denied, event = deny(asked, BOB, NOW + timedelta(minutes=1), "not today")
     assert (denied.status, event.event, event.actor, event.detail["note"]) == (
         Status.ACTIVE,
@@ -226,15 +226,15 @@ def test_deny_when_active_without_extension_then_refused() -> None:
 
 
 def test_ask_extension_when_one_already_waits_then_refused() -> None:
-    asked, event = ask_extension(granted(), timedelta(minutes=30), "INC-2", NOW)
+    asked, event = ask_extension(granted(), timedelta(minutes=30), "INC-2", NOW, HOUR)
     assert (event.event, event.actor, asked.extend_by) == ("extension requested", ALICE, timedelta(minutes=30))
     with pytest.raises(InvalidTransition, match="already has an extension waiting"):
-        ask_extension(asked, timedelta(minutes=15), "INC-3", NOW)
+        ask_extension(asked, timedelta(minutes=15), "INC-3", NOW, HOUR)
 
 
 def test_ask_extension_when_not_active_then_refused() -> None:
     with pytest.raises(InvalidTransition):
-        ask_extension(pending(), timedelta(minutes=30), "INC-2", NOW)
+        ask_extension(pending(), timedelta(minutes=30), "INC-2", NOW, HOUR)
     with pytest.raises(InvalidTransition, match="no extension waiting"):
         extend(granted(), BOB, NOW)
 
@@ -257,7 +257,7 @@ def test_remind_at_when_active_and_at_least_30m_then_five_minutes_before_expiry(
 
 def test_remind_at_when_short_grant_extended_past_30m_then_reminded_for_the_new_expiry() -> None:
     short = granted(timedelta(minutes=20))
-    extended, _ = extend(ask_extension(short, timedelta(minutes=15), "INC-2", NOW)[0], BOB, NOW)
+    extended, _ = extend(ask_extension(short, timedelta(minutes=15), "INC-2", NOW, HOUR)[0], BOB, NOW)
     assert short.remind_at is None and extended.remind_at == NOW + timedelta(minutes=30)
 
 
@@ -265,7 +265,7 @@ def test_granted_for_then_requested_duration_until_granted_then_whole_grant_with
     assert pending(timedelta(hours=2)).granted_for == timedelta(hours=2)
     issued_late = granted(timedelta(hours=1), at_=timedelta(minutes=7))
     assert issued_late.granted_for == timedelta(hours=1)
-    longer, _ = extend(ask_extension(issued_late, timedelta(minutes=45), "", NOW)[0], BOB, NOW)
+    longer, _ = extend(ask_extension(issued_late, timedelta(minutes=45), "", NOW, HOUR)[0], BOB, NOW)
     assert longer.granted_for == timedelta(hours=1, minutes=45)
 
 
@@ -289,7 +289,7 @@ def test_check_extension_when_within_max_in_all_then_allowed_else_names_what_is_
     check_extension(SANDBOX, one_hour, timedelta(hours=3), NOW)
     with pytest.raises(PolicyError, match=r"`sandbox` grants at most 4h in all; `r-abc234` can have at most 3h more"):
         check_extension(SANDBOX, one_hour, timedelta(hours=3, seconds=1), NOW)
-    full, _ = extend(ask_extension(one_hour, timedelta(hours=3), "", NOW)[0], BOB, NOW)
+    full, _ = extend(ask_extension(one_hour, timedelta(hours=3), "", NOW, HOUR)[0], BOB, NOW)
     with pytest.raises(PolicyError, match="can have no more time"):
         check_extension(SANDBOX, full, timedelta(minutes=15), NOW)
 
@@ -396,6 +396,53 @@ def test_pending_timeout_when_nobody_decides_then_expires_at_that_moment_and_mes
     with pytest.raises(InvalidTransition, match="can no longer be approved"):
         bot.service.decide(request_id, BOB, approving=True)  # a late click on an old copy of the message
     assert at(bot, timedelta(hours=2)) == 0 and bot.fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("resource", "approving", "refused"),
+    [("sandbox", True, "approve"), ("sandbox", False, "deny"), ("pair", True, "approve")],  # pair: an endorsement
+)
+def test_decide_when_a_second_after_the_timeout_and_no_reconciler_ran_then_refused_and_timed_out_there(
+    bot: Bot, resource: str, approving: bool, refused: str
+) -> None:
+    request_id = submit(bot, resource)
+    bot.clock.now = NOW + HOUR + SECOND  # the worker is busy elsewhere: nothing swept the pending index
+    with pytest.raises(TimedOut, match=f"Request {request_id} timed out at .* before anyone decided"):
+        bot.service.decide(request_id, BOB, approving=approving, note="too late")
+    request = bot.store.get(request_id)
+    assert (request.status, request.approvals, request.decided_at) == (Status.EXPIRED, (), NOW + HOUR + SECOND)
+    assert events(bot, request_id)[-2:] == [("refused", BOB), ("timed out", "jitbot")]
+    run_jobs(bot)
+    approval = message(bot, request_id)
+    assert "Expired before anyone decided" in text_of(approval) and buttons(approval) == []
+    (told,) = dms(bot)
+    assert "expired before anyone decided" in told.params["text"] and bot.fake.calls == []
+    assert at(bot, HOUR + 2 * SECOND) == 0  # nothing left for the reconciler
+
+
+def test_deny_button_when_after_the_timeout_then_no_form_and_timed_out_there(bot: Bot) -> None:
+    request_id = submit(bot, "sandbox")
+    bot.clock.now = NOW + HOUR + SECOND
+    with pytest.raises(TimedOut, match="can no longer be approved or denied"):
+        bot.service.authorize_decision(request_id, BOB, "deny", delivery="trigger-1")
+    assert status(bot, request_id) is Status.EXPIRED and bot.slack.calls_to("views.open") == []
+    assert events(bot, request_id)[-2:] == [("refused", BOB), ("timed out", "jitbot")]
+
+
+def test_extension_when_approved_after_its_deadline_then_refused_dropped_and_holder_told(bot: Bot) -> None:
+    request_id = active(bot, "sandbox", timedelta(hours=2))
+    bot.clock.now = NOW + timedelta(minutes=10)
+    bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still migrating")
+    run_jobs(bot)
+    bot.clock.now = NOW + timedelta(minutes=70) + SECOND  # the resource's pending_timeout (1h) after the ask
+    with pytest.raises(TimedOut, match=f"The extension of {request_id} timed out at"):
+        bot.service.decide(request_id, BOB, approving=True)
+    request = bot.store.get(request_id)
+    assert (request.status, request.expires_at, request.extend_by) == (Status.ACTIVE, NOW + 2 * HOUR, None)
+    assert events(bot, request_id)[-2:] == [("refused", BOB), ("extension timed out", "jitbot")]
+    assert "Nobody decided in time on extending" in dms(bot)[-1].params["text"]
+    run_jobs(bot)
+    assert buttons(message(bot, request_id)) == [] and "renew" not in run_jobs(bot)
 
 
 # --- auto_approve bound -------------------------------------------------------------------------------------
@@ -530,6 +577,17 @@ def test_auto_approve_after_when_not_before_pending_timeout_then_the_announced_a
         at(bot, timedelta(hours=1))
         # BUG: reconcile() sweeps PENDING (the timeout) before TIMERS (auto-approval): it times out instead.
         assert status(bot, request_id) is Status.APPROVED
+
+
+def test_auto_approve_after_when_the_reconciler_runs_after_the_timeout_then_timed_out_not_approved(bot: Bot) -> None:
+    request_id = submit(bot, "critical")  # approves itself after 30m; times out after 2h
+    assert at(bot, 2 * HOUR + SECOND) == 2  # the pass that should have run at 30m comes late: both are due
+    request = bot.store.get(request_id)
+    assert (request.status, request.decided_by) == (Status.EXPIRED, None)
+    assert events(bot, request_id)[-1] == ("timed out", "jitbot") and ("approved", "jitbot") not in events(
+        bot, request_id
+    )
+    assert "issue" not in run_jobs(bot) and bot.fake.calls == []
 
 
 # --- escalation ---------------------------------------------------------------------------------------------

@@ -54,12 +54,16 @@ def test_store_create_then_get_round_trips_every_field(store: Store) -> None:
         note="a note",
         version=3,
         duration=timedelta(hours=2, seconds=1),
+        decide_by=NOW + HOUR,
+        extend_by=timedelta(minutes=30),
+        extend_decide_by=NOW + timedelta(hours=1, minutes=30),
     )
     assert store.create(request, opened()[1], pending_until=NOW + HOUR)
     loaded = store.get(request.id)
     assert loaded == request
     assert isinstance(loaded.status, Status) and isinstance(loaded.approvals, tuple)
-    for moment in (loaded.created_at, loaded.decided_at, loaded.granted_at, loaded.expires_at):
+    deadlines = (loaded.decide_by, loaded.extend_decide_by)
+    for moment in (loaded.created_at, loaded.decided_at, loaded.granted_at, loaded.expires_at, *deadlines):
         assert moment is not None and moment.utcoffset() == timedelta(0)
 
 
