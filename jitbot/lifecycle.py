@@ -137,7 +137,8 @@ class Lifecycle:
         except ProviderError as error:
             self._retry_revocation(request, error, now)
             return
-        seen = {"verified_at": self.clock(), "verified": verified}
+        confirmed = self.clock()  # the record's time: when the cloud showed it gone, not when the attempt began
+        seen = {"verified_at": confirmed, "verified": verified}
         action, note = (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
         if request.ending_by == AUTO:  # jitbot ended it itself: the access was never delivered
             action, note = Action.FAIL, request.note
@@ -145,7 +146,7 @@ class Lifecycle:
             action = Action.REVOKE
         try:
             self.store.transition(
-                request.id, lambda r: apply(r, action, request.ending_by or AUTO, now, note=note, **seen)
+                request.id, lambda r: apply(r, action, request.ending_by or AUTO, confirmed, note=note, **seen)
             )
         except InvalidTransition:
             return  # another job ended it first
@@ -296,12 +297,22 @@ class Lifecycle:
         elif kind == "escalate":
             if self._settle(request_id, lambda r: apply(r, Action.ESCALATE, AUTO, now, escalated=True)):
                 self.tasks.escalate(request_id)
+        elif kind == "extension":  # nobody decided on an extension in time: dropped, and the grant runs on
+            if self._settle(request_id, lambda r: time_out(r, now)):
+                self._tell_extension_timed_out(request_id)
         elif kind == "refresh":  # the cloud's credentials end before the grant: renewed for what is left
             self.store.clear_timer(kind, request_id)
             self.tasks.renew(request_id)
         else:
             self.store.clear_timer(kind, request_id)
             self.tasks.remind(request_id)
+
+    def _tell_extension_timed_out(self, request_id: str) -> None:
+        request = self.store.get(request_id)
+        try:
+            self.notifier.tell(request.requester, views.extension_timed_out(request))
+        except NotifyError as error:  # the approval message says it too (sync_slack, queued by _settle)
+            _log.warning("extension_timeout_not_told", request_id=request_id, error=str(error))
 
     def _still_eligible(self, request_id: str, now: datetime) -> bool:
         """Approving on its own is an approval: Slack is asked afresh whether the requester may still ask. Denied

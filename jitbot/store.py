@@ -428,10 +428,12 @@ def _write_indexes(pipe: Any, request: AccessRequest) -> None:
         pipe.zrem(EXPIRY, request.id)
         pipe.zrem(mine_key(request.requester), request.id)
     pending = request.status is Status.PENDING
-    if pending or (request.status is Status.ACTIVE and request.extend_by is not None):
+    extending = request.status is Status.ACTIVE and request.extend_by is not None
+    if pending or extending:
         pipe.zadd(UNDECIDED, {request.id: request.created_at.timestamp()})
     else:
         pipe.zrem(UNDECIDED, request.id)
+    _timer(pipe, "extension", request.id, request.extend_decide_by if extending else None)
     _timer(pipe, "auto", request.id, request.auto_approve_at if pending else None)
     _timer(pipe, "escalate", request.id, request.escalate_at if pending and not request.escalated else None)
     _timer(pipe, "remind", request.id, request.remind_at)

@@ -105,6 +105,23 @@ def test_revocation_when_read_back_shows_access_gone_then_expired_with_what_was_
     assert detail["verified_at"] == bot.clock.now.isoformat()
 
 
+def test_revocation_when_the_cloud_is_slow_then_the_end_is_recorded_when_the_cloud_confirmed_it(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request_id = active(bot)
+    bot.clock.now = ended_at = NOW + timedelta(hours=1)
+    read_back = cloud(bot).verify_revoked
+
+    def slow(request: AccessRequest, resource: Resource, now: datetime) -> str:
+        bot.clock.advance(timedelta(seconds=40))  # a cloud that takes its time to answer
+        return read_back(request, resource, now)
+
+    monkeypatch.setattr(cloud(bot), "verify_revoked", slow)
+    bot.lifecycle.end_access(request_id)
+    (record,) = [entry for entry in audit_log(bot) if entry["event"] == "expired"]
+    assert record["at"] == (ended_at + timedelta(seconds=40)).isoformat() == json.loads(record["detail"])["verified_at"]
+
+
 def test_revocation_when_read_back_keeps_showing_access_then_grant_stays_live_retried_and_alerted(bot: Bot) -> None:
     request_id = active(bot)
     cloud(bot).stuck.add(request_id)

@@ -445,6 +445,25 @@ def test_extension_when_approved_after_its_deadline_then_refused_dropped_and_hol
     assert buttons(message(bot, request_id)) == [] and "renew" not in run_jobs(bot)
 
 
+def test_extension_when_nobody_decides_by_its_deadline_then_the_reconciler_drops_it_and_tells_the_holder(
+    bot: Bot,
+) -> None:
+    request_id = active(bot, "sandbox", timedelta(hours=2))
+    bot.clock.now = NOW + timedelta(minutes=10)
+    bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still migrating")
+    run_jobs(bot)
+    bot.clock.now = NOW + timedelta(minutes=70)  # its deadline, nobody having clicked
+    bot.lifecycle.reconcile()
+    request = bot.store.get(request_id)
+    assert (request.status, request.expires_at, request.extend_by) == (Status.ACTIVE, NOW + 2 * HOUR, None)
+    assert events(bot, request_id)[-1] == ("extension timed out", "jitbot")
+    assert "Nobody decided in time on extending" in dms(bot)[-1].params["text"]
+    run_jobs(bot)
+    assert buttons(message(bot, request_id)) == []  # the approvers' buttons go with it
+    bot.lifecycle.reconcile()  # the timer went with the extension: nothing more happens
+    assert events(bot, request_id)[-1] == ("extension timed out", "jitbot")
+
+
 # --- auto_approve bound -------------------------------------------------------------------------------------
 
 
