@@ -70,6 +70,15 @@ if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2]) then
 end
 return 0
 """
+# a lease moved on for grants still being ended: never added back (a grant ended meanwhile left the index), never
+# moved earlier (a failed revocation's retry time stands)
+_RENEW = """
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) < tonumber(ARGV[1]) then redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i]) end
+end
+return 0
+"""
 UNVERIFIED_SINCE = "jitbot:unverified:since"  # per reason: refused since its last audit record
 PERSON_TTL = timedelta(minutes=10)  # what users.info said of someone (standing, email): a guest made so stays out
 GROUP_TTL = timedelta(seconds=60)  # a requester group's members: approval and auto-approval ask Slack afresh
@@ -281,6 +290,10 @@ class Store:
         no one else takes it while it is being revoked; revoking removes it, failing puts it at its retry time."""
         ids = self.redis.eval(_CLAIM, 1, EXPIRY, now.timestamp(), limit, (now + lease).timestamp())
         return [_text(i) for i in ids]
+
+    def renew_leases(self, request_ids: list[str], until: datetime) -> None:
+        """The claims on `request_ids` last until `until`: their revocations are still under way."""
+        self.redis.eval(_RENEW, 1, EXPIRY, until.timestamp(), *request_ids)
 
     def clear_timer(self, kind: str, request_id: str) -> None:
         self.redis.zrem(TIMERS, f"{kind}:{request_id}")

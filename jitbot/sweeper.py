@@ -13,18 +13,21 @@ from __future__ import annotations
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
 
 from jitbot import logs, runtime
 from jitbot.clock import Clock, utcnow
+from jitbot.errors import NotFound
 from jitbot.lifecycle import Lifecycle
 from jitbot.outage import Outage, describe
 from jitbot.store import Store
 
 THREADS = 32  # concurrent cloud calls per sweeper process
 LEASE = timedelta(seconds=10)  # a claimed grant is someone else's to take after this (its sweeper died)
+RENEW_EVERY = LEASE / 2  # a claim being worked on is renewed this often, however long its cloud takes
+LANE_FULL_RETRY = timedelta(seconds=2)  # a grant whose cloud has all its threads busy is put back this far ahead
 IDLE_S = 0.2  # how often an idle sweeper looks: the lag of a revocation when nothing else is due
 _log = logs.get("jitbot.sweeper")
 
@@ -44,6 +47,11 @@ class Sweeper:
         self.slots = threading.BoundedSemaphore(threads)
         self.threads = threads
         self.outage = outage or Outage(_log)
+        self.lane_size = max(1, threads // 2)  # one cloud's share of the threads: a frozen one holds no more
+        self._lanes: dict[str, threading.BoundedSemaphore] = {}
+        self._inflight: set[str] = set()
+        self._inflight_lock = threading.Lock()
+        self._renewed: datetime | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Sweep until `stop` is set; never dies of an error (the next pass tries again). Redis away: one line
@@ -65,6 +73,7 @@ class Sweeper:
 
     def sweep(self, pool: ThreadPoolExecutor) -> int:
         """Claim as many due grants as there are free threads, and start ending each; returns how many."""
+        self._renew_leases()
         if not self.slots.acquire(timeout=IDLE_S):  # every thread busy
             return 0
         free = 1
@@ -76,17 +85,48 @@ class Sweeper:
         finally:  # Redis away: every slot taken for this pass comes back
             for _ in range(free - len(claimed)):
                 self.slots.release()
+        with self._inflight_lock:
+            self._inflight.update(claimed)
         for request_id in claimed:
             pool.submit(self._end, request_id)
         return len(claimed)
 
+    def _renew_leases(self) -> None:
+        """Every grant being ended keeps its claim while its cloud call runs (each call is bounded, a revocation
+        makes several): no other sweeper, nor the reconciler, starts the same revocation beside it."""
+        now = self.clock()
+        if self._renewed is not None and now - self._renewed < RENEW_EVERY:
+            return
+        self._renewed = now
+        with self._inflight_lock:
+            working = sorted(self._inflight)
+        if working:
+            self.store.renew_leases(working, now + LEASE)
+
     def _end(self, request_id: str) -> None:
+        lane = self._lane(request_id)
         try:
-            self.lifecycle.end_access(request_id)
+            if not lane.acquire(blocking=False):  # its cloud already has its share of threads (frozen, say)
+                self.store.retry_revocation_at(request_id, self.clock() + LANE_FULL_RETRY)
+                return
+            try:
+                self.lifecycle.end_access(request_id)
+            finally:
+                lane.release()
         except Exception:  # noqa: BLE001 - the lease brings it back; the reconciler is the second net
             _log.exception("revoke_failed", request_id=request_id)
         finally:
+            with self._inflight_lock:
+                self._inflight.discard(request_id)
             self.slots.release()
+
+    def _lane(self, request_id: str) -> threading.BoundedSemaphore:
+        """The threads of the request's cloud (its catalog provider): one cloud never takes them all."""
+        try:
+            provider = self.store.get(request_id).provider
+        except NotFound:  # ended and gone meanwhile: end_access finds nothing to do
+            provider = ""
+        return self._lanes.setdefault(provider, threading.BoundedSemaphore(self.lane_size))
 
 
 def run() -> None:

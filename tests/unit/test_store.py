@@ -306,3 +306,13 @@ def test_note_unverified_when_flooded_then_every_one_counted_and_one_record_a_wi
     assert store.note_unverified("forged", window) == 0
     keys = sorted(key.decode() for key in store.redis.keys("jitbot:unverified:*"))  # O(1), whatever the flood:
     assert keys == ["jitbot:unverified:since", "jitbot:unverified:window:forged", "jitbot:unverified:window:unsigned"]
+
+
+def test_renew_leases_when_claims_are_under_way_then_moved_on_never_added_back_nor_made_earlier(store: Store) -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    store.redis.zadd(EXPIRY, {"r-leased": (now + timedelta(seconds=10)).timestamp()})
+    store.redis.zadd(EXPIRY, {"r-retry": (now + timedelta(minutes=5)).timestamp()})  # its revocation failed: retry then
+    store.renew_leases(["r-leased", "r-retry", "r-ended"], now + timedelta(seconds=20))
+    assert store.redis.zscore(EXPIRY, "r-leased") == (now + timedelta(seconds=20)).timestamp()
+    assert store.redis.zscore(EXPIRY, "r-retry") == (now + timedelta(minutes=5)).timestamp()
+    assert store.redis.zscore(EXPIRY, "r-ended") is None  # ended and recorded meanwhile: left out

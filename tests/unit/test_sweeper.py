@@ -1,16 +1,19 @@
 """The sweeper: claims what is due from the expiry index (with a lease) and revokes it on a thread pool."""
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 import redis
 
-from jitbot.domain import Status
+from jitbot.catalog import Resource
+from jitbot.domain import AccessRequest, Status
 from jitbot.errors import ProviderError
-from jitbot.store import EXPIRY
-from jitbot.sweeper import LEASE, Sweeper
+from jitbot.store import EXPIRY, encode, request_key
+from jitbot.sweeper import LANE_FULL_RETRY, LEASE, Sweeper
 from tests.unit.test_lifecycle import NOW, Bot, active, bot, status
 
 __all__ = ["bot"]
@@ -109,3 +112,62 @@ def test_sweep_when_redis_fails_then_no_thread_is_lost_and_the_next_pass_works(b
         bot.store.claim_due = real  # type: ignore[method-assign]
         assert sweeper.sweep(pool) == 1
     assert status(bot, request_id) is Status.EXPIRED
+
+
+class Gate:
+    """Holds the cloud calls of the requests in `held` until `open` is set, as a frozen endpoint would."""
+
+    def __init__(self, bot: Bot, held: set[str]) -> None:
+        self.open, self.held, self.calls = threading.Event(), held, []
+        real = bot.fake.revoke
+
+        def revoke(request: AccessRequest, resource: Resource, now: datetime) -> None:
+            self.calls.append(request.id)
+            if request.id in self.held:
+                assert self.open.wait(10), "the test never opened the gate"
+            real(request, resource, now)
+
+        bot.fake.revoke = revoke  # type: ignore[method-assign]
+
+
+def wait_for(predicate: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if predicate():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("timed out waiting")
+
+
+def test_sweep_when_a_revocation_outlasts_the_lease_then_its_claim_is_renewed_and_nobody_starts_it_again(
+    bot: Bot,
+) -> None:
+    (request_id,) = grants(bot, 1)
+    gate = Gate(bot, {request_id})
+    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=2)
+    with ThreadPoolExecutor(2) as pool:
+        assert sweeper.sweep(pool) == 1
+        wait_for(lambda: gate.calls == [request_id])
+        for _ in range(4):  # 40 s of a cloud that does not answer, a pass every 10 s
+            bot.clock.advance(LEASE)
+            assert sweeper.sweep(pool) == 0  # the lease moved on with the clock: not due again
+        gate.open.set()
+    assert status(bot, request_id) is Status.EXPIRED and gate.calls == [request_id]
+
+
+def test_sweep_when_one_cloud_is_frozen_then_it_holds_only_its_share_and_the_others_are_ended(bot: Bot) -> None:
+    ids = grants(bot, 4)
+    frozen, other = ids[:3], ids[3]
+    for request_id in frozen:  # three grants of a cloud that does not answer, one of another cloud
+        bot.store.redis.set(request_key(request_id), encode(replace(bot.store.get(request_id), provider="aws")))
+    gate = Gate(bot, set(frozen))
+    bot.clock.now = NOW + timedelta(days=1)
+    sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=4)  # a cloud's share: 2 threads
+    with ThreadPoolExecutor(4) as pool:
+        assert sweeper.sweep(pool) == 4
+        wait_for(lambda: status(bot, other) is Status.EXPIRED)
+        started = sorted(gate.calls)
+        put_back = bot.store.redis.zscore(EXPIRY, frozen[2])
+        gate.open.set()
+    assert started == sorted([*frozen[:2], other])  # the third frozen one never took a thread
+    assert put_back == (bot.clock.now + LANE_FULL_RETRY).timestamp()
