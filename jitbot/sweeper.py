@@ -40,6 +40,7 @@ class Sweeper:
         clock: Clock = utcnow,
         threads: int = THREADS,
         outage: Outage | None = None,
+        lane_size: int | None = None,
     ) -> None:
         self.lifecycle = lifecycle
         self.store = store
@@ -47,7 +48,7 @@ class Sweeper:
         self.slots = threading.BoundedSemaphore(threads)
         self.threads = threads
         self.outage = outage or Outage(_log)
-        self.lane_size = max(1, threads // 2)  # one cloud's share of the threads: a frozen one holds no more
+        self.lane_size = lane_size or share(threads, {r.provider for r in lifecycle.catalog.resources.values()})
         self._lanes: dict[str, threading.BoundedSemaphore] = {}
         self._inflight: set[str] = set()
         self._inflight_lock = threading.Lock()
@@ -127,6 +128,12 @@ class Sweeper:
         except NotFound:  # ended and gone meanwhile: end_access finds nothing to do
             provider = ""
         return self._lanes.setdefault(provider, threading.BoundedSemaphore(self.lane_size))
+
+
+def share(threads: int, providers: set[str]) -> int:
+    """One cloud's share of the threads: all of them when the catalog has one cloud, else half, so that a frozen
+    endpoint holds no more than that while the other clouds' revocations go on."""
+    return threads if len(providers) <= 1 else max(1, threads // 2)
 
 
 def run() -> None:

@@ -13,7 +13,7 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, Status
 from jitbot.errors import ProviderError
 from jitbot.store import EXPIRY, encode, request_key
-from jitbot.sweeper import LANE_FULL_RETRY, LEASE, Sweeper
+from jitbot.sweeper import LANE_FULL_RETRY, LEASE, Sweeper, share
 from tests.unit.test_lifecycle import NOW, Bot, active, bot, status
 
 __all__ = ["bot"]
@@ -138,6 +138,10 @@ def wait_for(predicate: Callable[[], bool]) -> None:
     raise AssertionError("timed out waiting")
 
 
+def test_share_when_one_cloud_then_every_thread_else_half() -> None:
+    assert (share(32, {"aws"}), share(32, {"aws", "gcp"}), share(1, {"aws", "gcp"})) == (32, 16, 1)
+
+
 def test_sweep_when_a_revocation_outlasts_the_lease_then_its_claim_is_renewed_and_nobody_starts_it_again(
     bot: Bot,
 ) -> None:
@@ -162,7 +166,7 @@ def test_sweep_when_one_cloud_is_frozen_then_it_holds_only_its_share_and_the_oth
         bot.store.redis.set(request_key(request_id), encode(replace(bot.store.get(request_id), provider="aws")))
     gate = Gate(bot, set(frozen))
     bot.clock.now = NOW + timedelta(days=1)
-    sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=4)  # a cloud's share: 2 threads
+    sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=4, lane_size=2)  # as with two clouds
     with ThreadPoolExecutor(4) as pool:
         assert sweeper.sweep(pool) == 4
         wait_for(lambda: status(bot, other) is Status.EXPIRED)
