@@ -329,7 +329,7 @@ def test_sso_requests_when_two_grants_overlap_then_the_first_ending_leaves_the_s
     first_id, first_posted = request_access(stack, "U0OLGA", "request prod-sso 3s INC-47 short look")
     approve(stack, "U0BOB", first_id, first_posted)
     access_dm(stack, "U0OLGA", first_id)
-    second_id, second_posted = request_access(stack, "U0OLGA", "request prod-sso 20s INC-47 longer look")
+    second_id, second_posted = request_access(stack, "U0OLGA", "request prod-sso 10s INC-47 longer look")
     approve(stack, "U0BOB", second_id, second_posted)
     access_dm(stack, "U0OLGA", second_id)
 
