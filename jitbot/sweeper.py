@@ -105,8 +105,8 @@ class Sweeper:
             self.store.renew_leases(working, now + LEASE)
 
     def _end(self, request_id: str) -> None:
-        lane = self._lane(request_id)
         try:
+            lane = self._lane(request_id)  # reads Redis: inside, so that its failure too gives the thread back
             if not lane.acquire(blocking=False):  # its cloud already has its share of threads (frozen, say)
                 self.store.retry_revocation_at(request_id, self.clock() + LANE_FULL_RETRY)
                 return
