@@ -22,6 +22,7 @@ class Config:
     config_path: str = "jitbot.yml"
     port: int = 3000
     home: Path = Path(".jitbot")
+    redis_tls_ca: str | None = None  # REDIS_TLS_CA: the CA file a rediss:// server's certificate is checked against
     allow_unsafe_redis: bool = False  # JITBOT_ALLOW_UNSAFE_REDIS=1: skip the durability check of REDIS_URL
     azure_arm_endpoint: str | None = None  # None: Azure's public Resource Manager
     gcp_resourcemanager_endpoint: str | None = None  # None: Google's public Resource Manager
@@ -42,6 +43,7 @@ class Config:
             slack_app_token=env.get("SLACK_APP_TOKEN") or None,
             slack_api_url=api_url if api_url.endswith("/") else api_url + "/",  # slack_sdk joins, needs the slash
             redis_url=env.get("REDIS_URL") or None,
+            redis_tls_ca=env.get("REDIS_TLS_CA") or None,
             config_path=env.get("JITBOT_CONFIG") or "jitbot.yml",
             port=int(port),
             home=Path.cwd() / ".jitbot",

@@ -12,6 +12,8 @@ from jitbot.catalog import Catalog, load_catalog
 from jitbot.config import Config
 from jitbot.drift import DriftScan
 from jitbot.lifecycle import Lifecycle
+from jitbot.outage import describe
+from jitbot.redis_url import Connected, open_redis
 from jitbot.service import Service
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store, check_durability
@@ -31,23 +33,26 @@ class Runtime:
     drift: DriftScan
 
 
-def connect(config: Config) -> redis.Redis:
-    """REDIS_URL, or the embedded Redis (started if need be). Bytes responses: RQ needs them."""
+def connect(config: Config) -> Connected:
+    """REDIS_URL (jitbot.redis_url), or the embedded Redis (started if need be). Bytes responses: RQ needs them."""
     if config.redis_url is None:  # the embedded one is durable by construction
-        return redis.Redis.from_url(embedded.ensure_running(config.home), health_check_interval=30, socket_timeout=30)
-    client = redis.Redis.from_url(config.redis_url, health_check_interval=30, socket_timeout=30)
+        return open_redis(embedded.ensure_running(config.home))
+    connected = open_redis(config.redis_url, config.redis_tls_ca)
     try:
-        check_durability(client, config.allow_unsafe_redis)
-    except redis.ConnectionError:  # start anyway: /healthz says 503 until Redis answers
-        logs.get("jitbot.runtime").warning("redis_unreachable_at_start", durability="not checked")
-    return client
+        check_durability(connected.client, config.allow_unsafe_redis)
+    except redis.ConnectionError as error:  # start anyway: /healthz says 503 until Redis answers
+        logs.get("jitbot.runtime").warning(
+            "redis_unreachable_at_start", durability="not checked", error=describe(error)
+        )
+    return connected
 
 
 def build(config: Config, someone_waiting: bool = False) -> Runtime:
     """`someone_waiting`: the web process, where every Slack call is made while a person waits on the ack."""
     catalog = load_catalog(config.config_path)
-    client = connect(config)
-    store = Store(client)
+    connected = connect(config)
+    client = connected.client
+    store = Store(client, replicas=connected.replicas)
     tasks = Tasks(client)
     notifier = Notifier(
         web_client(config.slack_bot_token, config.slack_api_url, someone_waiting=someone_waiting), store

@@ -27,6 +27,7 @@ from jitbot import audit, runtime
 from jitbot.commands import MAX_REASON, USAGE
 from jitbot.config import Config
 from jitbot.durations import MAX_DURATION as MAX_PERIOD
+from jitbot.redis_url import Connected
 from jitbot.slack import listeners
 from jitbot.store import decode
 from jitbot.tasks import QUEUE, SERIALIZER
@@ -188,7 +189,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     path.write_text(CATALOG)
     store = fakeredis.FakeRedis()
     with SlackStandIn() as slack, pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runtime, "connect", lambda config: store)
+        patch.setattr(runtime, "connect", lambda config: Connected(store, replicas=0))
         listener_log = Recorder()
         patch.setattr(listeners, "_log", listener_log)
         patch.setattr(audit, "_log", Recorder())  # 10,000 audit lines would only fill pytest's capture
