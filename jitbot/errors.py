@@ -66,12 +66,17 @@ class ProviderError(JitError):
 
     `not_before`, when the cloud said when to try again (Retry-After, Azure PIM's first five minutes): a retry
     earlier than that is pointless, and waiting for it is not a failure worth an alert.
+    `unanswered`: the cloud did not answer at all (no connection, or no reply within the SDK's timeouts). The
+    attempt has already waited; another soon costs the cloud nothing, and uses it again as soon as it is back.
     """
 
-    def __init__(self, message: str, *, retryable: bool, not_before: datetime | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool, not_before: datetime | None = None, unanswered: bool = False
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.not_before = not_before
+        self.unanswered = unanswered
 
 
 def echo(user_text: str, limit: int = 40) -> str:

@@ -18,7 +18,7 @@ from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, deny
 from jitbot.eligibility import withdrawn_note
 from jitbot.errors import InvalidTransition, ProviderError
 from jitbot.people import People
-from jitbot.policy import find_resource, revocation_retry_delay
+from jitbot.policy import audits_failure, find_resource, revocation_retry_delay
 from jitbot.providers.base import Provider
 from jitbot.slack import views
 from jitbot.slack.home import Homes
@@ -182,14 +182,22 @@ class Lifecycle:
                 _log.warning("deferral_not_told", request_id=request.id, error=str(told))
             return
         failures = self.store.note_revocation_failure(request.id, str(error), now)
-        delay = revocation_retry_delay(self.catalog.revocation, failures, random.random())
+        delay = revocation_retry_delay(self.catalog.revocation, failures, random.random(), error.unanswered)
         self.store.retry_revocation_at(request.id, now + delay)
-        detail = {"attempt": failures, "error": str(error), "retry_in_s": round(delay.total_seconds(), 1)}
-        self.store.record(
-            AuditEvent(
-                "revocation failed", request.id, AUTO, request.resource, now, request.status, detail, request.provider
+        if audits_failure(failures):
+            detail = {"attempt": failures, "error": str(error), "retry_in_s": round(delay.total_seconds(), 1)}
+            self.store.record(
+                AuditEvent(
+                    "revocation failed",
+                    request.id,
+                    AUTO,
+                    request.resource,
+                    now,
+                    request.status,
+                    detail,
+                    request.provider,
+                )
             )
-        )
         if failures >= self.catalog.revocation.alert_after and self.store.claim_revocation_alert(request.id):
             self.tasks.alert_revocation(request.id)
 

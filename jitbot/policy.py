@@ -99,10 +99,24 @@ def check_admin(catalog: Catalog, user: str, what: str) -> None:
         raise PolicyError(f"Only jitbot's admins can {what}.")
 
 
-def revocation_retry_delay(revocation: Revocation, failures: int, jitter: float) -> timedelta:
-    """Exponential backoff with equal jitter: half the step fixed, half random (`jitter` in [0, 1))."""
-    step = min(revocation.retry_base * (1 << min(failures - 1, 30)), revocation.retry_cap)
+AUDITED_FAILURES = 10
+
+
+def revocation_retry_delay(revocation: Revocation, failures: int, jitter: float, unanswered: bool = False) -> timedelta:
+    """Exponential backoff with equal jitter: half the step fixed, half random (`jitter` in [0, 1)).
+
+    A cloud that did not answer at all (`unanswered`) is tried again on the first step, never a longer one: the
+    attempt has already waited out the SDK's timeouts, another costs that cloud nothing, and a grant whose cloud
+    comes back is cut within that step rather than minutes later. Backoff grows for clouds that answer: errors and
+    throttling, where more calls would make it worse."""
+    step = min(revocation.retry_base * (1 << min(0 if unanswered else failures - 1, 30)), revocation.retry_cap)
     return step / 2 + step / 2 * jitter
+
+
+def audits_failure(failures: int) -> bool:
+    """Whether a failed revocation attempt gets its own audit record: the first ten, then the 16th, 32nd, 64th…,
+    so that a cloud down for hours (tried every few seconds) shows that jitbot kept trying in a few records."""
+    return failures <= AUDITED_FAILURES or failures & (failures - 1) == 0
 
 
 def approver_groups(resource: Resource) -> tuple[str, ...]:

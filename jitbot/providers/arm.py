@@ -9,7 +9,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.mgmt.authorization.v2020_10_01 import AuthorizationManagementClient as PimClient
 from azure.mgmt.authorization.v2022_04_01 import AuthorizationManagementClient as RbacClient
 
@@ -92,10 +98,14 @@ class Arm:
             message = error.error.message if error.error and error.error.message else str(error.reason)
             retry_after = getattr(error.response, "headers", {}).get("Retry-After")  # typed without headers
             raise ArmRefusal(error.status_code or 0, code, message, retry_after) from None
-        except AzureError as error:
+        except (ServiceRequestError, ServiceResponseError) as error:  # no connection, or no answer in time
             raise ProviderError(
-                f"Azure Resource Manager at {self.endpoint} could not be reached: {first_line(error)}", retryable=True
+                f"Azure Resource Manager at {self.endpoint} could not be reached: {first_line(error)}",
+                retryable=True,
+                unanswered=True,
             ) from None
+        except AzureError as error:
+            raise ProviderError(f"Azure's SDK failed: {first_line(error)}", retryable=True) from None
 
 
 def json_body(body: dict[str, Any]) -> io.BytesIO:

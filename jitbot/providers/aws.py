@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, session_name
@@ -419,5 +426,9 @@ def _call(operation: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         failed = ProviderError(f"AWS {operation} failed: {code}: {message}", retryable=code in RETRYABLE_CODES)
         failed.code = code
         raise failed from None
+    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as error:
+        raise ProviderError(
+            f"AWS {operation} could not be reached: {type(error).__name__}", retryable=True, unanswered=True
+        ) from None
     except BotoCoreError as error:
-        raise ProviderError(f"AWS {operation} could not be reached: {type(error).__name__}", retryable=True) from None
+        raise ProviderError(f"AWS {operation} failed in the SDK: {type(error).__name__}", retryable=True) from None

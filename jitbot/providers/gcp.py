@@ -313,13 +313,17 @@ class GcpProvider:
                 raise _Conflict from None
             raise _http_error(method, resource, kind, error, now) from None
         except TransportError as error:
-            raise ProviderError(f"GCP sign-in could not be reached: {_first_line(error)}", retryable=True) from None
+            raise ProviderError(
+                f"GCP sign-in could not be reached: {_first_line(error)}", retryable=True, unanswered=True
+            ) from None
         except GoogleAuthError as error:
             raise ProviderError(
                 f"GCP credentials failed ({type(error).__name__}): {_first_line(error)}", retryable=error.retryable
             ) from None
         except (httplib2.HttpLib2Error, OSError) as error:
-            raise ProviderError(f"GCP {method} could not be reached: {type(error).__name__}", retryable=True) from None
+            raise ProviderError(
+                f"GCP {method} could not be reached: {type(error).__name__}", retryable=True, unanswered=True
+            ) from None
 
 
 def _http_error(method: str, resource: str, kind: str, error: Any, now: datetime) -> ProviderError:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import fakeredis
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
 from jitbot.catalog import parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
@@ -241,7 +241,20 @@ def test_call_when_unreachable_then_retryable_and_names_operation() -> None:
     error = EndpointConnectionError(endpoint_url="https://sts.amazonaws.com")
     with pytest.raises(ProviderError, match="AWS AssumeRole could not be reached: EndpointConnectionError") as raised:
         _call("AssumeRole", raising(error))
-    assert raised.value.retryable is True
+    assert raised.value.retryable is True and raised.value.unanswered is True
+
+
+def test_call_when_the_endpoint_never_answers_then_unanswered() -> None:
+    error = ReadTimeoutError(endpoint_url="https://iam.amazonaws.com")
+    with pytest.raises(ProviderError, match="AWS PutRolePolicy could not be reached: ReadTimeoutError") as raised:
+        _call("PutRolePolicy", raising(error))
+    assert raised.value.unanswered is True
+
+
+def test_call_when_the_sdk_fails_without_calling_then_retryable_but_answered() -> None:
+    with pytest.raises(ProviderError, match="failed in the SDK: NoCredentialsError") as raised:
+        _call("AssumeRole", raising(NoCredentialsError()))
+    assert raised.value.retryable is True and raised.value.unanswered is False
 
 
 def test_call_when_ok_then_passes_arguments_and_returns_result() -> None:

@@ -540,7 +540,7 @@ def test_grant_when_arm_unreachable_then_retryable() -> None:
     provider = AzureProvider(endpoint=f"http://127.0.0.1:{port}", credential=StaticToken("token"))
     with pytest.raises(ProviderError) as raised:
         provider.grant(request(), resource(), datetime.now(UTC))
-    assert raised.value.retryable and "could not be reached" in str(raised.value)
+    assert raised.value.retryable and raised.value.unanswered and "could not be reached" in str(raised.value)
 
 
 def test_grant_when_plain_http_endpoint_is_not_loopback_then_no_token_is_sent() -> None:

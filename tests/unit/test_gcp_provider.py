@@ -400,7 +400,7 @@ def test_grant_when_endpoint_refuses_connections_then_retryable(standin: GcpStan
     credentials = external_account_authorized_user.Credentials.from_file(str(standin.write_adc(tmp_path)))
     with pytest.raises(ProviderError, match="GCP getIamPolicy could not be reached") as raised:
         GcpProvider(endpoint=closed, credentials=credentials).grant(request(), resource(), NOW)
-    assert raised.value.retryable is True
+    assert raised.value.retryable is True and raised.value.unanswered is True
 
 
 def test_grant_when_no_email_then_not_retryable_before_any_call(standin: GcpStandIn, provider: GcpProvider) -> None:

@@ -13,7 +13,7 @@ import pytest
 from jitbot.catalog import parse_catalog
 from jitbot.domain import Status
 from jitbot.errors import ProviderError
-from jitbot.policy import revocation_retry_delay
+from jitbot.policy import audits_failure, revocation_retry_delay
 from jitbot.sweeper import LEASE
 from tests.unit.test_lifecycle import NOW, Bot, active, make_bot, status
 
@@ -131,6 +131,17 @@ def test_revocation_retry_delay_when_failures_grow_then_doubles_with_jitter_up_t
 ) -> None:
     delays = [revocation_retry_delay(CATALOG.revocation, failures, j).total_seconds() for j in (0.0, 0.5, 0.999)]
     assert low <= min(delays) and max(delays) <= high
+
+
+@pytest.mark.parametrize("failures", [1, 2, 6, 60])
+def test_revocation_retry_delay_when_the_cloud_did_not_answer_then_the_first_step_every_time(failures: int) -> None:
+    delays = [revocation_retry_delay(CATALOG.revocation, failures, j, unanswered=True) for j in (0.0, 0.999)]
+    assert [round(d.total_seconds()) for d in delays] == [5, 10]
+
+
+def test_audits_failure_when_a_cloud_stays_down_then_ten_records_then_one_per_doubling() -> None:
+    audited = [n for n in range(1, 1001) if audits_failure(n)]
+    assert audited == [*range(1, 11), 16, 32, 64, 128, 256, 512]
 
 
 def datetime_of(entry: dict[str, str]) -> datetime:
