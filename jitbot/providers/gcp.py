@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -198,6 +199,8 @@ class GcpProvider:
         self._credentials = credentials
         self._sleep = sleep
         self._service: Any = None
+        self._credentials_in_use: GoogleCredentials | None = None
+        self._per_thread = threading.local()
 
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         return self._bind(request, resource, now, now + request.duration, lambda policy: policy)
@@ -287,26 +290,36 @@ class GcpProvider:
 
     def _client(self) -> Any:
         if self._service is None:
-            credentials = self._credentials or google.auth.default(scopes=SCOPES)[0]
+            self._credentials_in_use = self._credentials or google.auth.default(scopes=SCOPES)[0]
             options = {"api_endpoint": self.endpoint} if self.endpoint else None
-            # httplib2's one timeout covers connecting and each read (the library's default: 60 s)
-            http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=CONNECT_S + READ_S))
             self._service = build(
                 "cloudresourcemanager",
                 "v3",
-                http=http,
+                http=self._http(),
                 client_options=options,
                 static_discovery=True,  # the discovery document ships in the package: no network to build
                 cache_discovery=False,
             )
         return self._service
 
+    def _http(self) -> AuthorizedHttp:
+        """This thread's own connection: httplib2.Http is not thread-safe, and the sweeper revokes from many
+        threads at once (google-api-python-client, docs/thread_safety.md: "each thread that you are making
+        requests from must have its own instance of httplib2.Http()"; shared, concurrent revocations failed with
+        ResponseNotReady and AttributeError). httplib2's one timeout covers connecting and each read (its default:
+        60 s)."""
+        http: AuthorizedHttp | None = getattr(self._per_thread, "http", None)
+        if http is None:
+            http = AuthorizedHttp(self._credentials_in_use, http=httplib2.Http(timeout=CONNECT_S + READ_S))
+            self._per_thread.http = http
+        return http
+
     def _run(self, method: str, resource: str, body: dict[str, Any], now: datetime) -> Policy:
         """One getIamPolicy/setIamPolicy call; SDK errors become ProviderError, a concurrent change _Conflict."""
         kind = resource_kind(resource)
         try:
             collection = getattr(self._client(), resource.partition("/")[0])()
-            result: Policy = getattr(collection, method)(resource=resource, body=body).execute()
+            result: Policy = getattr(collection, method)(resource=resource, body=body).execute(http=self._http())
             return result
         except HttpError as error:
             if error.status_code in CONFLICT_STATUSES:

@@ -2,6 +2,7 @@
 
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -600,3 +601,17 @@ def test_standin_when_bindings_added_behind_jitbots_back_then_new_etag_and_versi
     policy = standin.policies["folders/1"]
     assert policy["bindings"] == [OWNER, jitbot_binding("r-7k3q9x", "2026-11-24T03:00:00Z")]
     assert policy["etag"] != "BwX=" and policy["version"] == 3
+
+
+def test_revoke_when_sixteen_threads_at_once_then_each_on_its_own_connection_and_all_cut(
+    standin: GcpStandIn, provider: GcpProvider
+) -> None:
+    projects = [f"projects/acme-{n}" for n in range(16)]  # one policy each: no etag conflicts, only the connections
+    issued = []
+    for n, project in enumerate(projects):
+        standin.policies[project] = {"bindings": []}
+        issued.append((request(f"r-thrd{n:02d}"), resource(project)))
+        provider.grant(*issued[-1], NOW)
+    with ThreadPoolExecutor(16) as pool:  # one shared httplib2.Http answered ResponseNotReady here
+        list(pool.map(lambda pair: provider.revoke(*pair, NOW), issued))
+    assert all(bindings(standin, project) == [] for project in projects)
