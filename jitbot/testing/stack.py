@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +35,7 @@ from redis.retry import Retry
 
 from jitbot import embedded
 from jitbot.catalog import parse_catalog
+from jitbot.redis_url import open_redis
 from jitbot.testing.arm_standin import ArmStandIn
 from jitbot.testing.gcp_standin import GcpStandIn
 from jitbot.testing.identity_center import IdentityCenter, seed_identity_center
@@ -87,7 +89,11 @@ class Stack:
         workers: int = 1,
         sweepers: int = 1,
         supervise: bool = False,
+        settings: Mapping[str, str] | None = None,
+        moto_process: bool = False,
     ) -> None:
+        """`settings`: more environment for the processes (JITBOT_…). `moto_process`: moto runs in a process of
+        its own (`moto_pid`), which a test may freeze with SIGSTOP, rather than in a thread of this one."""
         self.home = home
         self.catalog_text = catalog
         self.redis_url = redis_url  # None: the processes share the embedded Redis under home/.jitbot
@@ -97,6 +103,9 @@ class Stack:
         self.arm = ArmStandIn()  # PIM's five-minute rule is on: a test that revokes sooner sets `arm.min_active`
         self.gcp = GcpStandIn()  # holds no resource until a test puts a policy in `gcp.policies`
         self.moto_url = ""
+        self.moto_pid = 0
+        self.moto_process = moto_process
+        self.settings = dict(settings or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         # process name → command: the Procfile's, with `worker` numbered when there is more than one
         self.commands = {"web": PROCESSES["web"]}
@@ -149,7 +158,10 @@ class Stack:
         self.slack.stop()
         self.arm.stop()
         self.gcp.stop()
-        if self._moto is not None:
+        if isinstance(self._moto, subprocess.Popen):
+            self._moto.kill()
+            self._moto.wait(timeout=10)
+        elif self._moto is not None:
             self._moto.stop()
         if self.redis_url is None:
             _shutdown(self.home / ".jitbot")  # as embedded.stop does, without its ~3 s of retries (see restart_redis)
@@ -184,7 +196,7 @@ class Stack:
         }
         if self.redis_url:
             settings["REDIS_URL"] = self.redis_url
-        return {**keep, **settings}
+        return {**keep, **settings, **self.settings}
 
     def start_process(self, name: str) -> None:
         with self._guard:
@@ -325,7 +337,7 @@ class Stack:
         return SlackSender(f"http://127.0.0.1:{self.port}/slack/events", self.secret)
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url or embedded.url_for(self.home / ".jitbot"))
+        return open_redis(self.redis_url or embedded.url_for(self.home / ".jitbot")).client
 
     def aws(self, service: str, region: str = "us-east-1", **credentials: str) -> Any:
         keys = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -350,11 +362,18 @@ class Stack:
 
         from jitbot.testing import aws_limits
 
-        aws_limits.enforce()  # the server answers from this process's moto: it refuses what AWS refuses
         port = free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._moto.start()
         self.moto_url = f"http://127.0.0.1:{port}"
+        if self.moto_process:
+            command = [sys.executable, "-m", "jitbot.testing.moto_process", str(port)]
+            with open(self.home / "moto.log", "ab") as log:
+                self._moto = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.moto_pid = self._moto.pid
+            _wait_listening(port, self._moto)
+        else:
+            aws_limits.enforce()  # the server answers from this process's moto: it refuses what AWS refuses
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            self._moto.start()
         # moto's backends are per process, not per server: start from an empty account every time
         urllib.request.urlopen(urllib.request.Request(f"{self.moto_url}/moto-api/reset", method="POST"), timeout=10)
         iam = self.aws("iam")
@@ -362,6 +381,15 @@ class Stack:
             if resource.kind == "aws":  # STS mode: the role it assumes; Identity Center (`mode: sso`) has none
                 name = resource.settings["role_arn"].rsplit("/", 1)[-1]
                 iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"moto did not listen on {port} (exit code {process.poll()})")
 
 
 def _shutdown(home: Path) -> None:

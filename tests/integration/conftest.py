@@ -1,7 +1,8 @@
 """One real jitbot per module: embedded (or $REDIS_URL) Redis, the Procfile's processes, Slack stand-in, moto."""
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with Stack(home, CATALOG, redis_url=os.environ.get("REDIS_URL")) as running:
         running.slack.usergroups = {"S0DBAS": ["U0DBA"]}
         yield running
+
+
+@pytest.fixture
+def report(record_property: Callable[[str, object], None]) -> Iterator[Callable[[str, object], None]]:
+    """Record a figure in the JUnit properties and print it; the test's wall time is added at the end."""
+    started = time.monotonic()
+
+    def note(name: str, value: object) -> None:
+        record_property(name, value)
+        print(f"[drill] {name} = {value}")
+
+    yield note
+    note("test_seconds", round(time.monotonic() - started, 1))
