@@ -9,15 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from slack_bolt import Ack, App
 
 from jitbot import logs
 from jitbot.errors import JitError
+from jitbot.outage import describe
 from jitbot.service import Service
 from jitbot.slack import ids, views
 from jitbot.slack.notify import NotifyError
 
 SORRY = "Sorry: jitbot hit an unexpected error and did not finish this. Nothing was granted. Try again in a minute."
+STORE_AWAY = (
+    "jitbot cannot reach its store right now (a restart or a failover, most likely), so it did nothing: nothing was "
+    "asked, granted or decided. Try again in a minute."
+)
 Body = dict[str, Any]
 Said = str | views.Reply | None  # what a click answers the clicker: a line, a message with blocks, or nothing
 _log = logs.get("jitbot.slack")
@@ -60,9 +66,8 @@ def handle_access_command(service: Service, ack: Ack, command: Body) -> None:
         reply = service.handle_command(command["user_id"], command.get("text", ""), command.get("trigger_id"), origin)
     except JitError as error:
         reply = views.Reply(str(error))
-    except Exception:  # noqa: BLE001 - the person must get an answer, not Slack's "dispatch_failed"
-        _log.exception("command_failed", user=command.get("user_id"))
-        reply = views.Reply(SORRY)
+    except Exception as error:  # noqa: BLE001 - the person must get an answer, not Slack's "dispatch_failed"
+        reply = views.Reply(_trouble("command_failed", error, user=command.get("user_id")))
     if not reply.text:  # a form was opened: nothing to say
         ack()
     elif reply.blocks:
@@ -77,13 +82,22 @@ def handle_form(service: Service, ack: Ack, body: Body, view: Body) -> None:
     origin = (body["user"].get("team_id"), (body.get("enterprise") or {}).get("id"))
     try:
         errors = service.submit_form(user, view.get("callback_id", ""), form_values(view), view.get("id", ""), origin)
-    except Exception:  # noqa: BLE001 - the form must not hang on "We had some trouble connecting"
-        _log.exception("form_failed", user=user)
-        errors = {ids.REASON_INPUT: SORRY}
+    except Exception as error:  # noqa: BLE001 - the form must not hang on "We had some trouble connecting"
+        errors = {ids.REASON_INPUT: _trouble("form_failed", error, user=user)}
     if errors:
         ack(response_action="errors", errors=errors)
     else:
         ack()
+
+
+def _trouble(event: str, error: Exception, **who: object) -> str:
+    """What to tell the person when a handler fails, and one log line: Redis away (a restart, a failover) is a
+    warning naming the error, as in every process (jitbot.outage); anything else is an error with its traceback."""
+    if isinstance(error, redis.RedisError):
+        _log.warning(event, error=describe(error), **who)
+        return STORE_AWAY
+    _log.exception(event, **who)
+    return SORRY
 
 
 def form_values(view: Body) -> dict[str, str]:
@@ -107,9 +121,8 @@ def handle_click(service: Service, body: Body, action: Body, act: Callable[[Serv
         said = act(service, body, clicker, str(action.get("value", "")))
     except JitError as error:
         said = str(error)
-    except Exception:  # noqa: BLE001 - a lazy listener's escape is only logged by Bolt: tell the person too
-        _log.exception("click_failed", clicker=clicker)
-        said = SORRY
+    except Exception as error:  # noqa: BLE001 - a lazy listener's escape is only logged by Bolt: tell the person too
+        said = _trouble("click_failed", error, clicker=clicker)
     if said:
         _tell(service, body, clicker, said if isinstance(said, views.Reply) else views.Reply(said))
 

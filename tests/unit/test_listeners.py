@@ -2,11 +2,15 @@
 
 from unittest.mock import Mock
 
+import pytest
+import redis
+
 from jitbot.errors import PolicyError
-from jitbot.slack import ids
+from jitbot.slack import ids, listeners
 from jitbot.slack.listeners import (
     CLICKS,
     SORRY,
+    STORE_AWAY,
     ack_click,
     form_values,
     handle_access_command,
@@ -27,11 +31,33 @@ def test_handle_access_command_when_refused_then_ephemeral_reason() -> None:
     ack.assert_called_once_with(response_type="ephemeral", text="2h is longer than the maximum")
 
 
-def test_handle_access_command_when_store_down_then_sorry_not_a_stack_trace() -> None:
+def test_handle_access_command_when_something_unexpected_fails_then_sorry_not_a_stack_trace() -> None:
     service, ack = Mock(), Mock()
-    service.handle_command.side_effect = ConnectionError("redis is down")
+    service.handle_command.side_effect = ConnectionError("a socket closed")
     handle_access_command(service, ack, {"user_id": "U0ALICE", "text": "request x 2h y"})
     ack.assert_called_once_with(response_type="ephemeral", text=SORRY)
+
+
+def test_handle_access_command_when_redis_away_then_told_nothing_was_done_and_one_line_no_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    logged = Mock()
+    monkeypatch.setattr(listeners, "_log", logged)
+    service, ack = Mock(), Mock()
+    service.handle_command.side_effect = redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379.\nmore")
+    handle_access_command(service, ack, {"user_id": "U0ALICE", "text": "request x 2h y"})
+    ack.assert_called_once_with(response_type="ephemeral", text=STORE_AWAY)
+    logged.warning.assert_called_once_with(
+        "command_failed", error="ConnectionError: Error 111 connecting to 127.0.0.1:6379.", user="U0ALICE"
+    )
+    logged.exception.assert_not_called()
+
+
+def test_handle_click_when_redis_away_then_told_nothing_was_done() -> None:
+    service = Mock()
+    service.decide.side_effect = redis.TimeoutError("Timeout reading from socket")
+    handle_click(service, BODY, {"value": "r-abc234"}, CLICKS[ids.APPROVE])
+    service.notifier.ephemeral.assert_called_once_with("C0APPROVALS", "U0ALICE", STORE_AWAY)
 
 
 def test_ack_click_then_acked_with_nothing() -> None:
