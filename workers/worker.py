@@ -15,6 +15,7 @@ is due: one worker of all takes it, every 15 minutes.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +34,21 @@ WORKER_TTL_S = 25  # RQ blocks for worker_ttl - 15 s waiting for a job: a mainte
 _log = logs.get("jitbot.worker")
 
 
+class RedisWithoutTraceback(logging.Filter):
+    """RQ logs Redis dropping mid-loop (a restart, a failover) with a traceback, then returns from `work`; `run`
+    below takes it from there (one line a try, backing off). Keep RQ's line, drop the traceback: an outage reads
+    the same in every process."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], redis.RedisError):
+            record.msg = f"{record.msg} ({describe(record.exc_info[1])})"
+            record.exc_info = None
+        return True
+
+
 class JitbotWorker(SimpleWorker):
+    outage: Outage | None = None  # run's: a maintenance pass that reached Redis ends the outage it counts
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         try:
             super().execute_job(job, queue)
@@ -47,6 +62,8 @@ class JitbotWorker(SimpleWorker):
             rt.lifecycle.reconcile()
             if rt.store.claim_drift_scan(SCAN_EVERY):  # one worker of all, every SCAN_EVERY
                 rt.tasks.scan_clouds()
+            if self.outage is not None:  # one `redis_back` line, and the next outage backs off from 1 s again
+                self.outage.recovered()
         except redis.RedisError as error:  # the next pass retries; RQ's own loop notices the outage too
             _log.warning("reconcile_skipped", error=describe(error))
         except Exception:  # noqa: BLE001 - the next pass retries; the worker must keep serving jobs
@@ -58,6 +75,7 @@ def run(sleep: Callable[[float], None] = time.sleep) -> None:
     when Redis is away as a worker starts: start it again, backing off (jitbot.outage), rather than exit, since
     one exited process stops every other under honcho — unless JITBOT_REDIS_GIVE_UP_S says to exit (GaveUp)."""
     rt = runtime.current()
+    logging.getLogger("rq.worker").addFilter(RedisWithoutTraceback())
     for resource in rt.catalog.resources.values():
         rt.lifecycle.providers(resource.kind)  # import SDKs and load their models once, before the first job
     options: dict[str, Any] = {"maintenance_interval": MAINTENANCE_INTERVAL_S, "worker_ttl": WORKER_TTL_S}
@@ -65,6 +83,7 @@ def run(sleep: Callable[[float], None] = time.sleep) -> None:
     while True:
         try:
             worker = JitbotWorker([make_queue(rt.redis)], connection=rt.redis, serializer=SERIALIZER, **options)
+            worker.outage = outage
             worker.work(with_scheduler=True, logging_level="INFO")
         except redis.RedisError as error:
             sleep(outage.failed(describe(error)))

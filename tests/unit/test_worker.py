@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from jitbot import redaction
+from jitbot.outage import Outage
 from jitbot.redaction import Credentials
 from jitbot.tasks import SERIALIZER, make_queue
 from workers import worker
@@ -90,3 +91,21 @@ def test_worker_when_a_job_issued_credentials_then_the_scrubber_forgets_them_aft
     worker.JitbotWorker([queue], connection=connection, serializer=SERIALIZER).work(burst=True)
     assert job.get_status() == "finished"  # scrubbed while it ran
     assert redaction.redact(f"token {SECRET}") == f"token {SECRET}"  # forgotten after
+
+
+def test_maintenance_when_it_reaches_redis_then_the_outage_ends_and_the_next_backs_off_from_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connection = fakeredis.FakeRedis()
+    rt = SimpleNamespace(
+        lifecycle=SimpleNamespace(reconcile=lambda: None), store=SimpleNamespace(claim_drift_scan=lambda every: False)
+    )
+    monkeypatch.setattr(worker.runtime, "current", lambda: rt)
+    served = worker.JitbotWorker([make_queue(connection)], connection=connection, serializer=SERIALIZER)
+    said: list[str] = []
+    served.outage = Outage(
+        SimpleNamespace(warning=lambda event, **_: said.append(event), info=lambda event, **_: said.append(event))
+    )
+    assert [served.outage.failed("away"), served.outage.failed("away")] == [1.0, 2.0]
+    served.run_maintenance_tasks()
+    assert said[-1] == "redis_back" and served.outage.failed("away again") == 1.0
