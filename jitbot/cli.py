@@ -6,10 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable
 
+import redis
+
 from jitbot import embedded, runtime
 from jitbot.catalog import load_catalog
 from jitbot.config import Config
 from jitbot.errors import ConfigError, GaveUp
+from jitbot.outage import describe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except GaveUp as error:  # for a supervisor that restarts on exit: one line, not a traceback
         print(f"jitbot: {error}", file=sys.stderr)
+        return 3
+    except redis.RedisError as error:  # a one-off command has no outage to wait out: say so, once
+        print(f"jitbot: cannot reach Redis (REDIS_URL): {describe(error)}", file=sys.stderr)
         return 3
 
 

@@ -337,7 +337,8 @@ class Stack:
         return SlackSender(f"http://127.0.0.1:{self.port}/slack/events", self.secret)
 
     def redis(self) -> redis.Redis:
-        return open_redis(self.redis_url or embedded.url_for(self.home / ".jitbot")).client
+        url = self.redis_url or embedded.url_for(self.home / ".jitbot")
+        return open_redis(url, self.settings.get("REDIS_TLS_CA")).client
 
     def aws(self, service: str, region: str = "us-east-1", **credentials: str) -> Any:
         keys = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
