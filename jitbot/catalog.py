@@ -287,6 +287,10 @@ def _resource(name: str, node: _Node, defaults: dict[str, _Node], default_channe
     keys = _mapping(node, RESOURCE_KEYS | PROVIDER_KEYS[provider_kind])
     policy = {key: keys.get(key) or defaults.get(key) for key in POLICY_KEYS}
     bounds = {key: _duration(policy[key], BUILTIN_DEFAULTS[key]) for key in DURATION_KEYS}
+    if "duration" not in keys and ("min_duration" in keys or "max_duration" in keys):
+        # an inherited default duration outside the resource's own bounds is moved inside them (DESIGN §3):
+        # `defaults: {duration: 1h}` and a resource with `max_duration: 30m` asks for 30m by default
+        bounds["duration"] = min(max(bounds["duration"], bounds["min_duration"]), bounds["max_duration"])
     _check_bounds(bounds, keys.get("max_duration") or keys.get("duration") or node)
     cloud_max = PROVIDER_MAX_DURATION.get(provider_kind)
     if cloud_max and bounds["max_duration"] > cloud_max:

@@ -82,9 +82,9 @@ def test_parse_catalog_when_valid_then_typed_with_defaults_applied() -> None:
         ("    approvals: 2\n", "    approvals: 0\n", r"approvals: must be a whole number"),
         ("    auto_approve: true\n", "    auto_approve: yes please\n", r"auto_approve: must be true or false"),
         ("    auto_approve: true\n", "", r"line 23: resources\.staging-logs: needs approvers"),
-        (
+        (  # both on the resource, and in conflict: an error (an inherited default is moved inside, below)
             "    max_duration: 30m\n    duration: 30m\n",
-            "    max_duration: 30m\n",
+            "    max_duration: 30m\n    duration: 1h\n",
             r"min_duration \(15m\) ≤ duration \(1h\) ≤ max_duration \(30m\)",
         ),
         ("approver_channel: C0APPROVALS\n", "", r"approver_channel: missing"),
@@ -99,6 +99,25 @@ def test_parse_catalog_when_one_key_wrong_then_error_names_line_and_key(old: str
     assert old in GOOD
     with pytest.raises(ConfigError, match=expected):
         parse_catalog(GOOD.replace(old, new))
+
+
+def test_parse_catalog_when_own_bounds_exclude_the_inherited_default_then_the_default_moves_inside_them() -> None:
+    catalog = parse_catalog(
+        "approver_channel: C0APPROVALS\ndefaults: {duration: 1h, min_duration: 15m, max_duration: 4h}\nresources:\n"
+        "  short: {provider: fake, approvers: [U0BOB], max_duration: 30m}\n"
+        "  long: {provider: fake, approvers: [U0BOB], min_duration: 2h}\n"
+        "  plain: {provider: fake, approvers: [U0BOB]}\n"
+    )
+    durations = {name: r.duration for name, r in catalog.resources.items()}
+    assert durations == {"short": timedelta(minutes=30), "long": timedelta(hours=2), "plain": timedelta(hours=1)}
+
+
+def test_parse_catalog_when_the_defaults_contradict_themselves_then_still_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"duration \(5h\) ≤ max_duration \(4h\)"):
+        parse_catalog(
+            "approver_channel: C0APPROVALS\ndefaults: {duration: 5h, max_duration: 4h}\nresources:\n"
+            "  plain: {provider: fake, approvers: [U0BOB]}\n"
+        )
 
 
 def test_parse_catalog_when_session_policy_too_long_then_names_sts_limit() -> None:
