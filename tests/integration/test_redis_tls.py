@@ -40,6 +40,14 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Certificates]]:
     embedded.stop(home)
 
 
+def audit_verify(folder: Path, url: str) -> subprocess.CompletedProcess[str]:
+    """`jitbot audit verify` in `folder` against REDIS_URL=`url`, with no other jitbot or Redis setting."""
+    (folder / "jitbot.yml").write_text(CATALOG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "JITBOT_"))} | {"REDIS_URL": url}
+    command = [sys.executable, "-m", "jitbot.cli", "audit", "verify"]
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_processes_when_redis_over_tls_with_its_ca_then_a_grant_runs_its_course(
     tmp_path: Path, tls_redis: tuple[str, Certificates]
 ) -> None:
@@ -54,17 +62,7 @@ def test_cli_when_the_tls_certificate_is_not_trusted_then_one_line_and_exit_3(
     tmp_path: Path, tls_redis: tuple[str, Certificates]
 ) -> None:
     url, _ = tls_redis
-    (tmp_path / "jitbot.yml").write_text(CATALOG)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "JITBOT_"))} | {"REDIS_URL": url}
-    done = subprocess.run(
-        [sys.executable, "-m", "jitbot.cli", "audit", "verify"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = audit_verify(tmp_path, url)
     assert done.returncode == 3, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip() and "redis_unreachable_at_start" not in line]
     assert len(lines) == 1 and "cannot reach Redis (REDIS_URL)" in lines[0], done.stderr
@@ -73,17 +71,6 @@ def test_cli_when_the_tls_certificate_is_not_trusted_then_one_line_and_exit_3(
 
 
 def test_cli_when_nothing_listens_then_one_line_and_exit_3(tmp_path: Path) -> None:
-    (tmp_path / "jitbot.yml").write_text(CATALOG)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "JITBOT_"))}
-    env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
-    done = subprocess.run(
-        [sys.executable, "-m", "jitbot.cli", "audit", "verify"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = audit_verify(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
     assert "cannot reach Redis (REDIS_URL): ConnectionError" in done.stderr
