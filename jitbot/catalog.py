@@ -203,6 +203,8 @@ def parse_catalog(text: str, source: str = "jitbot.yml") -> Catalog:
     alert = top.get("alert_channel")
     defaults_node = top.get("defaults")
     defaults = _mapping(defaults_node, POLICY_KEYS) if defaults_node else {}
+    for key in DURATION_KEYS & defaults.keys():  # read even where every resource sets its own
+        _duration(defaults[key], BUILTIN_DEFAULTS[key])
     resources_node = _required(top, "resources", source)
     entries = _mapping(resources_node, None)
     if not entries:

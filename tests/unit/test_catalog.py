@@ -112,6 +112,14 @@ def test_parse_catalog_when_own_bounds_exclude_the_inherited_default_then_the_de
     assert durations == {"short": timedelta(minutes=30), "long": timedelta(hours=2), "plain": timedelta(hours=1)}
 
 
+def test_parse_catalog_when_a_default_is_not_a_duration_then_an_error_even_if_every_resource_sets_its_own() -> None:
+    with pytest.raises(ConfigError, match=r"defaults\.max_duration: .*not a duration"):
+        parse_catalog(
+            "approver_channel: C0APPROVALS\ndefaults: {max_duration: forever}\nresources:\n"
+            "  plain: {provider: fake, approvers: [U0BOB], max_duration: 2h}\n"
+        )
+
+
 def test_parse_catalog_when_the_defaults_contradict_themselves_then_still_an_error() -> None:
     with pytest.raises(ConfigError, match=r"duration \(5h\) ≤ max_duration \(4h\)"):
         parse_catalog(
