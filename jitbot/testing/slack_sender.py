@@ -246,6 +246,22 @@ def event_body(
     return json.dumps(payload).encode("utf-8")
 
 
+def member_joined_body(user_id: str, channel: str, *, inviter: str = "U0ADMIN", team_id: str = "T0TEAM") -> bytes:
+    """`member_joined_channel` as Slack delivers it when `user_id` joins `channel` (the Events API reference:
+    user, channel, channel_type, team, inviter), in the envelope of event_body."""
+    payload = json.loads(event_body(user_id, "member_joined_channel", team_id=team_id))
+    payload["event"] = {
+        "type": "member_joined_channel",
+        "user": user_id,
+        "channel": channel,
+        "channel_type": "C",
+        "team": team_id,
+        "inviter": inviter,
+        "event_ts": payload["event"]["event_ts"],
+    }
+    return json.dumps(payload).encode("utf-8")
+
+
 @dataclass(frozen=True)
 class Reply:
     """What the app answered: HTTP status, body text and seconds taken."""
@@ -313,6 +329,10 @@ class SlackSender:
         if retry_num:
             headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
         return self.post(body, headers)
+
+    def joined(self, user_id: str, channel: str) -> Reply:
+        """`user_id` (jitbot's own bot user: BOT_USER_ID) was invited to `channel`."""
+        return self.event(member_joined_body(user_id, channel))
 
     def open_home(self, user_id: str) -> Reply:
         """`user_id` opens the app's Home tab (`app_home_opened`)."""

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from jitbot.slack.workspace import SCOPE_FEATURES
 from jitbot.testing.loopback import LoopbackServer, StandInServer
 
 AUTH = {
@@ -28,6 +29,12 @@ JSON_STRING_PARAMS = ("blocks", "attachments")
 MESSAGE_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
 VIEW_METHODS = ("views.open", "views.publish", "views.update", "views.push")
 MESSAGE_BLOCKS, VIEW_BLOCKS = 50, 100  # Block Kit's limits: see over_block_limit
+# the bot scope a method needs (its method reference); conversations.info needs one by the kind of channel
+METHOD_SCOPES = {
+    "users.info": "users:read",
+    "usergroups.list": "usergroups:read",
+    "usergroups.users.list": "usergroups:read",
+}
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
@@ -48,6 +55,7 @@ class _Failure:
     error: str | None
     times: int
     retry_after: int | None
+    needed: str | None = None  # a missing_scope answer names the scope (`needed`), as Slack's does
 
 
 @dataclass
@@ -82,12 +90,19 @@ class SlackStandIn(LoopbackServer):
 
     def __init__(self, port: int = 0) -> None:
         self.usergroups: dict[str, list[str]] = {}
+        self.disabled_usergroups: set[str] = set()  # of those, the ones disabled (usergroups.list)
         self.emails: dict[str, str] = {}  # user id → the email on their profile (users.info); others have none
         # user id → what users.info says besides a full member's defaults (is_restricted, team_id, deleted, …);
         # None: no such user. An id not listed is a full member of the test workspace.
         self.people: dict[str, dict[str, Any] | None] = {}
+        # channel id → what conversations.info says besides its defaults (name, is_member, is_archived, is_private);
+        # a channel not listed does not exist (channel_not_found)
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.scopes: set[str] = set(SCOPE_FEATURES)  # the token's bot scopes (x-oauth-scopes): the manifest's
         self.uploads: dict[str, bytes] = {}  # file id → the bytes uploaded for it
         self.on_call: Callable[[Call], None] | None = None
+        self.socket_url: str | None = None  # what apps.connections.open answers: a SocketModeStandIn's url
+        self._refused: dict[str, str] = {}  # token → the error Slack answers every call made with it
         self._cond = threading.Condition()
         self._calls: list[Call] = []
         self._messages: dict[tuple[str, str], _Message] = {}
@@ -184,30 +199,53 @@ class SlackStandIn(LoopbackServer):
         error: str | None = None,
         times: int = 1,
         retry_after: int | None = None,
+        needed: str | None = None,
     ) -> None:
         """Make the next `times` calls to `method` fail with HTTP `status`, or with `ok: false` when status is 200."""
         if status == 200 and error is None:
             raise ValueError("a 200 failure needs an error code")
         with self._cond:
-            self._failures[method] = _Failure(status, error, times, retry_after)
+            self._failures[method] = _Failure(status, error, times, retry_after, needed)
+
+    def refuse_token(self, token: str, error: str = "invalid_auth") -> None:
+        """Answer every call made with `token` as Slack answers a bad one: HTTP 200, `{"ok": false, "error": …}`.
+
+        Source: the auth.test method reference (https://docs.slack.dev/reference/methods/auth.test), "Standard
+        failure response when used with an invalid token: {"ok": false, "error": "invalid_auth"}"; its errors
+        table lists not_authed, account_inactive and token_revoked too. Slack checks the token before the method,
+        so every method answers so."""
+        with self._cond:
+            self._refused[token] = error
+
+    def accept_token(self, token: str) -> None:
+        """Answer calls made with `token` again (a token refused with `refuse_token`)."""
+        with self._cond:
+            self._refused.pop(token, None)
 
     # --- serving ----------------------------------------------------------------------------------
 
-    def handle(self, method: str, params: dict[str, Any]) -> Answer:
-        """Answer one call and record it; the server thread calls this."""
+    def handle(self, method: str, params: dict[str, Any], token: str = "") -> Answer:
+        """Answer one call, made with `token`, and record it; the server thread calls this."""
         with self._cond:
-            answer = self._failure_answer(method) or (200, self._answer(method, params), {})
+            answer = self._refusal(token) or self._failure_answer(method) or (200, self._answer(method, params), {})
             call = Call(method, params, time.monotonic(), answer[0])
             self._calls.append(call)
             self._cond.notify_all()
         self._notify(call)
-        return answer
+        # Slack lists the token's scopes on its Web API answers, comma-separated, in the x-oauth-scopes header (read
+        # so by node-slack-sdk's WebClient.buildResult and by Bolt's authorization middleware after auth.test)
+        status, payload, headers = answer
+        return status, payload, {**headers, "x-oauth-scopes": ",".join(sorted(self.scopes))}
 
     def _notify(self, call: Call) -> None:
         if self.on_call is None:
             return
         with contextlib.suppress(Exception):  # an observer's bug must not break the stand-in
             self.on_call(call)
+
+    def _refusal(self, token: str) -> Answer | None:
+        error = self._refused.get(token)
+        return None if error is None else (200, {"ok": False, "error": error}, {})
 
     def _failure_answer(self, method: str) -> Answer | None:
         failure = self._failures.get(method)
@@ -218,11 +256,13 @@ class SlackStandIn(LoopbackServer):
             del self._failures[method]
         headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
         error = "ratelimited" if failure.status == 429 else failure.error or "internal_error"
-        return failure.status, {"ok": False, "error": error}, headers
+        scope = {"needed": failure.needed} if failure.needed else {}
+        return failure.status, {"ok": False, "error": error, **scope}, headers
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": lambda _: dict(AUTH),
+            "apps.connections.open": lambda _: {"ok": True, "url": self.socket_url},
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "chat.postEphemeral": lambda _: {"ok": True, "message_ts": self._next_ts()},
@@ -233,15 +273,62 @@ class SlackStandIn(LoopbackServer):
             "views.open": self._open_view,
             "views.publish": self._publish_view,
             "users.info": self._user_info,
+            "conversations.info": self._conversation_info,
+            "usergroups.list": self._usergroups_list,
         }
         handler = handlers.get(method)
-        return over_block_limit(method, params) or (handler(params) if handler else {"ok": True})
+        refused = over_block_limit(method, params) or self._missing_scope(METHOD_SCOPES.get(method))
+        return refused or (handler(params) if handler else {"ok": True})
+
+    def _missing_scope(self, scope: str | None) -> dict[str, Any] | None:
+        """Slack's refusal of a method the token has no scope for: `missing_scope`, naming the scope `needed` and
+        the scopes `provided` (the error fields of the Web API's method references)."""
+        if scope is None or scope in self.scopes:
+            return None
+        return {"ok": False, "error": "missing_scope", "needed": scope, "provided": ",".join(sorted(self.scopes))}
+
+    def _conversation_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """conversations.info as Slack answers it (docs.slack.dev/reference/methods/conversations.info): the
+        conversation with `name`, `is_private`, `is_archived` and `is_member` (whether the bot is in it);
+        `channel_not_found` for an id it does not know, and for a private channel the bot is not in, which it
+        cannot see. Its scope depends on the kind: channels:read for a public channel, groups:read for a private one.
+        """
+        channel = str(params.get("channel", ""))
+        known = self.channels.get(channel)
+        if known is None or (known.get("is_private") and not known.get("is_member", True)):
+            return {"ok": False, "error": "channel_not_found"}
+        conversation = {"id": channel, "name": channel.lower(), "is_channel": True, "is_private": False}
+        conversation |= {"is_archived": False, "is_member": True, "is_mpim": False, "is_im": False, **known}
+        scope = "groups:read" if conversation["is_private"] else "channels:read"
+        return self._missing_scope(scope) or {"ok": True, "channel": conversation}
+
+    def _usergroups_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        """usergroups.list (docs.slack.dev/reference/methods/usergroups.list): every user group of the workspace as
+        usergroup objects, their members (`users`) only with include_users; `date_delete` is non-zero for a
+        disabled group, listed only with include_disabled (`disabled_usergroups` holds the ids of those)."""
+        wanted = {name for name in ("include_users", "include_disabled") if params.get(name) in ("1", "true", True)}
+        groups = []
+        for group, members in self.usergroups.items():
+            disabled = group in self.disabled_usergroups
+            if disabled and "include_disabled" not in wanted:
+                continue
+            entry = {"id": group, "team_id": AUTH["team_id"], "is_usergroup": True, "handle": group.lower()}
+            entry |= {"date_delete": 1700000000 if disabled else 0, "user_count": len(members)}
+            groups.append(entry | ({"users": list(members)} if "include_users" in wanted else {}))
+        return {"ok": True, "usergroups": groups}
 
     def _next_ts(self) -> str:
         self._ts += 1
         return f"{1700000000 + self._ts // 1_000_000}.{self._ts % 1_000_000:06d}"
 
     def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        # https://api.slack.com/methods/chat.postMessage#errors: `not_in_channel` (the bot is not a member; jitbot
+        # has no chat:write.public) and `is_archived` — for a channel a test described in `channels`
+        described = self.channels.get(str(params.get("channel", "")))
+        if described is not None and described.get("is_archived"):
+            return {"ok": False, "error": "is_archived"}
+        if described is not None and not described.get("is_member", True):
+            return {"ok": False, "error": "not_in_channel"}
         channel, ts = dm_channel(str(params.get("channel", ""))), self._next_ts()
         self._messages[(channel, ts)] = _Message(params.get("text"), params.get("blocks"))
         return {"ok": True, "channel": channel, "ts": ts, "message": {"text": params.get("text"), "ts": ts}}
@@ -387,7 +474,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._reply((400, {"ok": False, "error": "invalid_json"}, {}))
             return
-        self._reply(self.server.standin.handle(parts.path.removeprefix("/api/"), params))
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ") or str(params.get("token", ""))
+        self._reply(self.server.standin.handle(parts.path.removeprefix("/api/"), params, token))
 
     def _reply(self, answer: Answer) -> None:
         status, payload, headers = answer
