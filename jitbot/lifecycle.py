@@ -22,7 +22,8 @@ from jitbot.policy import audits_failure, find_resource, revocation_retry_delay
 from jitbot.providers.base import Provider
 from jitbot.slack import views
 from jitbot.slack.home import Homes
-from jitbot.slack.notify import Notifier, NotifyError
+from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
+from jitbot.slack.repair import SlackRepair
 from jitbot.store import EXPIRY, PENDING, REVIEWS, TIMERS, Store
 from jitbot.tasks import Tasks, is_last_attempt
 
@@ -51,6 +52,7 @@ class Lifecycle:
         self.clock = clock
         self.people = People(catalog, notifier, store)
         self.homes = Homes(catalog, store, notifier, self.people, clock)
+        self.repair = SlackRepair(catalog, store, notifier, clock)
 
     def issue_access(self, request_id: str) -> None:
         """APPROVED → ACTIVE: ask the cloud, record the grant (its end in the expiry index), DM the access."""
@@ -241,7 +243,12 @@ class Lifecycle:
         failures = self.store.revocation_failures(request_id)
         _log.error("revocation_failing", request_id=request_id, resource=request.resource, **failures)
         if self.catalog.alert_channel and not request.status.is_final:
-            self.notifier.raise_alert(request, self.catalog.alert_channel, failures)
+            try:
+                self.notifier.raise_alert(request, self.catalog.alert_channel, failures)
+            except SlackMisconfigured as error:  # the admins, by DM: a failing revocation must reach someone
+                if error.token_refused:
+                    raise
+                self.repair.alert(error, views.revocation_alert(request, failures))
 
     def provider(self, resource: Resource) -> Provider:
         """The resource's provider, its failures counted by provider and kind on /metrics."""
@@ -252,7 +259,7 @@ class Lifecycle:
         request = self.store.get(request_id)
         resource = find_resource(self.catalog, request.resource)
         steps: list[Callable[[], None]] = [
-            lambda: self.notifier.sync_approval_message(request, resource),
+            lambda: self._announce(request, resource),
             lambda: self.notifier.tell_requester(request),
             lambda: self.homes.publish_for(request),
         ]
@@ -267,6 +274,17 @@ class Lifecycle:
                 failures.append(str(error))
         if failures:
             raise NotifyError("; ".join(failures))  # RQ retries the whole sync
+
+    def _announce(self, request: AccessRequest, resource: Resource) -> None:
+        """The approval message, or — Slack refusing for a reason only an admin can fix — the request waits for
+        the fix, said once to its requester and the admins (jitbot.slack.repair), without a job retrying it."""
+        try:
+            self.notifier.sync_approval_message(request, resource)
+        except SlackMisconfigured as error:
+            if error.token_refused:  # nothing jitbot says gets out: retried, and logged with the fix
+                self.repair.alert(error)
+                raise
+            self.repair.blocked(request, error)
 
     def reconcile(self) -> int:
         """Re-drive everything overdue: grants past expiry and undecided requests past their timeout."""

@@ -185,6 +185,12 @@ class Service:
     def _offered(self, user: str, origin: Origin | None = None) -> list[Resource]:
         return _asking_slack(lambda: self.people.offered(user, origin))
 
+    def channel_joined(self, channel: str) -> None:
+        """jitbot was invited to `channel`: every request waiting to be announced there goes out now, once
+        (jitbot.slack.repair held them; the announcement itself is idempotent)."""
+        for request_id in self.store.unblock_channel(channel):
+            self.tasks.sync_slack(request_id)
+
     def check_asker(
         self, user: str, resource: Resource, breakglass: bool = False, origin: Origin | None = None
     ) -> None:

@@ -392,6 +392,30 @@ class Store:
     def drop_slack_refs(self, request_id: str, *names: str) -> None:
         self.redis.hdel(slack_key(request_id), *names)
 
+    def block_announcement(self, request_id: str, channel: str) -> bool:
+        """Note that the request's approval message cannot be posted in `channel` until an admin fixes Slack;
+        True the first time (for this request)."""
+        with self.redis.pipeline() as pipe:
+            pipe.sadd(_blocked_key(channel), request_id)
+            pipe.hsetnx(slack_key(request_id), "blocked_in", channel)
+            _, first = pipe.execute()
+        return bool(first)
+
+    def unblock_channel(self, channel: str) -> list[str]:
+        """The requests waiting for `channel`, forgotten as waiting: the caller announces them now."""
+        with self.redis.pipeline() as pipe:
+            pipe.smembers(_blocked_key(channel))
+            pipe.delete(_blocked_key(channel))
+            members, _ = pipe.execute()
+        waiting = sorted(_text(m) for m in members)
+        for request_id in waiting:
+            self.drop_slack_refs(request_id, "blocked_in")
+        return waiting
+
+    def claim_slack_alert(self, channel: str, code: str, every: timedelta) -> bool:
+        """One alert per Slack misconfiguration (channel and error) per `every`: True for the caller who sends it."""
+        return bool(self.redis.set(f"jitbot:slack_alert:{channel}:{code}", "1", nx=True, px=_ms(every)))
+
     @contextmanager
     def lock(self, name: str, ttl: timedelta) -> Iterator[bool]:
         """A best-effort exclusive section across processes; yields False if someone else holds it."""
@@ -514,6 +538,10 @@ def durability_problems(maxmemory_policy: str, aof_enabled: bool, save: str) -> 
     if not aof_enabled and not save.strip():
         problems.append("neither AOF nor RDB snapshots are on, so a restart forgets everything")
     return problems
+
+
+def _blocked_key(channel: str) -> str:
+    return f"jitbot:blocked:{channel}"
 
 
 def _failures_key(request_id: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 
 from jitbot import logs
 from jitbot.errors import JitError
@@ -44,6 +44,10 @@ def register(app: App, service: Service) -> None:
         if event.get("tab", "home") == "home":
             service.tasks.publish_home(event["user"])
 
+    def on_join(event: Body, context: BoltContext) -> None:
+        if event.get("user") and event.get("user") == context.bot_user_id:  # jitbot itself was invited
+            service.channel_joined(str(event.get("channel", "")))
+
     def clicked(act: Callable[[Service, Body, str, str], Said]) -> Callable[[Body, Body], None]:
         def lazy(body: Body, action: Body) -> None:
             handle_click(service, body, action, act)
@@ -56,6 +60,7 @@ def register(app: App, service: Service) -> None:
     for callback_id in (ids.REQUEST_FORM, ids.EXTEND_FORM, ids.DENY_FORM):
         app.view(callback_id)(on_form)
     app.event("app_home_opened")(on_home)
+    app.event("member_joined_channel")(on_join)
     app.error(handle_error)
 
 

@@ -36,6 +36,37 @@ class NotifyError(JitError):
     """Slack refused or could not be reached; the message names the method and Slack's error code."""
 
 
+# Slack's answers that no retry changes: an admin must act (https://api.slack.com/methods/chat.postMessage#errors,
+# likewise chat.update's; the auth errors are common to every Web API method, and a missing_scope answer names the
+# scope in `needed`, as the response type in Slack's own SDKs has it). `{channel}` is the channel.
+FIXES = {
+    "not_in_channel": "invite @jitbot to {channel} (`/invite @jitbot` there)",
+    "channel_not_found": "check the channel id {channel} in jitbot.yml (a private one: invite @jitbot to it)",
+    "is_archived": "unarchive {channel}, or name another channel in jitbot.yml",
+    "invalid_auth": "set SLACK_BOT_TOKEN to the app's current bot token (xoxb-…) and restart jitbot",
+    "not_authed": "set SLACK_BOT_TOKEN to the app's bot token (xoxb-…) and restart jitbot",
+    "account_inactive": "reinstall the jitbot app in the workspace and set SLACK_BOT_TOKEN to its new token",
+    "token_revoked": "reinstall the jitbot app in the workspace and set SLACK_BOT_TOKEN to its new token",
+    "missing_scope": "add the scope `{needed}` to the app's bot token scopes and reinstall it",
+}
+TOKEN_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}  # nothing jitbot says gets out
+
+
+class SlackMisconfigured(NotifyError):
+    """Slack refused for a reason only an admin can fix: retrying is pointless until they do. `fix` says what to
+    do; `channel` is the channel the call was for (empty for calls that name none)."""
+
+    def __init__(self, method: str, code: str, channel: str, needed: str) -> None:
+        self.slack_error, self.channel = code, channel
+        where = f"<#{channel}>" if channel.startswith(("C", "G")) else channel or "the channel"
+        self.fix = FIXES[code].format(channel=where, needed=needed or "Slack names")
+        super().__init__(f"Slack {method} failed: {code} ({self.fix})")
+
+    @property
+    def token_refused(self) -> bool:
+        return self.slack_error in TOKEN_ERRORS
+
+
 WAITING_TIMEOUT_S = 2  # a Web API call someone waits on, within Slack's 3 s for the answer
 
 
@@ -234,8 +265,12 @@ class Notifier:
             return getattr(self.client, method)(**params)
         except SlackApiError as error:
             code = error.response.get("error", "unknown") if error.response is not None else "unknown"
-            metrics.count_slack_error(self.store.redis, method.replace("_", ".", 1), code)
-            raise NotifyError(f"Slack {method.replace('_', '.', 1)} failed: {code}") from None
+            name = method.replace("_", ".", 1)
+            metrics.count_slack_error(self.store.redis, name, code)
+            if code in FIXES:
+                needed = str(error.response.get("needed", "")) if error.response is not None else ""
+                raise SlackMisconfigured(name, code, str(params.get("channel", "")), needed) from None
+            raise NotifyError(f"Slack {name} failed: {code}") from None
         except SlackClientError as error:
             metrics.count_slack_error(self.store.redis, method.replace("_", ".", 1), type(error).__name__)
             raise NotifyError(f"Slack {method.replace('_', '.', 1)} failed: {type(error).__name__}") from None

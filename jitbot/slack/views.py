@@ -529,3 +529,18 @@ def _input(block_id: str, label: str, element: Block, optional: bool = False) ->
 def _reason_input(label: str, optional: bool) -> Block:
     element = {"type": "plain_text_input", "multiline": True, "max_length": 500}
     return _input(ids.REASON_INPUT, label, element, optional)
+
+
+def announcement_blocked(request: AccessRequest, channel: str, fix: str) -> str:
+    """The requester's DM when their request cannot reach its approvers until an admin fixes Slack."""
+    return (
+        f":warning: Your request `{request.id}` for `{request.resource}` is waiting: jitbot cannot post it in"
+        f" <#{channel}> for the approvers. An admin must {fix}. It will be announced as soon as that is done;"
+        " you don't need to ask again."
+    )
+
+
+def slack_misconfigured(channel: str, code: str, fix: str, waiting: str = "") -> str:
+    """The alert (or admins' DM) naming what an admin must change in Slack; `waiting` says what is held up."""
+    held = f" {waiting}" if waiting else ""
+    return f":warning: *jitbot cannot post in <#{channel}>* (Slack says `{code}`).{held} To fix it: {fix}."
