@@ -1,14 +1,12 @@
 """`jitbot check`: the catalog validated offline (parsing does that, naming line and key), each resource's terms
-and the clouds' own limits that shape its grants, and with `--live` each provider asked whether it can act."""
+and the clouds' own limits that shape its grants, and with `--live` each provider asked whether it can act (and
+Slack whether it is ready: jitbot.slack.workspace)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from jitbot.catalog import Catalog, Resource
 from jitbot.durations import format_duration
@@ -76,7 +74,7 @@ class Who:
 
 
 EVERY_MEMBER = "every full member (no guests, bots or Slack Connect users)"
-Name = Callable[[str], str]  # a user or group id → how to show it (live: a group with its members)
+Name = Callable[[str], str]  # a user or group id → how to show it (live: Workspace.name, a group with its members)
 
 
 def who_may(catalog: Catalog, name: Name = str) -> list[Who]:
@@ -132,23 +130,3 @@ def render_who(rows: list[Who]) -> str:
         f"{row.resource}\n  request: {row.request}\n  break glass: {row.breakglass}\n  approve: {row.approve}"
         for row in rows
     )
-
-
-class SlackNames:
-    """`--live`: a user group shown with its members now, and every id Slack does not know named (and kept)."""
-
-    def __init__(self, client: WebClient) -> None:
-        self.client = client
-        self.unknown: list[str] = []
-
-    def __call__(self, entry: str) -> str:
-        try:
-            if entry[0] == "S":
-                members = self.client.usergroups_users_list(usergroup=entry)["users"]
-                return f"{entry} ({', '.join(members) or 'no members'})"
-            user = self.client.users_info(user=entry)["user"]
-            return f"{entry} ({user.get('name') or user.get('real_name') or 'known'})"
-        except SlackApiError as error:
-            self.unknown.append(entry)
-            code = error.response.get("error", "unknown") if error.response is not None else "unknown"
-            return f"{entry} (UNKNOWN to Slack: {code})"

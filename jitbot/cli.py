@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as error:
+        embedded.release()  # a process that cannot start stops the embedded Redis it started, not one it found
         print(f"jitbot: {error}", file=sys.stderr)
         return 2
     except GaveUp as error:  # for a supervisor that restarts on exit: one line, not a traceback
@@ -85,7 +86,8 @@ def _sweeper(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from jitbot import providers
-    from jitbot.check import SlackNames, check, people_warnings, render, render_who, who_may
+    from jitbot.check import check, people_warnings, render, render_who, who_may
+    from jitbot.slack import workspace
     from jitbot.slack.notify import web_client
 
     config = Config.from_env()
@@ -93,21 +95,30 @@ def _check(args: argparse.Namespace) -> int:
     rows = check(catalog, (lambda kind: providers.build(kind, config)) if args.live else None)
     print(f"{config.config_path}: valid, {len(catalog.resources)} resources")
     print(render(rows))
-    names = SlackNames(web_client(config.require("SLACK_BOT_TOKEN"), config.slack_api_url)) if args.live else None
-    print("\nwho may do what" + ("" if names else " (--live expands groups and checks each id with Slack)"))
-    print(render_who(who_may(catalog, names or str)))
+    slack: workspace.Workspace | None = None
+    if args.live:
+        slack = workspace.check_workspace(web_client(config.require("SLACK_BOT_TOKEN"), config.slack_api_url), catalog)
+        print(f"\nSlack ({config.slack_api_url})\n{workspace.render(slack)}")
+    print("\nwho may do what" + ("" if slack else " (--live expands groups and checks each id with Slack)"))
+    print(render_who(who_may(catalog, slack.name if slack else str)))
     for warning in people_warnings(catalog):
         print(f"warning: {warning}")
     failed = [row.resource for row in rows if not row.ok]
     if failed:
         print(f"jitbot cannot act on: {', '.join(failed)}", file=sys.stderr)
-    if names and names.unknown:
-        print(f"Slack does not know: {', '.join(sorted(set(names.unknown)))}", file=sys.stderr)
-    return 1 if failed or (names and names.unknown) else 0
+    if slack and slack.failed:
+        print(f"Slack is not ready: {', '.join(slack.failed)}", file=sys.stderr)
+    return 1 if failed or (slack and slack.failed) else 0
+
+
+def _one_off() -> runtime.Runtime:
+    """The runtime of a one-off command (reconcile, audit, report): it works on the store jitbot runs on, and never
+    starts an empty embedded one in a folder where jitbot does not run (embedded.open_existing)."""
+    return runtime.current(start_store=False)
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    rt = runtime.current()
+    rt = _one_off()
     print(f"re-driven: {rt.lifecycle.reconcile()}")
     if not args.clouds:
         return 0
@@ -131,14 +142,14 @@ def _audit(args: argparse.Namespace) -> int:
     from jitbot.audit_trail import export_trail, verify_trail
 
     if args.action == "export":
-        return export_trail(runtime.current().store, args.since, args.until, args.format, sys.stdout)
-    return verify_trail(None if args.file else runtime.current().store, args.file, sys.stdout)
+        return export_trail(_one_off().store, args.since, args.until, args.format, sys.stdout)
+    return verify_trail(None if args.file else _one_off().store, args.file, sys.stdout)
 
 
 def _report(args: argparse.Namespace) -> int:
     from jitbot.report_command import run_report
 
-    return run_report(runtime.current(), args.period, args.bucket, args.out, sys.stdout)
+    return run_report(_one_off(), args.period, args.bucket, args.out, sys.stdout)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

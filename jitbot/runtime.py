@@ -33,10 +33,12 @@ class Runtime:
     drift: DriftScan
 
 
-def connect(config: Config) -> Connected:
-    """REDIS_URL (jitbot.redis_url), or the embedded Redis (started if need be). Bytes responses: RQ needs them."""
+def connect(config: Config, start_store: bool = True) -> Connected:
+    """REDIS_URL (jitbot.redis_url), or the embedded Redis: started if need be by a process that serves
+    (`start_store`), only found by a one-off command (embedded.open_existing). Bytes responses: RQ needs them."""
     if config.redis_url is None:  # the embedded one is durable by construction
-        return open_redis(embedded.ensure_running(config.home))
+        home = config.home
+        return open_redis(embedded.ensure_running(home) if start_store else embedded.open_existing(home))
     connected = open_redis(config.redis_url, config.redis_tls_ca)
     try:
         check_durability(connected.client, config.allow_unsafe_redis)
@@ -47,10 +49,15 @@ def connect(config: Config) -> Connected:
     return connected
 
 
-def build(config: Config, someone_waiting: bool = False) -> Runtime:
-    """`someone_waiting`: the web process, where every Slack call is made while a person waits on the ack."""
-    catalog = load_catalog(config.config_path)
-    connected = connect(config)
+def build(config: Config, someone_waiting: bool = False, start_store: bool = True) -> Runtime:
+    """`someone_waiting`: the web process, where every Slack call is made while a person waits on the ack.
+    `start_store`: a process that serves, which may start the embedded Redis (a one-off command may not)."""
+    if start_store:
+        catalog = load_catalog(config.config_path)  # a bad catalog starts no Redis
+        connected = connect(config)
+    else:  # a one-off command run where there is no store is told that first
+        connected = connect(config, start_store=False)
+        catalog = load_catalog(config.config_path)
     client = connected.client
     store = Store(client, replicas=connected.replicas)
     tasks = Tasks(client)
@@ -66,7 +73,9 @@ def build(config: Config, someone_waiting: bool = False) -> Runtime:
 
 
 @functools.cache
-def current(someone_waiting: bool = False) -> Runtime:
-    """This process's runtime, from the environment (the web app passes `someone_waiting`)."""
+def current(someone_waiting: bool = False, start_store: bool = True) -> Runtime:
+    """This process's runtime, from the environment (the web app passes `someone_waiting`, the one-off commands
+    `start_store=False`)."""
+    config = Config.from_env()
     logs.configure()
-    return build(Config.from_env(), someone_waiting)
+    return build(config, someone_waiting, start_store)

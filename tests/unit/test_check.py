@@ -4,15 +4,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from slack_sdk import WebClient
 
 from jitbot.catalog import Resource, parse_catalog
-from jitbot.check import SlackNames, check, people_warnings, render, render_who, who_may
+from jitbot.check import check, people_warnings, render, render_who, who_may
 from jitbot.cli import main
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
 from jitbot.providers.base import Issued
-from jitbot.testing.slack_standin import SlackStandIn
 
 CATALOG = """
 approver_channel: C0APPROVALS
@@ -136,15 +134,3 @@ def test_people_warnings_when_unattended_without_requesters_or_email_without_dom
     assert [w.split(":")[0] for w in warnings] == ["staging-logs", "analytics"]
     assert "auto_approve with no requesters" in warnings[0]
     assert "GCP member is the Slack profile email" in warnings[1] and "identity_domains" in warnings[1]
-
-
-def test_who_may_when_live_then_groups_expanded_and_unknown_ids_named() -> None:
-    with SlackStandIn() as slack:
-        slack.usergroups = {"S0DATA": ["U0DANA", "U0PAT"], "S0ONCALL": ["U0PAT"], "S0SEC": []}
-        slack.people["U0TYPO"] = None
-        names = SlackNames(WebClient(token="xoxb-test", base_url=slack.url))
-        rows = {row.resource: row for row in who_may(parse_catalog(PEOPLE_CATALOG), names)}
-    assert rows["vault"].request == "S0DATA (U0DANA, U0PAT), U0GWEN (known)"
-    assert rows["vault"].approve.startswith("U0CAROL (known), S0SEC (no members)")
-    assert rows["analytics"].request == "U0TYPO (UNKNOWN to Slack: user_not_found)"
-    assert names.unknown == ["U0TYPO"]
