@@ -1,19 +1,20 @@
-"""Run jitbot's web side alone: Socket Mode when SLACK_APP_TOKEN is set, otherwise gunicorn on $PORT."""
+"""Run jitbot's web side alone: Socket Mode (`jitbot socket`) when SLACK_APP_TOKEN is set, otherwise `jitbot web`."""
 
 from __future__ import annotations
 
 import sys
 
-from jitbot import runtime
 from jitbot.cli import main
+from jitbot.config import Config
+from jitbot.errors import ConfigError
+
+
+def command() -> str:
+    try:
+        return "socket" if Config.from_env().slack_app_token else "web"
+    except ConfigError:  # a malformed setting: either command names it, in one line
+        return "web"
+
 
 if __name__ == "__main__":
-    rt = runtime.current(someone_waiting=True)  # a listener's Slack calls are made while Slack waits for the ack
-    if rt.config.slack_app_token:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        from jitbot.web import build_bolt_app
-
-        SocketModeHandler(build_bolt_app(rt), rt.config.slack_app_token).start()
-    else:
-        sys.exit(main(["web"]))
+    sys.exit(main([command()]))

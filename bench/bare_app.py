@@ -15,6 +15,7 @@ from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
+from jitbot.config import Config
 from jitbot.web import Server
 
 
@@ -37,7 +38,7 @@ def bare_app(secret: str, api_url: str) -> SlackRequestHandler:
 class BareServer(Server):
     def __init__(self, port: int, secret: str, api_url: str) -> None:
         self.secret, self.api_url = secret, api_url
-        super().__init__(port)
+        super().__init__(Config(port=port))
 
     def load(self) -> Any:
         return bare_app(self.secret, self.api_url)

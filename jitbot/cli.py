@@ -1,10 +1,12 @@
-"""The `jitbot` console command: web, worker, sweeper, demo, check, reconcile (--clouds), redis-stop, audit, report."""
+"""The `jitbot` console command: web, socket, worker, sweeper, demo, check, reconcile (--clouds), redis-stop, audit,
+report; --version."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from importlib import metadata
 
 import redis
 
@@ -17,8 +19,10 @@ from jitbot.outage import describe
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jitbot", description="Slack-native just-in-time cloud access.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("web", help="serve Slack's requests (gunicorn) on $PORT")
+    sub.add_parser("socket", help="serve Slack's requests over Socket Mode ($SLACK_APP_TOKEN), probes on $PORT")
     sub.add_parser("worker", help="run an RQ worker with the scheduler and the reconciler")
     sub.add_parser("sweeper", help="revoke grants as they fall due (claims from the expiry index, many at a time)")
     sub.add_parser("demo", help="play the whole flow locally: no Slack, cloud or Redis needed")
@@ -60,8 +64,25 @@ def _web(args: argparse.Namespace) -> int:
     config = runtime.current().config  # fail fast, in gunicorn's master, on a bad catalog or a missing setting
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
         config.require(name)
-    Server(config.port).run()
+    Server(config).run()
     return 0
+
+
+def _socket(args: argparse.Namespace) -> int:
+    from jitbot.web import serve_socket_mode
+
+    config = Config.from_env()  # what is missing is said before anything starts (the embedded Redis, say)
+    for name in ("SLACK_APP_TOKEN", "SLACK_BOT_TOKEN"):  # no signing secret: Socket Mode never uses one
+        config.require(name)
+    serve_socket_mode(runtime.current(someone_waiting=True))  # listeners answer while Slack waits for the ack
+    return 0
+
+
+def _installed_version() -> str:
+    try:
+        return metadata.version("jitbot")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -154,6 +175,7 @@ def _report(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "web": _web,
+    "socket": _socket,
     "worker": _worker,
     "demo": _demo,
     "check": _check,

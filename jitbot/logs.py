@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import timedelta
 from typing import Any, TextIO
 
 import structlog
+from gunicorn import glogging
 from structlog.tracebacks import ExceptionDictTransformer
 
 from jitbot.redaction import redact
@@ -67,3 +69,30 @@ def configure(stream: TextIO | None = None, level: int = logging.INFO) -> None:
 def get(name: str) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
+
+
+_access = get("gunicorn.access")
+
+
+class GunicornLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's own lines as jitbot's: its error log (start-up, workers booting and exiting, at gunicorn's
+    `loglevel`) and, when asked for, one access line per request go through the root handler `configure` set up,
+    so they come out as the same redacted JSON lines. Access lines are off unless --access-logfile is given (in
+    GUNICORN_CMD_ARGS), as gunicorn's own default has it: a flood of forged requests must not become a flood of
+    lines (each refusal is counted and sampled already). Destinations and formats (--error-logfile,
+    --access-logfile's path, --access-logformat) are not used: a process's lines all go to one stream."""
+
+    def setup(self, cfg: Any) -> None:
+        self.cfg = cfg  # gunicorn hands a new one on reload
+        self.error_log.setLevel(self.LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO))
+        for log in (self.error_log, self.access_log):
+            log.handlers.clear()
+            log.propagate = True
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        """One line a request, at info: method, path, status, duration — never the query string, a header or the
+        body (the path is gunicorn's, without the query)."""
+        if not self.cfg.accesslog:
+            return
+        duration_ms = round(request_time.total_seconds() * 1000, 1)
+        _access.info("request", method=req.method, path=req.path, status=resp.status_code, duration_ms=duration_ms)

@@ -77,5 +77,5 @@ def current(someone_waiting: bool = False, start_store: bool = True) -> Runtime:
     """This process's runtime, from the environment (the web app passes `someone_waiting`, the one-off commands
     `start_store=False`)."""
     config = Config.from_env()
-    logs.configure()
+    logs.configure(level=config.log_level)
     return build(config, someone_waiting, start_store)

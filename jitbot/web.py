@@ -1,13 +1,18 @@
-"""The web process: Slack's requests at /slack/events (signature checked, refusals audited), /healthz, /metrics."""
+"""The web process: Slack's requests at /slack/events (signature checked, refusals audited), /livez, /readyz,
+/healthz, /metrics; and Socket Mode's process, which serves the same probes beside its connection to Slack."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
 from gunicorn.app.base import BaseApplication
@@ -19,7 +24,9 @@ from slack_sdk.signature import SignatureVerifier
 
 from jitbot import logs, runtime
 from jitbot.clock import utcnow
+from jitbot.config import Config
 from jitbot.domain import AuditEvent
+from jitbot.health import OK, Readiness, SlackToken, start_watching
 from jitbot.metrics_collector import RedisCollector
 from jitbot.slack.listeners import register
 from jitbot.slack.notify import web_client
@@ -37,16 +44,23 @@ UNVERIFIED = {  # why a request was refused before it could be verified: metric 
 # count since, so that a flood cannot fill the noeviction Redis that holds the grants
 UNVERIFIED_WINDOW = timedelta(minutes=1)
 StartResponse = Callable[..., Any]
+PROBES: dict[str, Callable[[Readiness], dict[str, str]]] = {
+    "/livez": Readiness.live,
+    "/readyz": Readiness.ready,
+    "/healthz": Readiness.healthy,
+}
 _log = logs.get("jitbot.web")
 
 
 def build_bolt_app(rt: runtime.Runtime) -> App:
     token = rt.config.require("SLACK_BOT_TOKEN")
     app = App(
-        signing_secret=rt.config.require("SLACK_SIGNING_SECRET"),
+        # Bolt verifies nothing: over HTTP, WebApp checks the signature of the exact bytes Slack sent (and audits
+        # refusals); over Socket Mode, the app token authenticates the connection and no signing secret is used
+        signing_secret="",
         client=web_client(token, rt.config.slack_api_url, someone_waiting=True),
-        token_verification_enabled=False,  # start even while Slack is unreachable; `jitbot check` verifies
-        request_verification_enabled=False,  # WebApp verifies the exact bytes Slack sent (and audits refusals)
+        token_verification_enabled=False,  # start even while Slack is unreachable; /readyz and `jitbot check` tell
+        request_verification_enabled=False,
         # answer as soon as the listener returns: Bolt's default polls for ack() every 10 ms; clicks do their
         # work in lazy listeners, after the answer
         process_before_response=True,
@@ -62,13 +76,14 @@ class WebApp:
         self.runtime = rt
         self.verifier = SignatureVerifier(rt.config.require("SLACK_SIGNING_SECRET"))
         self.slack = SlackRequestHandler(build_bolt_app(rt), path=EVENTS_PATH)
+        self.health = HealthApp(rt)
         self.metrics = CollectorRegistry()  # not the global one: only what every process counted, from Redis
         self.metrics.register(RedisCollector(rt.redis, utcnow))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
-        if path == "/healthz" and method == "GET":
-            return self._health(start_response)
+        if path in PROBES:
+            return self.health(environ, start_response)
         if path == "/metrics" and method == "GET":
             return self._scrape(start_response)
         if path != EVENTS_PATH or method != "POST":
@@ -106,13 +121,6 @@ class WebApp:
             _log.warning("refused_unrecorded", reason=reason)
         return _reply(start_response, 401, {"error": "invalid request"})
 
-    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            self.runtime.store.ping()
-        except redis.RedisError:
-            return _reply(start_response, 503, {"status": "unavailable", "redis": "unreachable"})
-        return _reply(start_response, 200, {"status": "ok", "redis": "ok"})
-
     def _scrape(self, start_response: StartResponse) -> Iterable[bytes]:
         try:
             data = generate_latest(self.metrics)
@@ -138,32 +146,83 @@ def _reply(start_response: StartResponse, status: int, payload: dict[str, str]) 
     return [data]
 
 
+class HealthApp:
+    """WSGI: GET /livez, /readyz, /healthz (jitbot.health says what each checks): 200, or 503 naming what fails."""
+
+    def __init__(self, rt: runtime.Runtime) -> None:
+        self.readiness = Readiness(rt.store, SlackToken(rt.notifier))
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        probe = PROBES.get(environ.get("PATH_INFO", "/"))
+        if probe is None or environ.get("REQUEST_METHOD", "GET") != "GET":
+            return _reply(start_response, 404, {"error": "not found"})
+        checks = probe(self.readiness)
+        passed = all(value == OK for value in checks.values())
+        return _reply(start_response, 200 if passed else 503, {"status": OK if passed else "unavailable", **checks})
+
+
 def create_wsgi_app() -> WebApp:
-    return WebApp(runtime.current(someone_waiting=True))
+    app = WebApp(runtime.current(someone_waiting=True))
+    start_watching(app.health.readiness.token, threading.Event())
+    return app
+
+
+class _ProbeServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes every few seconds are not worth a line each (wsgiref's would not be JSON either)."""
+
+
+def serve_socket_mode(rt: runtime.Runtime) -> None:
+    """Slack's requests over Socket Mode (no public URL; the app token authenticates the connection), with /livez,
+    /readyz and /healthz served on the bind address from a daemon thread, as web serves them."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    health, stop = HealthApp(rt), threading.Event()
+    probes = make_server(rt.config.host, rt.config.port, health, _ProbeServer, _QuietHandler)
+    threading.Thread(target=probes.serve_forever, name="probes", daemon=True).start()
+    start_watching(health.readiness.token, stop)
+    try:
+        SocketModeHandler(build_bolt_app(rt), rt.config.require("SLACK_APP_TOKEN")).start()  # type: ignore[no-untyped-call]
+    finally:
+        stop.set()
+        probes.shutdown()
+        probes.server_close()
 
 
 class Server(BaseApplication):  # type: ignore[misc]
-    """gunicorn, in-process: threads so that Bolt's after-ack work and slow clients don't block."""
+    """gunicorn, in-process: threads so that Bolt's after-ack work and slow clients don't block. jitbot's settings
+    first, then GUNICORN_CMD_ARGS over them as gunicorn's own command does (its `Application` reads that variable
+    when it loads its settings; `BaseApplication`, which this is, does not)."""
 
-    def __init__(self, port: int, workers: int = 2, threads: int = 8) -> None:
+    def __init__(self, config: Config, threads: int = 8) -> None:
         self.options = {
-            "bind": f"0.0.0.0:{port}",
-            "workers": workers,
+            "bind": config.bind,
+            "workers": config.web_concurrency,
             "threads": threads,
             "worker_class": "gthread",
             "timeout": 30,
-            "accesslog": "-",
+            "loglevel": logging.getLevelName(config.log_level).lower(),
+            "logger_class": logs.GunicornLogger,  # its lines as jitbot's JSON lines, an access line per request
             # gunicorn's request limits, explicit: a request line, header count and header size Slack never comes
             # near (its requests carry ~10 headers); larger is refused with 400 before jitbot reads anything
             "limit_request_line": 4094,
             "limit_request_fields": 32,
             "limit_request_field_size": 8190,
         }
+        self.given = config.gunicorn_args
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        given = self.cfg.parser().parse_args(list(self.given))
+        for key, value in vars(given).items():
+            if value is not None and key != "args":  # `args`: an app module named on the command line (not ours)
+                self.cfg.set(key, value)
 
     def load(self) -> WebApp:
         return create_wsgi_app()  # in each worker after the fork: no threads or sockets cross it

@@ -51,6 +51,7 @@ OWN_PREFIXES = (
     *("AZURE_", "IDENTITY_", "MSI_", "IMDS_"),  # azure-identity: service principal, workload and managed identity
     *("GOOGLE_", "GCP_", "GCE_", "CLOUDSDK_"),  # google-auth: ADC file, metadata server, gcloud's configuration
 )
+OWN_NAMES = {"HOST", "LOG_LEVEL", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"}  # jitbot's too, and not prefixed
 LOOPBACK = "127.0.0.1,localhost"  # every server the processes talk to is on this machine: no proxy in between
 TRUST = {
     "Version": "2012-10-17",
@@ -174,7 +175,7 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        keep = {k: v for k, v in os.environ.items() if not k.upper().startswith(OWN_PREFIXES)}
+        keep = {k: v for k, v in os.environ.items() if not k.upper().startswith(OWN_PREFIXES) and k not in OWN_NAMES}
         bin_dir = str(Path(sys.executable).parent)
         settings = {
             "PATH": bin_dir + os.pathsep + keep.get("PATH", ""),
