@@ -79,6 +79,12 @@ def granting_rate(stack: Stack, sample: int = 25) -> float:
     return sample / (time.monotonic() - started)
 
 
+def planned_end(count: int, rate: float) -> float:
+    """When `count` grants asked for at the warm-up's `rate` can all end together: half as long again as the rate
+    says, and 8 s more. Test files run side by side (pytest-xdist), so the rate a warm-up measured can drop."""
+    return time.time() + count / rate * 1.5 + 8
+
+
 def grants_ending_at(stack: Stack, count: int, end: float, batch: int = 25, least: int = 6) -> dict[str, int]:
     """`count` grants that all end a little after the epoch `end`: {request id: seconds asked}.
 

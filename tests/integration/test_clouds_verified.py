@@ -218,7 +218,10 @@ def test_gcp_read_back_when_the_binding_keeps_coming_back_then_grant_stays_live_
     stack.gcp.put_back(PROJECT, binding, times=3)  # another writer restores it after each of jitbot's next writes
 
     alert = stack.slack.wait_for(
-        lambda c: c.params.get("channel") == "C0SECURITY" and f"`{request_id}` keeps failing" in c.params["text"], 30
+        lambda c: (
+            c.params.get("channel") == "C0SECURITY" and f"`{request_id}` keeps failing" in c.params.get("text", "")
+        ),
+        30,
     )
     assert "still shows jitbot's binding" in alert.params["text"]
     failed = [e for e in audit_events(stack, request_id) if e["event"] == "revocation failed"]

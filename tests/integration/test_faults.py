@@ -28,6 +28,7 @@ from tests.integration.drills import (
     granting_rate,
     grants_ending_at,
     lateness,
+    planned_end,
     request_grants,
     requester,
     sleep_until,
@@ -117,7 +118,7 @@ def test_revocations_when_scheduler_holder_killed_before_due_then_100_revoked_wi
     with Stack(tmp_path / "stack", catalog(), workers=2) as stack:
         rate = granting_rate(stack)
         report("warm_up_rate_per_s", round(rate, 1))
-        end = time.time() + count / rate * 1.1 + 6
+        end = planned_end(count, rate)
         durations = grants_ending_at(stack, count, end)
         report("granted_with_s_to_spare", round(end - time.time(), 1))
         seen = trail(stack)
@@ -147,7 +148,7 @@ def test_revocations_when_redis_restarted_with_500_waiting_then_none_lost(tmp_pa
     with Stack(tmp_path / "stack", catalog(), workers=2, supervise=True) as stack:
         rate = granting_rate(stack)
         report("warm_up_rate_per_s", round(rate, 1))
-        end = time.time() + count / rate * 1.1 + 6
+        end = planned_end(count, rate)
         durations = grants_ending_at(stack, count, end)
         report("granted_with_s_to_spare", round(end - time.time(), 1))
         ids = [*durations]

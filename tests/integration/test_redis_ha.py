@@ -22,6 +22,7 @@ from tests.integration.drills import (
     granting_rate,
     grants_ending_at,
     lateness,
+    planned_end,
     requester,
     sleep_until,
     trail,
@@ -82,7 +83,7 @@ def test_revocations_when_the_master_is_killed_and_a_replica_promoted_then_on_ti
         Stack(tmp_path / "stack", CATALOG, redis_url=ha.url, workers=2, supervise=True) as stack,
     ):
         rate = granting_rate(stack)
-        end = time.time() + count / rate * 1.1 + 6
+        end = planned_end(count, rate)
         durations = grants_ending_at(stack, count, end)
         ids = [*durations]
         due = expiries(trail(stack), durations)
