@@ -11,6 +11,7 @@ master's (and its replicas'); sentinels that require one of their own take it fr
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis
 from redis.sentinel import Sentinel
 
+from jitbot import logs
 from jitbot.errors import ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel"
@@ -26,12 +28,49 @@ SENTINEL_PORT = 26379
 # Every connection: a dead peer is noticed in seconds, and a pooled connection idle for 30 s is checked first.
 OPTIONS: dict[str, Any] = {"health_check_interval": 30, "socket_timeout": 30, "socket_connect_timeout": 5}
 SENTINEL_TIMEOUT_S = 2  # a sentinel that does not answer in 2 s is skipped for the next one
+REPLICATED = "jitbot:replicated"  # a counter written just before WAIT: see Replicas.wait
+REPLICA_WAIT_MS = 500  # how long a write jitbot acts on waits for a replica's acknowledgement
+REPLICA_LAGGING_S = 10.0  # after a WAIT that timed out, writes go on without waiting this long (then try again)
+_log = logs.get("jitbot.redis")
 
 
 @dataclass(frozen=True)
 class Connected:
     client: redis.Redis
     replicas: int  # how many replicas a write jitbot acts on waits for (Store's WAIT): 1 behind Sentinel, else 0
+
+
+class Replicas:
+    """Behind Sentinel, a write jitbot acts on (an audited change: a request acknowledged, a decision, a grant, an
+    end; the job that issues or ends access) reaches a replica before jitbot goes on: a failover right after it
+    loses none of them. Replication is asynchronous, so a master killed in the instant after a write could
+    otherwise take the write with it (a SIGKILLed master lost an issue job queued just before: its request stayed
+    approved and was never granted).
+
+    WAIT counts the writes of its own connection, and the write's connection is back in the pool by now: a write
+    on WAIT's connection, after ours, carries ours with it (replication is one ordered stream). A replica that does
+    not answer in REPLICA_WAIT_MS costs that once, then writes go on without waiting for REPLICA_LAGGING_S: the
+    master has them, and refusing every write while a replica is away would stop revocations too.
+    `min-replicas-to-write` is the setting for an operator who prefers that.
+    """
+
+    def __init__(self, client: redis.Redis, wanted: int) -> None:
+        self.client = client
+        self.wanted = wanted  # 0: nothing to wait for (one Redis, or a managed one that replicates on its own)
+        self._lagging_until = 0.0
+
+    def wait(self) -> None:
+        if not self.wanted or time.monotonic() < self._lagging_until:
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.incr(REPLICATED)
+            pipe.wait(self.wanted, REPLICA_WAIT_MS)
+            acked = int(pipe.execute()[1])
+        if acked < self.wanted:
+            self._lagging_until = time.monotonic() + REPLICA_LAGGING_S
+            _log.warning(
+                "redis_write_not_replicated", replicas=acked, wanted=self.wanted, unchecked_s=REPLICA_LAGGING_S
+            )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from jitbot.config import Config
 from jitbot.drift import DriftScan
 from jitbot.lifecycle import Lifecycle
 from jitbot.outage import describe
-from jitbot.redis_url import Connected, open_redis
+from jitbot.redis_url import Connected, Replicas, open_redis
 from jitbot.service import Service
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store, check_durability
@@ -59,8 +59,9 @@ def build(config: Config, someone_waiting: bool = False, start_store: bool = Tru
         connected = connect(config, start_store=False)
         catalog = load_catalog(config.config_path)
     client = connected.client
-    store = Store(client, replicas=connected.replicas)
-    tasks = Tasks(client)
+    replicas = Replicas(client, connected.replicas)
+    store = Store(client, replicas)
+    tasks = Tasks(client, replicas)
     notifier = Notifier(
         web_client(config.slack_bot_token, config.slack_api_url, someone_waiting=someone_waiting), store
     )

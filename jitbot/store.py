@@ -22,6 +22,7 @@ import redis
 from jitbot import audit, logs, metrics
 from jitbot.domain import AccessRequest, AuditEvent, Status
 from jitbot.errors import ConfigError, NotFound
+from jitbot.redis_url import Replicas
 
 EXPIRY = "jitbot:expiry"  # ACTIVE grants by expiry; APPROVED ones by the latest their grant could end: the schedule
 PENDING = "jitbot:pending"  # PENDING requests by the time they time out
@@ -31,9 +32,6 @@ HOME_VIEWERS = "jitbot:home_viewers"  # people who have opened jitbot's App Home
 REVIEWS = "jitbot:reviews"  # open break-glass reviews by their next re-alert
 DRIFT = "jitbot:drift"  # the last drift scan: `orphaned:<provider>` counts, `scanned_at`, `findings` (a hash)
 DRIFT_DUE = "jitbot:drift:due"  # held while the scan is not due: the worker that takes it queues one
-REPLICATED = "jitbot:replicated"  # a counter written just before WAIT: see Store._replicate
-REPLICA_WAIT_MS = 500  # how long an audited write waits for a replica's acknowledgement
-REPLICA_LAGGING_S = 10.0  # after a WAIT that timed out, writes go on without waiting this long (then try again)
 _DATETIMES = (
     "created_at",
     "decided_at",
@@ -108,11 +106,10 @@ def review_key(request_id: str) -> str:
 
 
 class Store:
-    def __init__(self, client: redis.Redis, replicas: int = 0) -> None:
-        """`replicas`: how many replicas each audited write reaches before it returns (behind Sentinel: 1)."""
+    def __init__(self, client: redis.Redis, replicas: Replicas | None = None) -> None:
+        """`replicas`: behind Sentinel, each audited write reaches a replica before it returns (redis_url.Replicas)."""
         self.redis = client
-        self.replicas = replicas
-        self._lagging_until = 0.0
+        self.replicas = replicas or Replicas(client, 0)
         # Every audited write appends to the one chain, watched at its head: threads of one process that raced
         # for it lost nearly every race (8 concurrent requests: ~4 retries each). They take turns instead.
         self._chain = threading.RLock()
@@ -200,32 +197,9 @@ class Store:
                     break
                 except redis.WatchError:
                     continue
-        self._replicate()
+        self.replicas.wait()
         audit.emit(fields)
         return event
-
-    def _replicate(self) -> None:
-        """Behind Sentinel, an audited write (a request acknowledged, a decision, a grant, an end) reaches a
-        replica before jitbot acts on it: a failover right after it loses none of them. Replication is
-        asynchronous, so a master killed in the instant after EXEC could otherwise take the write with it.
-
-        WAIT counts the writes of its own connection, and the transaction's connection is back in the pool by
-        now: a write on WAIT's connection, after ours, carries ours with it (replication is one ordered stream).
-        A replica that does not answer in REPLICA_WAIT_MS costs that once, then writes go on without waiting for
-        REPLICA_LAGGING_S: the master has them, and refusing every write while a replica is away would stop
-        revocations too. `min-replicas-to-write` is the setting for an operator who prefers that.
-        """
-        if not self.replicas or time.monotonic() < self._lagging_until:
-            return
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.incr(REPLICATED)
-            pipe.wait(self.replicas, REPLICA_WAIT_MS)
-            acked = int(pipe.execute()[1])
-        if acked < self.replicas:
-            self._lagging_until = time.monotonic() + REPLICA_LAGGING_S
-            _log.warning(
-                "redis_write_not_replicated", replicas=acked, wanted=self.replicas, unchecked_s=REPLICA_LAGGING_S
-            )
 
     def audit_entries(self, start: str = "-", end: str = "+") -> Iterator[tuple[str, dict[str, str]]]:
         """The trail in order, as (stream id, fields), read in pages."""

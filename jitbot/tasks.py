@@ -8,6 +8,8 @@ from rq import Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from jitbot.redis_url import Replicas
+
 QUEUE = "jitbot"
 # jobs never carry secrets, but JSON keeps them readable to anyone auditing Redis, unlike pickle
 SERIALIZER = JSONSerializer
@@ -25,8 +27,9 @@ def make_queue(connection: redis.Redis) -> Queue:
 
 
 class Tasks:
-    def __init__(self, connection: redis.Redis) -> None:
+    def __init__(self, connection: redis.Redis, replicas: Replicas | None = None) -> None:
         self.queue = make_queue(connection)
+        self.replicas = replicas or Replicas(connection, 0)  # the jobs that issue and end access reach a replica
 
     def issue(self, request_id: str) -> None:
         self._once("workers.jobs.issue", request_id, f"issue-{request_id}", ISSUE_RETRY, timeout=ISSUE_TIMEOUT_S)
@@ -74,6 +77,7 @@ class Tasks:
         if existing is not None and existing.get_status(refresh=False) in BUSY:
             return
         self.queue.enqueue(func, request_id, job_id=job_id, retry=retry, job_timeout=timeout)
+        self.replicas.wait()
 
     def _exists(self, job_id: str) -> bool:
         return bool(self.queue.connection.exists(Job.key_for(job_id)))
