@@ -3,6 +3,7 @@
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 import uuid
 from typing import Any
@@ -125,3 +126,12 @@ def assign_in_pim(stack: Stack, scope: str, properties: dict[str, Any]) -> None:
     )
     with urllib.request.urlopen(put, timeout=10) as answer:
         assert answer.status == 201
+
+
+def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    """GET a health endpoint (/livez, /readyz, /healthz) on 127.0.0.1:`port`: its status and JSON body."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())

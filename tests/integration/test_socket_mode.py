@@ -7,11 +7,8 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -20,6 +17,7 @@ from jitbot.testing.slack_sender import command_body
 from jitbot.testing.slack_standin import SlackStandIn
 from jitbot.testing.socket_mode_standin import SocketModeStandIn
 from jitbot.testing.stack import free_port
+from tests.integration.helpers import probe
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,14 +35,6 @@ def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
 def home(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
     subprocess.run([JITBOT, "redis-stop"], cwd=tmp_path, capture_output=True, timeout=15)
-
-
-def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
 
 
 def test_app_when_app_token_and_no_signing_secret_then_answers_over_socket_mode_and_serves_probes(home: Path) -> None:

@@ -1,8 +1,10 @@
 """Shared by the unit tests: AWS in-process (moto), with test credentials and nothing of the developer's."""
 
+import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from moto import mock_aws
 
 from jitbot.testing import aws_limits
@@ -26,3 +28,13 @@ def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Logging as it was before the test: a test that configures jitbot's logging leaves no handler behind."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers, root.level = handlers, level
+    structlog.reset_defaults()

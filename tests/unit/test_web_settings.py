@@ -4,13 +4,11 @@ gunicorn's own lines rendered as jitbot's; `jitbot --version`."""
 import io
 import json
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
 from importlib import metadata
 from types import SimpleNamespace
 
 import pytest
-import structlog
 
 from jitbot import logs
 from jitbot.cli import main
@@ -18,14 +16,7 @@ from jitbot.config import Config
 from jitbot.errors import ConfigError
 from jitbot.web import Server
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers, root.level = handlers, level
-    structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.mark.parametrize(
