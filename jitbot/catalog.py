@@ -48,7 +48,7 @@ PROVIDER_KEYS = {
     },
     "azure": {"scope", "role_definition_id"},
     "gcp": {"resource", "role"},
-    "fake": {"delay", "fail_when_exists"},
+    "fake": {"delay", "fail_when_exists", "policy"},
 }
 # what each kind of provider needs to know about the person: checked when they ask, not after approval
 NEEDS_IDENTITY = {"aws-sso": ("aws_sso_user_id", "email"), "azure": ("azure_object_id",), "gcp": ("email",)}
@@ -470,7 +470,8 @@ def _azure_settings(keys: dict[str, _Node]) -> dict[str, Any]:
 
 
 def _fake_settings(keys: dict[str, _Node]) -> dict[str, Any]:
-    """The fake provider's knobs, for trying faults out: a delay per call, and a file whose presence fails calls."""
+    """The fake provider's knobs, for trying faults out: a delay per call, a file whose presence fails calls, and
+    the policy its grants share (revoked together, as a GCP project's)."""
     settings: dict[str, Any] = {}
     if "delay" in keys:  # seconds, fractions allowed (a cloud call takes tens of milliseconds), or a duration
         delay = keys["delay"]
@@ -478,6 +479,8 @@ def _fake_settings(keys: dict[str, _Node]) -> dict[str, Any]:
         settings["delay"] = float(delay.value) if plain else _duration(delay, "0s").total_seconds()
     if "fail_when_exists" in keys:
         settings["fail_when_exists"] = str(keys["fail_when_exists"].value)
+    if "policy" in keys:  # the shared policy its revocations write, as a GCP project's: revoked together
+        settings["policy"] = str(keys["policy"].value)
     return settings
 
 

@@ -19,7 +19,7 @@ from jitbot.eligibility import withdrawn_note
 from jitbot.errors import InvalidTransition, ProviderError
 from jitbot.people import People
 from jitbot.policy import audits_failure, find_resource, revocation_retry_delay
-from jitbot.providers.base import Provider
+from jitbot.providers.base import Ending, Provider, revoke_verified
 from jitbot.slack import views
 from jitbot.slack.home import Homes
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
@@ -103,7 +103,7 @@ class Lifecycle:
         takes it away later."""
         now = self.clock()
         try:
-            _revoke_verified(provider, request, resource, now)
+            revoke_verified(provider, request, resource, now)
         except ProviderError as error:
             detail = {
                 "error": str(error),
@@ -131,15 +131,40 @@ class Lifecycle:
             if mine:  # else an issue job is running; the reconciler comes back
                 self._cut(request, resource, now)
 
+    def end_many(self, request_ids: list[str]) -> None:
+        """end_access for grants of one cloud policy (the sweeper groups them by `policy_of`): those ACTIVE and
+        past their expiry are cut together, by one `revoke_many`; any other as end_access would end it alone."""
+        now = self.clock()
+        cuts: list[Ending] = []
+        for request in self.store.many(request_ids):
+            if request.status is Status.ACTIVE and not (request.expires_at and request.expires_at > now):
+                cuts.append((request, find_resource(self.catalog, request.resource)))
+            else:
+                self.end_access(request.id)
+        if cuts:
+            self._cut_many(cuts, now)
+
+    def policy_of(self, request: AccessRequest) -> str:
+        """The cloud policy that ending `request` writes (Provider.shared_policy): grants naming it end together."""
+        resource = find_resource(self.catalog, request.resource)
+        return self.providers(resource.kind).shared_policy(request, resource)
+
     def _cut(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
-        """Revoke in the cloud and read back that it is gone, then record the end: EXPIRED for a grant, FAILED
-        for one never issued. A cloud that still shows the access keeps the grant live and retried."""
-        try:
-            verified = _revoke_verified(self.provider(resource), request, resource, now)
-        except ProviderError as error:
-            self._retry_revocation(request, error, now)
-            return
+        self._cut_many([(request, resource)], now)
+
+    def _cut_many(self, cuts: list[Ending], now: datetime) -> None:
+        """Revoke in the cloud and read back that each is gone, then record each end: EXPIRED for a grant, FAILED
+        for one never issued. One the cloud still shows (or refused) stays live and is retried on its own."""
+        outcomes = self.provider(cuts[0][1]).revoke_many(cuts, now)
         confirmed = self.clock()  # the record's time: when the cloud showed it gone, not when the attempt began
+        for request, _ in cuts:
+            outcome = outcomes[request.id]
+            if isinstance(outcome, ProviderError):
+                self._retry_revocation(request, outcome, now)
+            else:
+                self._record_end(request, outcome, confirmed)
+
+    def _record_end(self, request: AccessRequest, verified: str, confirmed: datetime) -> None:
         seen = {"verified_at": confirmed, "verified": verified}
         action, note = (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
         if request.ending_by == AUTO:  # jitbot ended it itself: the access was never delivered
@@ -384,9 +409,3 @@ class Lifecycle:
     def _fail(self, request_id: str, note: str) -> None:
         now = self.clock()
         self.store.transition(request_id, lambda r: apply(r, Action.FAIL, AUTO, now, note=note))  # issue_access syncs
-
-
-def _revoke_verified(provider: Provider, request: AccessRequest, resource: Resource, now: datetime) -> str:
-    """End the access, then read the cloud back: what it showed, or ProviderError while the access is there."""
-    provider.revoke(request, resource, now)
-    return provider.verify_revoked(request, resource, now)

@@ -14,7 +14,7 @@ is best effort: a metric must never break what it measures, so a Redis failure i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ from jitbot import logs
 from jitbot.catalog import Resource
 from jitbot.domain import EVENT_NAMES, ORPHAN_KEPT, ORPHAN_REMOVED, AccessRequest
 from jitbot.errors import ProviderError
-from jitbot.providers.base import Held, Issued, Provider
+from jitbot.providers.base import Ending, Held, Issued, Outcome, Provider
 
 COUNTERS = "jitbot:metrics:counters"
 LAG = "jitbot:metrics:revocation_lag"
@@ -105,6 +105,16 @@ class CountedProvider:
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         with self._counting():
             self.inner.revoke(request, resource, now)
+
+    def shared_policy(self, request: AccessRequest, resource: Resource) -> str:
+        return self.inner.shared_policy(request, resource)
+
+    def revoke_many(self, grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
+        outcomes = self.inner.revoke_many(grants, now)
+        for outcome in outcomes.values():
+            if isinstance(outcome, ProviderError):
+                count_provider_error(self.client, self.name, outcome.retryable)
+        return outcomes
 
     def check(self, resource: Resource) -> str:
         return self.inner.check(resource)

@@ -2,9 +2,11 @@
 
 It runs as its own process (`sweeper:` in the Procfile; add more at will). Each pass claims what is due (a Lua
 script moves each claimed entry a lease into the future, so that no other sweeper — nor the reconciler — takes it
-meanwhile) and ends it on a thread pool: cloud calls are I/O, and one slow call must not hold back the rest. A
-revoked grant leaves the index in the transaction that records it; one whose revocation failed is put back at
-its retry time; one whose sweeper died comes back when the lease runs out. There is no job per grant to
+meanwhile), groups it by the cloud policy each end writes (a GCP resource's policy, an AWS role's deny; an Azure
+PIM removal is its own request, so its own group) and ends each group on a thread pool, with the fewest writes
+(`Provider.revoke_many`): cloud calls are I/O, and one slow policy must not hold back the rest. A revoked grant
+leaves the index in the transaction that records it; one whose revocation failed is put back at its retry time;
+one whose sweeper died comes back when the lease runs out. There is no job per grant to
 schedule, lose or fork, and no fork in this process (threads and fork do not mix).
 """
 
@@ -19,17 +21,20 @@ import redis
 
 from jitbot import logs, runtime
 from jitbot.clock import Clock, utcnow
+from jitbot.domain import AccessRequest
 from jitbot.errors import NotFound
 from jitbot.lifecycle import Lifecycle
 from jitbot.outage import Outage, describe
 from jitbot.store import Store
 
 THREADS = 32  # concurrent cloud calls per sweeper process
+BATCH = 50  # grants claimed per free thread: a policy's due grants are ended together, on one thread
 LEASE = timedelta(seconds=10)  # a claimed grant is someone else's to take after this (its sweeper died)
 RENEW_EVERY = LEASE / 2  # a claim being worked on is renewed this often, however long its cloud takes
 LANE_FULL_RETRY = timedelta(seconds=2)  # a grant whose cloud has all its threads busy is put back this far ahead
 IDLE_S = 0.2  # how often an idle sweeper looks: the lag of a revocation when nothing else is due
 _log = logs.get("jitbot.sweeper")
+Group = tuple[tuple[str, str], list[str]]  # (cloud, policy) → the claimed grants whose ends write it
 
 
 class Sweeper:
@@ -41,12 +46,15 @@ class Sweeper:
         threads: int = THREADS,
         outage: Outage | None = None,
         lane_size: int | None = None,
+        batch: int = BATCH,
     ) -> None:
+        """`batch`: grants claimed per free thread (1: each grant ended on its own, as before batching)."""
         self.lifecycle = lifecycle
         self.store = store
         self.clock = clock
         self.slots = threading.BoundedSemaphore(threads)
         self.threads = threads
+        self.batch = batch
         self.outage = outage or Outage(_log)
         self.lane_size = lane_size or share(threads, {r.provider for r in lifecycle.catalog.resources.values()})
         self._lanes: dict[str, threading.BoundedSemaphore] = {}
@@ -73,24 +81,49 @@ class Sweeper:
                     stop.wait(IDLE_S)
 
     def sweep(self, pool: ThreadPoolExecutor) -> int:
-        """Claim as many due grants as there are free threads, and start ending each; returns how many."""
+        """Claim due grants (BATCH per free thread), group them by policy, and start ending each group on a thread
+        of its own; returns how many grants were claimed."""
         self._renew_leases()
         if not self.slots.acquire(timeout=IDLE_S):  # every thread busy
             return 0
         free = 1
         while free < self.threads and self.slots.acquire(blocking=False):
             free += 1
-        claimed: list[str] = []
+        groups: list[Group] = []
         try:
-            claimed = self.store.claim_due(self.clock(), free, LEASE)
-        finally:  # Redis away: every slot taken for this pass comes back
-            for _ in range(free - len(claimed)):
+            claimed = self.store.claim_due(self.clock(), free * self.batch, LEASE)
+            groups = self._grouped(claimed, free)
+        finally:  # Redis away: every slot not given a group comes back (what was claimed, the lease brings back)
+            for _ in range(free - len(groups)):
                 self.slots.release()
         with self._inflight_lock:
-            self._inflight.update(claimed)
-        for request_id in claimed:
-            pool.submit(self._end, request_id)
+            self._inflight.update(request_id for _, ids in groups for request_id in ids)
+        for (provider, _), ids in groups:
+            pool.submit(self._end, provider, ids)
         return len(claimed)
+
+    def _grouped(self, claimed: list[str], free: int) -> list[Group]:
+        """`claimed` by the policy their ends write, oldest first; the groups beyond `free` (more policies due
+        than threads free) are put back, due, for the next pass."""
+        by_policy: dict[tuple[str, str], list[str]] = {}
+        found = self.store.many(claimed)
+        for request in found:
+            by_policy.setdefault(self._policy(request), []).append(request.id)
+        for request_id in set(claimed) - {request.id for request in found}:  # gone: end_many finds nothing to do
+            by_policy[("", request_id)] = [request_id]
+        groups = list(by_policy.items())
+        now = self.clock()
+        for _, ids in groups[free:]:
+            for request_id in ids:
+                self.store.retry_revocation_at(request_id, now)
+        return groups[:free]
+
+    def _policy(self, request: AccessRequest) -> tuple[str, str]:
+        """The request's cloud (its lane) and the policy its end writes there."""
+        try:
+            return request.provider, self.lifecycle.policy_of(request)
+        except NotFound:  # its resource left the catalog: on its own, where end_access says so
+            return request.provider, request.id
 
     def _renew_leases(self) -> None:
         """Every grant being ended keeps its claim while its cloud call runs (each call is bounded, a revocation
@@ -104,30 +137,26 @@ class Sweeper:
         if working:
             self.store.renew_leases(working, now + LEASE)
 
-    def _end(self, request_id: str) -> None:
+    def _end(self, provider: str, request_ids: list[str]) -> None:
+        """End one policy's group on the threads of its cloud (its catalog provider): one cloud never takes them
+        all, and a throttled policy holds one thread, not one per grant."""
+        lane = self._lanes.setdefault(provider, threading.BoundedSemaphore(self.lane_size))
         try:
-            lane = self._lane(request_id)  # reads Redis: inside, so that its failure too gives the thread back
             if not lane.acquire(blocking=False):  # its cloud already has its share of threads (frozen, say)
-                self.store.retry_revocation_at(request_id, self.clock() + LANE_FULL_RETRY)
+                retry_at = self.clock() + LANE_FULL_RETRY
+                for request_id in request_ids:
+                    self.store.retry_revocation_at(request_id, retry_at)
                 return
             try:
-                self.lifecycle.end_access(request_id)
+                self.lifecycle.end_many(request_ids)
             finally:
                 lane.release()
-        except Exception:  # noqa: BLE001 - the lease brings it back; the reconciler is the second net
-            _log.exception("revoke_failed", request_id=request_id)
+        except Exception:  # noqa: BLE001 - the lease brings them back; the reconciler is the second net
+            _log.exception("revoke_failed", request_ids=request_ids)
         finally:
             with self._inflight_lock:
-                self._inflight.discard(request_id)
+                self._inflight.difference_update(request_ids)
             self.slots.release()
-
-    def _lane(self, request_id: str) -> threading.BoundedSemaphore:
-        """The threads of the request's cloud (its catalog provider): one cloud never takes them all."""
-        try:
-            provider = self.store.get(request_id).provider
-        except NotFound:  # ended and gone meanwhile: end_access finds nothing to do
-            provider = ""
-        return self._lanes.setdefault(provider, threading.BoundedSemaphore(self.lane_size))
 
 
 def share(threads: int, providers: set[str]) -> int:

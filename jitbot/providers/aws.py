@@ -15,7 +15,7 @@ import json
 import math
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,7 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, session_name
 from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
-from jitbot.providers.base import CONNECT_S, READ_S, Held, Issued
+from jitbot.providers.base import CONNECT_S, READ_S, Ending, Held, Issued, Outcome, revoke_each
 from jitbot.redaction import Credentials
 
 if TYPE_CHECKING:
@@ -239,16 +239,35 @@ class AwsProvider:
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         """Deny the request's sessions until their credentials expire, unless they end by themselves by now;
         stale denies go in the same write. Nothing is written when nothing changes."""
+        if self._queue(request, resource, now):
+            self._commit(role_name(resource.settings["role_arn"]), request.id, now)
+
+    def shared_policy(self, request: AccessRequest, resource: Resource) -> str:
+        """The role's one deny policy: every early end on the role writes it."""
+        return str(resource.settings["role_arn"])
+
+    def revoke_many(self, grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
+        """Every cut is queued first: the first revoke's group commit then writes them all in one policy write (the
+        others find theirs written), and its read-back verifies them all."""
+        for request, resource in grants:
+            self._queue(request, resource, now)
+        return revoke_each(self, grants, now)
+
+    def _queue(self, request: AccessRequest, resource: Resource, now: datetime) -> bool:
+        """The request's cut joins those waiting on its role; False when it needs none (no IAM call at all: the
+        next cut on the role prunes)."""
         until = deny_until(request, now)
-        if until is None:  # nothing to deny: no IAM call at all (the next cut on the role prunes)
-            return
-        role = role_name(resource.settings["role_arn"])
+        if until is None:
+            return False
         with self._pending_lock:
-            cuts = self._pending[role]
+            cuts = self._pending[role_name(resource.settings["role_arn"])]
             cuts[request.id] = max(until, cuts.get(request.id, until))
+        return True
+
+    def _commit(self, role: str, request_id: str, now: datetime) -> None:
         with self._writers[role]:  # group commit: whoever writes next writes every cut waiting on this role
             with self._pending_lock:
-                if request.id not in self._pending[role]:
+                if request_id not in self._pending[role]:
                     return  # written by the thread before, with its own
                 batch = self._pending.pop(role)
             try:

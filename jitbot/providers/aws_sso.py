@@ -21,7 +21,7 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -33,7 +33,7 @@ from jitbot.domain import AccessRequest
 from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
 from jitbot.providers.aws import Serial, _call, _in_process, client
-from jitbot.providers.base import Held, Issued
+from jitbot.providers.base import Ending, Held, Issued, Outcome, revoke_each
 
 POLL_INTERVALS = (0.5, 1.0, 2.0)  # seconds between status polls, the last repeated: most settle within seconds
 POLL_TIMEOUT = 60.0  # then a retryable error: the job runs again and finds the assignment, or waits more
@@ -249,6 +249,13 @@ class AwsSsoProvider:
                 retryable=True,
             )
         return "assignment deleted"
+
+    def shared_policy(self, request: AccessRequest, resource: Resource) -> str:
+        """The request itself: each Identity Center assignment is deleted by a request of its own, so no batch."""
+        return request.id
+
+    def revoke_many(self, grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
+        return revoke_each(self, grants, now)
 
     def held(self, resource: Resource, now: datetime) -> list[Held]:
         """The account assignments of the resource's permission set that the ledger says jitbot created."""

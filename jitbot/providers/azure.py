@@ -14,7 +14,7 @@ the request id).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +32,7 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
 from jitbot.providers.arm import PUBLIC_ARM, Arm, json_body
-from jitbot.providers.base import Held, Issued
+from jitbot.providers.base import Ending, Held, Issued, Outcome, revoke_each
 from jitbot.providers.pim import (
     ASSIGNMENT_EXISTS,
     ASSIGNMENT_GONE,
@@ -184,6 +184,13 @@ class AzureProvider:
                 retryable=True,
             )
         return f"read {len(instances)} active assignment(s) of {principal} at {scope}: none from schedule {schedule}"
+
+    def shared_policy(self, request: AccessRequest, resource: Resource) -> str:
+        """The request itself: each PIM removal is a schedule request of its own, so no batch."""
+        return request.id
+
+    def revoke_many(self, grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
+        return revoke_each(self, grants, now)
 
     def held(self, resource: Resource, now: datetime) -> list[Held]:
         """Active instances at the scope whose schedule an AdminAssign of jitbot's created for this role."""

@@ -1,15 +1,18 @@
 """The provider contract: `grant(request) -> Issued`, `revoke(request)`, both safe to repeat; `verify_revoked`
-reads back that access is gone; `held` and `remove` let the drift scan find and take away access jitbot made
-that no live grant explains."""
+reads back that access is gone; `revoke_many` ends grants that share a cloud policy (`shared_policy`) with the
+fewest writes; `held` and `remove` let the drift scan find and take away access jitbot made that no live grant
+explains."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
+from jitbot.errors import ProviderError
 from jitbot.redaction import Credentials
 
 # Every cloud SDK client waits this long for a connection and for an answer, then fails (a ProviderError that
@@ -17,6 +20,9 @@ from jitbot.redaction import Credentials
 # 3 attempts; Google: 60 s; azure-core: 300 s) let one frozen endpoint hold a sweeper thread for minutes, unalerted.
 CONNECT_S = 3.05  # just past TCP's first retransmission (3 s)
 READ_S = 10.0
+
+Ending = tuple[AccessRequest, Resource]  # a grant to end, and its catalog resource
+Outcome = str | ProviderError  # a grant's end as read back (for its audit record), or why it is still live
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,17 @@ class Provider(Protocol):
         retryable ProviderError when the cloud still shows it (or cannot be read)."""
         ...
 
+    def shared_policy(self, request: AccessRequest, resource: Resource) -> str:
+        """What revoking `request` writes in the cloud (a GCP resource's policy, an AWS role's deny): grants that
+        name the same are ended together by `revoke_many`. A cloud that ends each grant by its own request (Azure
+        PIM, Identity Center) names the request."""
+        ...
+
+    def revoke_many(self, grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
+        """`revoke` and `verify_revoked` for grants of one `shared_policy`, with as few writes and reads as the
+        cloud allows: each request id's outcome. A cloud without a shared write loops (`revoke_each`)."""
+        ...
+
     def held(self, resource: Resource, now: datetime) -> list[Held]:
         """Read-only: the access jitbot made through `resource` (its target and role) that is live now."""
         ...
@@ -77,3 +94,20 @@ class Provider(Protocol):
         """Take away access `held` found that no live grant explains; safe to repeat. False when it was gone
         already (another writer, or a revocation between the scan's read and now): nothing to record."""
         ...
+
+
+def revoke_verified(provider: Provider, request: AccessRequest, resource: Resource, now: datetime) -> str:
+    """End the access, then read the cloud back: what it showed, or ProviderError while the access is there."""
+    provider.revoke(request, resource, now)
+    return provider.verify_revoked(request, resource, now)
+
+
+def revoke_each(provider: Provider, grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
+    """`revoke_many` for a cloud where every grant is its own write: one after the other, each its own outcome."""
+    outcomes: dict[str, Outcome] = {}
+    for request, resource in grants:
+        try:
+            outcomes[request.id] = revoke_verified(provider, request, resource, now)
+        except ProviderError as error:
+            outcomes[request.id] = error
+    return outcomes

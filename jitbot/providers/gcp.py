@@ -11,7 +11,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -27,7 +27,7 @@ from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
-from jitbot.providers.base import CONNECT_S, READ_S, Held, Issued
+from jitbot.providers.base import CONNECT_S, READ_S, Ending, Held, Issued, Outcome
 
 Policy = dict[str, Any]
 
@@ -99,9 +99,22 @@ def add_binding(policy: Policy, role: str, member: str, request_id: str, expires
 
 def remove_binding(policy: Policy, request_id: str) -> Policy:
     """`policy` without jitbot's binding for `request_id`; unchanged (the same object) when it is not there."""
+    return remove_bindings(policy, {request_id})
+
+
+def remove_bindings(policy: Policy, request_ids: Collection[str]) -> Policy:
+    """`policy` without jitbot's bindings for `request_ids`; unchanged (the same object) when none is there."""
     bindings = policy.get("bindings", [])
-    kept = [binding for binding in bindings if jitbot_request_id(binding) != request_id]
+    kept = [binding for binding in bindings if jitbot_request_id(binding) not in request_ids]
     return policy if len(kept) == len(bindings) else _with_bindings(policy, kept)
+
+
+def read_back(policy: Policy, resource: str, request_id: str) -> Outcome:
+    """What a revocation's read-back of `resource`'s policy shows for `request_id`: gone, or still bound."""
+    if any(jitbot_request_id(binding) == request_id for binding in policy.get("bindings", [])):
+        still = f"GCP still shows jitbot's binding for {request_id} in {resource}'s policy"
+        return ProviderError(still, retryable=True)
+    return f"no jitbot binding for {request_id} in {resource}'s policy"
 
 
 def prune_expired(policy: Policy, now: datetime) -> Policy:
@@ -240,12 +253,25 @@ class GcpProvider:
     def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
         """Read the policy back: a revoke that wrote nothing, or a restore of an old policy since, shows here."""
         target = resource.settings["resource"]
-        bindings = self._read(target, now).get("bindings", [])
-        if any(jitbot_request_id(binding) == request.id for binding in bindings):
-            raise ProviderError(
-                f"GCP still shows jitbot's binding for {request.id} in {target}'s policy", retryable=True
-            )
-        return f"no jitbot binding for {request.id} in {target}'s policy"
+        outcome = read_back(self._read(target, now), target, request.id)
+        if isinstance(outcome, ProviderError):
+            raise outcome
+        return outcome
+
+    def shared_policy(self, request: AccessRequest, resource: Resource) -> str:
+        """The resource's one IAM policy: every grant on a project is a read-modify-write of it."""
+        return str(resource.settings["resource"])
+
+    def revoke_many(self, grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
+        """One read-modify-write takes every grant's binding out of the resource's policy (one setIamPolicy, not
+        one per grant colliding on the etag), then one read shows each gone. A refused write fails them all."""
+        target, ids = grants[0][1].settings["resource"], {request.id for request, _ in grants}
+        try:
+            self._edit(target, lambda policy: prune_expired(remove_bindings(policy, ids), now), now)
+            policy = self._read(target, now)
+        except ProviderError as error:
+            return dict.fromkeys(ids, error)
+        return {request_id: read_back(policy, target, request_id) for request_id in ids}
 
     def held(self, resource: Resource, now: datetime) -> list[Held]:
         """jitbot's live bindings of the resource's role: one read of the policy."""

@@ -4,9 +4,10 @@ It answers as the real services do: `POST /v3/{resource}:getIamPolicy` and `:set
 JSON, a stale etag refused with 409 ABORTED, conditions only in version 3 policies, never on basic roles or for
 everyone, at most 20 conditional bindings of one role to one member and 1,500 principals (sources beside each),
 403 for a resource it does not hold (Google does not say whether it exists), 401 without a bearer token it issued.
-`POST /token` is the OAuth refresh-token grant behind the credentials file `write_adc` writes: point
-GOOGLE_APPLICATION_CREDENTIALS at it and Application Default Credentials work in any process, with no request
-leaving the machine.
+With `limits` (benchmarks) every call takes its latency and each resource's policy takes a write rate, a write
+beyond it answered 429 RESOURCE_EXHAUSTED. `POST /token` is the OAuth refresh-token grant behind the credentials
+file `write_adc` writes: point GOOGLE_APPLICATION_CREDENTIALS at it and Application Default Credentials work in any
+process, with no request leaving the machine.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.loopback import LoopbackServer, StandInServer
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
@@ -67,6 +69,15 @@ MAX_TITLE, MAX_DESCRIPTION = 100, 256
 TIMESTAMP_CALL = re.compile(r"timestamp\((?P<argument>[^)]*)\)")
 RFC3339 = re.compile(r"""(?P<q>["'])\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)(?P=q)""")
 MASKABLE = {"bindings", "etag", "auditConfigs"}
+# A write refused for quota: 429 RESOURCE_EXHAUSTED with this message (the form Resource Manager answers a read over
+# quota with: "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' of service
+# 'cloudresourcemanager.googleapis.com'", status RESOURCE_EXHAUSTED, reason RATE_LIMIT_EXCEEDED). Google publishes
+# the write quota per consumer project ("Resource Manager limits": writing projects, up to 10 writes per second;
+# IAM "Quotas and limits": write requests, 600 per project per minute) and sends no Retry-After; the stand-in
+# counts it per policy written, so that a test can throttle one hot project and not the others. Two writers of
+# one policy at once meet the etag check instead: 409 ABORTED (below).
+QUOTA_EXCEEDED = "Quota exceeded for quota metric 'Write requests' of service 'cloudresourcemanager.googleapis.com'."
+RESOURCE_MANAGER_WRITES_PER_S = 10.0
 TOKEN_SECONDS = 3599
 
 
@@ -86,6 +97,7 @@ class _Failure:
     status: int
     times: int
     retry_after: int | None
+    resource: str | None  # only calls on this resource fail; None: any
 
 
 def new_etag() -> str:
@@ -198,8 +210,9 @@ class GcpStandIn(LoopbackServer):
     Seed it with other people's bindings before a test; an etag and version are added on the first read.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, limits: Limits | None = None) -> None:
         self.policies: dict[str, dict[str, Any]] = {}
+        self.throttle = Throttle(limits) if limits else None
         self.client_id = "standin-client-" + secrets.token_hex(4) + ".apps.googleusercontent.com"
         self.client_secret = secrets.token_urlsafe(18)
         self.refresh_token = "1//standin-" + secrets.token_urlsafe(24)
@@ -271,12 +284,15 @@ class GcpStandIn(LoopbackServer):
         with self._lock:
             self._conflicts = times
 
-    def fail(self, method: str, *, status: int, times: int = 1, retry_after: int | None = None) -> None:
-        """Make the next `times` calls to getIamPolicy or setIamPolicy answer HTTP `status` (403, 404, 429, 503…)."""
+    def fail(
+        self, method: str, *, status: int, times: int = 1, retry_after: int | None = None, resource: str | None = None
+    ) -> None:
+        """Make the next `times` calls to getIamPolicy or setIamPolicy (on `resource` only, if given) answer HTTP
+        `status` (403, 404, 429, 503…)."""
         if method not in API_METHODS:
             raise ValueError(f"method must be one of {API_METHODS}")
         with self._lock:
-            self._failures[method] = _Failure(status, times, retry_after)
+            self._failures[method] = _Failure(status, times, retry_after, resource)
 
     # --- serving ----------------------------------------------------------------------------------
 
@@ -284,6 +300,8 @@ class GcpStandIn(LoopbackServer):
         """Answer one request and record it; the server thread calls this."""
         resource, _, method = path.removeprefix("/v3/").rpartition(":")
         token = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else None
+        if self.throttle and path.startswith("/v3/"):
+            self.throttle.wait()  # outside the lock: calls overlap, as on the network
         with self._lock:
             if path == "/token":
                 method, resource, answer = "token", "", self._token(body, authorization)
@@ -317,6 +335,8 @@ class GcpStandIn(LoopbackServer):
         failure = self._failure_answer(method, resource)
         if failure is not None:
             return failure
+        if method == "setIamPolicy" and self.throttle and self.throttle.take(resource) is not None:
+            return google_error(429, QUOTA_EXCEEDED)
         if resource not in self.policies:
             kind = resource.partition("/")[0] or "resource"
             message = (
@@ -333,7 +353,7 @@ class GcpStandIn(LoopbackServer):
 
     def _failure_answer(self, method: str, resource: str) -> Answer | None:
         failure = self._failures.get(method)
-        if failure is None:
+        if failure is None or failure.resource not in (None, resource):
             return None
         failure.times -= 1
         if failure.times <= 0:
@@ -342,7 +362,7 @@ class GcpStandIn(LoopbackServer):
         messages = {
             403: "The caller does not have permission",
             404: f"Requested entity was not found: {resource}.",
-            429: "Quota exceeded for quota metric 'Write requests' of service 'cloudresourcemanager.googleapis.com'.",
+            429: QUOTA_EXCEEDED,
             503: "The service is currently unavailable.",
         }
         return google_error(failure.status, messages.get(failure.status, "Internal error encountered."), headers)

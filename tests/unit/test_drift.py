@@ -16,7 +16,7 @@ from jitbot.domain import AccessRequest, Status
 from jitbot.drift import SCAN_EVERY, DriftScan
 from jitbot.errors import ProviderError
 from jitbot.metrics_collector import RedisCollector
-from jitbot.providers.base import Held
+from jitbot.providers.base import Held, Outcome
 from tests.unit.test_lifecycle import NOW, Bot, RecordingProvider, active, audit_log, make_bot, status
 
 CATALOG = parse_catalog(
@@ -44,9 +44,9 @@ class Cloud(RecordingProvider):
         self.removed: list[Held] = []
         self.vanished: list[Held] = []  # gone by the time the scan removes it (its grant ended meanwhile)
 
-    def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
+    def read_back(self, request: AccessRequest) -> Outcome:
         if request.id in self.stuck:
-            raise ProviderError(f"the binding of {request.id} is still in the policy", retryable=True)
+            return ProviderError(f"the binding of {request.id} is still in the policy", retryable=True)
         return f"no binding of {request.id} in the policy"
 
     def held(self, resource: Resource, now: datetime) -> list[Held]:
@@ -110,13 +110,13 @@ def test_revocation_when_the_cloud_is_slow_then_the_end_is_recorded_when_the_clo
 ) -> None:
     request_id = active(bot)
     bot.clock.now = ended_at = NOW + timedelta(hours=1)
-    read_back = cloud(bot).verify_revoked
+    read_back = cloud(bot).read_back
 
-    def slow(request: AccessRequest, resource: Resource, now: datetime) -> str:
+    def slow(request: AccessRequest) -> Outcome:
         bot.clock.advance(timedelta(seconds=40))  # a cloud that takes its time to answer
-        return read_back(request, resource, now)
+        return read_back(request)
 
-    monkeypatch.setattr(cloud(bot), "verify_revoked", slow)
+    monkeypatch.setattr(cloud(bot), "read_back", slow)
     bot.lifecycle.end_access(request_id)
     (record,) = [entry for entry in audit_log(bot) if entry["event"] == "expired"]
     assert record["at"] == (ended_at + timedelta(seconds=40)).isoformat() == json.loads(record["detail"])["verified_at"]

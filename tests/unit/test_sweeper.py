@@ -1,7 +1,7 @@
 """The sweeper: claims what is due from the expiry index (with a lease) and revokes it on a thread pool."""
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest, Status
+from jitbot.domain import Status
 from jitbot.errors import ProviderError
+from jitbot.providers.base import Ending, Outcome
 from jitbot.store import EXPIRY, encode, request_key
 from jitbot.sweeper import LANE_FULL_RETRY, LEASE, Sweeper, share
 from tests.unit.test_lifecycle import NOW, Bot, active, bot, status
@@ -58,14 +58,16 @@ def test_sweep_then_every_due_grant_revoked_and_recorded_and_the_rest_left(bot: 
     assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == ids[4:]
 
 
-def test_sweep_when_more_due_than_threads_then_claims_only_what_it_can_start(bot: Bot) -> None:
-    ids = grants(bot, 5)
+def test_sweep_when_more_policies_due_than_threads_then_starts_what_it_can_and_puts_the_rest_back_due(
+    bot: Bot,
+) -> None:
+    ids = grants(bot, 5)  # the fake without a `policy` setting: each grant a policy of its own
     bot.clock.now = NOW + timedelta(days=1)
     sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=2)
     with ThreadPoolExecutor(2) as pool:
-        first = sweeper.sweep(pool)
-    assert first == 2  # the other three stay unclaimed, due, for the next pass or another sweeper
-    assert bot.store.claim_due(bot.clock.now, 10, LEASE) == ids[2:]
+        assert sweeper.sweep(pool) == 5
+    assert [status(bot, i) for i in ids] == [Status.EXPIRED] * 2 + [Status.ACTIVE] * 3
+    assert sorted(bot.store.claim_due(bot.clock.now, 10, LEASE)) == sorted(ids[2:])  # due now, for the next pass
 
 
 def test_sweep_when_cloud_fails_then_put_at_its_retry_time_not_the_lease(bot: Bot) -> None:
@@ -119,15 +121,15 @@ class Gate:
 
     def __init__(self, bot: Bot, held: set[str]) -> None:
         self.open, self.held, self.calls = threading.Event(), held, []
-        real = bot.fake.revoke
+        real = bot.fake.revoke_many
 
-        def revoke(request: AccessRequest, resource: Resource, now: datetime) -> None:
-            self.calls.append(request.id)
-            if request.id in self.held:
+        def revoke_many(grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
+            self.calls.extend(request.id for request, _ in grants)
+            if any(request.id in self.held for request, _ in grants):
                 assert self.open.wait(10), "the test never opened the gate"
-            real(request, resource, now)
+            return real(grants, now)
 
-        bot.fake.revoke = revoke  # type: ignore[method-assign]
+        bot.fake.revoke_many = revoke_many  # type: ignore[method-assign]
 
 
 def wait_for(predicate: Callable[[], bool]) -> None:
