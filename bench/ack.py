@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jitbot.slack import ids
-from jitbot.tasks import make_queue
+from jitbot.tasks import waiting_jobs
 from jitbot.testing.slack_sender import SlackSender, click_body, command_body
 from jitbot.testing.stack import Stack, cpu_seconds, free_port
 from tests.integration.conftest import CATALOG
@@ -80,8 +80,8 @@ def wait_healthy(url: str) -> None:
 
 def wait_drained(stack: Stack, timeout: float = 300.0) -> float:
     """Seconds until the worker has no job waiting or running (what the cell caused is done)."""
-    queue, started = make_queue(stack.redis()), time.monotonic()
-    while queue.count or queue.started_job_registry.count:
+    connection, started = stack.redis(), time.monotonic()
+    while waiting_jobs(connection):
         if time.monotonic() - started > timeout:
             raise TimeoutError(f"the worker did not drain its queue in {timeout:.0f} s")
         time.sleep(0.02)

@@ -34,6 +34,7 @@ class Config:
     host: str = "0.0.0.0"  # JITBOT_BIND or HOST: where web (and Socket Mode's health server) listens, on `port`
     web_concurrency: int = 2  # WEB_CONCURRENCY: gunicorn's worker processes (gunicorn's own convention)
     gunicorn_args: tuple[str, ...] = ()  # GUNICORN_CMD_ARGS, split as a shell would: gunicorn settings over jitbot's
+    slack_pacing: bool = True  # JITBOT_SLACK_PACING=0: workers call Slack at once, leaving 429s to the client's retries
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -63,6 +64,7 @@ class Config:
             host=host,
             web_concurrency=_web_concurrency(env),
             gunicorn_args=_gunicorn_args(env),
+            slack_pacing=env.get("JITBOT_SLACK_PACING") != "0",
         )
 
     @property

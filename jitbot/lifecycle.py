@@ -180,7 +180,7 @@ class Lifecycle:
         self.store.close_revocation_failures(request.id)
         if action is Action.EXPIRE and request.expires_at:  # cut and recorded: how long after its end
             metrics.observe_revocation_lag(self.store.redis, (self.clock() - request.expires_at).total_seconds())
-        self.tasks.sync_slack(request.id)
+        self.tasks.sync_slack(request.id, urgent=True)  # the scrub and the notice go before any approval message
 
     def _retry_revocation(self, request: AccessRequest, error: ProviderError, now: datetime) -> None:
         """Never give up: back off (capped) and let the reconciler come back; alert once past the budget.
@@ -280,12 +280,13 @@ class Lifecycle:
         return metrics.CountedProvider(self.providers(resource.kind), self.store.redis, resource.provider)
 
     def sync_slack(self, request_id: str) -> None:
-        """Scrub ended secrets, bring the approval message up to date, tell the requester the outcome."""
+        """Scrub ended secrets, tell the requester the outcome, bring the approval message up to date: the urgent
+        calls first (jitbot.slack.pacing), so that a paced approval edit never holds them back."""
         request = self.store.get(request_id)
         resource = find_resource(self.catalog, request.resource)
         steps: list[Callable[[], None]] = [
-            lambda: self._announce(request, resource),
             lambda: self.notifier.tell_requester(request),
+            lambda: self._announce(request, resource),
             lambda: self.homes.publish_for(request),
         ]
         if request.status.is_final:

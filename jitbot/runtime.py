@@ -16,6 +16,7 @@ from jitbot.outage import describe
 from jitbot.redis_url import Connected, Replicas, open_redis
 from jitbot.service import Service
 from jitbot.slack.notify import Notifier, web_client
+from jitbot.slack.pacing import Pacer
 from jitbot.store import Store, check_durability
 from jitbot.tasks import Tasks
 
@@ -62,9 +63,9 @@ def build(config: Config, someone_waiting: bool = False, start_store: bool = Tru
     replicas = Replicas(client, connected.replicas)
     store = Store(client, replicas)
     tasks = Tasks(client, replicas)
-    notifier = Notifier(
-        web_client(config.slack_bot_token, config.slack_api_url, someone_waiting=someone_waiting), store
-    )
+    client_of_slack = web_client(config.slack_bot_token, config.slack_api_url, someone_waiting=someone_waiting)
+    paced = config.slack_pacing and not someone_waiting  # a person waits on the web's calls: they never wait their turn
+    notifier = Notifier(client_of_slack, store, Pacer(client) if paced else None)
     service = Service(catalog, store, tasks, notifier)
     lifecycle = Lifecycle(
         catalog, store, tasks, notifier, functools.cache(lambda kind: providers.build(kind, config, store))

@@ -11,6 +11,10 @@ from rq.serializers import JSONSerializer
 from jitbot.redis_url import Replicas
 
 QUEUE = "jitbot"
+# Every worker takes a job from here before any from QUEUE: issuing and ending access, and the Slack jobs that deliver
+# or take away a secret, never wait behind a backlog of approval messages paced at one a second per channel.
+URGENT_QUEUE = "jitbot-urgent"
+QUEUES = (URGENT_QUEUE, QUEUE)  # in the order a worker listens
 # jobs never carry secrets, but JSON keeps them readable to anyone auditing Redis, unlike pickle
 SERIALIZER = JSONSerializer
 ISSUE_RETRY = Retry(max=3, interval=[5, 20, 60])
@@ -22,13 +26,21 @@ BUSY = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFE
 ISSUE_TIMEOUT_S = 90
 
 
-def make_queue(connection: redis.Redis) -> Queue:
-    return Queue(QUEUE, connection=connection, serializer=SERIALIZER)
+def make_queue(connection: redis.Redis, name: str = QUEUE) -> Queue:
+    return Queue(name, connection=connection, serializer=SERIALIZER)
+
+
+def waiting_jobs(connection: redis.Redis) -> int:
+    """Jobs queued, running or scheduled (a retry, say) on every queue: 0 once all that was asked is done."""
+    queues = [make_queue(connection, name) for name in QUEUES]
+    registries = [r for q in queues for r in (q.started_job_registry, q.scheduled_job_registry)]
+    return int(sum(q.count for q in queues) + sum(r.count for r in registries))
 
 
 class Tasks:
     def __init__(self, connection: redis.Redis, replicas: Replicas | None = None) -> None:
         self.queue = make_queue(connection)
+        self.urgent = make_queue(connection, URGENT_QUEUE)
         self.replicas = replicas or Replicas(connection, 0)  # the jobs that issue and end access reach a replica
 
     def issue(self, request_id: str) -> None:
@@ -38,10 +50,12 @@ class Tasks:
         """End now (and the reconciler's second net): unless a revocation of it is already queued or running."""
         self._once("workers.jobs.revoke", request_id, f"revoke-now-{request_id}", REVOKE_RETRY)
 
-    def sync_slack(self, request_id: str, pipeline: Pipeline | None = None) -> None:
+    def sync_slack(self, request_id: str, pipeline: Pipeline | None = None, *, urgent: bool = False) -> None:
         """Bring the approval message and the requester's DMs up to the request's current state. Given a
-        pipeline (a transaction), the job is queued with whatever else it holds, or not at all."""
-        self.queue.enqueue_call("workers.jobs.sync_slack", (request_id,), retry=SYNC_RETRY, pipeline=pipeline)
+        pipeline (a transaction), the job is queued with whatever else it holds, or not at all. `urgent`: the access
+        has ended, and its secrets are to be scrubbed and its end told."""
+        queue = self.urgent if urgent else self.queue
+        queue.enqueue_call("workers.jobs.sync_slack", (request_id,), retry=SYNC_RETRY, pipeline=pipeline)
 
     def renew(self, request_id: str) -> None:
         """An extension was approved: the cloud's access is brought up to the new expiry."""
@@ -61,7 +75,7 @@ class Tasks:
         self.queue.enqueue("workers.jobs.publish_home", user, retry=SYNC_RETRY)
 
     def alert_revocation(self, request_id: str) -> None:
-        self.queue.enqueue("workers.jobs.alert_revocation", request_id, retry=SYNC_RETRY)
+        self.urgent.enqueue("workers.jobs.alert_revocation", request_id, retry=SYNC_RETRY)
 
     def scan_clouds(self) -> None:
         """The drift scan (jitbot.drift): once per claim, no retry (the next one comes SCAN_EVERY later)."""
@@ -71,12 +85,13 @@ class Tasks:
         self.queue.enqueue("workers.jobs.post_report", user, period_s, job_timeout=600)
 
     def _once(self, func: str, request_id: str, job_id: str, retry: Retry, timeout: int | None = None) -> None:
+        """An urgent job (issuing, renewing or ending access), unless one of that id is already queued or running."""
         existing = (
             Job.fetch(job_id, connection=self.queue.connection, serializer=SERIALIZER) if self._exists(job_id) else None
         )
         if existing is not None and existing.get_status(refresh=False) in BUSY:
             return
-        self.queue.enqueue(func, request_id, job_id=job_id, retry=retry, job_timeout=timeout)
+        self.urgent.enqueue(func, request_id, job_id=job_id, retry=retry, job_timeout=timeout)
         self.replicas.wait()
 
     def _exists(self, job_id: str) -> bool:

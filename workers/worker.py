@@ -27,7 +27,7 @@ from rq.job import Job
 from jitbot import logs, redaction, runtime
 from jitbot.drift import SCAN_EVERY
 from jitbot.outage import Outage, describe
-from jitbot.tasks import SERIALIZER, make_queue
+from jitbot.tasks import QUEUES, SERIALIZER, make_queue
 
 MAINTENANCE_INTERVAL_S = 10
 WORKER_TTL_S = 25  # RQ blocks for worker_ttl - 15 s waiting for a job: a maintenance pass at least that often
@@ -82,7 +82,8 @@ def run(sleep: Callable[[float], None] = time.sleep) -> None:
     outage = Outage(_log, rt.config.redis_give_up_s)
     while True:
         try:
-            worker = JitbotWorker([make_queue(rt.redis)], connection=rt.redis, serializer=SERIALIZER, **options)
+            queues = [make_queue(rt.redis, name) for name in QUEUES]  # urgent first: RQ takes them in this order
+            worker = JitbotWorker(queues, connection=rt.redis, serializer=SERIALIZER, **options)
             worker.outage = outage
             worker.work(with_scheduler=True, logging_level="INFO")
         except redis.RedisError as error:

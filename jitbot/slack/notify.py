@@ -1,7 +1,9 @@
 """What jitbot says in Slack on its own initiative: approval messages kept current, DMs, ephemerals.
 
-Every call goes through one WebClient that retries connection errors and 429s. Slack errors leave here
-as NotifyError carrying only Slack's error code — never the request body, which may hold a secret.
+Every call goes through one WebClient that retries connection errors and 429s and, in a worker, waits first for
+its turn under Slack's rate limits (jitbot.slack.pacing): the calls that deliver or take away access are urgent.
+Slack errors leave here as NotifyError carrying only Slack's error code — never the request body, which may hold a
+secret.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from jitbot.errors import JitError
 from jitbot.policy import escalation_list
 from jitbot.redaction import Credentials
 from jitbot.slack import views
+from jitbot.slack.pacing import Pacer
 from jitbot.store import Store
 
 ANNOUNCE_LOCK = timedelta(seconds=30)
@@ -85,9 +88,11 @@ def web_client(token: str | None, base_url: str, *, someone_waiting: bool = Fals
 
 
 class Notifier:
-    def __init__(self, client: WebClient, store: Store) -> None:
+    def __init__(self, client: WebClient, store: Store, pacer: Pacer | None = None) -> None:
+        """`pacer`: a worker's calls wait for their turn under Slack's limits; None (the web process) calls at once."""
         self.client = client
         self.store = store
+        self.pacer = pacer
 
     def sync_approval_message(self, request: AccessRequest, resource: Resource) -> None:
         """Post the approval message once, then keep it showing the request's current state."""
@@ -154,14 +159,14 @@ class Notifier:
         with self.store.lock(f"tell:{request.id}", ANNOUNCE_LOCK) as mine:  # two sync jobs at once: one DM
             if not mine or marker in self.store.slack_refs(request.id):
                 return  # the holder sends it; if it fails, its job is retried
-            self._call("chat_postMessage", channel=request.requester, text=views.outcome_dm(request))
+            self._call("chat_postMessage", channel=request.requester, text=views.outcome_dm(request), urgent=True)
             self.store.set_slack_refs(request.id, **{marker: "1"})
 
     def send_access(self, request: AccessRequest, credentials: Credentials, access: dict[str, str]) -> None:
         """The DM that carries the access. A renewal replaces the earlier one, whose secrets are scrubbed first."""
         self.scrub_credentials(request)
         text, blocks = views.credentials_dm(request, credentials.fields(), access)
-        answer = self._call("chat_postMessage", channel=request.requester, text=text, blocks=blocks)
+        answer = self._call("chat_postMessage", channel=request.requester, text=text, blocks=blocks, urgent=True)
         self.store.set_slack_refs(request.id, secret_dm_channel=answer["channel"], secret_dm_ts=answer["ts"])
         self.store.drop_slack_refs(request.id, "scrubbed")
 
@@ -227,9 +232,8 @@ class Notifier:
         refs = self.store.slack_refs(request.id)
         if "secret_dm_ts" in refs and "scrubbed" not in refs:
             text, blocks = views.scrubbed_dm(request)
-            self._call(
-                "chat_update", channel=refs["secret_dm_channel"], ts=refs["secret_dm_ts"], text=text, blocks=blocks
-            )
+            channel, ts = refs["secret_dm_channel"], refs["secret_dm_ts"]
+            self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks, urgent=True)
             self.store.set_slack_refs(request.id, scrubbed="1")
 
     def send_files(self, user: str, paths: Sequence[Path], comment: str) -> None:
@@ -242,7 +246,8 @@ class Notifier:
         """Post the revocation alert once; its reference is kept so that recovery can edit it."""
         if "alert_ts" in self.store.slack_refs(request.id):
             return
-        answer = self._call("chat_postMessage", channel=channel, text=views.revocation_alert(request, failures))
+        text = views.revocation_alert(request, failures)
+        answer = self._call("chat_postMessage", channel=channel, text=text, urgent=True)
         self.store.set_slack_refs(request.id, alert_channel=answer["channel"], alert_ts=answer["ts"])
 
     def resolve_alert(self, request: AccessRequest) -> None:
@@ -260,17 +265,22 @@ class Notifier:
         """Members of each user group, asked now (membership can change after a message was posted)."""
         return {group: frozenset(self._call("usergroups_users_list", usergroup=group)["users"]) for group in groups}
 
-    def _call(self, method: str, **params: Any) -> Any:
+    def _call(self, method: str, *, urgent: bool = False, **params: Any) -> Any:
+        """One Web API call, once its turn has come (`urgent`: it may spend the share kept for urgent calls)."""
+        name = method.replace("_", ".")  # Slack's name: usergroups_users_list is usergroups.users.list
+        later = self.pacer.wait_turn(name, str(params.get("channel", "")), urgent) if self.pacer else 0.0
+        if later:
+            metrics.count_slack_error(self.store.redis, name, "paced")
+            raise NotifyError(f"Slack {name} paced: jitbot's share of Slack's rate limit is spent for {later:.0f} s")
         try:
             return getattr(self.client, method)(**params)
         except SlackApiError as error:
             code = error.response.get("error", "unknown") if error.response is not None else "unknown"
-            name = method.replace("_", ".", 1)
             metrics.count_slack_error(self.store.redis, name, code)
             if code in FIXES:
                 needed = str(error.response.get("needed", "")) if error.response is not None else ""
                 raise SlackMisconfigured(name, code, str(params.get("channel", "")), needed) from None
             raise NotifyError(f"Slack {name} failed: {code}") from None
         except SlackClientError as error:
-            metrics.count_slack_error(self.store.redis, method.replace("_", ".", 1), type(error).__name__)
-            raise NotifyError(f"Slack {method.replace('_', '.', 1)} failed: {type(error).__name__}") from None
+            metrics.count_slack_error(self.store.redis, name, type(error).__name__)
+            raise NotifyError(f"Slack {name} failed: {type(error).__name__}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from jitbot.slack.pacing import METHOD_TIER, POST, POSTS_PER_SECOND, TIER_PER_MINUTE
 from jitbot.slack.workspace import SCOPE_FEATURES
 from jitbot.testing.loopback import LoopbackServer, StandInServer
 
@@ -37,6 +39,11 @@ METHOD_SCOPES = {
 }
 
 Answer = tuple[int, dict[str, Any], dict[str, str]]
+# The calls Slack lets come at once beyond its rate: its docs say only "Short bursts >1 allowed" (posting), and
+# "occasional bursts" (Tier 2), "Sporadic bursts are welcome" (Tier 3), "generous burst behavior" (Tier 4)
+# (https://docs.slack.dev/apis/web-api/rate-limits), so these figures are the stand-in's own.
+POST_BURST = 3
+TIER_BURST = {2: 5, 3: 10, 4: 20}
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,42 @@ def parse_params(content_type: str, body: bytes, query: str) -> dict[str, Any]:
     return params
 
 
+class SlackLimits:
+    """Slack's rate limits as the stand-in enforces them once switched on (`SlackStandIn.limits`): chat.postMessage
+    about one message a second per channel, every tiered method its tier's calls a minute across the workspace
+    (jitbot.slack.pacing has the facts and their sources), each a token bucket holding a short burst. A call over
+    its limit is answered as Slack answers it: HTTP 429, `{"ok": false, "error": "ratelimited"}` and `Retry-After`,
+    the whole seconds until the call would pass ("Responding to rate limiting conditions" on the same page)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # bucket → (tokens, when counted)
+
+    def refuse(self, method: str, params: dict[str, Any]) -> Answer | None:
+        """The 429 for a call over its limit, or None (and the call counted against it)."""
+        limit = _limit_of(method, params)
+        if limit is None:
+            return None
+        key, per_second, burst = limit
+        now = self.clock()
+        tokens, at = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - at) * per_second)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            return None
+        self._buckets[key] = (tokens, now)
+        retry_after = math.ceil((1 - tokens) / per_second)
+        return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
+
+
+def _limit_of(method: str, params: dict[str, Any]) -> tuple[str, float, float] | None:
+    """The bucket a call counts against: (its key, tokens a second, burst); None for a method not limited here."""
+    if method == POST:
+        return f"channel:{dm_channel(str(params.get('channel', '')))}", POSTS_PER_SECOND, POST_BURST
+    tier = METHOD_TIER.get(method)
+    return None if tier is None else (f"method:{method}", TIER_PER_MINUTE[tier] / 60, TIER_BURST[tier])
+
+
 class SlackStandIn(LoopbackServer):
     """A `ThreadingHTTPServer` on 127.0.0.1 that answers Slack Web API methods and records each call."""
 
@@ -101,6 +144,7 @@ class SlackStandIn(LoopbackServer):
         self.scopes: set[str] = set(SCOPE_FEATURES)  # the token's bot scopes (x-oauth-scopes): the manifest's
         self.uploads: dict[str, bytes] = {}  # file id → the bytes uploaded for it
         self.on_call: Callable[[Call], None] | None = None
+        self.limits: SlackLimits | None = None  # Slack's rate limits, off unless a test or a benchmark sets them
         self.socket_url: str | None = None  # what apps.connections.open answers: a SocketModeStandIn's url
         self._refused: dict[str, str] = {}  # token → the error Slack answers every call made with it
         self._cond = threading.Condition()
@@ -227,7 +271,9 @@ class SlackStandIn(LoopbackServer):
     def handle(self, method: str, params: dict[str, Any], token: str = "") -> Answer:
         """Answer one call, made with `token`, and record it; the server thread calls this."""
         with self._cond:
-            answer = self._refusal(token) or self._failure_answer(method) or (200, self._answer(method, params), {})
+            limited = self.limits.refuse(method, params) if self.limits else None
+            answer = self._refusal(token) or self._failure_answer(method) or limited
+            answer = answer or (200, self._answer(method, params), {})
             call = Call(method, params, time.monotonic(), answer[0])
             self._calls.append(call)
             self._cond.notify_all()

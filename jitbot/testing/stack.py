@@ -40,7 +40,7 @@ from jitbot.testing.arm_standin import ArmStandIn
 from jitbot.testing.gcp_standin import GcpStandIn
 from jitbot.testing.identity_center import IdentityCenter, seed_identity_center
 from jitbot.testing.slack_sender import SlackSender
-from jitbot.testing.slack_standin import SlackStandIn
+from jitbot.testing.slack_standin import SlackLimits, SlackStandIn
 
 PROCESSES = {"web": "jitbot web", "worker": "jitbot worker", "sweeper": "jitbot sweeper"}  # = the Procfile (tested)
 AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -92,15 +92,20 @@ class Stack:
         supervise: bool = False,
         settings: Mapping[str, str] | None = None,
         moto_process: bool = False,
+        slack_limits: bool = False,
     ) -> None:
         """`settings`: more environment for the processes (JITBOT_…). `moto_process`: moto runs in a process of
-        its own (`moto_pid`), which a test may freeze with SIGSTOP, rather than in a thread of this one."""
+        its own (`moto_pid`), which a test may freeze with SIGSTOP, rather than in a thread of this one.
+        `slack_limits`: the Slack stand-in enforces Slack's rate limits and jitbot paces itself under them; without,
+        neither (JITBOT_SLACK_PACING=0), and functional tests run at full speed."""
         self.home = home
         self.catalog_text = catalog
         self.redis_url = redis_url  # None: the processes share the embedded Redis under home/.jitbot
         self.secret = "stack-signing-secret"
         self.port = free_port()
         self.slack = SlackStandIn()
+        self.slack.limits = SlackLimits() if slack_limits else None
+        self.slack_limits = slack_limits
         self.arm = ArmStandIn()  # PIM's five-minute rule is on: a test that revokes sooner sets `arm.min_active`
         self.gcp = GcpStandIn()  # holds no resource until a test puts a policy in `gcp.policies`
         self.moto_url = ""
@@ -193,6 +198,7 @@ class Stack:
             "NO_PROXY": LOOPBACK,
             "no_proxy": LOOPBACK,
             "PYTHONUNBUFFERED": "1",
+            "JITBOT_SLACK_PACING": "1" if self.slack_limits else "0",
             **AWS_TEST_ENV,
         }
         if self.redis_url:

@@ -16,10 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from rq.registry import StartedJobRegistry
-
 from jitbot.store import Store
-from jitbot.tasks import QUEUE, SERIALIZER, make_queue
+from jitbot.tasks import waiting_jobs
 from jitbot.testing.stack import Stack
 from tests.integration.helpers import REQUEST_ID, wait_until
 
@@ -73,9 +71,7 @@ def granting_rate(stack: Stack, sample: int = 25) -> float:
     started = time.monotonic()
     ids = request_grants(stack, sample, 600, first=9000)
     wait_for_event(stack, [*ids], "granted", 60, "(warming up)")
-    queue = make_queue(stack.redis())
-    registry = StartedJobRegistry(QUEUE, connection=queue.connection, serializer=SERIALIZER)
-    wait_until(lambda: queue.count == 0 and registry.count == 0, 60, "the warm-up's jobs")
+    wait_until(lambda: waiting_jobs(stack.redis()) == 0, 60, "the warm-up's jobs")
     return sample / (time.monotonic() - started)
 
 

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 from rq.exceptions import SchedulerNotFound
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 
 from jitbot import audit
 from jitbot.store import EXPIRY, Store
-from jitbot.tasks import QUEUE, SERIALIZER, make_queue
+from jitbot.tasks import QUEUE, waiting_jobs
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import PROCESSES, Stack
 from tests.integration.drills import (
@@ -212,11 +211,7 @@ def test_processes_when_redis_away_for_a_while_then_bounded_logs_no_exit_and_gra
 
 def jobs_settled(stack: Stack) -> bool:
     """Nothing queued, running or waiting to be retried: any duplicate message would have been sent by now."""
-    connection = stack.redis()
-    queue = make_queue(connection)
-    started = StartedJobRegistry(QUEUE, connection=connection, serializer=SERIALIZER)
-    scheduled = ScheduledJobRegistry(QUEUE, connection=connection, serializer=SERIALIZER)
-    return queue.count == 0 and started.count == 0 and scheduled.count == 0
+    return waiting_jobs(stack.redis()) == 0
 
 
 def delivered(calls: list[Call], request_id: str, user: str) -> dict[str, int]:

@@ -140,7 +140,7 @@ def status(bot: Bot, request_id: str) -> Status:
 
 
 def jobs(bot: Bot, func: str) -> list[Job]:
-    return [job for job in bot.tasks.queue.get_jobs() if job.func_name == func]
+    return [job for q in (bot.tasks.urgent, bot.tasks.queue) for job in q.get_jobs() if job.func_name == func]
 
 
 def dms(bot: Bot, user: str = ALICE) -> list[Call]:
@@ -259,10 +259,10 @@ def test_decide_when_requester_or_outsider_then_policy_error_and_refused_audit(
     bot: Bot, clicker: str, reason: str, approving: bool
 ) -> None:
     request_id = submit(bot)
-    before, queued = bot.store.get(request_id), list(bot.tasks.queue.job_ids)
+    before, queued = bot.store.get(request_id), [bot.tasks.urgent.job_ids, bot.tasks.queue.job_ids]
     with pytest.raises(PolicyError, match=re.escape(reason)):
         bot.service.decide(request_id, clicker, approving=approving)
-    assert bot.store.get(request_id) == before and bot.tasks.queue.job_ids == queued
+    assert bot.store.get(request_id) == before and [bot.tasks.urgent.job_ids, bot.tasks.queue.job_ids] == queued
     refused = audit_log(bot)[-1]
     assert (refused["event"], refused["actor"], refused["status"], refused["request_id"]) == (
         "refused",
@@ -279,11 +279,11 @@ def test_decide_when_approver_then_approved_and_issue_job_enqueued(bot: Bot) -> 
     updated = bot.service.decide(request_id, BOB, approving=True)
     assert (updated.status, updated.decided_by, updated.decided_at) == (Status.APPROVED, BOB, NOW)
     assert status(bot, request_id) is Status.APPROVED
-    assert f"issue-{request_id}" in bot.tasks.queue.job_ids
+    assert f"issue-{request_id}" in bot.tasks.urgent.job_ids
     assert [e["event"] for e in audit_log(bot)] == ["requested", "approved"]
     with pytest.raises(InvalidTransition, match="no longer"):
         bot.service.decide(request_id, ADMIN, approving=True)  # a late second click
-    assert len([j for j in bot.tasks.queue.job_ids if j == f"issue-{request_id}"]) == 1
+    assert len([j for j in bot.tasks.urgent.job_ids if j == f"issue-{request_id}"]) == 1
 
 
 def test_decide_when_approved_then_issue_job_ends_before_its_lock_can_lapse(bot: Bot) -> None:
@@ -324,7 +324,7 @@ def test_submit_when_auto_approve_then_approved_by_jitbot_and_issue_enqueued(bot
     assert (request.status, request.decided_by, request.decided_at) == (Status.APPROVED, "jitbot", NOW)
     approval = audit_log(bot)[-1]
     assert (approval["event"], approval["actor"]) == ("approved", "jitbot")
-    assert f"issue-{request_id}" in bot.tasks.queue.job_ids
+    assert f"issue-{request_id}" in bot.tasks.urgent.job_ids
     assert bot.store.due(PENDING, NOW + timedelta(days=1)) == []
 
 
@@ -566,7 +566,7 @@ def test_reconcile_when_grant_overdue_then_revoke_job_enqueued_once(bot: Bot) ->
     bot.clock.advance(timedelta(hours=1, seconds=31))  # past the grace left to the sweeper
     assert bot.lifecycle.reconcile() == 2  # the revocation, and the expiring-soon reminder it overtook
     assert bot.lifecycle.reconcile() == 1
-    assert bot.tasks.queue.job_ids.count(f"revoke-now-{request_id}") == 1
+    assert bot.tasks.urgent.job_ids.count(f"revoke-now-{request_id}") == 1
     (job,) = [j for j in jobs(bot, "workers.jobs.revoke") if j.id == f"revoke-now-{request_id}"]
     assert list(Job.fetch(job.id, connection=bot.redis, serializer=SERIALIZER).args) == [request_id]
     bot.lifecycle.end_access(request_id)  # what the job does
@@ -577,7 +577,7 @@ def test_reconcile_when_within_grace_then_leaves_it_to_the_sweeper(bot: Bot) -> 
     request_id = active(bot)
     bot.clock.advance(timedelta(hours=1, seconds=2))
     assert bot.lifecycle.reconcile() == 1  # only the expiring-soon reminder's timer
-    assert f"revoke-now-{request_id}" not in bot.tasks.queue.job_ids
+    assert f"revoke-now-{request_id}" not in bot.tasks.urgent.job_ids
 
 
 def test_reconcile_when_pending_past_timeout_then_expired_and_requester_told(bot: Bot) -> None:

@@ -120,7 +120,7 @@ def run_jobs(bot: Bot) -> list[str]:
     }
     ran: list[str] = []
     for _ in range(20):
-        queued = bot.tasks.queue.get_jobs()
+        queued = [*bot.tasks.urgent.get_jobs(), *bot.tasks.queue.get_jobs()]  # as a worker takes them
         if not queued:
             return ran
         for job in queued:

@@ -43,7 +43,7 @@ def run_jobs(bot: Bot) -> None:
         "workers.jobs.alert_revocation": bot.lifecycle.alert_revocation,
         "workers.jobs.sync_slack": bot.lifecycle.sync_slack,
     }
-    for job in bot.tasks.queue.get_jobs():
+    for job in [*bot.tasks.urgent.get_jobs(), *bot.tasks.queue.get_jobs()]:  # as a worker takes them
         job.delete()
         if job.func_name in handlers:
             handlers[job.func_name](*job.args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,8 +15,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
+from jitbot.slack.pacing import TIER_PER_MINUTE
 from jitbot.testing.slack_sender import SlackSender, click_body, command_body, sign
-from jitbot.testing.slack_standin import Call, SlackStandIn
+from jitbot.testing.slack_standin import POST_BURST, TIER_BURST, Call, SlackLimits, SlackStandIn
 
 SECRET = "test-signing-secret"
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hello*"}}]
@@ -284,3 +286,56 @@ def test_sender_post_when_http_error_then_reply_not_raised(echo_url: str) -> Non
 def test_sender_post_when_explicit_timestamp_then_signed_with_it(echo_url: str) -> None:
     reply = SlackSender(echo_url, SECRET).post(b"x=1", timestamp=1234)
     assert reply.json()["headers"]["X-Slack-Request-Timestamp"] == "1234"
+
+
+# --- the stand-in's rate limits ------------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_standin_limits_when_off_then_any_number_of_posts_accepted(client: WebClient, standin: SlackStandIn) -> None:
+    for n in range(10):
+        client.chat_postMessage(channel="C0OPS", text=str(n))
+    assert {c.answered for c in standin.calls} == {200}
+
+
+def test_standin_limits_when_channel_posted_past_its_burst_then_429_with_retry_after_until_a_second_passes(
+    client: WebClient, standin: SlackStandIn
+) -> None:
+    clock = _Clock()
+    standin.limits = SlackLimits(clock)
+    quick = WebClient(base_url=standin.url, token="xoxb-test", timeout=5, retry_handlers=[])
+    for n in range(POST_BURST):
+        quick.chat_postMessage(channel="C0OPS", text=str(n))
+    with pytest.raises(SlackApiError) as refused:
+        quick.chat_postMessage(channel="C0OPS", text="one too many")
+    assert refused.value.response.status_code == 429 and refused.value.response["error"] == "ratelimited"
+    assert refused.value.response.headers["Retry-After"] == "1"
+    quick.chat_postMessage(channel="C0OTHER", text="another channel has its own")
+    clock.now += 1.0
+    quick.chat_postMessage(channel="C0OPS", text="a second later")
+    assert [c.answered for c in standin.calls_to("chat.postMessage")] == [200] * POST_BURST + [429, 200, 200]
+
+
+def test_standin_limits_when_tier_3_method_past_its_burst_then_429_for_the_method_on_every_channel(
+    client: WebClient, standin: SlackStandIn
+) -> None:
+    clock = _Clock()
+    standin.limits = SlackLimits(clock)
+    quick = WebClient(base_url=standin.url, token="xoxb-test", timeout=5, retry_handlers=[])
+    posted = [quick.chat_postMessage(channel=f"C{n:04d}", text="x") for n in range(TIER_BURST[3] + 1)]
+    for answer in posted[: TIER_BURST[3]]:
+        quick.chat_update(channel=answer["channel"], ts=answer["ts"], text="edited")
+    with pytest.raises(SlackApiError) as refused:
+        quick.chat_update(channel=posted[-1]["channel"], ts=posted[-1]["ts"], text="edited")
+    assert refused.value.response.status_code == 429
+    assert refused.value.response.headers["Retry-After"] == str(math.ceil(60 / TIER_PER_MINUTE[3]))
+    quick.users_info(user="U0ALICE")  # another method, another tier's bucket
+    clock.now += 60 / TIER_PER_MINUTE[3]
+    quick.chat_update(channel=posted[-1]["channel"], ts=posted[-1]["ts"], text="edited")

@@ -52,7 +52,7 @@ def test_run_when_redis_away_at_start_then_drops_twice_then_restarted_with_growi
         config=SimpleNamespace(redis_give_up_s=None),
     )
     monkeypatch.setattr(worker.runtime, "current", lambda: rt)
-    monkeypatch.setattr(worker, "make_queue", lambda connection: None)
+    monkeypatch.setattr(worker, "make_queue", lambda connection, name: None)
     monkeypatch.setattr(worker, "JitbotWorker", ScriptedWorker)
     ScriptedWorker.script, ScriptedWorker.made = ["redis away at start", "redis lost", "returned", "stopped"], 0
     pauses: list[float] = []
@@ -65,7 +65,7 @@ def test_run_when_stopped_while_idle_then_returns_without_restarting(monkeypatch
         catalog=SimpleNamespace(resources={}), lifecycle=None, redis=None, config=SimpleNamespace(redis_give_up_s=None)
     )
     monkeypatch.setattr(worker.runtime, "current", lambda: rt)
-    monkeypatch.setattr(worker, "make_queue", lambda connection: None)
+    monkeypatch.setattr(worker, "make_queue", lambda connection, name: None)
     monkeypatch.setattr(worker, "JitbotWorker", ScriptedWorker)
     ScriptedWorker.script, ScriptedWorker.made = ["stopped while idle"], 0
     pauses: list[float] = []
