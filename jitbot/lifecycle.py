@@ -24,7 +24,7 @@ from jitbot.slack import views
 from jitbot.slack.home import Homes
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
 from jitbot.slack.repair import SlackRepair
-from jitbot.store import EXPIRY, PENDING, REVIEWS, TIMERS, Store
+from jitbot.store import EXPIRY, ISSUE_REDRIVE, PENDING, REVIEWS, TIMERS, Store
 from jitbot.tasks import Tasks, is_last_attempt
 
 # a killed issue job blocks cutting its never-recorded session this long; a live one ends sooner (tasks.ISSUE_TIMEOUT_S)
@@ -352,6 +352,12 @@ class Lifecycle:
         elif kind == "extension":  # nobody decided on an extension in time: dropped, and the grant runs on
             if self._settle(request_id, lambda r: time_out(r, now)):
                 self._tell_extension_timed_out(request_id)
+        elif kind == "issue":  # approved, not yet granted: its issue job may have been lost (store.ISSUE_REDRIVE)
+            if self.store.get(request_id).status is Status.APPROVED:
+                self.store.set_timer(kind, request_id, now + ISSUE_REDRIVE)
+                self.tasks.issue(request_id)  # nothing if its job is queued or running
+            else:
+                self.store.clear_timer(kind, request_id)
         elif kind == "refresh":  # the cloud's credentials end before the grant: renewed for what is left
             self.store.clear_timer(kind, request_id)
             self.tasks.renew(request_id)

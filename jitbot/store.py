@@ -32,6 +32,9 @@ HOME_VIEWERS = "jitbot:home_viewers"  # people who have opened jitbot's App Home
 REVIEWS = "jitbot:reviews"  # open break-glass reviews by their next re-alert
 DRIFT = "jitbot:drift"  # the last drift scan: `orphaned:<provider>` counts, `scanned_at`, `findings` (a hash)
 DRIFT_DUE = "jitbot:drift:due"  # held while the scan is not due: the worker that takes it queues one
+# an approved request not yet granted this long after its decision has its issue job queued again (unless one is
+# queued or running): a job lost with its worker or its Redis (a failover mid-job, AOF's last second) is re-driven
+ISSUE_REDRIVE = timedelta(seconds=30)
 _DATETIMES = (
     "created_at",
     "decided_at",
@@ -303,6 +306,9 @@ class Store:
     def clear_timer(self, kind: str, request_id: str) -> None:
         self.redis.zrem(TIMERS, f"{kind}:{request_id}")
 
+    def set_timer(self, kind: str, request_id: str, when: datetime) -> None:
+        self.redis.zadd(TIMERS, {f"{kind}:{request_id}": when.timestamp()}, xx=True)  # only one still set
+
     def many(self, request_ids: list[str]) -> list[AccessRequest]:
         """The requests that still exist, in the order asked (one round trip)."""
         if not request_ids:
@@ -480,6 +486,8 @@ def _write_indexes(pipe: Any, request: AccessRequest) -> None:
     _timer(pipe, "escalate", request.id, request.escalate_at if pending and not request.escalated else None)
     _timer(pipe, "remind", request.id, request.remind_at)
     _timer(pipe, "refresh", request.id, request.refresh_at)
+    issue_at = request.decided_at + ISSUE_REDRIVE if request.status is Status.APPROVED and request.decided_at else None
+    _timer(pipe, "issue", request.id, issue_at)
 
 
 def _timer(pipe: Any, kind: str, request_id: str, when: datetime | None) -> None:

@@ -115,7 +115,8 @@ def test_revocations_when_the_master_is_killed_and_a_replica_promoted_then_on_ti
         lost = [i for i, _ in asking.acknowledged if "requested" not in now.get(i, {})]
         assert not lost, f"acknowledged, then lost in the failover: {lost}"
         store = Store(stack.redis())
-        wait_for_event(stack, [i for i, _ in asking.acknowledged], "granted", 30, "(asked in the failover)")
+        # a grant whose issue job died with the old master (mid-job) is queued again 30 s after its approval
+        wait_for_event(stack, [i for i, _ in asking.acknowledged], "granted", 60, "(asked in the failover)")
         verdict = audit.verify(store.audit_entries(), store.audit_head())
         assert verdict.ok, verdict.problem
         report("process_restarts", [(r.name, r.returncode) for r in stack.restarts])

@@ -29,7 +29,7 @@ from jitbot.providers.fake import FakeProvider
 from jitbot.service import Service
 from jitbot.slack import ids
 from jitbot.slack.notify import Notifier, web_client
-from jitbot.store import EXPIRY, PENDING, Store, request_key
+from jitbot.store import EXPIRY, PENDING, TIMERS, Store, request_key
 from jitbot.tasks import SERIALIZER, Tasks
 from jitbot.testing.redis_dump import dump_redis
 from jitbot.testing.slack_standin import Call, SlackStandIn
@@ -605,3 +605,19 @@ def test_help_when_slack_cannot_say_who_asks_then_usage_all_the_same() -> None:
         reply = bot.service.handle_command(ALICE, "help")
         assert reply.text.startswith("*Usage*") and reply.text.endswith("try again in a minute.")
         assert "You may ask for: `analytics`." in bot.service.handle_command(ALICE, "help").text
+
+
+def test_reconcile_when_an_approved_requests_issue_job_was_lost_then_queued_again_until_granted(bot: Bot) -> None:
+    request_id = approved(bot)
+    bot.tasks.urgent.empty()  # the job died with its worker, or with the Redis that held it (a failover)
+    bot.clock.advance(timedelta(seconds=20))
+    bot.lifecycle.reconcile()
+    assert not jobs(bot, "workers.jobs.issue")  # not yet: a job may still be on its way
+    bot.clock.advance(timedelta(seconds=15))
+    bot.lifecycle.reconcile()
+    assert [job.id for job in jobs(bot, "workers.jobs.issue")] == [f"issue-{request_id}"]
+    bot.clock.advance(timedelta(seconds=31))
+    bot.lifecycle.reconcile()  # still queued: not queued twice
+    assert len(jobs(bot, "workers.jobs.issue")) == 1
+    bot.lifecycle.issue_access(request_id)
+    assert status(bot, request_id) is Status.ACTIVE and bot.redis.zscore(TIMERS, f"issue:{request_id}") is None
