@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from jitbot.tasks import waiting_jobs
 from jitbot.testing.stack import Stack
 from tests.integration.helpers import REQUEST_ID, approve, credentials_dm, wait_until
 
@@ -65,6 +66,7 @@ def test_burst_when_limits_on_then_credential_dm_jumps_the_backlog_and_every_req
         assert len(approval_posts(stack)) < count, "the DM waited for the whole backlog"
 
         wait_until(lambda: set(approval_posts(stack)) >= set(asked), 120, "every request announced")
-        time.sleep(2)  # a duplicate would come from a job already running
+        # a duplicate would come from a job still queued, running or waiting for its retry: let them all finish
+        wait_until(lambda: waiting_jobs(stack.redis()) == 0, 60, "every job done")
         assert approval_posts(stack) == dict.fromkeys(asked, 1)
         assert [c.method for c in stack.slack.calls if c.answered == 429] == []
