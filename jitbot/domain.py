@@ -92,6 +92,7 @@ DECISIONS = frozenset(
 # the drift scan's records: access jitbot made that no live grant explains, taken away or left (the cloud refused)
 ORPHAN_REMOVED = "orphan removed"
 ORPHAN_KEPT = "orphan not removed"
+AUTO = "jitbot"  # the actor of what jitbot or its policy does on its own
 ANNOUNCEMENT_BLOCKED = "announcement blocked"  # Slack refused the approval message for a reason an admin must fix
 EVENT_NAMES = {
     Action.ENDORSE: "endorsed",

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from jitbot import logs
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.domain import ORPHAN_KEPT, ORPHAN_REMOVED, AuditEvent, Status
+from jitbot.domain import AUTO, ORPHAN_KEPT, ORPHAN_REMOVED, AuditEvent, Status
 from jitbot.errors import ProviderError
 from jitbot.providers.base import Held, Provider
 from jitbot.slack import views
@@ -30,7 +30,6 @@ from jitbot.store import Store
 
 SCAN_EVERY = timedelta(minutes=15)
 EXPLAINING = {Status.APPROVED, Status.ACTIVE}  # being issued, or in force (ending included)
-AUTO = "jitbot"
 _log = logs.get("jitbot.drift")
 
 

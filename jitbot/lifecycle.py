@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from jitbot import logs, metrics
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, deny, grant, renew, time_out
+from jitbot.domain import AUTO, AccessRequest, Action, AuditEvent, Status, apply, deny, grant, renew, time_out
 from jitbot.eligibility import withdrawn_note
 from jitbot.errors import InvalidTransition, ProviderError
 from jitbot.people import People
@@ -30,7 +30,6 @@ from jitbot.tasks import Tasks, is_last_attempt
 # a killed issue job blocks cutting its never-recorded session this long; a live one ends sooner (tasks.ISSUE_TIMEOUT_S)
 ISSUE_LOCK = timedelta(minutes=2)
 RECONCILE_GRACE = timedelta(seconds=30)  # the sweeper's to revoke first; this catches what no sweeper claimed
-AUTO = "jitbot"
 _log = logs.get("jitbot.lifecycle")
 
 

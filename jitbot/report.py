@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from jitbot.audit import AuditRecord
+from jitbot.domain import AUTO
 
-AUTO = "jitbot"  # the actor of what policy does on its own
 BUCKETS = ("week", "month")
 ALL = "(all)"  # the overall rows; a resource name cannot hold parentheses
 CREEP, SHRINK = 1.25, 0.8  # last bucket's median requested duration against the first's

@@ -33,6 +33,7 @@ from jitbot.commands import (
     parse_page,
 )
 from jitbot.domain import (
+    AUTO,
     AccessRequest,
     Action,
     AuditEvent,
@@ -84,7 +85,6 @@ from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.store import Change, Store
 from jitbot.tasks import Tasks
 
-AUTO = "jitbot"  # the actor of what policy does on its own
 DUPLICATE = "duplicate delivery: a replay, or Slack sent it twice"
 DUPLICATE_WAIT = timedelta(seconds=2)  # a concurrent twin is still working on the first answer
 REQUEST_ID_LENGTH = 8

@@ -12,13 +12,12 @@ from datetime import timedelta
 from jitbot import logs
 from jitbot.catalog import Catalog
 from jitbot.clock import Clock
-from jitbot.domain import ANNOUNCEMENT_BLOCKED, AccessRequest, AuditEvent
+from jitbot.domain import ANNOUNCEMENT_BLOCKED, AUTO, AccessRequest, AuditEvent
 from jitbot.slack import views
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
 from jitbot.store import Store
 
 ALERT_EVERY = timedelta(hours=1)  # one alert per channel and error an hour, however many requests wait
-ACTOR = "jitbot"
 _log = logs.get("jitbot.slack")
 
 
@@ -36,7 +35,7 @@ class SlackRepair:
         detail = {"channel": error.channel, "error": error.slack_error, "fix": error.fix}
         now = self.clock()
         self.store.record(
-            AuditEvent(ANNOUNCEMENT_BLOCKED, request.id, ACTOR, request.resource, now, request.status, detail)
+            AuditEvent(ANNOUNCEMENT_BLOCKED, request.id, AUTO, request.resource, now, request.status, detail)
         )
         self._say(request.requester, views.announcement_blocked(request, error.channel, error.fix))
         self.alert(error, f"Request `{request.id}` (and any after it) waits to be announced there.")
