@@ -68,15 +68,24 @@ class ProviderError(JitError):
     earlier than that is pointless, and waiting for it is not a failure worth an alert.
     `unanswered`: the cloud did not answer at all (no connection, or no reply within the SDK's timeouts). The
     attempt has already waited; another soon costs the cloud nothing, and uses it again as soon as it is back.
+    `throttled`: the cloud answered that jitbot calls too often (HTTP 429, AWS's Throttling): nothing is wrong, the
+    call is to be made again soon, no earlier than `not_before` when the cloud named a time (Retry-After).
     """
 
     def __init__(
-        self, message: str, *, retryable: bool, not_before: datetime | None = None, unanswered: bool = False
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        not_before: datetime | None = None,
+        unanswered: bool = False,
+        throttled: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.not_before = not_before
         self.unanswered = unanswered
+        self.throttled = throttled
 
 
 def echo(user_text: str, limit: int = 40) -> str:

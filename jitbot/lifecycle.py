@@ -18,7 +18,7 @@ from jitbot.domain import AUTO, AccessRequest, Action, AuditEvent, Status, apply
 from jitbot.eligibility import withdrawn_note
 from jitbot.errors import InvalidTransition, ProviderError
 from jitbot.people import People
-from jitbot.policy import audits_failure, find_resource, revocation_retry_delay
+from jitbot.policy import alerts_after, audits_failure, find_resource, revocation_retry_delay
 from jitbot.providers.base import Ending, Provider, revoke_verified
 from jitbot.slack import views
 from jitbot.slack.home import Homes
@@ -185,9 +185,10 @@ class Lifecycle:
         """Never give up: back off (capped) and let the reconciler come back; alert once past the budget.
 
         A cloud that says when it will allow it (Azure PIM keeps an assignment for its first 5 minutes) is not
-        failing: the revocation waits for that moment, and the requester is told when their access ends.
+        failing: the revocation waits for that moment, and the requester is told when their access ends. A cloud
+        that throttles is asked again soon (no earlier than its Retry-After), and alerted on only as late.
         """
-        if error.not_before and error.not_before > now:
+        if error.not_before and error.not_before > now and not error.throttled:
             self.store.retry_revocation_at(request.id, error.not_before)
             deferred = {"error": str(error), "until": error.not_before.isoformat()}
             self.store.record(
@@ -208,10 +209,14 @@ class Lifecycle:
                 _log.warning("deferral_not_told", request_id=request.id, error=str(told))
             return
         failures = self.store.note_revocation_failure(request.id, str(error), now)
-        delay = revocation_retry_delay(self.catalog.revocation, failures, random.random(), error.unanswered)
-        self.store.retry_revocation_at(request.id, now + delay)
+        delay = revocation_retry_delay(
+            self.catalog.revocation, failures, random.random(), error.unanswered, error.throttled
+        )
+        retry_at = max(now + delay, error.not_before or now)
+        self.store.retry_revocation_at(request.id, retry_at)
         if audits_failure(failures):
-            detail = {"attempt": failures, "error": str(error), "retry_in_s": round(delay.total_seconds(), 1)}
+            retry_in_s = round((retry_at - now).total_seconds(), 1)
+            detail = {"attempt": failures, "error": str(error), "retry_in_s": retry_in_s}
             self.store.record(
                 AuditEvent(
                     "revocation failed",
@@ -224,7 +229,8 @@ class Lifecycle:
                     request.provider,
                 )
             )
-        if failures >= self.catalog.revocation.alert_after and self.store.claim_revocation_alert(request.id):
+        alert_at = alerts_after(self.catalog.revocation, error.throttled)
+        if failures >= alert_at and self.store.claim_revocation_alert(request.id):
             self.tasks.alert_revocation(request.id)
 
     def renew_access(self, request_id: str) -> None:

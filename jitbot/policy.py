@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -100,17 +101,34 @@ def check_admin(catalog: Catalog, user: str, what: str) -> None:
 
 
 AUDITED_FAILURES = 10
+THROTTLED_FIRST_STEP = timedelta(seconds=1)  # a throttled revocation is first tried again within about this
 
 
-def revocation_retry_delay(revocation: Revocation, failures: int, jitter: float, unanswered: bool = False) -> timedelta:
+def revocation_retry_delay(
+    revocation: Revocation, failures: int, jitter: float, unanswered: bool = False, throttled: bool = False
+) -> timedelta:
     """Exponential backoff with equal jitter: half the step fixed, half random (`jitter` in [0, 1)).
 
     A cloud that did not answer at all (`unanswered`) is tried again on the first step, never a longer one: the
     attempt has already waited out the SDK's timeouts, another costs that cloud nothing, and a grant whose cloud
     comes back is cut within that step rather than minutes later. Backoff grows for clouds that answer: errors and
-    throttling, where more calls would make it worse."""
-    step = min(revocation.retry_base * (1 << min(0 if unanswered else failures - 1, 30)), revocation.retry_cap)
+    throttling, where more calls would make it worse. A throttled call (`throttled`: the cloud asks for fewer
+    calls, nothing failed) climbs the same ladder from `throttled_rungs` steps lower, from about a second: a rate
+    limit usually has room again within one, and the grant stays live meanwhile."""
+    rung = 0 if unanswered else failures - 1 - (throttled_rungs(revocation) if throttled else 0)
+    step = min(revocation.retry_base * 2.0 ** min(rung, 30), revocation.retry_cap)
     return step / 2 + step / 2 * jitter
+
+
+def throttled_rungs(revocation: Revocation) -> int:
+    """How many halvings of `retry_base` a throttled revocation starts below it (to about THROTTLED_FIRST_STEP),
+    and so how many more attempts it is allowed before alerting: the alert comes after as long a time either way."""
+    return max(0, math.ceil(math.log2(revocation.retry_base / THROTTLED_FIRST_STEP)))
+
+
+def alerts_after(revocation: Revocation, throttled: bool) -> int:
+    """The failed attempts in a row after which a revocation is alerted on."""
+    return revocation.alert_after + (throttled_rungs(revocation) if throttled else 0)
 
 
 def audits_failure(failures: int) -> bool:

@@ -55,9 +55,6 @@ ROLE_INLINE_QUOTA = 10_240  # IAM: a role's inline policies together, in charact
 Denies = dict[int, tuple[str, ...]]  # bucket end (epoch seconds) → the session patterns denied until then
 Serial = Callable[[str], AbstractContextManager[None]]  # a role name → its writers take turns inside
 RETRYABLE_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
     "ServiceUnavailable",
     "InternalFailure",
     "InternalError",
@@ -67,6 +64,9 @@ RETRYABLE_CODES = {
     "ConflictException",
     "InternalServerException",
 }
+# Retryable too, and not a fault: AWS asks for fewer calls (botocore's standard retry mode counts these among its
+# throttling codes: botocore/retries/standard.py, ThrottledRetryableChecker).
+THROTTLING_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 
 
 def assume_role_seconds(request: AccessRequest, chained: bool = False) -> int:
@@ -442,7 +442,11 @@ def _call(operation: str, call: Any, *args: Any, **kwargs: Any) -> Any:
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Unknown")
         message = error.response.get("Error", {}).get("Message", "")
-        failed = ProviderError(f"AWS {operation} failed: {code}: {message}", retryable=code in RETRYABLE_CODES)
+        failed = ProviderError(
+            f"AWS {operation} failed: {code}: {message}",
+            retryable=code in RETRYABLE_CODES | THROTTLING_CODES,
+            throttled=code in THROTTLING_CODES,
+        )
         failed.code = code
         raise failed from None
     except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as error:

@@ -113,5 +113,7 @@ def _limit(throttle: Throttle, operation: str, resource: Resource, write: bool) 
     wait_s = throttle.take(policy) if write else None
     if wait_s is not None:
         raise ProviderError(
-            f"fake cloud throttled {operation} on {policy}: HTTP 429, retry in {wait_s:.1f}s", retryable=True
+            f"fake cloud throttled {operation} on {policy}: HTTP 429, retry in {wait_s:.1f}s",
+            retryable=True,
+            throttled=True,
         )

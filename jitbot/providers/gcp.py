@@ -380,7 +380,10 @@ def _http_error(method: str, resource: str, kind: str, error: Any, now: datetime
     retryable = status == 429 or status >= 500
     when = not_before(error.resp.get("retry-after"), now) if retryable else None
     return ProviderError(
-        f"GCP {method} on {resource} failed: HTTP {status}: {reason}", retryable=retryable, not_before=when
+        f"GCP {method} on {resource} failed: HTTP {status}: {reason}",
+        retryable=retryable,
+        not_before=when,
+        throttled=status == 429,
     )
 
 

@@ -231,7 +231,12 @@ def provider_error(operation: str, refusal: ArmRefusal, scope: str, now: datetim
     if refusal.status in RETRYABLE_STATUS or refusal.code in RETRYABLE_CODES:
         wait = retry_at(refusal.retry_after, now)
         later = f"; Azure asks to retry after {wait:%H:%M:%S} UTC" if wait else ""
-        return ProviderError(f"Azure {operation} failed for now ({said}){later}.", retryable=True, not_before=wait)
+        return ProviderError(
+            f"Azure {operation} failed for now ({said}){later}.",
+            retryable=True,
+            not_before=wait,
+            throttled=refusal.status == 429,
+        )
     hint = HINTS.get(refusal.code, "check scope and role_definition_id in jitbot.yml" if refusal.status == 404 else "")
     if refusal.code == POLICY_FAILED:
         hint = policy_hint(refusal.message, scope)

@@ -228,6 +228,7 @@ def test_call_when_throttled_then_retryable_provider_error(code: str) -> None:
     with pytest.raises(ProviderError, match=f"AWS AssumeRole failed: {code}: slow down") as raised:
         _call("AssumeRole", raising(client_error(code)))
     assert raised.value.retryable is True
+    assert raised.value.throttled is (code != "ServiceUnavailable")  # retried soon, alerted on only as late
 
 
 @pytest.mark.parametrize("code", ["AccessDenied", "NoSuchEntity", "ValidationError", "MalformedPolicyDocument"])

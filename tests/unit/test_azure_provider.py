@@ -235,6 +235,7 @@ def test_provider_error_when_arm_refuses_then_retryable_and_message_fit_the_caus
     error = provider_error("assign", refusal, SCOPE, NOW)
     assert error.retryable is retryable
     assert error.not_before == not_before
+    assert error.throttled is (refusal.status == 429)  # its Retry-After is a throttle's, not PIM's deferral
     for word in words:
         assert word in str(error)
 

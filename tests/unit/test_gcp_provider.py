@@ -380,7 +380,7 @@ def test_grant_when_rate_limited_then_retryable_not_before_retry_after(
     standin.fail("getIamPolicy", status=429, retry_after=30)
     with pytest.raises(ProviderError, match="HTTP 429") as raised:
         provider.grant(request(), resource(), NOW)
-    assert raised.value.retryable is True
+    assert raised.value.retryable is True and raised.value.throttled is True
     assert raised.value.not_before == NOW + timedelta(seconds=30)
 
 
@@ -391,7 +391,7 @@ def test_revoke_when_service_unavailable_then_retryable_without_not_before(
     standin.fail("setIamPolicy", status=503)
     with pytest.raises(ProviderError, match="HTTP 503") as raised:
         provider.revoke(request(), resource(), NOW)
-    assert raised.value.retryable is True and raised.value.not_before is None
+    assert raised.value.retryable is True and raised.value.not_before is None and raised.value.throttled is False
 
 
 def test_grant_when_endpoint_refuses_connections_then_retryable(standin: GcpStandIn, tmp_path: Path) -> None:

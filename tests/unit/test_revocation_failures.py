@@ -13,7 +13,7 @@ import pytest
 from jitbot.catalog import parse_catalog
 from jitbot.domain import Status
 from jitbot.errors import ProviderError
-from jitbot.policy import audits_failure, revocation_retry_delay
+from jitbot.policy import alerts_after, audits_failure, revocation_retry_delay
 from jitbot.sweeper import LEASE
 from tests.unit.test_lifecycle import NOW, Bot, active, make_bot, status
 
@@ -121,6 +121,38 @@ def test_revocation_when_cloud_says_not_before_then_deferred_to_then_not_counted
     bot.clock.now = allowed
     bot.lifecycle.end_access(request_id)
     assert status(bot, request_id) is Status.EXPIRED
+
+
+def test_revocation_when_throttled_with_retry_after_then_not_a_deferral_retried_then_and_alerted_only_as_late(
+    bot: Bot,
+) -> None:
+    request_id = active(bot)
+    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    started, throttled = bot.clock.now, []
+    while status(bot, request_id) is Status.ACTIVE and not alerts(bot) and len(throttled) < 20:
+        later = bot.clock.now + timedelta(seconds=2)  # ARM's 429 with Retry-After: 2
+        bot.fake.fail_next = [ProviderError("429 TooManyRequests", retryable=True, not_before=later, throttled=True)]
+        tried = bot.clock.now
+        bot.lifecycle.end_access(request_id)
+        due = bot.redis.zscore("jitbot:expiry", request_id) or 0
+        throttled.append(due - bot.clock.now.timestamp())
+        bot.clock.now = datetime.fromtimestamp(due, bot.clock.now.tzinfo)
+        run_jobs(bot)
+    assert min(throttled) >= 2  # never before the cloud's Retry-After
+    assert throttled[0] < 3  # and not the 5-10 s of a failing cloud: a second or two, then the ladder climbs
+    assert len(throttled) == alerts_after(CATALOG.revocation, throttled=True) == 7  # 3 + 4 rungs from ~0.6 s
+    assert 15 <= (tried - started).total_seconds() <= 60  # alerted as late as a failing cloud would be (15-30 s)
+    told = [c.params["text"] for c in bot.slack.calls_to("chat.postMessage") if c.params["channel"] == "U0ALICE"]
+    assert not any("has to wait" in text for text in told)  # a throttle is not PIM's deferral: nothing to tell
+    assert len(failures(bot, request_id)) == 7  # each attempt audited
+
+
+@pytest.mark.parametrize(("failures", "low", "high"), [(1, 0.3, 0.7), (2, 0.6, 1.3), (5, 5, 10), (60, 150, 300)])
+def test_revocation_retry_delay_when_throttled_then_the_same_ladder_from_about_a_second(
+    failures: int, low: float, high: float
+) -> None:
+    delays = [revocation_retry_delay(CATALOG.revocation, failures, j, throttled=True) for j in (0.0, 0.5, 0.999)]
+    assert low <= min(d.total_seconds() for d in delays) and max(d.total_seconds() for d in delays) <= high
 
 
 @pytest.mark.parametrize(
