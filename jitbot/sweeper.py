@@ -33,6 +33,7 @@ LEASE = timedelta(seconds=10)  # a claimed grant is someone else's to take after
 RENEW_EVERY = LEASE / 2  # a claim being worked on is renewed this often, however long its cloud takes
 LANE_FULL_RETRY = timedelta(seconds=2)  # a grant whose cloud has all its threads busy is put back this far ahead
 IDLE_S = 0.2  # how often an idle sweeper looks: the lag of a revocation when nothing else is due
+HOLD = timedelta(seconds=IDLE_S)  # a policy's newly due grants wait this long while a group of it is being ended
 _log = logs.get("jitbot.sweeper")
 Group = tuple[tuple[str, str], list[str]]  # (cloud, policy) → the claimed grants whose ends write it
 
@@ -59,6 +60,7 @@ class Sweeper:
         self.lane_size = lane_size or share(threads, {r.provider for r in lifecycle.catalog.resources.values()})
         self._lanes: dict[str, threading.BoundedSemaphore] = {}
         self._inflight: set[str] = set()
+        self._writing: set[tuple[str, str]] = set()  # the policies a group is being ended on
         self._inflight_lock = threading.Lock()
         self._renewed: datetime | None = None
 
@@ -98,24 +100,30 @@ class Sweeper:
                 self.slots.release()
         with self._inflight_lock:
             self._inflight.update(request_id for _, ids in groups for request_id in ids)
-        for (provider, _), ids in groups:
-            pool.submit(self._end, provider, ids)
+            self._writing.update(policy for policy, _ in groups)
+        for policy, ids in groups:
+            pool.submit(self._end, policy, ids)
         return len(claimed)
 
     def _grouped(self, claimed: list[str], free: int) -> list[Group]:
-        """`claimed` by the policy their ends write, oldest first; the groups beyond `free` (more policies due
-        than threads free) are put back, due, for the next pass."""
+        """`claimed` by the policy their ends write, oldest first. The groups of a policy already being written
+        wait HOLD (they go with the next group, one write, rather than racing that one for the policy and its
+        rate limit); those beyond `free` (more policies due than threads free) are put back, due, for the next
+        pass."""
         by_policy: dict[tuple[str, str], list[str]] = {}
         found = self.store.many(claimed)
         for request in found:
             by_policy.setdefault(self._policy(request), []).append(request.id)
         for request_id in set(claimed) - {request.id for request in found}:  # gone: end_many finds nothing to do
             by_policy[("", request_id)] = [request_id]
-        groups = list(by_policy.items())
+        with self._inflight_lock:
+            held = [ids for policy, ids in by_policy.items() if policy in self._writing]
+            groups = [(policy, ids) for policy, ids in by_policy.items() if policy not in self._writing]
         now = self.clock()
-        for _, ids in groups[free:]:
-            for request_id in ids:
-                self.store.retry_revocation_at(request_id, now)
+        for back_at, put_back in ((now + HOLD, held), (now, [ids for _, ids in groups[free:]])):
+            for ids in put_back:
+                for request_id in ids:
+                    self.store.retry_revocation_at(request_id, back_at)
         return groups[:free]
 
     def _policy(self, request: AccessRequest) -> tuple[str, str]:
@@ -137,10 +145,10 @@ class Sweeper:
         if working:
             self.store.renew_leases(working, now + LEASE)
 
-    def _end(self, provider: str, request_ids: list[str]) -> None:
+    def _end(self, policy: tuple[str, str], request_ids: list[str]) -> None:
         """End one policy's group on the threads of its cloud (its catalog provider): one cloud never takes them
         all, and a throttled policy holds one thread, not one per grant."""
-        lane = self._lanes.setdefault(provider, threading.BoundedSemaphore(self.lane_size))
+        lane = self._lanes.setdefault(policy[0], threading.BoundedSemaphore(self.lane_size))
         try:
             if not lane.acquire(blocking=False):  # its cloud already has its share of threads (frozen, say)
                 retry_at = self.clock() + LANE_FULL_RETRY
@@ -156,6 +164,7 @@ class Sweeper:
         finally:
             with self._inflight_lock:
                 self._inflight.difference_update(request_ids)
+                self._writing.discard(policy)
             self.slots.release()
 
 

@@ -2,7 +2,9 @@
 and one read-back, each grant still verified, audited and retried on its own (fakeredis + the GCP stand-in)."""
 
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +16,8 @@ from jitbot.catalog import parse_catalog
 from jitbot.domain import Status
 from jitbot.providers.gcp import GcpProvider, add_binding, jitbot_request_id
 from jitbot.store import EXPIRY
-from jitbot.sweeper import Sweeper
+from jitbot.providers.base import Ending, Outcome
+from jitbot.sweeper import HOLD, Sweeper
 from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.gcp_standin import GcpStandIn
 from jitbot.testing.grants import load_grants
@@ -111,6 +114,36 @@ def test_sweep_when_one_project_is_throttled_then_its_grants_retried_alone_and_t
     assert writes(standin, HOT) == 2 and jitbot_bindings(standin, HOT) == set()
     assert all(len(expired_records(bot, i)) == 1 for i in ids["hot"] + ids["cold"])  # each ended once
     assert sweep(bot) == 0
+
+
+def test_sweep_when_a_projects_group_is_being_ended_then_its_newly_due_grants_wait_and_go_in_one_more_write(
+    standin: GcpStandIn, bot: Bot
+) -> None:
+    first = bound(standin, bot, {"hot": 10})["hot"]
+    gcp, entered, gate = bot.lifecycle.providers("gcp"), threading.Event(), threading.Event()
+    revoke_many = gcp.revoke_many
+
+    def slow_cloud(grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
+        entered.set()
+        assert gate.wait(10)
+        return revoke_many(grants, now)
+
+    with ThreadPoolExecutor(4) as pool:
+        sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=4)
+        gcp.revoke_many = slow_cloud  # type: ignore[method-assign]
+        assert sweeper.sweep(pool) == 10 and entered.wait(10)  # the first group's write is under way
+        second = bound(standin, bot, {"hot": 10})["hot"]
+        assert sweeper.sweep(pool) == 10  # claimed, and held: not a second write racing the first
+        assert {bot.store.redis.zscore(EXPIRY, i) for i in second} == {(bot.clock.now + HOLD).timestamp()}
+        assert sweeper.sweep(pool) == 0  # nothing due until then: no busy loop
+        gate.set()
+        deadline = time.monotonic() + 10
+        while any(status(bot, i) is Status.ACTIVE for i in first + second) and time.monotonic() < deadline:
+            bot.clock.advance(HOLD)  # held again while the first group is still finishing, then ended
+            sweeper.sweep(pool)
+            time.sleep(0.01)
+    assert writes(standin, HOT) == 2 and jitbot_bindings(standin, HOT) == set()
+    assert all(len(expired_records(bot, i)) == 1 for i in first + second)
 
 
 def test_throttle_when_a_policy_writes_past_its_rate_then_refused_until_a_token_is_back_and_others_unaffected() -> None:
