@@ -71,12 +71,27 @@ class Throttle:
             if rate is None:
                 self.writes += 1
                 return None
-            bucket = self._buckets.setdefault(key, _Bucket(float(self.limits.burst), now))
-            bucket.tokens = min(float(self.limits.burst), bucket.tokens + (now - bucket.at) * rate)
-            bucket.at = now
+            bucket = self._refilled(key, rate, now)
             if bucket.tokens >= 1:
                 bucket.tokens -= 1
                 self.writes += 1
                 return None
             self.refused += 1
             return (1 - bucket.tokens) / rate
+
+    def remaining(self, key: str) -> int | None:
+        """The whole tokens in `key`'s bucket now (None: writes are never refused), what a cloud that reports its
+        rate limit tells the caller (ARM's x-ms-ratelimit-remaining-* headers)."""
+        rate = self.limits.writes_per_s
+        if rate is None:
+            return None
+        now = self.clock()
+        with self._lock:
+            return int(self._refilled(key, rate, now).tokens)
+
+    def _refilled(self, key: str, rate: float, now: float) -> _Bucket:
+        """`key`'s bucket, topped up for the time since it was last looked at (the caller holds the lock)."""
+        bucket = self._buckets.setdefault(key, _Bucket(float(self.limits.burst), now))
+        bucket.tokens = min(float(self.limits.burst), bucket.tokens + (now - bucket.at) * rate)
+        bucket.at = now
+        return bucket
