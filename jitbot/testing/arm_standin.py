@@ -7,6 +7,10 @@ Each (scope, role) has a role management policy (`set_policy`, else PIM's defaul
 `pending` makes the next schedule request answer a non-final status that settles on a later GET; `standing` adds
 an assignment someone else made. It lists schedule requests, schedule instances and policy assignments as the
 2020-10-01 examples in azure-rest-api-specs show them.
+With `limits` (benchmarks, throttling tests) every ARM call takes its latency and ARM's own throttle applies: a write
+takes a token from the bucket of the caller's principal and subscription (`limits`' rate), a read from ARM's read
+bucket; past it, 429 SubscriptionRequestsThrottled with Retry-After, and every answer says what is left of its bucket
+(x-ms-ratelimit-remaining-subscription-writes or -reads). Tokens come back by the stand-in's clock: `advance` refills.
 A real `DefaultAzureCredential`, in this process or another, gets its token here through the App Service managed
 identity protocol: IDENTITY_ENDPOINT=`<standin>.identity_endpoint`, IDENTITY_HEADER=`<standin>.identity_header`.
 """
@@ -14,6 +18,7 @@ identity protocol: IDENTITY_ENDPOINT=`<standin>.identity_endpoint`, IDENTITY_HEA
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 import threading
@@ -25,6 +30,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.loopback import LoopbackServer, StandInServer
 from jitbot.testing.pim import Pim
 from jitbot.testing.role_management import APP_OBJECT_ID, Answer, Assignment, PimPolicy, error, role_definition
@@ -47,6 +53,22 @@ DEFAULT_CODES = {
     500: "InternalServerError",
     503: "ServiceUnavailable",
 }
+# ARM's own throttle, before any resource provider sees a call ("Understand how Azure Resource Manager throttles
+# requests", learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling): since 2024 a
+# token bucket per subscription, per security principal and per operation type, applied per region — writes 200
+# refilled 10 a second, reads 250 refilled 25 a second (before: 1,200 writes and 12,000 reads an hour per principal
+# and subscription, per ARM instance). Writes take `limits`' bucket, so that a test can make it small; reads ARM's.
+# Past it: "HTTP status code 429 Too many requests", with "a Retry-After value, which specifies the number of seconds
+# your application should wait". Each answer reports what is left: x-ms-ratelimit-remaining-subscription-reads "on
+# read operations", -writes "on write operations" (x-ms-ratelimit-remaining-tenant-… for a request without a
+# subscription).
+ARM_READ_BUCKET, ARM_READS_PER_S = 250, 25.0
+SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
+# The refusal as ARM words it: code SubscriptionRequestsThrottled (Learn, "Troubleshoot the
+# SubscriptionRequestsThrottled error code (429)"; MicrosoftDocs/azure-docs#105248), message "Number of 'read'
+# requests for subscription '<id>' actor '<principal>' exceeded. Please try again after '10' seconds." (as a
+# client's logs quote it; the tenant's code and message are assumed to follow the subscription's).
+THROTTLED = "SubscriptionRequestsThrottled"
 
 
 @dataclass(frozen=True)
@@ -75,7 +97,9 @@ class _Failure:
 class ArmStandIn(LoopbackServer):
     """A `ThreadingHTTPServer` on 127.0.0.1 answering like ARM (PIM, role definitions) and a managed identity."""
 
-    def __init__(self, port: int = 0, *, min_active: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(
+        self, port: int = 0, *, min_active: timedelta = timedelta(minutes=5), limits: Limits | None = None
+    ) -> None:
         self.identity_header = "standin-" + secrets.token_hex(8)
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
@@ -83,6 +107,9 @@ class ArmStandIn(LoopbackServer):
         self._failures: list[_Failure] = []  # served in the order `fail` queued them
         self._offset = timedelta(0)
         self._pim = Pim(self.now, dict(BUILTIN_ROLES), min_active)
+        # ARM's throttle (None: off): `throttle` the latency and the write buckets, `_reads` the read buckets
+        self.throttle = Throttle(limits, clock=self._seconds) if limits else None
+        self._reads = Throttle(Limits(writes_per_s=ARM_READS_PER_S, burst=ARM_READ_BUCKET), clock=self._seconds)
         super().__init__(port, _Handler, "arm-standin")
 
     @property
@@ -121,9 +148,13 @@ class ArmStandIn(LoopbackServer):
         return datetime.now(UTC) + self._offset
 
     def advance(self, delta: timedelta) -> None:
-        """Move the stand-in's clock on: assignments age (and expire) without waiting."""
+        """Move the stand-in's clock on: assignments age (and expire), and throttled buckets refill, without waiting."""
         with self._lock:
             self._offset += delta
+
+    def _seconds(self) -> float:
+        """The throttle's clock: monotonic seconds, moved on by `advance` as `now` is."""
+        return time.monotonic() + self._offset.total_seconds()
 
     @property
     def requests(self) -> list[Recorded]:
@@ -187,12 +218,14 @@ class ArmStandIn(LoopbackServer):
         """Answer one request and record it; the server thread calls this."""
         bearer = headers.get("authorization", "")
         token = bearer[7:] if bearer.lower().startswith("bearer ") else None
+        if self.throttle and path != "/msi/token":
+            self.throttle.wait()  # outside the lock: calls overlap, as on the network
         with self._lock:
             self._pim.expire()
             if path == "/msi/token":
                 answer = self._issue_token(method, query, headers)
             else:
-                answer = self._authenticate(token) or self._failure_answer() or self._route(method, path, query, body)
+                answer = self._authenticate(token) or self._serve(method, path, query, body)
             self._requests.append(Recorded(method, path, query, body, token, answer[0], time.monotonic()))
         return answer
 
@@ -213,6 +246,33 @@ class ArmStandIn(LoopbackServer):
         code, said = ("AuthenticationFailed", "missing") if token is None else ("InvalidAuthenticationToken", "invalid")
         challenge = 'Bearer authorization_uri="https://login.microsoftonline.com/", error="invalid_token"'
         return error(401, code, f"The access token is {said}.", {"WWW-Authenticate": challenge})
+
+    def _serve(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
+        """An authenticated ARM call: ARM's throttle first, then the knobs' failures, then the resource provider."""
+        refused, left = self._take(method, path)
+        status, payload, headers = refused or self._failure_answer() or self._route(method, path, query, body)
+        return status, payload, {**left, **headers}
+
+    def _take(self, method: str, path: str) -> tuple[Answer | None, dict[str, str]]:
+        """ARM's throttle: a token from the bucket of this principal (every token here stands for APP_OBJECT_ID),
+        subscription and kind of call; the 429 when there is none, and the header that says what is left."""
+        if self.throttle is None:
+            return None, {}
+        kind, buckets = ("read", self._reads) if method == "GET" else ("write", self.throttle)
+        subscription = SUBSCRIPTION.match(path)
+        level, name = ("subscription", subscription[1]) if subscription else ("tenant", "")
+        key = f"{APP_OBJECT_ID}/{level}/{name}"
+        wait = buckets.take(key)
+        left = buckets.remaining(key)
+        headers = {} if left is None else {f"x-ms-ratelimit-remaining-{level}-{kind}s": str(left)}
+        if wait is None:
+            return None, headers
+        seconds = math.ceil(wait)
+        said = (
+            f"Number of '{kind}' requests for {level} '{name}' actor '{APP_OBJECT_ID}' exceeded. "
+            f"Please try again after '{seconds}' seconds."
+        )
+        return error(429, THROTTLED, said, {**headers, "Retry-After": str(seconds)}), headers
 
     def _failure_answer(self) -> Answer | None:
         if not self._failures:

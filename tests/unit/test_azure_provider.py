@@ -35,6 +35,7 @@ from jitbot.providers.pim import (
     schedule_request_name,
 )
 from jitbot.testing.arm_standin import ArmStandIn, PimPolicy
+from jitbot.testing.cloud_limits import Limits
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000001"
 SCOPE = f"{SUBSCRIPTION}/resourceGroups/prod"
@@ -96,8 +97,9 @@ class StaticToken:
 
 
 @pytest.fixture
-def arm() -> Iterator[ArmStandIn]:
-    with ArmStandIn() as standin:
+def arm(request: pytest.FixtureRequest) -> Iterator[ArmStandIn]:
+    """The stand-in; with ARM's throttle when a test passes Limits (`parametrize("arm", [...], indirect=True)`)."""
+    with ArmStandIn(limits=getattr(request, "param", None)) as standin:
         yield standin
 
 
@@ -488,6 +490,25 @@ def test_grant_when_429_with_retry_after_then_retryable_after_it_without_sdk_ret
     assert raised.value.retryable
     assert raised.value.not_before == now + timedelta(seconds=30)
     assert len(arm.arm_requests("PUT")) == 1  # the SDK did not sleep out the Retry-After in the worker
+
+
+@pytest.mark.parametrize("arm", [Limits(p50_s=0.001, writes_per_s=0.1, burst=1)], indirect=True)
+def test_grant_when_arm_throttles_the_subscriptions_writes_then_retryable_at_its_retry_after_without_sdk_retries(
+    provider: AzureProvider, arm: ArmStandIn
+) -> None:
+    now = datetime.now(UTC)
+    second = request("r-second", identity={"azure_object_id": "0f1e2d3c-aaaa-bbbb-cccc-ddddeeeeffff"})
+    provider.grant(request("r-first"), resource(), now)  # the bucket's one token
+    with pytest.raises(ProviderError) as raised:
+        provider.grant(second, resource(), now)
+    assert raised.value.retryable
+    assert raised.value.not_before == now + timedelta(seconds=10)  # Retry-After: a token every 10 s
+    assert "SubscriptionRequestsThrottled" in str(raised.value)
+    assert [r.answered for r in arm.arm_requests("PUT")] == [201, 429]  # the SDK did not retry it in the worker
+
+    arm.advance(timedelta(seconds=10))
+    provider.grant(second, resource(), now + timedelta(seconds=10))
+    assert len(arm.assignments) == 2
 
 
 def test_revoke_when_500_then_retryable(provider: AzureProvider, arm: ArmStandIn) -> None:
