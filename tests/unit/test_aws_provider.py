@@ -1,6 +1,10 @@
 """The AWS provider: pure AssumeRole/deny builders, then grant and revoke against moto in-process."""
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -15,6 +19,7 @@ from jitbot.catalog import parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
 from jitbot.errors import ProviderError
 from jitbot.providers.aws import (
+    CLIENT_CONFIG,
     DENY_POLICY,
     LEGACY_DENY_PREFIX,
     STS_MAX_SECONDS,
@@ -23,6 +28,7 @@ from jitbot.providers.aws import (
     _call,
     _forgiving,
     assume_role_params,
+    client,
     denied_until,
     deny_document,
     deny_until,
@@ -37,6 +43,9 @@ from jitbot.providers.aws import (
 from jitbot.providers.base import Held
 from jitbot.redaction import Credentials
 from jitbot.store import Store
+from jitbot.testing import aws_limits
+from jitbot.testing.cloud_limits import Limits, Throttle
+from jitbot.testing.stack import free_port
 
 ACCOUNT = "123456789012"
 ROLE = "jit-prod-db"
@@ -558,3 +567,98 @@ def test_moto_when_role_does_not_exist_then_access_denied(aws: None) -> None:
     with pytest.raises(ClientError) as raised:
         boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/nobody", RoleSessionName="probe")
     assert raised.value.response["Error"]["Code"] == "AccessDenied"
+
+
+# --- moto under IAM's throttling (aws_limits.throttle) ---------------------------------------------------
+
+# each role's writes: 3 at once, then one every 10 s
+IAM_LIMITS = Limits(writes_per_s=0.1, burst=3)
+DENY_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})
+
+
+@pytest.fixture
+def clock() -> list[float]:
+    """The throttle's clock: seconds, moved on by the test."""
+    return [0.0]
+
+
+@pytest.fixture
+def slept() -> list[float]:
+    """The latency each call was given, recorded instead of slept."""
+    return []
+
+
+@pytest.fixture
+def iam_throttle(aws: None, clock: list[float], slept: list[float]) -> Iterator[Throttle]:
+    throttle = Throttle(IAM_LIMITS, clock=lambda: clock[0], sleep=slept.append)
+    aws_limits.throttle(throttle)
+    yield throttle
+    aws_limits.throttle(None)
+
+
+def test_moto_when_iam_throttled_then_a_burst_of_writes_on_one_role_refused_as_iam_does_other_roles_unaffected(
+    iam_throttle: Throttle, clock: list[float], slept: list[float]
+) -> None:
+    iam = client("iam")  # jitbot's client: one attempt, no retries of botocore's
+    for name in ("a", "b", "c"):
+        iam.put_role_policy(RoleName=ROLE, PolicyName=name, PolicyDocument=DENY_ALL)
+    with pytest.raises(ClientError) as raised:
+        iam.delete_role_policy(RoleName=ROLE, PolicyName="a")
+    assert raised.value.response["Error"] == {"Type": "Sender", "Code": "Throttling", "Message": "Rate exceeded"}
+    meta = raised.value.response["ResponseMetadata"]
+    assert (meta["HTTPStatusCode"], meta["RetryAttempts"]) == (400, 0)
+    assert policies() == ["a", "b", "c"]  # refused, not done; and reads are not throttled
+
+    iam.create_role(RoleName="jit-other", AssumeRolePolicyDocument=json.dumps(TRUST))
+    iam.put_role_policy(RoleName="jit-other", PolicyName="a", PolicyDocument=DENY_ALL)
+    clock[0] += 10  # a token back for the hot role
+    iam.delete_role_policy(RoleName=ROLE, PolicyName="a")
+    assert (iam_throttle.writes, iam_throttle.refused) == (6, 1)
+
+    calls = len(slept)
+    client("sts").get_caller_identity()
+    assert len(slept) == calls + 1 and all(0 < s < 10 for s in slept)  # STS, and every IAM call, took a latency
+
+
+def test_revoke_when_iam_throttles_the_roles_writes_then_retryable_and_the_deny_written_once_a_token_is_back(
+    iam_throttle: Throttle, clock: list[float]
+) -> None:
+    provider = AwsProvider()
+    active, now = granted(provider)
+    for name in ("a", "b", "c"):  # other writers spend the role's burst
+        client("iam").put_role_policy(RoleName=ROLE, PolicyName=name, PolicyDocument=DENY_ALL)
+    ended = replace(active, ending_by="U0BOB", expires_at=now)
+    with pytest.raises(ProviderError, match="AWS PutRolePolicy failed: Throttling: Rate exceeded") as raised:
+        provider.revoke(ended, DB, now)
+    assert raised.value.retryable and raised.value.code == "Throttling"
+    assert DENY_POLICY not in policies()
+
+    clock[0] += 10
+    provider.revoke(ended, DB, now)
+    assert is_denied(denies_now(), "r-abc234")
+
+
+def test_moto_process_when_given_limits_then_its_iam_throttles_a_roles_writes() -> None:
+    port = free_port()
+    limits = json.dumps({"p50_s": 0.001, "writes_per_s": 0.001, "burst": 2})
+    command = [sys.executable, "-m", "jitbot.testing.moto_process", str(port), limits]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "moto_process did not listen"
+                time.sleep(0.05)
+        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+        iam = boto3.client("iam", endpoint_url=f"http://127.0.0.1:{port}", config=CLIENT_CONFIG, **keys)
+        iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(TRUST))  # a write on the role too
+        iam.put_role_policy(RoleName=ROLE, PolicyName="a", PolicyDocument=DENY_ALL)
+        with pytest.raises(ClientError) as raised:
+            iam.put_role_policy(RoleName=ROLE, PolicyName="b", PolicyDocument=DENY_ALL)
+        assert raised.value.response["Error"]["Code"] == "Throttling"
+    finally:
+        server.kill()
+        server.wait(timeout=10)
