@@ -173,8 +173,12 @@ def room(others: int, denies: Denies) -> int:
     return max(0, (ROLE_INLINE_QUOTA - used) // (len(session_pattern("r-xxxxxx")) + 3))
 
 
-# one attempt each, bounded in time: a throttled or frozen call is jitbot's to retry, with its own backoff and alert
-CLIENT_CONFIG = Config(connect_timeout=CONNECT_S, read_timeout=READ_S, retries={"total_max_attempts": 1})
+# one attempt each, bounded in time: a throttled or frozen call is jitbot's to retry, with its own backoff and alert.
+# The mode is pinned: under AWS_RETRY_MODE=adaptive (or retry_mode in ~/.aws/config) botocore's client-side rate
+# limiter would sleep in the worker before each send on a client that has seen a Throttling, one attempt or not.
+CLIENT_CONFIG = Config(
+    connect_timeout=CONNECT_S, read_timeout=READ_S, retries={"mode": "standard", "total_max_attempts": 1}
+)
 
 
 def client(service: str, region: str | None = None) -> Any:

@@ -638,6 +638,14 @@ def test_revoke_when_iam_throttles_the_roles_writes_then_retryable_and_the_deny_
     assert is_denied(denies_now(), "r-abc234")
 
 
+def test_client_when_the_environment_asks_for_adaptive_retries_then_standard_mode_and_one_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Adaptive mode's client-side rate limiter would sleep in the worker before each call after a Throttling."""
+    monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
+    assert client("iam", "us-east-1").meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
+
+
 def test_moto_process_when_given_limits_then_its_iam_throttles_a_roles_writes() -> None:
     port = free_port()
     limits = json.dumps({"p50_s": 0.001, "writes_per_s": 0.001, "burst": 2})
