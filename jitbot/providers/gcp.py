@@ -12,8 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import google.auth
@@ -27,7 +26,7 @@ from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
-from jitbot.providers.base import CONNECT_S, READ_S, Ending, Held, Issued, Outcome
+from jitbot.providers.base import CONNECT_S, READ_S, Ending, Held, Issued, Outcome, not_before
 
 Policy = dict[str, Any]
 
@@ -177,18 +176,6 @@ def member_for(request: AccessRequest) -> str:
             retryable=False,
         )
     return "user:" + email
-
-
-def not_before(retry_after: str | None, now: datetime) -> datetime | None:
-    """The time a Retry-After header (seconds or an HTTP date) names; None when absent or unreadable."""
-    if not retry_after:
-        return None
-    if retry_after.strip().isdigit():
-        return now + timedelta(seconds=int(retry_after))
-    try:
-        return parsedate_to_datetime(retry_after).astimezone(UTC)
-    except (TypeError, ValueError):
-        return None
 
 
 # --- the network --------------------------------------------------------------------------------------------

@@ -13,13 +13,13 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
+from jitbot.providers.base import not_before
 
 PORTAL_PIM = "https://portal.azure.com/#view/Microsoft_Azure_PIMCommon/ActivationMenuBlade/~/azurerbac"
 PIM_MINIMUM = timedelta(minutes=5)  # PIM neither assigns for less nor removes an assignment younger than this
@@ -210,18 +210,6 @@ def access_lines(
     }
 
 
-def retry_at(retry_after: str | None, now: datetime) -> datetime | None:
-    """Retry-After as seconds or as an HTTP date; None when absent or unreadable."""
-    if not retry_after:
-        return None
-    if retry_after.strip().isdigit():
-        return now + timedelta(seconds=int(retry_after))
-    try:
-        return parsedate_to_datetime(retry_after)
-    except (TypeError, ValueError):
-        return None
-
-
 def provider_error(operation: str, refusal: ArmRefusal, scope: str, now: datetime) -> ProviderError:
     """ARM's refusal as a ProviderError: retryable or not, when to retry, and what a person should do."""
     said = f"{refusal.code}: {refusal.message}"[:300]
@@ -229,7 +217,7 @@ def provider_error(operation: str, refusal: ArmRefusal, scope: str, now: datetim
         hint = PERMISSION_HINT.format(scope=scope)
         return ProviderError(f"Azure {operation} refused on {scope} ({said}); {hint}.", retryable=False)
     if refusal.status in RETRYABLE_STATUS or refusal.code in RETRYABLE_CODES:
-        wait = retry_at(refusal.retry_after, now)
+        wait = not_before(refusal.retry_after, now)
         later = f"; Azure asks to retry after {wait:%H:%M:%S} UTC" if wait else ""
         return ProviderError(
             f"Azure {operation} failed for now ({said}){later}.",

@@ -31,7 +31,6 @@ from jitbot.providers.pim import (
     policy_hint,
     provider_error,
     remove_body,
-    retry_at,
     schedule_request_name,
 )
 from jitbot.testing.arm_standin import ArmStandIn, PimPolicy
@@ -275,12 +274,6 @@ def test_policy_hint_when_rules_fail_then_each_named_with_its_setting(message: s
     assert f"PIM → Azure resources → {SCOPE} → Settings" in hint
     for word in words:
         assert word in hint
-
-
-def test_retry_at_when_header_unreadable_or_absent_then_none() -> None:
-    assert retry_at(None, NOW) is None
-    assert retry_at("soon", NOW) is None
-    assert retry_at("5", NOW) == NOW + timedelta(seconds=5)
 
 
 @pytest.mark.parametrize(

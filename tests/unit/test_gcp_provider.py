@@ -16,7 +16,7 @@ from googleapiclient.errors import HttpError
 from jitbot.catalog import Resource, parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
 from jitbot.errors import ProviderError
-from jitbot.providers.base import Held
+from jitbot.providers.base import Held, not_before
 from jitbot.providers.gcp import (
     ATTEMPTS,
     BACKOFF_BASE,
@@ -26,7 +26,6 @@ from jitbot.providers.gcp import (
     console_url,
     held_bindings,
     member_for,
-    not_before,
     prune_expired,
     remove_binding,
     resource_kind,
@@ -196,6 +195,8 @@ def test_member_for_when_no_email_then_not_retryable_naming_what_is_missing() ->
     [
         ("30", NOW + timedelta(seconds=30)),
         ("Tue, 24 Nov 2026 01:05:00 GMT", datetime(2026, 11, 24, 1, 5, tzinfo=UTC)),
+        ("Tue, 24 Nov 2026 01:05:00 -0000", datetime(2026, 11, 24, 1, 5, tzinfo=UTC)),  # parsed naive: UTC all the same
+        ("Tue, 24 Nov 2026 02:05:00 +0100", datetime(2026, 11, 24, 1, 5, tzinfo=UTC)),
         ("soon", None),
         (None, None),
     ],
