@@ -22,8 +22,10 @@ import redis
 # per minute", Tier 4 "100+ per minute" (https://docs.slack.dev/apis/web-api/rate-limits, "Overview").
 TIER_PER_MINUTE = {2: 20, 3: 50, 4: 100}
 # Each method's tier, as the "Rate limits" fact of its reference page says
-# (https://docs.slack.dev/reference/methods/<method>); the methods jitbot calls that are not listed (auth.test,
-# apps.connections.open, the files.* upload steps) are called rarely and are not paced.
+# (https://docs.slack.dev/reference/methods/<method>; checked against the JSON copies of those pages in
+# slack-ruby/slack-api-ref and against Slack's Java SDK, slack-api-client MethodsRateLimits.java); the methods
+# jitbot calls that are not listed (auth.test, Special tier; apps.connections.open; the files.* upload steps, Tier 4)
+# are called rarely and are not paced.
 METHOD_TIER = {
     "chat.update": 3,
     "chat.postEphemeral": 4,
@@ -36,8 +38,9 @@ METHOD_TIER = {
     "views.publish": 4,
 }
 # chat.postMessage is in the Special tier: it "generally allows posting one message per second per channel, while
-# also maintaining a workspace-wide limit" (same page); "Short bursts >1 allowed" ("Posting messages"). Slack
-# publishes no workspace-wide figure, so none is modelled.
+# also maintaining a workspace-wide limit" (same page); "Short bursts >1 allowed" ("Posting messages"). Its method
+# page puts the workspace-wide limit at "several hundred messages per minute", far above what one approver channel
+# and DMs need, so none is modelled.
 POSTS_PER_SECOND = 1.0
 POST = "chat.postMessage"
 
