@@ -203,10 +203,7 @@ class Lifecycle:
                     request.provider,
                 )
             )
-            try:
-                self.notifier.tell(request.requester, views.revocation_deferred(request, str(error)))
-            except NotifyError as told:
-                _log.warning("deferral_not_told", request_id=request.id, error=str(told))
+            self.tasks.tell_deferral(request.id, str(error))  # by a worker: a sweeper thread never waits on Slack
             return
         failures = self.store.note_revocation_failure(request.id, str(error), now)
         delay = revocation_retry_delay(
@@ -232,6 +229,10 @@ class Lifecycle:
         alert_at = alerts_after(self.catalog.revocation, error.throttled)
         if failures >= alert_at and self.store.claim_revocation_alert(request.id):
             self.tasks.alert_revocation(request.id)
+
+    def tell_deferral(self, request_id: str, why: str) -> None:
+        request = self.store.get(request_id)
+        self.notifier.tell(request.requester, views.revocation_deferred(request, why))
 
     def renew_access(self, request_id: str) -> None:
         """An approved extension: the cloud's access is brought up to the new expiry and the DM replaced.

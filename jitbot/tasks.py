@@ -77,6 +77,10 @@ class Tasks:
     def alert_revocation(self, request_id: str) -> None:
         self.urgent.enqueue("workers.jobs.alert_revocation", request_id, retry=SYNC_RETRY)
 
+    def tell_deferral(self, request_id: str, why: str) -> None:
+        """Tell the requester their access ends later than planned, and why (the cloud's words, never a secret)."""
+        self.urgent.enqueue("workers.jobs.tell_deferral", request_id, why, retry=SYNC_RETRY)
+
     def scan_clouds(self) -> None:
         """The drift scan (jitbot.drift): once per claim, no retry (the next one comes SCAN_EVERY later)."""
         self.queue.enqueue("workers.jobs.scan_clouds", job_timeout=600)

@@ -1,4 +1,5 @@
-"""RQ jobs: one-line wrappers around the lifecycle's use cases. They take a request id and return nothing."""
+"""RQ jobs: one-line wrappers around the lifecycle's use cases. They take a request id (and what else the use case
+needs: never a secret) and return nothing."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ def sync_slack(request_id: str) -> None:
 
 def alert_revocation(request_id: str) -> None:
     runtime.current().lifecycle.alert_revocation(request_id)
+
+
+def tell_deferral(request_id: str, why: str) -> None:
+    runtime.current().lifecycle.tell_deferral(request_id, why)
 
 
 def post_report(user: str, period_s: int) -> None:

@@ -107,7 +107,7 @@ def run_jobs(bot: Bot) -> list[str]:
 
     Jobs scheduled for later (the revocation at expiry) wait in RQ's scheduled registry and are not run here."""
     life = bot.lifecycle
-    handlers: dict[str, Callable[[str], None]] = {
+    handlers: dict[str, Callable[..., None]] = {
         "workers.jobs.issue": life.issue_access,
         "workers.jobs.revoke": life.end_access,
         "workers.jobs.sync_slack": life.sync_slack,
@@ -116,6 +116,7 @@ def run_jobs(bot: Bot) -> list[str]:
         "workers.jobs.remind": life.remind,
         "workers.jobs.review_alert": life.review_alert,
         "workers.jobs.alert_revocation": life.alert_revocation,
+        "workers.jobs.tell_deferral": life.tell_deferral,
         "workers.jobs.publish_home": lambda user: life.homes.publish([user]),
     }
     ran: list[str] = []

@@ -41,6 +41,7 @@ def run_jobs(bot: Bot) -> None:
     handlers = {
         "workers.jobs.revoke": bot.lifecycle.end_access,
         "workers.jobs.alert_revocation": bot.lifecycle.alert_revocation,
+        "workers.jobs.tell_deferral": bot.lifecycle.tell_deferral,
         "workers.jobs.sync_slack": bot.lifecycle.sync_slack,
     }
     for job in [*bot.tasks.urgent.get_jobs(), *bot.tasks.queue.get_jobs()]:  # as a worker takes them
@@ -114,6 +115,9 @@ def test_revocation_when_cloud_says_not_before_then_deferred_to_then_not_counted
     bot.fake.fail_next = [ProviderError(message, retryable=True, not_before=allowed)] * 5
     for _ in range(5):  # the reconciler's re-drives before the time: none of them is a failure
         bot.lifecycle.end_access(request_id)
+    waits = [c for c in bot.slack.calls_to("chat.postMessage") if "has to wait" in c.params["text"]]
+    assert waits == []  # not from the sweeper's thread, which never waits on Slack
+    run_jobs(bot)  # a worker tells them
     assert status(bot, request_id) is Status.ACTIVE and failures(bot, request_id) == [] and alerts(bot) == []
     assert bot.store.redis.zscore("jitbot:expiry", request_id) == allowed.timestamp()
     told = [c for c in bot.slack.calls_to("chat.postMessage") if c.params["channel"] == "U0ALICE"]
