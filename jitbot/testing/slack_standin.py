@@ -251,6 +251,12 @@ class SlackStandIn(LoopbackServer):
         with self._cond:
             self._failures[method] = _Failure(status, error, times, retry_after, needed)
 
+    def recover(self, *methods: str) -> None:
+        """Answer calls to `methods` (none named: every method) normally again, whatever `fail` had left to refuse."""
+        with self._cond:
+            for method in methods or list(self._failures):
+                self._failures.pop(method, None)
+
     def refuse_token(self, token: str, error: str = "invalid_auth") -> None:
         """Answer every call made with `token` as Slack answers a bad one: HTTP 200, `{"ok": false, "error": …}`.
 

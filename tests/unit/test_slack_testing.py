@@ -159,6 +159,22 @@ def test_standin_fail_when_ratelimited_then_429_with_retry_after_and_recorded(
     assert [c.answered for c in standin.calls_to("chat.postMessage")] == [429, 200]
 
 
+def test_standin_recover_when_failing_until_further_notice_then_answered_again(
+    client: WebClient, standin: SlackStandIn
+) -> None:
+    quick = WebClient(base_url=standin.url, token="xoxb-test", timeout=5, retry_handlers=[])
+    for method in ("chat.postMessage", "chat.update"):
+        standin.fail(method, status=429, retry_after=2, times=1_000_000)  # Slack in a bad minute, until recover()
+    for _ in range(3):
+        with pytest.raises(SlackApiError) as refused:
+            quick.chat_postMessage(channel="U0ALICE", text="refused")
+        assert refused.value.response.status_code == 429 and refused.value.response.headers["Retry-After"] == "2"
+    assert quick.users_info(user="U0ALICE")["ok"] is True  # a method not named is answered
+    standin.recover()
+    assert quick.chat_postMessage(channel="U0ALICE", text="told")["ok"] is True
+    assert [c.answered for c in standin.calls_to("chat.postMessage")] == [429, 429, 429, 200]
+
+
 def test_standin_fail_when_200_with_error_then_ok_false_and_recorded(client: WebClient, standin: SlackStandIn) -> None:
     standin.fail("views.open", status=200, error="expired_trigger_id", times=2)
     for _ in range(2):
