@@ -25,6 +25,7 @@ DURATION_CHOICES = ("15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "2d", "7d
 LIST_PAGE = 20  # a page of the list: its heading, 20 entries and the More button are 42 of a message's 50 blocks
 HOME_MINE = 20  # the Home tab: 2 blocks each;
 HOME_WAITING = 15  # up to 3 each; with the headings and notes at most 91 of a Home tab's 100 blocks
+DIGEST_SIZE = 24  # a digest: its heading and 2 blocks a request (its lines, its buttons), 49 of a message's 50
 EN_DASH = "\u2013"  # escaped, as ruff flags look-alikes in source
 _LISTED = {Status.PENDING: "pending", Status.APPROVED: "being issued", Status.ACTIVE: "active"}
 
@@ -68,15 +69,53 @@ def approval_message(request: AccessRequest, resource: Resource) -> tuple[str, l
         _context(f"Access goes to {principal(request, resource)}"),
         _context(status_line(request, resource)),
     ]
-    if request.status is Status.PENDING and request.auto_approve_at:
-        blocks.append(_context(f":alarm_clock: Approves itself {when(request.auto_approve_at)} unless denied first."))
-    if request.escalated:
-        blocks.append(_context(f":mega: Escalated to {escalation_list(resource)}: nobody decided in time."))
-    if request.status is Status.ACTIVE and request.extend_by:
+    blocks += [_context(note) for note in _notes(request, resource)]
+    if _extending(request):
         blocks.append(_section(extension_line(request, resource)))
-    if request.status is Status.PENDING or (request.status is Status.ACTIVE and request.extend_by):
+    if _awaits_decision(request):
         blocks.append(_buttons(request.id))
     return text, blocks
+
+
+def digest_message(entries: Sequence[tuple[AccessRequest, Resource]]) -> tuple[str, list[Block]]:
+    """Requests announced together, in one message, when they come faster than Slack lets jitbot post (about one
+    message a second per channel): each says in one section what its own approval message would, with Approve and
+    Deny while it awaits a decision. At most DIGEST_SIZE of them fit."""
+    blocks = [_section(f"*{len(entries)} access requests* arrived together: each is approved or denied on its own.")]
+    for request, resource in entries:
+        lines = [
+            f"*Access request* `{request.id}`: {request_summary(request)}",
+            f"*Reason:* {escape(request.reason)}",
+            f"Access goes to {principal(request, resource)}",
+            status_line(request, resource),
+            *_notes(request, resource),
+        ]
+        if _extending(request):
+            lines.append(extension_line(request, resource))
+        blocks.append(_section("\n".join(lines)))
+        if _awaits_decision(request):
+            blocks.append(_buttons(request.id))
+    summaries = "; ".join(f"{request.id}: {request_summary(request)}" for request, _ in entries)
+    return f"{len(entries)} access requests: {summaries}", blocks
+
+
+def _awaits_decision(request: AccessRequest) -> bool:
+    """Pending, or an extension asked: what the Approve and Deny buttons are shown for."""
+    return request.status is Status.PENDING or _extending(request)
+
+
+def _extending(request: AccessRequest) -> bool:
+    return request.status is Status.ACTIVE and request.extend_by is not None
+
+
+def _notes(request: AccessRequest, resource: Resource) -> list[str]:
+    """What happens next without a decision: approval by policy at its time, the escalation already made."""
+    notes = []
+    if request.status is Status.PENDING and request.auto_approve_at:
+        notes.append(f":alarm_clock: Approves itself {when(request.auto_approve_at)} unless denied first.")
+    if request.escalated:
+        notes.append(f":mega: Escalated to {escalation_list(resource)}: nobody decided in time.")
+    return notes
 
 
 def extension_line(request: AccessRequest, resource: Resource) -> str:
