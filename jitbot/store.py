@@ -464,6 +464,40 @@ class Store:
                 raise TimeoutError(f"{name} stayed taken for {wait.total_seconds():g} s")
             time.sleep(0.01)
 
+    # digests: requests announced together in one approval message (jitbot.slack.notify)
+
+    def unannounced(self, resources: set[str], scan: int) -> list[AccessRequest]:
+        """Pending requests of `resources` whose approval message is not posted yet (and not held for a channel an
+        admin must fix), oldest first. Found among the `scan` newest undecided requests, the index every request
+        joins when it is made: no write of its own on the way to the ack, and a request counts as waiting from the
+        moment it exists, not only once a worker takes its job."""
+        newest = [_text(i) for i in self.redis.zrevrange(UNDECIDED, 0, scan - 1)]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for request_id in newest:
+                pipe.hmget(slack_key(request_id), "approval_ts", "blocked_in")
+            marks = pipe.execute()
+        waiting = self.many([i for i, held in zip(newest, marks, strict=True) if held == [None, None]])
+        found = [r for r in waiting if r.status is Status.PENDING and r.resource in resources]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    def digest(self, channel: str, ts: str) -> dict[str, int]:
+        """The requests the digest at (`channel`, `ts`) carries, each with the version of it the message shows."""
+        return {_text(k): int(v) for k, v in self.redis.hgetall(_digest_key(channel, ts)).items()}
+
+    def show_digest(self, channel: str, ts: str, shown: dict[str, int]) -> None:
+        """The digest at (`channel`, `ts`) shows these requests at these versions, and is each one's approval message
+        (its refs point at it): in one MULTI, so a request is either still waiting or recorded in its digest."""
+        with self.redis.pipeline() as pipe:
+            pipe.hset(_digest_key(channel, ts), mapping=shown)  # type: ignore[arg-type]
+            refs = {"approval_channel": channel, "approval_ts": ts, "digest": "1"}
+            for request_id in shown:
+                pipe.hset(slack_key(request_id), mapping=refs)  # type: ignore[arg-type]
+            pipe.execute()
+
+
+def _digest_key(channel: str, ts: str) -> str:
+    return f"jitbot:digest:{channel}:{ts}"
+
 
 def _write_indexes(pipe: Any, request: AccessRequest) -> None:
     if request.status is not Status.PENDING:
