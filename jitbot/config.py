@@ -34,7 +34,9 @@ class Config:
     host: str = "0.0.0.0"  # JITBOT_BIND or HOST: where web (and Socket Mode's health server) listens, on `port`
     web_concurrency: int = 2  # WEB_CONCURRENCY: gunicorn's worker processes (gunicorn's own convention)
     gunicorn_args: tuple[str, ...] = ()  # GUNICORN_CMD_ARGS, split as a shell would: gunicorn settings over jitbot's
-    slack_pacing: bool = True  # JITBOT_SLACK_PACING=0: workers call Slack at once, leaving 429s to the client's retries
+    # JITBOT_SLACK_PACING=0: workers call Slack at once, leaving 429s to the client's retries, and announce each
+    # request in a message of its own (no digests)
+    slack_pacing: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:

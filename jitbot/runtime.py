@@ -65,7 +65,8 @@ def build(config: Config, someone_waiting: bool = False, start_store: bool = Tru
     tasks = Tasks(client, replicas)
     client_of_slack = web_client(config.slack_bot_token, config.slack_api_url, someone_waiting=someone_waiting)
     paced = config.slack_pacing and not someone_waiting  # a person waits on the web's calls: they never wait their turn
-    notifier = Notifier(client_of_slack, store, Pacer(client) if paced else None)
+    # digests (requests folded into one approval message) are part of keeping Slack's pace: off with pacing
+    notifier = Notifier(client_of_slack, store, Pacer(client) if paced else None, catalog if paced else None)
     service = Service(catalog, store, tasks, notifier)
     lifecycle = Lifecycle(
         catalog, store, tasks, notifier, functools.cache(lambda kind: providers.build(kind, config, store))

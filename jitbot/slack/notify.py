@@ -8,7 +8,8 @@ secret.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,22 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from jitbot import metrics
-from jitbot.catalog import Resource
+from jitbot.catalog import Catalog, Resource
 from jitbot.domain import AccessRequest, Status
 from jitbot.errors import JitError
-from jitbot.policy import escalation_list
+from jitbot.policy import escalation_list, find_resource
 from jitbot.redaction import Credentials
 from jitbot.slack import views
 from jitbot.slack.pacing import Pacer
 from jitbot.store import Store
 
 ANNOUNCE_LOCK = timedelta(seconds=30)
+ANNOUNCE_WAIT = timedelta(seconds=3)  # for the job posting in the channel (or editing the digest): a paced call's time
+# More requests than this waiting to be announced in one channel go out together, in one digest: Slack posts about
+# one message a second per channel (https://docs.slack.dev/apis/web-api/rate-limits, "Posting messages"), so 300
+# requests in a minute, one message each, would take five minutes to reach the approvers however they are paced.
+FOLD_OVER = 3
+WAITING_SCAN = 500  # the newest undecided requests looked through for those waiting: ~20 s of a 1,500-a-minute burst
 OUTCOMES = {Status.DENIED, Status.FAILED, Status.EXPIRED, Status.REVOKED, Status.CANCELLED}
 
 
@@ -88,33 +95,106 @@ def web_client(token: str | None, base_url: str, *, someone_waiting: bool = Fals
 
 
 class Notifier:
-    def __init__(self, client: WebClient, store: Store, pacer: Pacer | None = None) -> None:
-        """`pacer`: a worker's calls wait for their turn under Slack's limits; None (the web process) calls at once."""
+    def __init__(
+        self, client: WebClient, store: Store, pacer: Pacer | None = None, catalog: Catalog | None = None
+    ) -> None:
+        """`pacer`: a worker's calls wait for their turn under Slack's limits; None (the web process) calls at once.
+        `catalog`: with it, requests waiting together in one channel are folded into digests (it names their
+        resources); None (the web process, JITBOT_SLACK_PACING=0): each is announced in a message of its own."""
         self.client = client
         self.store = store
         self.pacer = pacer
+        self.catalog = catalog
 
     def sync_approval_message(self, request: AccessRequest, resource: Resource) -> None:
-        """Post the approval message once, then keep it showing the request's current state."""
-        text, blocks = views.approval_message(request, resource)
+        """Post the approval message once — or, when many wait in its channel, one digest for them all — then keep
+        it showing the request's current state."""
         refs = self.store.slack_refs(request.id)
-        if "approval_ts" in refs:
+        if "approval_ts" not in refs:
+            self._announce(request, resource, refs)
+            return
+        if "digest" in refs:
+            self._sync_digest(request, refs["approval_channel"], refs["approval_ts"])
+        else:
+            text, blocks = views.approval_message(request, resource)
             self._call(
                 "chat_update", channel=refs["approval_channel"], ts=refs["approval_ts"], text=text, blocks=blocks
             )
-            self._announce_extension(request, resource, refs)
-            self._sync_escalation(request, resource, refs)
+        self._announce_extension(request, resource, refs)
+        self._sync_escalation(request, resource, refs)
+
+    def _announce(self, request: AccessRequest, resource: Resource, refs: dict[str, str]) -> None:
+        """Post the approval message, once. With digests, one job at a time per channel posts what waits there, so
+        that no request goes into two messages; the others wait their turn (by then their request may be posted).
+        Without digests, one job at a time per request."""
+        with self._turn(f"announce-in:{resource.channel}" if self.catalog else f"announce:{request.id}"):
+            posted = self.store.slack_refs(request.id)
+            if "approval_ts" not in posted:
+                self._post_waiting(request, resource)
+        if "approval_ts" in posted and "digest" not in posted:
+            return  # another job of this request posted it, and showed its latest state
+        if "digest" in posted:  # folded meanwhile by another request's job: brought up to date there
+            self.sync_approval_message(request, resource)
             return
-        with self.store.lock(f"announce:{request.id}", ANNOUNCE_LOCK) as mine:
-            if not mine or "approval_ts" in self.store.slack_refs(request.id):
-                return  # another worker is posting it, and will render the latest state
-            answer = self._call("chat_postMessage", channel=resource.channel, text=text, blocks=blocks)
-            self.store.set_slack_refs(request.id, approval_channel=answer["channel"], approval_ts=answer["ts"])
         latest = self.store.get(request.id)
         if latest.version != request.version:
             self.sync_approval_message(latest, resource)
             return
         self._sync_escalation(request, resource, refs)
+
+    def _post_waiting(self, request: AccessRequest, resource: Resource) -> None:
+        """The request's own approval message or, more than FOLD_OVER waiting in its channel, one digest of the
+        oldest of them, this one included."""
+        waiting = self._waiting(request, resource)
+        if len(waiting) > FOLD_OVER:
+            text, blocks = self._digest_message(waiting)
+            answer = self._call("chat_postMessage", channel=resource.channel, text=text, blocks=blocks)
+            self.store.show_digest(answer["channel"], answer["ts"], {r.id: r.version for r in waiting})
+            return
+        text, blocks = views.approval_message(request, resource)
+        answer = self._call("chat_postMessage", channel=resource.channel, text=text, blocks=blocks)
+        self.store.set_slack_refs(request.id, approval_channel=answer["channel"], approval_ts=answer["ts"])
+
+    def _waiting(self, request: AccessRequest, resource: Resource) -> list[AccessRequest]:
+        """What a digest would carry: `request` and the oldest others waiting in its channel, as many as fit. Only
+        pending requests are folded together (an approved one is announced as approved, on its own)."""
+        if self.catalog is None or request.status is not Status.PENDING:
+            return [request]
+        names = {r.name for r in self.catalog.resources.values() if r.channel == resource.channel}
+        others = [r for r in self.store.unannounced(names, WAITING_SCAN) if r.id != request.id]
+        return [request, *others[: views.DIGEST_SIZE - 1]]
+
+    def _sync_digest(self, request: AccessRequest, channel: str, ts: str) -> None:
+        """Re-render the digest from every request it carries, as each is now, in one edit; nothing if it shows
+        `request` as it is already. Every one of its requests' jobs comes here: the first edit shows them all, and
+        the others' jobs find their state shown instead of editing the message once each."""
+        if self.store.digest(channel, ts).get(request.id, -1) >= request.version:
+            return
+        with self._turn(f"digest:{channel}:{ts}"):  # after the holder's edit, this state may be shown already
+            shown = self.store.digest(channel, ts)
+            if shown.get(request.id, -1) >= request.version:
+                return
+            carried = self.store.many(list(shown))
+            text, blocks = self._digest_message(carried)
+            self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
+            self.store.show_digest(channel, ts, {r.id: r.version for r in carried})
+
+    @contextmanager
+    def _turn(self, scope: str) -> Iterator[None]:
+        """One job at a time in `scope`, across workers; one that waits ANNOUNCE_WAIT for its turn fails (and is
+        retried) rather than hold its worker longer."""
+        try:
+            with self.store.serial(scope, ANNOUNCE_LOCK, ANNOUNCE_WAIT):
+                yield
+        except TimeoutError:
+            raise NotifyError(f"{scope} stayed busy for {ANNOUNCE_WAIT.total_seconds():g} s") from None
+
+    def _digest_message(self, requests: list[AccessRequest]) -> tuple[str, list[views.Block]]:
+        """The digest of `requests`, in the order they were made."""
+        catalog = self.catalog
+        assert catalog is not None, "a digest is posted only with a catalog"
+        ordered = sorted(requests, key=lambda r: (r.created_at, r.id))
+        return views.digest_message([(r, find_resource(catalog, r.resource)) for r in ordered])
 
     def _announce_extension(self, request: AccessRequest, resource: Resource, refs: dict[str, str]) -> None:
         """An extension asked for edits the approval message, which notifies nobody: a reply in its thread

@@ -102,7 +102,7 @@ def make_bot(catalog: Catalog, someone_waiting: bool = False) -> Iterator[Bot]:
     client = fakeredis.FakeRedis()
     store, tasks, clock, fake = Store(client), Tasks(client), Clock(NOW), RecordingProvider()
     with SlackStandIn() as slack:
-        notifier = Notifier(web_client("xoxb-t", slack.url, someone_waiting=someone_waiting), store)
+        notifier = Notifier(web_client("xoxb-t", slack.url, someone_waiting=someone_waiting), store, catalog=catalog)
         service = Service(catalog, store, tasks, notifier, clock=clock)
         lifecycle = Lifecycle(catalog, store, tasks, notifier, lambda name: fake, clock=clock)
         yield Bot(client, store, tasks, slack, fake, clock, service, lifecycle)
