@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 from jitbot.errors import UsageError, echo
 
@@ -37,3 +38,17 @@ def format_duration(value: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def retry_after(header: str | None, now: datetime) -> datetime | None:
+    """The time a Retry-After header names (RFC 9110 §10.2.3: seconds, or an HTTP date, always in UTC); None when
+    absent or unreadable."""
+    if not header:
+        return None
+    if header.strip().isdigit():
+        return now + timedelta(seconds=int(header))
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)  # "-0000" parses naive

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Protocol
 
 from jitbot.catalog import Resource
@@ -25,19 +24,6 @@ READ_S = 10.0
 Ending = tuple[AccessRequest, Resource]  # a grant to end, and its catalog resource
 Outcome = str | ProviderError  # a grant's end as read back (for its audit record), or why it is still live
 
-
-def not_before(retry_after: str | None, now: datetime) -> datetime | None:
-    """The time a Retry-After header names (RFC 9110 §10.2.3: seconds, or an HTTP date, always in UTC); None when
-    absent or unreadable."""
-    if not retry_after:
-        return None
-    if retry_after.strip().isdigit():
-        return now + timedelta(seconds=int(retry_after))
-    try:
-        when = parsedate_to_datetime(retry_after)
-    except (TypeError, ValueError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)  # "-0000" parses naive
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
+from jitbot.durations import retry_after
 from jitbot.errors import ProviderError
-from jitbot.providers.base import CONNECT_S, READ_S, Ending, Held, Issued, Outcome, not_before
+from jitbot.providers.base import CONNECT_S, READ_S, Ending, Held, Issued, Outcome
 
 Policy = dict[str, Any]
 
@@ -365,7 +366,7 @@ def _http_error(method: str, resource: str, kind: str, error: Any, now: datetime
     if status == 404:
         return ProviderError(f"GCP has no such {kind}: {resource} ({reason})", retryable=False)
     retryable = status == 429 or status >= 500
-    when = not_before(error.resp.get("retry-after"), now) if retryable else None
+    when = retry_after(error.resp.get("retry-after"), now) if retryable else None
     return ProviderError(
         f"GCP {method} on {resource} failed: HTTP {status}: {reason}",
         retryable=retryable,

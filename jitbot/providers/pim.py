@@ -17,9 +17,8 @@ from typing import Any
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
-from jitbot.durations import format_duration
+from jitbot.durations import format_duration, retry_after
 from jitbot.errors import ProviderError
-from jitbot.providers.base import not_before
 
 PORTAL_PIM = "https://portal.azure.com/#view/Microsoft_Azure_PIMCommon/ActivationMenuBlade/~/azurerbac"
 PIM_MINIMUM = timedelta(minutes=5)  # PIM neither assigns for less nor removes an assignment younger than this
@@ -217,7 +216,7 @@ def provider_error(operation: str, refusal: ArmRefusal, scope: str, now: datetim
         hint = PERMISSION_HINT.format(scope=scope)
         return ProviderError(f"Azure {operation} refused on {scope} ({said}); {hint}.", retryable=False)
     if refusal.status in RETRYABLE_STATUS or refusal.code in RETRYABLE_CODES:
-        wait = not_before(refusal.retry_after, now)
+        wait = retry_after(refusal.retry_after, now)
         later = f"; Azure asks to retry after {wait:%H:%M:%S} UTC" if wait else ""
         return ProviderError(
             f"Azure {operation} failed for now ({said}){later}.",

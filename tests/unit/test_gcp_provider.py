@@ -15,8 +15,9 @@ from googleapiclient.errors import HttpError
 
 from jitbot.catalog import Resource, parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
+from jitbot.durations import retry_after
 from jitbot.errors import ProviderError
-from jitbot.providers.base import Held, not_before
+from jitbot.providers.base import Held
 from jitbot.providers.gcp import (
     ATTEMPTS,
     BACKOFF_BASE,
@@ -201,8 +202,8 @@ def test_member_for_when_no_email_then_not_retryable_naming_what_is_missing() ->
         (None, None),
     ],
 )
-def test_not_before_when_retry_after_then_time_or_none(header: str | None, expected: datetime | None) -> None:
-    assert not_before(header, NOW) == expected
+def test_retry_after_when_header_then_time_or_none(header: str | None, expected: datetime | None) -> None:
+    assert retry_after(header, NOW) == expected
 
 
 # --- through the real SDK against the stand-in ------------------------------------------------------
