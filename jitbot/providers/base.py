@@ -25,7 +25,6 @@ Ending = tuple[AccessRequest, Resource]  # a grant to end, and its catalog resou
 Outcome = str | ProviderError  # a grant's end as read back (for its audit record), or why it is still live
 
 
-
 @dataclass(frozen=True)
 class Issued:
     """What a grant gives: a non-secret handle kept in the store, and what the requester's DM shows.

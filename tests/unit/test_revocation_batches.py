@@ -14,9 +14,9 @@ from google.auth import external_account_authorized_user
 
 from jitbot.catalog import parse_catalog
 from jitbot.domain import Status
+from jitbot.providers.base import Ending, Outcome
 from jitbot.providers.gcp import GcpProvider, add_binding, jitbot_request_id
 from jitbot.store import EXPIRY
-from jitbot.providers.base import Ending, Outcome
 from jitbot.sweeper import HOLD, Sweeper
 from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.gcp_standin import GcpStandIn
