@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from jitbot import logs
+from jitbot import logs, redaction
 from jitbot.redaction import Credentials
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -42,3 +42,22 @@ def test_configure_when_not_a_terminal_then_one_json_object_per_line() -> None:
     logs.get("jitbot.test").info("hello", request_id="r-abc234")
     line = json.loads(stream.getvalue().splitlines()[-1])
     assert (line["event"], line["request_id"], line["level"]) == ("hello", "r-abc234", "info")
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("AWS_SECRET_ACCESS_KEY=abc123", "AWS_SECRET_ACCESS_KEY=[REDACTED]"),
+        ('{"SessionToken": "abc"}', '{"SessionToken": "[REDACTED]"}'),
+        ("PassWord: hunter2", "PassWord: [REDACTED]"),
+        ("pa\u017fsword=hunter2", "pa\u017fsword=[REDACTED]"),  # a long s: re's IGNORECASE takes it for an s
+        ("sess\u0131on_token=abc", "sess\u0131on_token=[REDACTED]"),  # a dotless i, likewise
+        ("pass word=x, a session", "pass word=x, a session"),
+    ],
+)
+def test_redact_when_a_named_secret_in_any_case_or_script_then_masked_and_nothing_else(
+    text: str, redacted: str
+) -> None:
+    """The pattern is skipped only for ASCII text naming no `secret`, `session` or `password`: a name in any case,
+    or with a letter re's IGNORECASE folds to ASCII, is masked as before."""
+    assert redaction.redact(text) == redacted
