@@ -208,7 +208,13 @@ def session_name(request: AccessRequest) -> str:
 
 
 def new_request_id() -> str:
-    return "r-" + "".join(secrets.choice(ID_ALPHABET) for _ in range(6))
+    """`r-` and six characters of ID_ALPHABET, uniformly at random, from one draw (each secrets.choice is a read of
+    the system's random source)."""
+    draw, chars = secrets.randbelow(len(ID_ALPHABET) ** 6), []
+    for _ in range(6):
+        draw, index = divmod(draw, len(ID_ALPHABET))
+        chars.append(ID_ALPHABET[index])
+    return "r-" + "".join(chars)
 
 
 def open_request(
