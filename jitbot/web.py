@@ -62,7 +62,7 @@ def build_bolt_app(rt: runtime.Runtime) -> App:
         token_verification_enabled=False,  # start even while Slack is unreachable; /readyz and `jitbot check` tell
         request_verification_enabled=False,
         # answer as soon as the listener returns: Bolt's default polls for ack() every 10 ms; clicks do their
-        # work in lazy listeners, after the answer
+        # work on Bolt's listener threads, after the answer
         process_before_response=True,
     )
     register(app, rt.service)

@@ -60,10 +60,12 @@ def test_handle_click_when_redis_away_then_told_nothing_was_done() -> None:
     service.notifier.ephemeral.assert_called_once_with("C0APPROVALS", "U0ALICE", STORE_AWAY)
 
 
-def test_ack_click_then_acked_with_nothing() -> None:
-    ack = Mock()
-    ack_click(ack)
+def test_ack_click_then_acked_with_nothing_and_the_work_left_to_the_executor() -> None:
+    ack, later, work = Mock(), Mock(), Mock()
+    ack_click(ack, later, work)
     ack.assert_called_once_with()
+    later.submit.assert_called_once_with(work)
+    work.assert_not_called()
 
 
 def test_handle_click_approve_when_refused_then_told_ephemerally() -> None:
