@@ -79,7 +79,7 @@ def main() -> None:
                 "write 1,000 more one by one (Store.record)",
                 lambda: [store.record(AuditEvent("refused", "-", "x", "-", START, "-", {})) for _ in range(1000)],
             )
-            print(f"{'  = per chained record, WATCH/MULTI':<46} {one_by_one:7.2f} ms")
+            print(f"{'  = per chained record, one Lua script':<46} {one_by_one:7.2f} ms")
             base = timed("baseline: XRANGE every record, no hashing", lambda: sum(1 for _ in store.audit_entries()))
             verdict = audit.verify(store.audit_entries(), store.audit_head())
             assert verdict.ok, verdict.problem

@@ -8,8 +8,9 @@ read from the store's indexes at scrape time (`jitbot.metrics_collector` turns b
                                     slack_errors:<method>:<code>  unverified:<reason> (bumped by the store)
     jitbot:metrics:revocation_lag   one cumulative count per bucket bound (`le`), `+Inf`, and `sum`
 
-Audit events are counted in the store's own MULTI, so exactly once per audit record. Every other write here
-is best effort: a metric must never break what it measures, so a Redis failure is logged and dropped.
+Audit events are counted in the store's own audited write (one Lua script), so exactly once per audit record.
+Every other write here is best effort: a metric must never break what it measures, so a Redis failure is logged
+and dropped.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ _log = logs.get("jitbot.metrics")
 
 
 def count_event(pipe: Any, event: str) -> None:
-    """Queue +1 for `event` on a pipeline in MULTI: counted if and only if its audit record is written."""
+    """Queue +1 for `event` on the pipeline of an audited write: counted if and only if its record is written."""
     pipe.hincrby(COUNTERS, f"events:{event}", 1)
 
 

@@ -7,7 +7,9 @@ granted. When Slack cannot be asked, NotifyError leaves here and the caller refu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from jitbot.catalog import Catalog, Resource
 from jitbot.eligibility import (
@@ -25,6 +27,8 @@ from jitbot.slack.notify import Notifier
 from jitbot.store import Store
 
 Origin = tuple[str | None, str | None]  # the team and enterprise a payload says the person acts from
+# While a command is handled (People.asking): the person who sent it, and what the store held of them
+_ASKING: ContextVar[tuple[str, dict[str, str] | None] | None] = ContextVar("jitbot_asking", default=None)
 
 
 class People:
@@ -55,16 +59,36 @@ class People:
     def person(self, user: str, fresh: bool = False, origin: Origin | None = None) -> Person:
         """users.info, unless asked within the cache's time. A payload from another organisation's team makes the
         person external whatever the cache says."""
-        cached = None if fresh else self.store.cached_person(user)
+        cached = None if fresh else self._cached(user)
         if cached is not None:
             person = Person(user, Standing(cached["standing"]), cached.get("email"))
         else:
             person = classify(user, self.notifier.user_info(user), self.installation())
             facts = {"standing": person.standing.value} | ({"email": person.email} if person.email else {})
-            self.store.cache_person(user, facts)
+            self._cache(user, facts)
         if origin is not None and origin[0] and not self.installation().is_home(*origin):
             return Person(user, Standing.EXTERNAL, person.email)
         return person
+
+    @contextmanager
+    def asking(self, user: str, cached: dict[str, str] | None) -> Iterator[None]:
+        """While `user`'s command is handled, `cached` (what the store held of them, read in the command's first
+        round trip: Store.first_command) stands for the cache: a command reads it once, not once per question."""
+        token = _ASKING.set((user, cached))
+        try:
+            yield
+        finally:
+            _ASKING.reset(token)
+
+    def _cached(self, user: str) -> dict[str, str] | None:
+        asking = _ASKING.get()
+        return asking[1] if asking is not None and asking[0] == user else self.store.cached_person(user)
+
+    def _cache(self, user: str, facts: dict[str, str]) -> None:
+        self.store.cache_person(user, facts)
+        asking = _ASKING.get()
+        if asking is not None and asking[0] == user:
+            _ASKING.set((user, facts))
 
     def members(self, groups: Iterable[str], fresh: bool = False) -> dict[str, frozenset[str]]:
         """Each group's members (usergroups.users.list: Slack limits its calls per minute, hence the cache)."""

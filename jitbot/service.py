@@ -122,18 +122,29 @@ class Service:
         `delivery` is Slack's trigger_id: the same command delivered twice (a replay) gets the first answer
         again and changes nothing. `origin` is the team (and enterprise) the payload says it came from.
         """
-        if delivery and not self.store.first_delivery(delivery):
+        if not delivery:
+            return self._answer(user, text, delivery, origin)
+        first, cached = self.store.first_command(delivery, user)
+        if not first:
             self._refuse_command(user, text, DUPLICATE)
             earlier = self.store.delivery_reply(delivery, wait=DUPLICATE_WAIT)
             return views.Reply(**json.loads(earlier)) if earlier else views.Reply("This command is being handled.")
+        with self.people.asking(user, cached):
+            return self._answer(user, text, delivery, origin)
+
+    def _answer(self, user: str, text: str, delivery: str | None, origin: Origin | None) -> views.Reply:
+        """The reply to a command delivered for the first time, kept for a repeat of its delivery."""
+        answered = False
         try:
-            reply = self._run(user, parse_command(text), delivery, origin)
+            command = parse_command(text)
+            reply = self._run(user, command, delivery, origin)
+            answered = isinstance(command, RequestAccess)  # kept with the request itself (submit)
         except JitError as error:
             if not error.audited:  # a refusal about one request was recorded with it
                 self._refuse_command(user, text, str(error), error.code)
             reply = views.Reply(str(error))
-        if delivery:
-            self.store.save_delivery_reply(delivery, json.dumps(vars(reply)))
+        if delivery and not answered:
+            self.store.save_delivery_reply(delivery, _kept(reply))
         return reply
 
     def _run(self, user: str, command: Command, delivery: str | None, origin: Origin | None) -> views.Reply:
@@ -142,8 +153,7 @@ class Service:
         if isinstance(command, ShowReport):
             return views.Reply(self.order_report(user, command.period))
         if isinstance(command, RequestAccess):
-            request, resource = self.submit(user, command, origin)
-            return views.Reply(views.request_received(request, resource))
+            return _received(*self.submit(user, command, origin, delivery))
         if isinstance(command, BreakGlass):
             return views.Reply(self.break_glass(user, command, origin))
         if isinstance(command, OpenRequestForm):
@@ -204,13 +214,17 @@ class Service:
         self.tasks.post_report(user, int(period.total_seconds()))
         return f"Building the access review of the last {format_duration(period)}; I'll DM you the files in a moment."
 
-    def submit(self, user: str, command: RequestAccess, origin: Origin | None = None) -> tuple[AccessRequest, Resource]:
-        """A new request by someone who may ask: approved by policy within its bound, else announced."""
+    def submit(
+        self, user: str, command: RequestAccess, origin: Origin | None = None, delivery: str | None = None
+    ) -> tuple[AccessRequest, Resource]:
+        """A new request by someone who may ask: approved by policy within its bound, else announced. The reply to
+        the command's `delivery` is kept as the request is: one announced is stored with its job and its reply."""
         resource = find_resource(self.catalog, command.resource)
         self.check_asker(user, resource, origin=origin)
         check_request(resource, command.duration, command.reason)
         if not resource.auto_approves(command.duration):  # stored with the job that announces it, or not at all
-            return self._create(user, resource, command.duration, command.reason, announce=True), resource
+            request = self._create(user, resource, command.duration, command.reason, announce=True, delivery=delivery)
+            return request, resource
         now = self.clock()
         request = self._create(user, resource, command.duration, command.reason)
         request, _ = self.store.transition(
@@ -218,6 +232,8 @@ class Service:
         )
         self.tasks.issue(request.id)
         self.tasks.sync_slack(request.id)
+        if delivery:
+            self.store.save_delivery_reply(delivery, _kept(_received(request, resource)))
         return request, resource
 
     def break_glass(self, user: str, command: BreakGlass, origin: Origin | None = None) -> str:
@@ -249,7 +265,10 @@ class Service:
         reason: str,
         breakglass: bool = False,
         announce: bool = False,
+        delivery: str | None = None,
     ) -> AccessRequest:
+        """Store a new request; `announce`d, with the job that posts it to the approvers and the reply to the
+        command's `delivery`, in the same write."""
         now = self.clock()
         deadline = now + resource.pending_timeout  # kept on the request too: decisions check it (domain.apply)
         timed = not breakglass and not resource.auto_approves(duration)
@@ -266,9 +285,14 @@ class Service:
                 escalate_at=now + resource.escalate_after if timed and resource.escalate_after else None,
                 decide_by=deadline,
             )
-            announced = partial(self.tasks.sync_slack, request.id) if announce else None
+            announced = partial(self._announce, request, resource, delivery) if announce else None
             if self.store.create(request, event, pending_until=deadline, also=announced):
                 return request
+
+    def _announce(self, request: AccessRequest, resource: Resource, delivery: str | None, pipe: Any) -> None:
+        self.tasks.sync_slack(request.id, pipe)
+        if delivery:
+            self.store.save_delivery_reply(delivery, _kept(_received(request, resource)), pipe)
 
     def identity_of(self, user: str, resource: Resource) -> dict[str, str]:
         """Who `user` is in the resource's cloud: the catalog's `identities:`, else their Slack profile email
@@ -606,6 +630,15 @@ def _field_of(error: JitError, callback_id: str) -> str:
     if isinstance(error, FormError):
         return error.field
     return ids.REASON_INPUT if callback_id == ids.DENY_FORM else ids.DURATION_INPUT
+
+
+def _received(request: AccessRequest, resource: Resource) -> views.Reply:
+    return views.Reply(views.request_received(request, resource))
+
+
+def _kept(reply: views.Reply) -> str:
+    """A reply as it is kept for a repeat of its delivery (Store.delivery_reply)."""
+    return json.dumps(vars(reply))
 
 
 def _asking_slack(question: Callable[[], T]) -> T:

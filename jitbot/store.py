@@ -1,7 +1,7 @@
 """Redis: requests, the expiry and pending indexes, Slack message references and the audit stream.
 
-A change of state, its index entries and its audit record are written in one MULTI/EXEC guarded by
-WATCH on the request, so two writers racing (two approvers clicking at once) get one outcome.
+A change of state, its index entries and its audit record are written by one Lua script, and only if the request
+is still as the writer read it, so two writers racing (two approvers clicking at once) get one outcome.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import redis
@@ -84,11 +85,47 @@ for i = 2, #ARGV do
 end
 return 0
 """
+# One audited write, whole or not at all, in one round trip: if the chain's head is still the one the record was
+# hashed on (else its head is returned, to hash again) and every guard still holds (what the writer read: else -1,
+# nothing written), the writes, then the record, then the new head. The writes are the commands a redis-py
+# pipeline recorded (jitbot's own and RQ's, exactly as they would have gone into a MULTI); their keys travel in the
+# plan rather than KEYS, as jitbot runs on one Redis (REDIS_URL has no Cluster scheme), where a script may write
+# any key.
+# KEYS: the head, the trail. ARGV: the head hashed on, the new `seq:hash`, the record's fields and values (JSON),
+# the plan (JSON: guards, each a read command and what it must answer, and writes), then the binary parts the
+# JSON cannot carry, which it names by their index in ARGV (every other part of a command is a string).
+_APPEND = """
+local head = redis.call('GET', KEYS[1]) or ''
+if head ~= ARGV[1] then return {0, head} end
+local plan = cjson.decode(ARGV[4])
+local function part(value) if type(value) == 'number' then return ARGV[value] end return value end
+local function run(command)
+  local parts = {}
+  for i, value in ipairs(command) do parts[i] = part(value) end
+  return redis.call(unpack(parts))
+end
+for _, guard in ipairs(plan.guards) do
+  if tostring(run(guard[1])) ~= part(guard[2]) then return {-1} end
+end
+for _, write in ipairs(plan.writes) do run(write) end
+redis.call('XADD', KEYS[2], '*', unpack(cjson.decode(ARGV[3])))
+redis.call('SET', KEYS[1], ARGV[2])
+return {1}
+"""
+_BINARY_FROM = 5  # _APPEND's ARGV index of the first binary part
+UNSEEN_HEAD = "?"  # what a Store that has not seen the chain's head yet says it is: no head is, so it is told
+# a command's delivery claimed (first_delivery), what Slack said of its sender (cached_person), the chain's head
+_FIRST_COMMAND = """
+local first = redis.call('SET', KEYS[1], '', 'NX', 'PX', ARGV[1])
+return {first and 1 or 0, redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+"""
 UNVERIFIED_SINCE = "jitbot:unverified:since"  # per reason: refused since its last audit record
 PERSON_TTL = timedelta(minutes=10)  # what users.info said of someone (standing, email): a guest made so stays out
 GROUP_TTL = timedelta(seconds=60)  # a requester group's members: approval and auto-approval ask Slack afresh
 DELIVERY_TTL = timedelta(minutes=10)  # longer than the 5 minutes a signed Slack request can be replayed
 Change = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
+Writes = Callable[[Any], None]  # queues commands on a pipeline (recorded, never executed)
+Guard = tuple[tuple[str, ...], str | bytes]  # a read command, and what it must still answer for a write to go ahead
 
 
 def request_key(request_id: str) -> str:
@@ -113,8 +150,12 @@ class Store:
         """`replicas`: behind Sentinel, each audited write reaches a replica before it returns (redis_url.Replicas)."""
         self.redis = client
         self.replicas = replicas or Replicas(client, 0)
-        # Every audited write appends to the one chain, watched at its head: threads of one process that raced
-        # for it lost nearly every race (8 concurrent requests: ~4 retries each). They take turns instead.
+        self._append = client.register_script(_APPEND)
+        self._first_command = client.register_script(_FIRST_COMMAND)
+        # Every audited write appends to the one chain, hashed on the head this process last saw (None: not seen
+        # yet); another process's record in between costs one more round trip. Threads of one process take turns,
+        # so that they never hash on a head another of them has just replaced.
+        self._head: str | None = None
         self._chain = threading.RLock()
 
     def ping(self) -> bool:
@@ -125,24 +166,19 @@ class Store:
         request: AccessRequest,
         event: AuditEvent,
         pending_until: datetime,
-        also: Callable[[Any], None] | None = None,
+        also: Writes | None = None,
     ) -> bool:
-        """Write a new request, and whatever `also` queues on the transaction (a job to announce it), in one
-        MULTI; False (and nothing written) if the id is taken."""
+        """Write a new request, and whatever `also` queues on the pipeline it is given (a job to announce it),
+        with its audit record, at once; False (and nothing written) if the id is taken."""
 
-        def writes(pipe: Any) -> AuditEvent | None:
-            if pipe.exists(request_key(request.id)):
-                return None
-            pipe.multi()
-            pipe.set(request_key(request.id), encode(request))
+        def writes(pipe: Any) -> None:
             pipe.zadd(PENDING, {request.id: pending_until.timestamp()})
             pipe.zadd(mine_key(request.requester), {request.id: request.created_at.timestamp()})
-            _write_indexes(pipe, request)
+            _write_request(pipe, request, new=True)
             if also is not None:
                 also(pipe)
-            return event
 
-        return self._commit([request_key(request.id)], writes) is not None
+        return self._commit(event, [(("EXISTS", request_key(request.id)), "0")], writes)
 
     def get(self, request_id: str) -> AccessRequest:
         raw = self.redis.get(request_key(request_id))
@@ -151,58 +187,48 @@ class Store:
         return decode(raw)
 
     def transition(self, request_id: str, change: Change) -> tuple[AccessRequest, AuditEvent]:
-        """Apply `change` to the stored request atomically; retried if another writer got there first."""
-        updated: list[AccessRequest] = []
-
-        def writes(pipe: Any) -> AuditEvent:
-            raw = pipe.get(request_key(request_id))
+        """Apply `change` to the stored request atomically; read and applied again if another writer got there
+        first."""
+        key = request_key(request_id)
+        while True:
+            raw = self.redis.get(key)
             if raw is None:
                 raise NotFound(f"There is no request `{request_id[:20]}`.")
             new, event = change(decode(raw))
-            pipe.multi()
-            pipe.set(request_key(request_id), encode(new))
-            _write_indexes(pipe, new)
-            updated[:] = [new]
-            return event
-
-        event = self._commit([request_key(request_id)], writes)
-        assert event is not None
-        return updated[0], event
+            if self._commit(event, [(("GET", key), raw)], partial(_write_request, request=new)):
+                return new, event
 
     def record(self, event: AuditEvent) -> None:
         """An audit record with no change of state (a refused click, a refused request)."""
+        self._commit(event)
 
-        def writes(pipe: Any) -> AuditEvent:
-            pipe.multi()
-            return event
-
-        self._commit([], writes)
-
-    def _commit(self, watched: list[str], writes: Callable[[Any], AuditEvent | None]) -> AuditEvent | None:
-        """One transaction: `writes` queues its changes and names its event; the chained record joins them.
-
-        Watching the audit head as well as the request serializes the chain; a race lost to another process
-        is retried.
-        """
-        with self._chain, self.redis.pipeline() as pipe:
+    def _commit(self, event: AuditEvent, guards: Sequence[Guard] = (), writes: Writes | None = None) -> bool:
+        """`event`'s chained record, its count and whatever `writes` queues, in one script run (_APPEND), if every
+        guard still holds; False (nothing written) if one does not. A record hashed on a head another process has
+        replaced is hashed again on the new one."""
+        with self.redis.pipeline() as pipe:
+            pipe.multi()  # never executed: a recorder, in MULTI as RQ expects of a caller's pipeline
+            if writes is not None:
+                writes(pipe)
+            metrics.count_event(pipe, event.event)  # with the record: one count per audit record
+            plan, binary = _plan(guards, [args for args, _ in pipe.command_stack])
+        with self._chain:
             while True:
-                try:
-                    pipe.watch(*watched, audit.HEAD)  # type: ignore[no-untyped-call]
-                    head = audit.parse_head(pipe.get(audit.HEAD))
-                    event = writes(pipe)
-                    if event is None:
-                        return None
-                    fields = audit.chain(event, head)
-                    pipe.xadd(audit.STREAM, fields)  # type: ignore[arg-type]
-                    metrics.count_event(pipe, event.event)  # in the MULTI: one count per audit record
-                    pipe.set(audit.HEAD, f"{fields['seq']}:{fields['hash']}")
-                    pipe.execute()
+                seen = self._head
+                fields = audit.chain(event, audit.parse_head(seen))
+                head = f"{fields['seq']}:{fields['hash']}"
+                record = json.dumps([part for pair in fields.items() for part in pair], ensure_ascii=False)
+                hashed_on = UNSEEN_HEAD if seen is None else seen
+                answer = self._append([audit.HEAD, audit.STREAM], [hashed_on, head, record, plan, *binary])
+                if answer[0] == -1:
+                    return False
+                if answer[0] == 1:
+                    self._head = head
                     break
-                except redis.WatchError:
-                    continue
+                self._head = _text(answer[1])  # another process's record came first: hashed again, on it
         self.replicas.wait()
         audit.emit(fields)
-        return event
+        return True
 
     def audit_entries(self, start: str = "-", end: str = "+") -> Iterator[tuple[str, dict[str, str]]]:
         """The trail in order, as (stream id, fields), read in pages."""
@@ -245,8 +271,7 @@ class Store:
 
     def cached_person(self, user: str) -> dict[str, str] | None:
         """What Slack said about `user` (standing, email) within the last PERSON_TTL, if anything."""
-        raw = self.redis.get(_person_key(user))
-        return dict(json.loads(raw)) if raw else None
+        return _facts(self.redis.get(_person_key(user)))
 
     def cache_person(self, user: str, facts: dict[str, str]) -> None:
         self.redis.set(_person_key(user), json.dumps(facts, separators=(",", ":")), px=_ms(PERSON_TTL))
@@ -263,11 +288,23 @@ class Store:
         """True the first time Slack's delivery id (trigger_id) is seen within the replay window."""
         return bool(self.redis.set(_delivery_key(delivery), "", nx=True, px=_ms(DELIVERY_TTL)))
 
+    def first_command(self, delivery: str, user: str) -> tuple[bool, dict[str, str] | None]:
+        """first_delivery of a command, and cached_person of the person who sent it, in one round trip: nearly
+        every command needs both, first. The chain's head comes with them: the command's audited write is hashed
+        on it, and one hashed on a head another process has replaced costs a round trip more (_commit)."""
+        keys = (_delivery_key(delivery), _person_key(user), audit.HEAD)
+        first, facts, head = self._first_command(keys, [_ms(DELIVERY_TTL)])
+        with self._chain:  # the later of the two: another thread of this process may have written since
+            if self._head is None or audit.parse_head(head)[0] > audit.parse_head(self._head)[0]:
+                self._head = _text(head or b"")
+        return bool(first), _facts(facts)
+
     def forget_delivery(self, delivery: str) -> None:
         self.redis.delete(_delivery_key(delivery))
 
-    def save_delivery_reply(self, delivery: str, reply: str) -> None:
-        self.redis.set(_delivery_key(delivery), reply, xx=True, px=_ms(DELIVERY_TTL))
+    def save_delivery_reply(self, delivery: str, reply: str, pipe: Any = None) -> None:
+        """The answer to the first delivery; on `pipe`, with whatever else it writes (a request and its reply)."""
+        (self.redis if pipe is None else pipe).set(_delivery_key(delivery), reply, xx=True, px=_ms(DELIVERY_TTL))
 
     def delivery_reply(self, delivery: str, wait: timedelta) -> str | None:
         """The answer given to the first delivery, waiting up to `wait` while it is being worked out."""
@@ -328,13 +365,11 @@ class Store:
     def open_review(self, event: AuditEvent, due: datetime) -> None:
         """A break-glass grant's mandatory review: open until someone other than the user acknowledges it."""
 
-        def writes(pipe: Any) -> AuditEvent:
-            pipe.multi()
+        def writes(pipe: Any) -> None:
             pipe.hset(review_key(event.request_id), mapping={"status": "open", "alerts": "0"})
             pipe.zadd(REVIEWS, {event.request_id: due.timestamp()})
-            return event
 
-        self._commit([], writes)
+        self._commit(event, (), writes)
 
     def review(self, request_id: str) -> dict[str, str]:
         return {_text(k): _text(v) for k, v in self.redis.hgetall(review_key(request_id)).items()}
@@ -342,17 +377,13 @@ class Store:
     def close_review(self, request_id: str, event: AuditEvent, outcome: str) -> bool:
         """Acknowledge or flag an open review; False (nothing written) if it was already closed."""
 
-        def writes(pipe: Any) -> AuditEvent | None:
-            if _text(pipe.hget(review_key(request_id), "status") or b"") != "open":
-                return None
-            pipe.multi()
+        def writes(pipe: Any) -> None:
             pipe.hset(
                 review_key(request_id), mapping={"status": outcome, "by": event.actor, "at": event.at.isoformat()}
             )
             pipe.zrem(REVIEWS, request_id)
-            return event
 
-        return self._commit([review_key(request_id)], writes) is not None
+        return self._commit(event, [(("HGET", review_key(request_id), "status"), "open")], writes)
 
     def next_review_alert(self, request_id: str, due: datetime) -> int:
         """Count one more alert of an open review and schedule the next; returns how many were sent."""
@@ -499,7 +530,31 @@ def _digest_key(channel: str, ts: str) -> str:
     return f"jitbot:digest:{channel}:{ts}"
 
 
-def _write_indexes(pipe: Any, request: AccessRequest) -> None:
+def _plan(guards: Sequence[Guard], writes: list[tuple[Any, ...]]) -> tuple[str, list[bytes]]:
+    """_APPEND's plan, and the binary parts it names. One JSON argument rather than the ~130 of a request's write:
+    redis-py encodes each argument of a command in Python, which cost more than the rest of the write."""
+    binary: list[bytes] = []
+
+    def part(value: Any) -> str | int:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bytes):
+            binary.append(value)
+            return _BINARY_FROM + len(binary) - 1
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return repr(value)  # as redis-py sends a number
+        raise TypeError(f"a Redis command argument cannot be {type(value).__name__}")
+
+    def parts(command: Sequence[Any]) -> list[str | int]:
+        return [value if type(value) is str else part(value) for value in command]  # most are text: no call
+
+    plan = {"guards": [[parts(read), part(answer)] for read, answer in guards], "writes": [parts(c) for c in writes]}
+    return json.dumps(plan, ensure_ascii=False), binary
+
+
+def _write_request(pipe: Any, request: AccessRequest, new: bool = False) -> None:
+    """The request and its index entries; a `new` one has no entry to take away."""
+    pipe.set(request_key(request.id), encode(request))
     if request.status is not Status.PENDING:
         pipe.zrem(PENDING, request.id)
     if request.status is Status.ACTIVE and request.expires_at:
@@ -515,20 +570,20 @@ def _write_indexes(pipe: Any, request: AccessRequest) -> None:
         pipe.zadd(UNDECIDED, {request.id: request.created_at.timestamp()})
     else:
         pipe.zrem(UNDECIDED, request.id)
-    _timer(pipe, "extension", request.id, request.extend_decide_by if extending else None)
-    _timer(pipe, "auto", request.id, request.auto_approve_at if pending else None)
-    _timer(pipe, "escalate", request.id, request.escalate_at if pending and not request.escalated else None)
-    _timer(pipe, "remind", request.id, request.remind_at)
-    _timer(pipe, "refresh", request.id, request.refresh_at)
     issue_at = request.decided_at + ISSUE_REDRIVE if request.status is Status.APPROVED and request.decided_at else None
-    _timer(pipe, "issue", request.id, issue_at)
-
-
-def _timer(pipe: Any, kind: str, request_id: str, when: datetime | None) -> None:
-    if when is None:
-        pipe.zrem(TIMERS, f"{kind}:{request_id}")
-    else:
-        pipe.zadd(TIMERS, {f"{kind}:{request_id}": when.timestamp()})
+    timers = {
+        "extension": request.extend_decide_by if extending else None,
+        "auto": request.auto_approve_at if pending else None,
+        "escalate": request.escalate_at if pending and not request.escalated else None,
+        "remind": request.remind_at,
+        "refresh": request.refresh_at,
+        "issue": issue_at,
+    }
+    due = {f"{kind}:{request.id}": when.timestamp() for kind, when in timers.items() if when is not None}
+    if due:
+        pipe.zadd(TIMERS, due)
+    if not new and len(due) < len(timers):
+        pipe.zrem(TIMERS, *(f"{kind}:{request.id}" for kind, when in timers.items() if when is None))
 
 
 def check_durability(client: redis.Redis, allow_unsafe: bool) -> None:
@@ -578,6 +633,10 @@ def _group_key(group: str) -> str:
 
 def _delivery_key(delivery: str) -> str:
     return "jitbot:delivery:" + hashlib.sha256(delivery.encode()).hexdigest()[:32]  # any text in, a bounded key out
+
+
+def _facts(raw: bytes | str | None) -> dict[str, str] | None:
+    return dict(json.loads(raw)) if raw else None
 
 
 def _ms(span: timedelta) -> int:

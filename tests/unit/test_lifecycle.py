@@ -26,7 +26,7 @@ from jitbot.errors import InvalidTransition, NotFound, PolicyError, ProviderErro
 from jitbot.lifecycle import ISSUE_LOCK, Lifecycle
 from jitbot.providers.base import Issued
 from jitbot.providers.fake import FakeProvider
-from jitbot.service import Service
+from jitbot.service import DUPLICATE, Service
 from jitbot.slack import ids
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import EXPIRY, PENDING, TIMERS, Store, request_key
@@ -174,29 +174,57 @@ def test_submit_then_pending_indexed_and_slack_sync_enqueued(bot: Bot) -> None:
     assert jobs(bot, "workers.jobs.issue") == []
 
 
-def test_submit_when_redis_lost_after_the_request_is_written_then_its_announcement_was_written_with_it(
-    bot: Bot, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A request stored without the job that posts it to the approvers would wait unseen until it times out.
-    Redis drops every command after the first transaction that writes a request: the job must be in it."""
-    real_execute = redis.client.Pipeline.execute
+def lose_redis_after_the_request_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis drops every command after the first one (a transaction, a script) that writes a request."""
+    real_execute, real_command = redis.client.Pipeline.execute, redis.Redis.execute_command
     lost = False
 
-    def execute(pipe: redis.client.Pipeline, raise_on_error: bool = True) -> Any:
+    def after(writes_request: bool, results: Any) -> Any:
         nonlocal lost
-        if lost:
-            raise redis.ConnectionError("connection lost")
-        writes_request = any(request_key("") in str(args) for args, _ in pipe.command_stack)
-        results = real_execute(pipe, raise_on_error)
         lost = writes_request
         return results
 
+    def execute(pipe: redis.client.Pipeline, raise_on_error: bool = True) -> Any:
+        if lost:
+            raise redis.ConnectionError("connection lost")
+        writes_request = any(request_key("") in str(args) for args, _ in pipe.command_stack)
+        return after(writes_request, real_execute(pipe, raise_on_error))
+
+    def execute_command(client: redis.Redis, *args: Any, **options: Any) -> Any:
+        if lost:
+            raise redis.ConnectionError("connection lost")
+        results = real_command(client, *args, **options)
+        return after(args[0] == "EVALSHA" and request_key("") in str(args) and results == [1], results)  # written
+
     monkeypatch.setattr(redis.client.Pipeline, "execute", execute)
+    monkeypatch.setattr(redis.Redis, "execute_command", execute_command)
+
+
+def test_submit_when_redis_lost_after_the_request_is_written_then_its_announcement_was_written_with_it(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request stored without the job that posts it to the approvers would wait unseen until it times out."""
+    lose_redis_after_the_request_is_written(monkeypatch)
     with contextlib.suppress(redis.ConnectionError):
         submit(bot)
     monkeypatch.undo()
     [stored] = [key.decode().removeprefix(request_key("")) for key in bot.redis.scan_iter(request_key("*"))]
     assert [list(job.args) for job in jobs(bot, "workers.jobs.sync_slack")] == [[stored]]
+
+
+def test_command_when_redis_lost_after_the_request_is_written_then_acknowledged_and_a_repeat_gets_that_answer(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request, its announcement and the answer to its delivery are one write, the last the ack needs: once
+    it is in, the person is told, and the same delivery again is refused as a repeat and told the same."""
+    command, delivery = "request sandbox 1h INC-1 the disk is full", "1.2.trigger"
+    lose_redis_after_the_request_is_written(monkeypatch)
+    told = bot.service.handle_command(ALICE, command, delivery)
+    monkeypatch.undo()
+    assert "is waiting for" in told.text
+    assert bot.service.handle_command(ALICE, command, delivery) == told
+    assert len(list(bot.redis.scan_iter(request_key("*")))) == 1
+    assert [(e["event"], json.loads(e["detail"])["reason"]) for e in audit_log(bot)[-1:]] == [("refused", DUPLICATE)]
 
 
 GCP_CATALOG = parse_catalog(
@@ -218,6 +246,17 @@ def test_submit_when_email_only_on_slack_profile_then_asked_once_and_remembered(
         first, second = (submit(bot, "analytics") for _ in range(2))
         assert [bot.store.get(i).identity for i in (first, second)] == [{"email": "alice@example.com"}] * 2
         assert [call.params.get("user") for call in bot.slack.calls_to("users.info")] == [ALICE]
+
+
+def test_command_then_the_person_read_with_its_claim_and_slack_asked_once_for_who_may_ask_and_the_email() -> None:
+    """Who may ask and which email the cloud grants to are two questions about one person: a command's first round
+    trip reads what Redis keeps of them, and what Slack answers then stands for the rest of the command."""
+    with make_bot(GCP_CATALOG, someone_waiting=True) as bot:
+        bot.slack.emails[ALICE] = "alice@example.com"
+        reply = bot.service.handle_command(ALICE, "request analytics 1h INC-7 look at the numbers", "1.2.trigger")
+        assert "is waiting for" in reply.text
+        assert [call.params.get("user") for call in bot.slack.calls_to("users.info")] == [ALICE]
+        assert bot.store.cached_person(ALICE) == {"standing": "member", "email": "alice@example.com"}
 
 
 def test_command_when_slack_rate_limits_the_email_lookup_then_refused_at_once_and_nothing_requested() -> None:

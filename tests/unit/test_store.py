@@ -11,7 +11,7 @@ import pytest
 from jitbot import audit
 from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, approve, grant, open_request
 from jitbot.errors import InvalidTransition, NotFound, PolicyError
-from jitbot.store import EXPIRY, PENDING, Store, decode, request_key
+from jitbot.store import EXPIRY, PENDING, Store, decode, encode, request_key
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -65,6 +65,24 @@ def test_store_create_then_get_round_trips_every_field(store: Store) -> None:
     deadlines = (loaded.decide_by, loaded.extend_decide_by)
     for moment in (loaded.created_at, loaded.decided_at, loaded.granted_at, loaded.expires_at, *deadlines):
         assert moment is not None and moment.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        '"quoted" \\ back\\slashed',
+        "tab\tnew\nline \x00 nul \x7f",
+        "caf\u00e9 \u2028 \U0001f525 \u202e",
+        "[1, 2] {} null",
+    ],
+)
+def test_store_create_when_reason_is_any_text_then_stored_and_audited_byte_for_byte(store: Store, reason: str) -> None:
+    """The write goes to Redis inside a JSON plan (the Lua script decodes it): what is stored is what was given."""
+    request, event = open_request("r-abc234", "U0ALICE", "prod-db", HOUR, reason, NOW)
+    assert store.create(request, event, pending_until=NOW + HOUR)
+    assert store.redis.get(request_key(request.id)) == encode(request).encode()
+    assert json.loads(entries(store)[-1][b"detail"])["reason"] == reason
+    assert audit.verify(store.audit_entries(), store.audit_head()).ok
 
 
 def test_store_create_when_optional_fields_empty_then_round_trips_as_none(store: Store) -> None:
@@ -240,6 +258,37 @@ def test_store_record_then_audit_entry_without_state_change(store: Store) -> Non
     assert store.get(request.id) == request
     refused = entries(store)[-1]
     assert (refused[b"event"], refused[b"actor"], set(refused)) == (b"refused", b"U0EVE", AUDIT_FIELDS)
+
+
+def test_store_write_when_another_process_moved_the_head_then_hashed_again_and_the_chain_holds(store: Store) -> None:
+    rival = Store(store.redis)  # another process
+    created(store)
+    created(rival, "r-def567")
+    created(store, "r-ghj789")  # hashed on the head before the rival's record: told the new one, hashed again
+    assert [e[b"seq"] for e in entries(store)] == [b"1", b"2", b"3"]
+    assert audit.verify(store.audit_entries(), store.audit_head()).ok
+
+
+def test_first_command_then_claimed_once_with_the_cached_person_and_the_head_for_the_write_after(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rival = Store(store.redis)
+    created(store)
+    created(rival, "r-def567")
+    store.cache_person("U0ALICE", {"standing": "member"})
+    tries: list[object] = []
+    real = store._append
+
+    def counted(keys: list[str], args: list[object]) -> object:
+        tries.append(real(keys, args))
+        return tries[-1]
+
+    monkeypatch.setattr(store, "_append", counted)
+    assert store.first_command("1.2.trigger", "U0ALICE") == (True, {"standing": "member"})
+    assert store.first_command("1.2.trigger", "U0BOB") == (False, None)
+    created(store, "r-ghj789")
+    assert tries == [[1]]  # hashed on the head read with the claim: right the first time
+    assert audit.verify(store.audit_entries(), store.audit_head()).ok
 
 
 def test_store_due_then_only_ids_at_or_before_now_oldest_first(store: Store) -> None:
