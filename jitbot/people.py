@@ -2,11 +2,15 @@
 
 Slack's answers are kept briefly in Redis: requests read the cache, so the ack stays fast. An approval, by a
 person or by policy, asks Slack afresh, so that someone removed from a group or made a guest meanwhile is not
-granted. When Slack cannot be asked, NotifyError leaves here and the caller refuses: never allow by default.
+granted: a group's members always, a person unless Slack was asked about them in the last FRESH_S (users.info is
+Tier 4, 100 a minute: a burst of requests approved as they are announced would otherwise ask twice per person,
+and Slack would refuse some of both). When Slack cannot be asked, NotifyError leaves here and the caller refuses:
+never allow by default.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,6 +31,7 @@ from jitbot.slack.notify import Notifier
 from jitbot.store import Store
 
 Origin = tuple[str | None, str | None]  # the team and enterprise a payload says the person acts from
+FRESH_S = 30  # an answer of users.info this recent is as good as a new one (an approval, made as soon as announced)
 # While a command is handled (People.asking): the person who sent it, and what the store held of them
 _ASKING: ContextVar[tuple[str, dict[str, str] | None] | None] = ContextVar("jitbot_asking", default=None)
 
@@ -57,15 +62,15 @@ class People:
         return eligible(resources, self.person(user, origin=origin), groups)
 
     def person(self, user: str, fresh: bool = False, origin: Origin | None = None) -> Person:
-        """users.info, unless asked within the cache's time. A payload from another organisation's team makes the
-        person external whatever the cache says."""
-        cached = None if fresh else self._cached(user)
-        if cached is not None:
+        """users.info, unless asked within the cache's time (`fresh`: within FRESH_S). A payload from another
+        organisation's team makes the person external whatever the cache says."""
+        cached = self._cached(user)
+        if cached is not None and (not fresh or time.time() - float(cached.get("at", 0)) <= FRESH_S):
             person = Person(user, Standing(cached["standing"]), cached.get("email"))
         else:
             person = classify(user, self.notifier.user_info(user), self.installation())
-            facts = {"standing": person.standing.value} | ({"email": person.email} if person.email else {})
-            self._cache(user, facts)
+            facts = {"standing": person.standing.value, "at": f"{time.time():.0f}"}
+            self._cache(user, facts | ({"email": person.email} if person.email else {}))
         if origin is not None and origin[0] and not self.installation().is_home(*origin):
             return Person(user, Standing.EXTERNAL, person.email)
         return person

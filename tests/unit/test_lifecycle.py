@@ -24,6 +24,7 @@ from jitbot.commands import RequestAccess
 from jitbot.domain import AccessRequest, Action, Status, apply
 from jitbot.errors import InvalidTransition, NotFound, PolicyError, ProviderError
 from jitbot.lifecycle import ISSUE_LOCK, Lifecycle
+from jitbot.people import FRESH_S
 from jitbot.providers.base import Issued
 from jitbot.providers.fake import FakeProvider
 from jitbot.service import DUPLICATE, Service
@@ -256,7 +257,24 @@ def test_command_then_the_person_read_with_its_claim_and_slack_asked_once_for_wh
         reply = bot.service.handle_command(ALICE, "request analytics 1h INC-7 look at the numbers", "1.2.trigger")
         assert "is waiting for" in reply.text
         assert [call.params.get("user") for call in bot.slack.calls_to("users.info")] == [ALICE]
-        assert bot.store.cached_person(ALICE) == {"standing": "member", "email": "alice@example.com"}
+        assert bot.store.cached_person(ALICE) == {"standing": "member", "email": "alice@example.com"} | {
+            "at": bot.store.cached_person(ALICE)["at"]  # type: ignore[index]
+        }
+
+
+def test_decide_when_slack_answered_of_the_requester_within_fresh_s_then_not_asked_again_else_asked() -> None:
+    """An approval asks who the requester is now; an answer of the last FRESH_S is now enough (users.info's limit
+    would otherwise refuse a burst approved as it is announced)."""
+    with make_bot(GCP_CATALOG) as bot:
+        bot.slack.emails[ALICE] = "alice@example.com"
+        first, second = submit(bot, "analytics"), submit(bot, "analytics")
+        asked = len(bot.slack.calls_to("users.info"))
+        bot.service.decide(first, BOB, approving=True)
+        assert len(bot.slack.calls_to("users.info")) == asked
+        facts = bot.store.cached_person(ALICE) or {}
+        bot.store.cache_person(ALICE, facts | {"at": str(int(facts["at"]) - FRESH_S - 1)})  # asked too long ago
+        bot.service.decide(second, BOB, approving=True)
+        assert len(bot.slack.calls_to("users.info")) == asked + 1
 
 
 def test_command_when_slack_rate_limits_the_email_lookup_then_refused_at_once_and_nothing_requested() -> None:
