@@ -148,6 +148,10 @@ class Lifecycle:
         resource = find_resource(self.catalog, request.resource)
         return self.providers(resource.kind).shared_policy(request, resource)
 
+    def merges_ends(self, request: AccessRequest) -> bool:
+        """Whether ends of `request`'s policy running at once share their writes in its provider (merges_ends)."""
+        return self.providers(find_resource(self.catalog, request.resource).kind).merges_ends
+
     def _cut(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         self._cut_many([(request, resource)], now)
 

@@ -94,6 +94,7 @@ class CountedProvider:
 
     def __init__(self, inner: Provider, client: redis.Redis, name: str) -> None:
         self.inner, self.client, self.name = inner, client, name
+        self.merges_ends = inner.merges_ends
 
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         with self._counting():

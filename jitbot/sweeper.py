@@ -92,28 +92,34 @@ class Sweeper:
         while free < self.threads and self.slots.acquire(blocking=False):
             free += 1
         groups: list[Group] = []
+        serial: set[tuple[str, str]] = set()
         try:
             claimed = self.store.claim_due(self.clock(), free * self.batch, LEASE)
-            groups = self._grouped(claimed, free)
+            groups, serial = self._grouped(claimed, free)
         finally:  # Redis away: every slot not given a group comes back (what was claimed, the lease brings back)
             for _ in range(free - len(groups)):
                 self.slots.release()
         with self._inflight_lock:
             self._inflight.update(request_id for _, ids in groups for request_id in ids)
-            self._writing.update(policy for policy, _ in groups)
+            self._writing.update(policy for policy, _ in groups if policy in serial)
         for policy, ids in groups:
             pool.submit(self._end, policy, ids)
         return len(claimed)
 
-    def _grouped(self, claimed: list[str], free: int) -> list[Group]:
-        """`claimed` by the policy their ends write, oldest first. The groups of a policy already being written
-        wait HOLD (they go with the next group, one write, rather than racing that one for the policy and its
-        rate limit); those beyond `free` (more policies due than threads free) are put back, due, for the next
+    def _grouped(self, claimed: list[str], free: int) -> tuple[list[Group], set[tuple[str, str]]]:
+        """`claimed` by the policy their ends write, oldest first, and which of those policies take one group at a
+        time (their provider does not merge ends running at once). The groups of such a policy already being
+        written wait HOLD (they go with the next group, one write, rather than racing that one for the policy and
+        its rate limit); those beyond `free` (more policies due than threads free) are put back, due, for the next
         pass."""
         by_policy: dict[tuple[str, str], list[str]] = {}
+        serial: set[tuple[str, str]] = set()
         found = self.store.many(claimed)
         for request in found:
-            by_policy.setdefault(self._policy(request), []).append(request.id)
+            policy = self._policy(request)
+            by_policy.setdefault(policy, []).append(request.id)
+            if policy[1] != request.id and not self.lifecycle.merges_ends(request):
+                serial.add(policy)
         for request_id in set(claimed) - {request.id for request in found}:  # gone: end_many finds nothing to do
             by_policy[("", request_id)] = [request_id]
         with self._inflight_lock:
@@ -124,7 +130,7 @@ class Sweeper:
             for ids in put_back:
                 for request_id in ids:
                     self.store.retry_revocation_at(request_id, back_at)
-        return groups[:free]
+        return groups[:free], serial
 
     def _policy(self, request: AccessRequest) -> tuple[str, str]:
         """The request's cloud (its lane) and the policy its end writes there."""

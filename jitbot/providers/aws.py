@@ -192,6 +192,8 @@ def role_name(role_arn: str) -> str:
 
 
 class AwsProvider:
+    merges_ends = True  # a role's cuts going at once share one write (its group commit)
+
     def __init__(self, serial: Serial | None = None) -> None:
         """`serial`: how writers of one role take turns across processes (a Redis lock); within this process
         only, by default."""

@@ -161,6 +161,8 @@ STANDING = (
 class AwsSsoProvider:
     """Grants by account assignment in IAM Identity Center; `sleep` and `poll_timeout` pace the status polls."""
 
+    merges_ends = False
+
     def __init__(
         self,
         sleep: Callable[[float], None] = time.sleep,

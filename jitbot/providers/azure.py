@@ -112,6 +112,8 @@ class AzureProvider:
     """PIM assignments through ARM; `endpoint` elsewhere for sovereign clouds and local stand-ins; `sleep` and
     `poll_timeout` pace the reads of a schedule request PIM has not settled yet."""
 
+    merges_ends = False
+
     def __init__(
         self,
         endpoint: str | None = None,

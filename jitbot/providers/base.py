@@ -54,6 +54,10 @@ class Held:
 
 
 class Provider(Protocol):
+    # Whether revoke_many calls running at once for one shared_policy merge their writes themselves (AWS: a role's
+    # group commit); where they do not, the sweeper keeps one group of a policy in flight at a time.
+    merges_ends: bool
+
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         """Issue access for `request`; raise ProviderError (retryable or not) when the cloud refuses."""
         ...

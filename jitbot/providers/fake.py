@@ -30,6 +30,8 @@ class FakeProvider:
     `throttle.writes` the writes that went through).
     """
 
+    merges_ends = False
+
     def __init__(self, limits: Limits | None = None) -> None:
         self.live: set[str] = set()
         self.calls: list[tuple[str, str]] = []

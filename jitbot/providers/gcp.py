@@ -190,6 +190,8 @@ class _Conflict(Exception):
 
 
 class GcpProvider:
+    merges_ends = False
+
     def __init__(
         self,
         endpoint: str | None = None,

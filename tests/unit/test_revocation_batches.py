@@ -17,7 +17,7 @@ from jitbot.domain import Status
 from jitbot.providers.base import Ending, Outcome
 from jitbot.providers.gcp import GcpProvider, add_binding, jitbot_request_id
 from jitbot.store import EXPIRY
-from jitbot.sweeper import HOLD, Sweeper
+from jitbot.sweeper import HOLD, LEASE, Sweeper
 from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.gcp_standin import GcpStandIn
 from jitbot.testing.grants import load_grants
@@ -144,6 +144,25 @@ def test_sweep_when_a_projects_group_is_being_ended_then_its_newly_due_grants_wa
             time.sleep(0.01)
     assert writes(standin, HOT) == 2 and jitbot_bindings(standin, HOT) == set()
     assert all(len(expired_records(bot, i)) == 1 for i in first + second)
+
+
+def test_sweep_when_the_provider_merges_ends_itself_then_a_policys_new_grants_are_not_held(
+    standin: GcpStandIn, bot: Bot
+) -> None:
+    """AWS's group commit merges a role's cuts running at once into one write: holding them would only serialise
+    its read-backs (bench/revocation.py's AWS lag went from 0.25 s to 3.9 s at the median)."""
+    bound(standin, bot, {"hot": 10})
+    gcp, gate = bot.lifecycle.providers("gcp"), threading.Event()
+    gcp.merges_ends = True  # as AwsProvider says of itself
+    revoke_many = gcp.revoke_many
+    gcp.revoke_many = lambda grants, now: gate.wait(10) and revoke_many(grants, now)  # type: ignore[method-assign]
+    with ThreadPoolExecutor(4) as pool:
+        sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=4)
+        assert sweeper.sweep(pool) == 10
+        second = bound(standin, bot, {"hot": 10})["hot"]
+        assert sweeper.sweep(pool) == 10  # started beside the first: claimed for a lease, not held
+        assert {bot.store.redis.zscore(EXPIRY, i) for i in second} == {(bot.clock.now + LEASE).timestamp()}
+        gate.set()
 
 
 def test_throttle_when_a_policy_writes_past_its_rate_then_refused_until_a_token_is_back_and_others_unaffected() -> None:
