@@ -143,14 +143,12 @@ class Lifecycle:
         if cuts:
             self._cut_many(cuts, now)
 
-    def policy_of(self, request: AccessRequest) -> str:
-        """The cloud policy that ending `request` writes (Provider.shared_policy): grants naming it end together."""
+    def policy_of(self, request: AccessRequest) -> tuple[str, bool]:
+        """The cloud policy that ending `request` writes (Provider.shared_policy: grants naming it end together),
+        and whether its provider merges ends of it running at once (Provider.merges_ends)."""
         resource = find_resource(self.catalog, request.resource)
-        return self.providers(resource.kind).shared_policy(request, resource)
-
-    def merges_ends(self, request: AccessRequest) -> bool:
-        """Whether ends of `request`'s policy running at once share their writes in its provider (merges_ends)."""
-        return self.providers(find_resource(self.catalog, request.resource).kind).merges_ends
+        provider = self.providers(resource.kind)
+        return provider.shared_policy(request, resource), provider.merges_ends
 
     def _cut(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
         self._cut_many([(request, resource)], now)

@@ -116,9 +116,9 @@ class Sweeper:
         serial: set[tuple[str, str]] = set()
         found = self.store.many(claimed)
         for request in found:
-            policy = self._policy(request)
+            policy, merges = self._policy(request)
             by_policy.setdefault(policy, []).append(request.id)
-            if policy[1] != request.id and not self.lifecycle.merges_ends(request):
+            if not merges:
                 serial.add(policy)
         for request_id in set(claimed) - {request.id for request in found}:  # gone: end_many finds nothing to do
             by_policy[("", request_id)] = [request_id]
@@ -132,12 +132,14 @@ class Sweeper:
                     self.store.retry_revocation_at(request_id, back_at)
         return groups[:free], serial
 
-    def _policy(self, request: AccessRequest) -> tuple[str, str]:
-        """The request's cloud (its lane) and the policy its end writes there."""
+    def _policy(self, request: AccessRequest) -> tuple[tuple[str, str], bool]:
+        """The request's cloud (its lane) and the policy its end writes there; whether its provider merges ends of
+        that policy running at once."""
         try:
-            return request.provider, self.lifecycle.policy_of(request)
+            policy, merges = self.lifecycle.policy_of(request)
         except NotFound:  # its resource left the catalog: on its own, where end_access says so
-            return request.provider, request.id
+            return (request.provider, request.id), True
+        return (request.provider, policy), merges
 
     def _renew_leases(self) -> None:
         """Every grant being ended keeps its claim while its cloud call runs (each call is bounded, a revocation
