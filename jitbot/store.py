@@ -294,9 +294,14 @@ class Store:
         on it, and one hashed on a head another process has replaced costs a round trip more (_commit)."""
         keys = (_delivery_key(delivery), _person_key(user), audit.HEAD)
         first, facts, head = self._first_command(keys, [_ms(DELIVERY_TTL)])
-        with self._chain:  # the later of the two: another thread of this process may have written since
-            if self._head is None or audit.parse_head(head)[0] > audit.parse_head(self._head)[0]:
-                self._head = _text(head or b"")
+        # A hint only, so never waited for: a thread of this process holding the chain is appending, and leaves
+        # the head it appended on (waiting for it queued every command behind the audited write in flight)
+        if self._chain.acquire(blocking=False):
+            try:  # the later of the two: another thread of this process may have written since
+                if self._head is None or audit.parse_head(head)[0] > audit.parse_head(self._head)[0]:
+                    self._head = _text(head or b"")
+            finally:
+                self._chain.release()
         return bool(first), _facts(facts)
 
     def forget_delivery(self, delivery: str) -> None:
