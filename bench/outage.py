@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jitbot.testing.stack import PROCESSES, Stack
+from jitbot.testing.stack import Stack
+from jitbot.testing.stack_processes import PROCESSES
 from tests.integration.conftest import CATALOG
 
 

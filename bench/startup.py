@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jitbot.testing.stack import Stack, free_port
+from jitbot.testing.host import free_port
+from jitbot.testing.stack import Stack
 from tests.integration.conftest import CATALOG
 
 READY_TIMEOUT_S = 30.0

@@ -16,7 +16,7 @@ from typing import Self, cast
 
 import redis
 
-from jitbot.testing.stack import free_port
+from jitbot.testing.host import free_port
 
 MASTER_NAME = "jitbot"
 SENTINELS = 3

@@ -6,9 +6,10 @@ processes find the clouds as in production, through each SDK's own credential ch
 for Azure (the ARM stand-in's token endpoint), Application Default Credentials for GCP (a file whose
 tokens come from the GCP stand-in), the standard chain for AWS (moto).
 
-For fault injection it also plays the platform: more workers (`workers=2` runs `worker-1`, `worker-2`; `sweepers`
-likewise), `kill` (a process and everything it forked, as when a container is killed), `restart`, `restart_redis`
-(the embedded one, AOF on) and, with `supervise=True`, restarting any process that exits on its own.
+For fault injection it also plays the platform (stack_processes): more workers (`workers=2` runs `worker-1`,
+`worker-2`; `sweepers` likewise), `kill` (a process and everything it forked, as when a container is killed),
+`restart`, `restart_redis` (the embedded one, AOF on) and, with `supervise=True`, restarting any process that exits
+on its own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,9 +24,8 @@ import threading
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import boto3
 import redis
@@ -38,11 +37,13 @@ from jitbot.catalog import parse_catalog
 from jitbot.redis_url import open_redis
 from jitbot.testing.arm_standin import ArmStandIn
 from jitbot.testing.gcp_standin import GcpStandIn
+from jitbot.testing.host import alive, free_port
 from jitbot.testing.identity_center import IdentityCenter, seed_identity_center
+from jitbot.testing.slack_limits import SlackLimits
 from jitbot.testing.slack_sender import SlackSender
-from jitbot.testing.slack_standin import SlackLimits, SlackStandIn
+from jitbot.testing.slack_standin import SlackStandIn
+from jitbot.testing.stack_processes import PROCESSES, ProcessControl
 
-PROCESSES = {"web": "jitbot web", "worker": "jitbot worker", "sweeper": "jitbot sweeper"}  # = the Procfile (tested)
 AWS_TEST_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 # what jitbot or a cloud SDK's credential chain reads from the environment: the stack sets its own, and a
 # developer's real settings (an AZURE_CLIENT_SECRET, a GOOGLE_APPLICATION_CREDENTIALS) never reach the processes
@@ -65,22 +66,7 @@ TRUST = {
 }
 
 
-@dataclass(frozen=True)
-class Restart:
-    """A process that exited on its own and was started again by the supervisor, as a platform would."""
-
-    name: str
-    returncode: int
-    at: float  # time.monotonic() when the supervisor noticed
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Stack:
+class Stack(ProcessControl):
     def __init__(
         self,
         home: Path,
@@ -112,7 +98,7 @@ class Stack:
         self.moto_pid = 0
         self.moto_process = moto_process
         self.settings = dict(settings or {})
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.processes = {}
         # process name → command: the Procfile's, with `worker` numbered when there is more than one
         self.commands = {"web": PROCESSES["web"]}
         if workers < 1:
@@ -122,18 +108,13 @@ class Stack:
         sweeper_names = ["sweeper"] if sweepers == 1 else [f"sweeper-{i}" for i in range(1, sweepers + 1)]
         self.commands.update(dict.fromkeys(sweeper_names, PROCESSES["sweeper"]))
         self.supervise = supervise
-        self.restarts: list[Restart] = []
+        self.restarts = []
         self._moto: Any = None
         self._adc = home / "gcp-standin-adc.json"  # written by the GCP stand-in on start
-        self._logs: dict[str, IO[bytes]] = {}
-        self._guard = threading.RLock()  # the supervisor thread and the test both start and stop processes
+        self._logs = {}
+        self._guard = threading.RLock()
         self._supervisor: threading.Thread | None = None
         self._stopping = threading.Event()
-
-    @property
-    def workers(self) -> list[str]:
-        """The names of the worker processes (`worker`, or `worker-1`, `worker-2`, …)."""
-        return [name for name, command in self.commands.items() if command == PROCESSES["worker"]]
 
     def start(self) -> Stack:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -205,64 +186,6 @@ class Stack:
             settings["REDIS_URL"] = self.redis_url
         return {**keep, **settings, **self.settings}
 
-    def start_process(self, name: str) -> None:
-        with self._guard:
-            log = self._logs.get(name) or open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed on stop
-            self._logs[name] = log
-            self.processes[name] = subprocess.Popen(
-                ["/bin/sh", "-c", "exec " + self.commands.get(name, PROCESSES.get(name, name))],
-                cwd=self.home,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
-        with self._guard:
-            process = self.processes.pop(name)
-            if process.poll() is None:
-                os.killpg(process.pid, sig)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-            self._kill_session(process.pid)  # whatever it forked and left behind (RQ's scheduler, say)
-            self._logs.pop(name).close()
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> list[int]:
-        """Signal the process and everything it started (its session: RQ's scheduler, say).
-
-        With SIGKILL this is a container or VM dying: the process is reaped and forgotten (not restarted by
-        the supervisor; `restart` or `start_process` brings it back). Returns the pids signalled.
-        """
-        with self._guard:
-            process = self.processes[name]
-            pids = self._signal_session(process.pid, sig)
-            if sig == signal.SIGKILL:
-                process.wait(timeout=15)
-                self._kill_session(process.pid)
-                del self.processes[name]
-                self._logs.pop(name).close()
-            return pids
-
-    def restart(self, name: str) -> None:
-        """Stop the process if it runs (SIGTERM, as a platform's restart does), then start it again."""
-        with self._guard:
-            if name in self.processes:
-                self.stop_process(name)
-            self.start_process(name)
-
-    def pids(self, name: str) -> list[int]:
-        """The live pids of a process and of everything it started (its session)."""
-        return _session_members(self.processes[name].pid)
-
-    def process_of(self, pid: int) -> str | None:
-        """The name of the process whose session `pid` belongs to (a worker or its scheduler)."""
-        session = _session_of(pid)
-        return next((name for name, process in list(self.processes.items()) if process.pid == session), None)
-
     def restart_redis(self, down_for: float = 0.0, timeout: float = 30.0) -> float:
         """Stop the embedded Redis (SHUTDOWN: the AOF is fsynced) and start it again on the same home.
 
@@ -281,7 +204,7 @@ class Stack:
         started = time.monotonic()
         _shutdown(home)
         deadline = started + timeout
-        while old_pid is not None and _alive(old_pid):  # gone for good before the new one binds the socket
+        while old_pid is not None and alive(old_pid):  # gone for good before the new one binds the socket
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the embedded Redis (pid {old_pid}) did not shut down within {timeout}s")
             time.sleep(0.05)
@@ -296,34 +219,6 @@ class Stack:
                     raise
                 time.sleep(0.05)
         return time.monotonic() - started
-
-    def _watch(self) -> None:
-        """The platform: a process that exits on its own is started again, and the restart recorded."""
-        while not self._stopping.wait(0.25):
-            with self._guard:
-                if self._stopping.is_set():
-                    return
-                for name, process in list(self.processes.items()):
-                    last = max((r.at for r in self.restarts if r.name == name), default=-1.0)
-                    if process.poll() is None or time.monotonic() - last < 1.0:  # crash loops back off a little
-                        continue
-                    self.restarts.append(Restart(name, process.returncode, time.monotonic()))
-                    self._kill_session(process.pid)  # a container takes its orphans with it
-                    self.start_process(name)
-
-    def _signal_session(self, session: int, sig: int) -> list[int]:
-        pids = _session_members(session)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(session, sig)  # the leader's process group, found without /proc too
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        return pids
-
-    def _kill_session(self, session: int, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self._signal_session(session, signal.SIGKILL) and time.monotonic() < deadline:
-            time.sleep(0.05)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -405,49 +300,3 @@ def _shutdown(home: Path) -> None:
     once = redis.Redis(unix_socket_path=str(embedded.socket_path(home)), retry=Retry(NoBackoff(), 0))
     with contextlib.suppress(redis.ConnectionError):  # not running, or hanging up as it goes: both mean stopped
         once.shutdown()
-
-
-def _stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, session, …); None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def cpu_seconds(session: int) -> float:
-    """CPU time used so far by a session's live processes and the children they have reaped (Linux /proc)."""
-    ticks = 0
-    for pid in _session_members(session):
-        fields = _stat(pid)
-        if fields:
-            ticks += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _session_of(pid: int) -> int | None:
-    fields = _stat(pid)
-    return int(fields[3]) if fields else None
-
-
-def _alive(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is not None and fields[0] != "Z"
-
-
-def _session_members(session: int) -> list[int]:
-    """Live (not zombie) processes in a session: the leader, its children, and their orphans (Linux /proc)."""
-    if not Path("/proc/self/stat").exists():  # no /proc (macOS): the leader's process group is all we can name
-        try:
-            os.killpg(session, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [session]
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat(int(entry.name))
-            if fields is not None and fields[0] != "Z" and int(fields[3]) == session:
-                members.append(int(entry.name))
-    return sorted(members)

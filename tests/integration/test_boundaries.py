@@ -12,7 +12,8 @@ import pytest
 from jitbot.slack import ids
 from jitbot.testing.redis_dump import dump_redis
 from jitbot.testing.slack_sender import click_body, command_body, sign
-from jitbot.testing.stack import PROCESSES, Stack
+from jitbot.testing.stack import Stack
+from jitbot.testing.stack_processes import PROCESSES
 from tests.integration.helpers import (
     REQUEST_ID,
     approve,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jitbot.demo import credentials_in, play
+from jitbot.demo import play
+from jitbot.demo_transcript import credentials_in
 from jitbot.testing.stack import Stack
 
 

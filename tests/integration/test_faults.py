@@ -19,7 +19,8 @@ from jitbot import audit
 from jitbot.store import EXPIRY, Store
 from jitbot.tasks import QUEUE, waiting_jobs
 from jitbot.testing.slack_standin import Call
-from jitbot.testing.stack import PROCESSES, Stack
+from jitbot.testing.stack import Stack
+from jitbot.testing.stack_processes import PROCESSES
 from tests.integration.drills import (
     ON_TIME_S,
     Record,

@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jitbot import runtime
 from jitbot.config import Config
-from jitbot.testing.stack import Stack, free_port
+from jitbot.testing.host import free_port
+from jitbot.testing.stack import Stack
 from jitbot.web import WebApp
 from tests.integration.conftest import CATALOG
 from tests.integration.helpers import approve, credentials_dm, deny, request_access, wait_until

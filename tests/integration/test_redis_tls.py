@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from jitbot import embedded
-from jitbot.testing.stack import Stack, free_port
+from jitbot.testing.host import free_port
+from jitbot.testing.stack import Stack
 from jitbot.testing.tls_proxy import Certificates, TlsProxy, make_certificates
 from tests.integration.drills import RESOURCE, request_grants, wait_for_event
 

@@ -13,10 +13,10 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from jitbot.testing.host import free_port
 from jitbot.testing.slack_sender import command_body
 from jitbot.testing.slack_standin import SlackStandIn
 from jitbot.testing.socket_mode_standin import SocketModeStandIn
-from jitbot.testing.stack import free_port
 from tests.integration.helpers import probe
 
 pytestmark = pytest.mark.timeout(90)

@@ -13,8 +13,8 @@ import pytest
 import slack_bolt.adapter.socket_mode
 
 from jitbot import runtime
+from jitbot.testing.host import free_port
 from jitbot.testing.slack_standin import SlackStandIn
-from jitbot.testing.stack import free_port
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 

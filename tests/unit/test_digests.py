@@ -22,7 +22,8 @@ from jitbot.domain import Status
 from jitbot.slack import ids
 from jitbot.slack.notify import FOLD_OVER, NotifyError
 from jitbot.slack.views import DIGEST_SIZE
-from jitbot.testing.slack_standin import MESSAGE_BLOCKS, Call
+from jitbot.testing.slack_limits import MESSAGE_BLOCKS
+from jitbot.testing.slack_standin import Call
 from tests.unit.test_lifecycle import Bot, dms, make_bot
 from tests.unit.test_policies_and_timers import ALICE, BOB, CATALOG, OLIVE, at, buttons, message, run_jobs, text_of
 

@@ -16,8 +16,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from jitbot.slack.pacing import TIER_PER_MINUTE
+from jitbot.testing.slack_limits import POST_BURST, TIER_BURST, SlackLimits
 from jitbot.testing.slack_sender import SlackSender, click_body, command_body, sign
-from jitbot.testing.slack_standin import POST_BURST, TIER_BURST, Call, SlackLimits, SlackStandIn
+from jitbot.testing.slack_standin import Call, SlackStandIn
 
 SECRET = "test-signing-secret"
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*hello*"}}]

@@ -14,8 +14,8 @@ from jitbot import logs
 from jitbot.health import CONFIRM_S, RECHECK_S, Readiness, SlackToken
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store
+from jitbot.testing.host import free_port
 from jitbot.testing.slack_standin import SlackStandIn
-from jitbot.testing.stack import free_port
 
 TOKEN = "xoxb-health-test"
 
