@@ -20,7 +20,8 @@ from typing import TextIO
 from jitbot import embedded
 from jitbot.demo_transcript import Transcript, credentials_in, flatten, place, readable
 from jitbot.durations import parse_duration
-from jitbot.providers.aws import DENY_POLICY, STS_MIN_SECONDS
+from jitbot.providers.aws import STS_MIN_SECONDS
+from jitbot.providers.aws_denies import DENY_POLICY
 from jitbot.slack import ids
 from jitbot.store import Store
 from jitbot.testing.slack_standin import Call

@@ -16,6 +16,7 @@ from jitbot.catalog import NEEDS_IDENTITY, Resource
 from jitbot.domain import AccessRequest, session_name
 from jitbot.errors import NotEligible
 from jitbot.policy import mentions
+from jitbot.providers.aws_settings import AwsSettings
 
 Groups = Mapping[str, frozenset[str]]  # user-group id → its members
 
@@ -150,7 +151,7 @@ def principal(request: AccessRequest, resource: Resource) -> str:
     """Where the access goes, in the cloud's own terms: what approvers see before they click."""
     identity = request.identity
     if resource.kind == "aws":
-        return f"role session `{session_name(request)}` of `{resource.settings['role_arn']}`"
+        return f"role session `{session_name(request)}` of `{resource.settings_as(AwsSettings).role_arn}`"
     if resource.kind == "aws-sso":
         return "Identity Center user " + (
             f"`{identity['aws_sso_user_id']}`" if identity.get("aws_sso_user_id") else f"`{identity.get('email')}`"

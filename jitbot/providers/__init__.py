@@ -1,5 +1,8 @@
 """Clouds behind one interface: `grant`, `extend` and `revoke`, all safe to repeat. SDKs are imported only
-when used, so the web process never loads them."""
+when used, so the web process never loads them.
+
+The package imports nothing of jitbot's when it runs: the pure catalog imports each provider's settings module
+(`*_settings.py`) from here, and the provider contract imports the catalog."""
 
 from __future__ import annotations
 
@@ -8,11 +11,10 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from jitbot.config import Config
-from jitbot.providers.base import Provider
-
-if TYPE_CHECKING:  # the store's metrics import this package's names
-    from jitbot.store import Store
+if TYPE_CHECKING:
+    from jitbot.config import Config
+    from jitbot.providers.base import Provider
+    from jitbot.store import Store  # the store's metrics import this package's names
 
 SHARED_WRITE_HOLD = timedelta(seconds=30)  # a write to something shared (a role's inline policy) holds it this long
 SHARED_WRITE_WAIT = timedelta(seconds=20)  # and waits this long for the writer before it

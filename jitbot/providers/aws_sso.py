@@ -1,8 +1,8 @@
 """AWS Identity Center (`mode: sso`): a grant is an account assignment of a permission set to the user.
 
-Pure builders first (the assignment's parameters, the DM lines), then the few network calls. Identity Center
-applies assignments asynchronously: create and delete return a request id whose status is polled until it
-settles. Errors go through aws.py's `_call`.
+The assignment's parameters, its ledger and the DM lines are built without calling AWS (aws_sso_assignment.py);
+here are the few network calls. Identity Center applies assignments asynchronously: create and delete return a
+request id whose status is polled until it settles. Errors go through aws_client.py's `call`.
 
 Identity Center has one assignment per (user, permission set, account), whoever made it. jitbot deletes only an
 assignment it created, and only when the last of its grants sharing it ends: a standing assignment it found is
@@ -17,145 +17,35 @@ The DM says so, with the latest time such a session can last.
 
 from __future__ import annotations
 
-import hashlib
-import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 import boto3
 
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
-from jitbot.durations import format_duration
 from jitbot.errors import ProviderError
-from jitbot.providers.aws import Serial, _call, _in_process, client
+from jitbot.providers.aws_client import Serial, call, client, in_process
+from jitbot.providers.aws_sso_assignment import (
+    HANDLE_KEYS,
+    STANDING,
+    Ledger,
+    MemoryLedger,
+    access_lines,
+    assignment_key,
+    assignment_params,
+    held_assignment,
+    revoked_state,
+    target_params,
+)
+from jitbot.providers.aws_sso_settings import SsoSettings
 from jitbot.providers.base import Ending, Held, Issued, Outcome, revoke_each
 
 POLL_INTERVALS = (0.5, 1.0, 2.0)  # seconds between status polls, the last repeated: most settle within seconds
 POLL_TIMEOUT = 60.0  # then a retryable error: the job runs again and finds the assignment, or waits more
-DEFAULT_SESSION_DURATION = "PT1H"  # Identity Center's default when a permission set names none
-ISO_DURATION = re.compile(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?")
-HANDLE_KEYS = {"instance_arn": "InstanceArn", "account_id": "TargetId", "permission_set_arn": "PermissionSetArn"}
-
-
-class Ledger(Protocol):
-    """Which grants hold an assignment, and whether jitbot created it (jitbot.store.Store is one)."""
-
-    def shared(self, key: str) -> tuple[bool, set[str]] | None: ...
-
-    def hold_shared(self, key: str, holder: str, created: bool | None) -> None: ...
-
-    def release_shared(self, key: str, holder: str) -> None: ...
-
-
-class MemoryLedger:
-    """A Ledger for one process (`jitbot check`, tests); the workers use Redis."""
-
-    def __init__(self) -> None:
-        self._held: dict[str, tuple[bool, set[str]]] = {}
-        self._lock = threading.Lock()
-
-    def shared(self, key: str) -> tuple[bool, set[str]] | None:
-        with self._lock:
-            found = self._held.get(key)
-            return (found[0], set(found[1])) if found else None
-
-    def hold_shared(self, key: str, holder: str, created: bool | None) -> None:
-        with self._lock:
-            was, holders = self._held.get(key, (False, set()))
-            self._held[key] = (was if created is None else created, holders | {holder})
-
-    def release_shared(self, key: str, holder: str) -> None:
-        with self._lock:
-            created, holders = self._held.get(key, (False, set()))
-            if holders - {holder}:
-                self._held[key] = (created, holders - {holder})
-            else:
-                self._held.pop(key, None)
-
-
-def assignment_key(params: dict[str, str]) -> str:
-    """One assignment, whoever made it: its instance, account, permission set and user."""
-    parts = (params["InstanceArn"], params["TargetId"], params["PermissionSetArn"], params["PrincipalId"])
-    return "sso:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-
-
-def assignment_params(request: AccessRequest, resource: Resource, principal_id: str) -> dict[str, str]:
-    """The assignment as AWS names it; the handle's values win, so a revoke removes what was granted even
-    if the catalog has changed since."""
-    return target_params(resource, request.grant) | {"PrincipalType": "USER", "PrincipalId": principal_id}
-
-
-def target_params(resource: Resource, handle: dict[str, str] | None = None) -> dict[str, str]:
-    """The account and permission set an assignment is of, whoever it is for (`handle`'s values first)."""
-    params = {"TargetType": "AWS_ACCOUNT"}
-    for key, name in HANDLE_KEYS.items():
-        params[name] = (handle or {}).get(key) or str(resource.settings[key])
-    return params
-
-
-def held_assignment(params: dict[str, str], entry: tuple[bool, set[str]] | None) -> Held | None:
-    """The assignment as the drift scan sees it, when the ledger says jitbot created it; None for a standing one
-    (recorded as found, or never recorded): those are never jitbot's to remove."""
-    if entry is None or not entry[0]:
-        return None
-    what = f"{params['PermissionSetArn']} for user {params['PrincipalId']} on account {params['TargetId']}"
-    return Held(frozenset(entry[1]), what, params)
-
-
-def revoked_state(entry: tuple[bool, set[str]] | None, handle: dict[str, str]) -> str | None:
-    """What is left of an assignment once a grant has let go of it, by the ledger (or, its entry gone, by the
-    grant's handle); None when jitbot made it and nothing holds it any more: then AWS must no longer show it."""
-    if entry is None and "standing" in handle:
-        return STANDING_LEFT
-    if entry is None:
-        return None if "principal_id" in handle else NO_GRANT
-    created, others = entry
-    if not created:
-        return STANDING_LEFT
-    return "assignment kept for " + ", ".join(sorted(others)) if others else None
-
-
-def session_length(iso_duration: str) -> timedelta | None:
-    """Permission sets state their session duration in ISO 8601 (`PT1H`, `PT1H30M`); None if not of that form."""
-    match = ISO_DURATION.fullmatch(iso_duration)
-    if not match or not any(match.groups()):
-        return None
-    hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
-
-
-def access_lines(
-    request: AccessRequest, resource: Resource, permission_set: dict[str, Any], principal_id: str, until: datetime
-) -> dict[str, str]:
-    """What the requester's DM shows: where to go and for how long; no keys, the portal issues those."""
-    raw = permission_set.get("SessionDuration", DEFAULT_SESSION_DURATION)
-    length = session_length(raw)
-    sessions = (
-        f"{(until + length).isoformat()} at the latest (a session lasts {format_duration(length)})"
-        if length
-        else f"up to {raw} after they were opened"
-    )
-    return {
-        "Account": str(resource.settings["account_id"]),
-        "Permission set": permission_set["Name"],
-        "Identity": request.identity.get("email", principal_id),
-        "Until": until.isoformat(),
-        "Sessions already open last until": sessions,
-        "Portal": resource.settings.get("portal_url", "your AWS access portal"),
-    }
-
-
-STANDING_LEFT = "standing assignment, not jitbot's: left as it was"
-NO_GRANT = "no grant recorded for it, and the ledger lists it nowhere: no assignment of its own to check"
-STANDING = (
-    "you already hold this permission set on this account outside jitbot: nothing was granted, and nothing will"
-    " be removed when this grant ends"
-)
 
 
 class AwsSsoProvider:
@@ -173,7 +63,7 @@ class AwsSsoProvider:
         self.sleep = sleep
         self.poll_timeout = poll_timeout
         self.ledger: Ledger = ledger or MemoryLedger()
-        self._serial = serial or _in_process()
+        self._serial = serial or in_process()
         # as AwsProvider does: load the models at start, so each job's clients come cheap
         for service in ("sso-admin", "identitystore"):
             boto3.client(service, region_name="us-east-1")
@@ -186,7 +76,7 @@ class AwsSsoProvider:
         key = assignment_key(params)
         with self._serial(key):
             handle |= self._assign(sso, params, key, request.id)
-        described = _call(
+        described = call(
             "DescribePermissionSet",
             sso.describe_permission_set,
             InstanceArn=params["InstanceArn"],
@@ -208,7 +98,7 @@ class AwsSsoProvider:
         if not assigned:
             self.ledger.hold_shared(key, request_id, created=True)
             try:
-                created = _call("CreateAccountAssignment", sso.create_account_assignment, **params)
+                created = call("CreateAccountAssignment", sso.create_account_assignment, **params)
                 creation = created["AccountAssignmentCreationStatus"]
                 status = self._settle(sso, "Creation", params["InstanceArn"], creation)
             except ProviderError as error:
@@ -263,7 +153,7 @@ class AwsSsoProvider:
         """The account assignments of the resource's permission set that the ledger says jitbot created."""
         sso, _ = _clients(resource)
         target = target_params(resource) | {"PrincipalType": "USER"}
-        listed = _call("ListAccountAssignments", _assignments, sso, target)
+        listed = call("ListAccountAssignments", _assignments, sso, target)
         users = [target | {"PrincipalId": item["PrincipalId"]} for item in listed if item["PrincipalType"] == "USER"]
         found = [held_assignment(params, self.ledger.shared(assignment_key(params))) for params in users]
         return [held for held in found if held is not None]
@@ -291,7 +181,7 @@ class AwsSsoProvider:
         made, others = entry if entry is not None else (created, set())
         deleting = made and not others - holders and _is_assigned(sso, params)
         if deleting:
-            deleted = _call("DeleteAccountAssignment", sso.delete_account_assignment, **params)
+            deleted = call("DeleteAccountAssignment", sso.delete_account_assignment, **params)
             self._settle(sso, "Deletion", params["InstanceArn"], deleted["AccountAssignmentDeletionStatus"])
         for holder in holders:
             self.ledger.release_shared(key, holder)
@@ -301,13 +191,14 @@ class AwsSsoProvider:
         """For `jitbot check --live`: the instance is in the region, its identity store known, the permission set
         readable (the same sso-admin access a grant needs)."""
         sso, _ = _clients(resource)
-        instance_arn = resource.settings["instance_arn"]
+        settings = resource.settings_as(SsoSettings)
+        instance_arn = settings.instance_arn
         store_id = _identity_store_id(sso, resource)
-        described = _call(
+        described = call(
             "DescribePermissionSet",
             sso.describe_permission_set,
             InstanceArn=instance_arn,
-            PermissionSetArn=resource.settings["permission_set_arn"],
+            PermissionSetArn=settings.permission_set_arn,
         )
         name = described["PermissionSet"]["Name"]
         return f"ok: permission set {name} in {instance_arn}, identity store {store_id}"
@@ -327,7 +218,7 @@ class AwsSsoProvider:
             interval = POLL_INTERVALS[min(polls, len(POLL_INTERVALS) - 1)]
             self.sleep(interval)
             waited, polls = waited + interval, polls + 1
-            answer = _call(
+            answer = call(
                 operation,
                 describe,
                 InstanceArn=instance_arn,
@@ -353,7 +244,7 @@ def _principal_id(request: AccessRequest, resource: Resource, sso: Any, store: A
             retryable=False,
         )
     store_id = _identity_store_id(sso, resource)
-    user_id = _call("GetUserId", _user_id_by_email, store, store_id, email)
+    user_id = call("GetUserId", _user_id_by_email, store, store_id, email)
     if user_id is None:
         raise ProviderError(
             f"No Identity Center user with email {email} in identity store {store_id}: add them to Identity "
@@ -365,16 +256,17 @@ def _principal_id(request: AccessRequest, resource: Resource, sso: Any, store: A
 
 def _clients(resource: Resource) -> tuple[Any, Any]:
     """Identity Center lives in one region, which the catalog must name; any other answers as if it had none."""
-    region = resource.settings["region"]
+    region = resource.settings_as(SsoSettings).region
     return client("sso-admin", region), client("identitystore", region)
 
 
 def _identity_store_id(sso: Any, resource: Resource) -> str:
     """The catalog's `identity_store_id`, or else the instance's own: ListInstances names it."""
-    if "identity_store_id" in resource.settings:
-        return str(resource.settings["identity_store_id"])
-    instance_arn = resource.settings["instance_arn"]
-    store_id = _call("ListInstances", _instance_store, sso, instance_arn)
+    settings = resource.settings_as(SsoSettings)
+    if settings.identity_store_id is not None:
+        return settings.identity_store_id
+    instance_arn = settings.instance_arn
+    store_id = call("ListInstances", _instance_store, sso, instance_arn)
     if store_id is None:
         raise ProviderError(
             f"No Identity Center instance {instance_arn} in region {sso.meta.region_name}: check instance_arn and "
@@ -405,7 +297,7 @@ def _user_id_by_email(store: Any, store_id: str, email: str) -> str | None:
 
 def _is_assigned(sso: Any, params: dict[str, str]) -> bool:
     """Whether the user already holds this permission set on this account: what makes grant and revoke repeatable."""
-    return bool(_call("ListAccountAssignments", _holds, sso, params))
+    return bool(call("ListAccountAssignments", _holds, sso, params))
 
 
 def _holds(sso: Any, params: dict[str, str]) -> bool:

@@ -32,6 +32,7 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
 from jitbot.providers.arm import PUBLIC_ARM, Arm, json_body
+from jitbot.providers.azure_settings import AzureSettings
 from jitbot.providers.base import Ending, Held, Issued, Outcome, revoke_each
 from jitbot.providers.pim import (
     ASSIGNMENT_EXISTS,
@@ -196,7 +197,8 @@ class AzureProvider:
 
     def held(self, resource: Resource, now: datetime) -> list[Held]:
         """Active instances at the scope whose schedule an AdminAssign of jitbot's created for this role."""
-        scope, role = resource.settings["scope"], resource.settings["role_definition_id"]
+        settings = resource.settings_as(AzureSettings)
+        scope, role = settings.scope, settings.role_definition_id
         tickets = self._jitbot_schedules(scope, role, now)
         found = []
         for instance in self._instances(scope, "atScope()", now):
@@ -217,7 +219,8 @@ class AzureProvider:
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: the role definition can be read on the scope with jitbot's sign-in, and PIM's
         policy for the role there lets jitbot grant it (no MFA; active assignments may last max_duration)."""
-        scope, role = resource.settings["scope"], resource.settings["role_definition_id"]
+        settings = resource.settings_as(AzureSettings)
+        scope, role = settings.scope, settings.role_definition_id
         now = datetime.now(UTC)
         try:
             definition = self.arm.call(self.arm.rbac().role_definitions.get, scope, role.rsplit("/", 1)[-1])

@@ -12,6 +12,7 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.errors import ProviderError
 from jitbot.providers.base import Ending, Held, Issued, Outcome
+from jitbot.providers.fake_settings import FakeSettings
 from jitbot.redaction import Credentials
 from jitbot.testing.cloud_limits import Limits, Throttle
 
@@ -52,7 +53,7 @@ class FakeProvider:
         self.live.discard(request.id)
 
     def shared_policy(self, request: AccessRequest, resource: Resource) -> str:
-        return str(resource.settings.get("policy") or request.id)
+        return _knobs(resource).policy or request.id
 
     def revoke_many(self, grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
         """One write takes every grant out of their policy, one read shows each gone."""
@@ -98,10 +99,11 @@ class FakeProvider:
         """One call to the fake cloud, about one request, several (one write or read for all), or none."""
         ids = [request.id for request in (about if isinstance(about, list) else [about])] if about else ["-"]
         self.calls.extend((operation, request_id) for request_id in ids)
-        time.sleep(resource.settings.get("delay", 0))
+        knobs = _knobs(resource)
+        time.sleep(knobs.delay)
         if self.fail_next:
             raise self.fail_next.pop(0)
-        outage = resource.settings.get("fail_when_exists")
+        outage = knobs.fail_when_exists
         if outage and os.path.exists(outage):
             raise ProviderError(f"fake cloud outage: {operation} refused while {outage} exists", retryable=True)
         if self.throttle:
@@ -111,7 +113,7 @@ class FakeProvider:
 def _limit(throttle: Throttle, operation: str, resource: Resource, write: bool) -> None:
     """The latency of a call, and for a write its policy's rate: a write beyond it is refused, retryable."""
     throttle.wait()
-    policy = str(resource.settings.get("policy") or resource.name)
+    policy = _knobs(resource).policy or resource.name
     wait_s = throttle.take(policy) if write else None
     if wait_s is not None:
         raise ProviderError(
@@ -119,3 +121,8 @@ def _limit(throttle: Throttle, operation: str, resource: Resource, write: bool) 
             retryable=True,
             throttled=True,
         )
+
+
+def _knobs(resource: Resource) -> FakeSettings:
+    """The resource's fake settings; none for a resource of a real cloud, which tests serve with the fake too."""
+    return resource.settings if isinstance(resource.settings, FakeSettings) else FakeSettings()

@@ -1,17 +1,16 @@
 """GCP: a conditional IAM binding that ends by itself, added and removed by a read-modify-write of the policy.
 
-Pure builders first (the policy edits: add, remove, prune), then the few Cloud Resource Manager v3 calls. The
-binding's condition `request.time < timestamp(...)` is GCP's own expiry, the backstop if revocation fails.
-Google's libraries are imported only here: only a worker that grants on GCP loads them.
+The policy edits (add, remove, prune) are pure, in gcp_policy.py; here are the few Cloud Resource Manager v3 calls,
+retried from the read when another writer changed the policy in between. Google's libraries are imported only
+here: only a worker that grants on GCP loads them.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,160 +27,33 @@ from jitbot.domain import AccessRequest
 from jitbot.durations import retry_after
 from jitbot.errors import ProviderError
 from jitbot.providers.base import CONNECT_S, READ_S, Ending, Held, Issued, Outcome
-
-Policy = dict[str, Any]
+from jitbot.providers.gcp_policy import (
+    POLICY_VERSION,
+    Policy,
+    add_binding,
+    condition_title,
+    console_url,
+    held_bindings,
+    member_for,
+    prune_expired,
+    read_back,
+    remove_binding,
+    remove_bindings,
+    resource_kind,
+    rfc3339,
+)
+from jitbot.providers.gcp_settings import GcpSettings
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-TITLE_PREFIX = "jitbot "
-POLICY_VERSION = 3  # the only version that carries conditions
 GET_POLICY = {"options": {"requestedPolicyVersion": POLICY_VERSION}}
 CONFLICT_STATUSES = {409, 412}  # ABORTED / FAILED_PRECONDITION: someone else wrote the policy since we read it
 ATTEMPTS = 5
 BACKOFF_BASE = 0.5  # seconds before the second attempt, doubling after
-EXPRESSION = re.compile(r'request\.time < timestamp\("(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"\)')
-KINDS = {"projects": "project", "folders": "folder", "organizations": "organization"}
 ADMIN_ROLES = {
     "project": "roles/resourcemanager.projectIamAdmin",
     "folder": "roles/resourcemanager.folderIamAdmin",
     "organization": "roles/resourcemanager.organizationAdmin",
 }
-CONSOLE_QUERY = {"project": "project", "folder": "folder", "organization": "organizationId"}
-
-
-# --- pure builders ----------------------------------------------------------------------------------------
-
-
-def condition_title(request_id: str) -> str:
-    return TITLE_PREFIX + request_id
-
-
-def condition_description(request_id: str) -> str:
-    """With the title, what marks a binding as jitbot's: prune and remove touch nothing without both."""
-    return f"Just-in-time access granted by jitbot for request {request_id}; ends by itself at the time below"
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def expiry_expression(expires_at: datetime) -> str:
-    return f'request.time < timestamp("{rfc3339(expires_at)}")'
-
-
-def jitbot_request_id(binding: dict[str, Any]) -> str | None:
-    """The request a binding was granted for, when jitbot made it; None for anyone else's binding."""
-    condition = binding.get("condition") or {}
-    title = str(condition.get("title", ""))
-    request_id = title.removeprefix(TITLE_PREFIX)
-    if title.startswith(TITLE_PREFIX) and condition.get("description") == condition_description(request_id):
-        return request_id
-    return None
-
-
-def binding_expiry(binding: dict[str, Any]) -> datetime | None:
-    """When a jitbot binding's condition stops granting; None when the expression is not jitbot's form."""
-    found = EXPRESSION.fullmatch(str((binding.get("condition") or {}).get("expression", "")))
-    return datetime.fromisoformat(found["at"]) if found else None
-
-
-def add_binding(policy: Policy, role: str, member: str, request_id: str, expires_at: datetime) -> Policy:
-    """`policy` with a binding of `role` to `member` until `expires_at`; unchanged if the request's is there."""
-    bindings = policy.get("bindings", [])
-    if any(jitbot_request_id(binding) == request_id for binding in bindings):
-        return policy
-    condition = {
-        "title": condition_title(request_id),
-        "description": condition_description(request_id),
-        "expression": expiry_expression(expires_at),
-    }
-    return _with_bindings(policy, [*bindings, {"role": role, "members": [member], "condition": condition}])
-
-
-def remove_binding(policy: Policy, request_id: str) -> Policy:
-    """`policy` without jitbot's binding for `request_id`; unchanged (the same object) when it is not there."""
-    return remove_bindings(policy, {request_id})
-
-
-def remove_bindings(policy: Policy, request_ids: Collection[str]) -> Policy:
-    """`policy` without jitbot's bindings for `request_ids`; unchanged (the same object) when none is there."""
-    bindings = policy.get("bindings", [])
-    kept = [binding for binding in bindings if jitbot_request_id(binding) not in request_ids]
-    return policy if len(kept) == len(bindings) else _with_bindings(policy, kept)
-
-
-def read_back(policy: Policy, resource: str, request_id: str) -> Outcome:
-    """What a revocation's read-back of `resource`'s policy shows for `request_id`: gone, or still bound."""
-    if any(jitbot_request_id(binding) == request_id for binding in policy.get("bindings", [])):
-        still = f"GCP still shows jitbot's binding for {request_id} in {resource}'s policy"
-        return ProviderError(still, retryable=True)
-    return f"no jitbot binding for {request_id} in {resource}'s policy"
-
-
-def prune_expired(policy: Policy, now: datetime) -> Policy:
-    """`policy` without jitbot bindings whose time has passed: GCP caps conditional bindings per role and member."""
-    bindings = policy.get("bindings", [])
-    kept = [binding for binding in bindings if not _is_expired_jitbot_binding(binding, now)]
-    return policy if len(kept) == len(bindings) else _with_bindings(policy, kept)
-
-
-def held_bindings(policy: Policy, resource: str, role: str, now: datetime) -> list[Held]:
-    """jitbot's bindings of `role` in `resource`'s policy whose condition still grants; one whose expiry cannot be
-    read counts as held: only a binding known to have ended is left out."""
-    found = []
-    for binding in policy.get("bindings", []):
-        request_id = jitbot_request_id(binding)
-        if request_id is None or binding.get("role") != role or _is_expired_jitbot_binding(binding, now):
-            continue
-        expiry = binding_expiry(binding)
-        until = rfc3339(expiry) if expiry else "an expiry jitbot cannot read"
-        what = f"{role} for {', '.join(binding.get('members', []))} on {resource} until {until}"
-        found.append(Held(frozenset({request_id}), what, {"resource": resource, "request_id": request_id}))
-    return found
-
-
-def _is_expired_jitbot_binding(binding: dict[str, Any], now: datetime) -> bool:
-    expiry = binding_expiry(binding)
-    return jitbot_request_id(binding) is not None and expiry is not None and expiry <= now
-
-
-def _with_bindings(policy: Policy, bindings: list[dict[str, Any]]) -> Policy:
-    """A copy of `policy` with `bindings`; version 3 when any binding has a condition, as GCP requires."""
-    edited = {**policy, "bindings": bindings}
-    if any("condition" in binding for binding in bindings):
-        edited["version"] = POLICY_VERSION
-    return edited
-
-
-def resource_kind(resource: str) -> str:
-    """'project', 'folder' or 'organization' for `projects/…`, `folders/…`, `organizations/…`."""
-    collection, _, name = resource.partition("/")
-    if collection not in KINDS or not name or "/" in name:
-        raise ProviderError(
-            f"GCP resource must be projects/<id>, folders/<number> or organizations/<number>, not '{resource}'",
-            retryable=False,
-        )
-    return KINDS[collection]
-
-
-def console_url(resource: str) -> str:
-    kind, name = resource_kind(resource), resource.partition("/")[2]
-    return f"https://console.cloud.google.com/iam-admin/iam?{CONSOLE_QUERY[kind]}={name}"
-
-
-def member_for(request: AccessRequest) -> str:
-    email = request.identity.get("email")
-    if not email:
-        raise ProviderError(
-            f"GCP access needs a Google account email for {request.requester}, and none is known: "
-            "add it under `identities:` in jitbot.yml or to their Slack profile",
-            retryable=False,
-        )
-    return "user:" + email
-
-
-# --- the network --------------------------------------------------------------------------------------------
-
-
 Edit = Callable[[Policy], Policy]
 
 
@@ -216,7 +88,8 @@ class GcpProvider:
     def _bind(
         self, request: AccessRequest, resource: Resource, now: datetime, expires_at: datetime, first: Edit
     ) -> Issued:
-        target, role, member = resource.settings["resource"], resource.settings["role"], member_for(request)
+        settings = resource.settings_as(GcpSettings)
+        target, role, member = settings.resource, settings.role, member_for(request)
         self._edit(
             target, lambda p: prune_expired(add_binding(first(p), role, member, request.id, expires_at), now), now
         )
@@ -238,11 +111,11 @@ class GcpProvider:
         return Issued(handle, access=access)
 
     def revoke(self, request: AccessRequest, resource: Resource, now: datetime) -> None:
-        self._unbind(resource.settings["resource"], request.id, now)
+        self._unbind(resource.settings_as(GcpSettings).resource, request.id, now)
 
     def verify_revoked(self, request: AccessRequest, resource: Resource, now: datetime) -> str:
         """Read the policy back: a revoke that wrote nothing, or a restore of an old policy since, shows here."""
-        target = resource.settings["resource"]
+        target = resource.settings_as(GcpSettings).resource
         outcome = read_back(self._read(target, now), target, request.id)
         if isinstance(outcome, ProviderError):
             raise outcome
@@ -250,12 +123,12 @@ class GcpProvider:
 
     def shared_policy(self, request: AccessRequest, resource: Resource) -> str:
         """The resource's one IAM policy: every grant on a project is a read-modify-write of it."""
-        return str(resource.settings["resource"])
+        return resource.settings_as(GcpSettings).resource
 
     def revoke_many(self, grants: Sequence[Ending], now: datetime) -> dict[str, Outcome]:
         """One read-modify-write takes every grant's binding out of the resource's policy (one setIamPolicy, not
         one per grant colliding on the etag), then one read shows each gone. A refused write fails them all."""
-        target, ids = grants[0][1].settings["resource"], {request.id for request, _ in grants}
+        target, ids = grants[0][1].settings_as(GcpSettings).resource, {request.id for request, _ in grants}
         try:
             self._edit(target, lambda policy: prune_expired(remove_bindings(policy, ids), now), now)
             policy = self._read(target, now)
@@ -265,8 +138,8 @@ class GcpProvider:
 
     def held(self, resource: Resource, now: datetime) -> list[Held]:
         """jitbot's live bindings of the resource's role: one read of the policy."""
-        target = resource.settings["resource"]
-        return held_bindings(self._read(target, now), target, resource.settings["role"], now)
+        settings = resource.settings_as(GcpSettings)
+        return held_bindings(self._read(settings.resource, now), settings.resource, settings.role, now)
 
     def remove(self, held: Held, resource: Resource, now: datetime) -> bool:
         """The binding `held` found goes as a revoke's would: one read-modify-write, nothing written if it is gone."""
@@ -274,7 +147,7 @@ class GcpProvider:
 
     def check(self, resource: Resource) -> str:
         """For `jitbot check --live`: can jitbot read the resource's policy?"""
-        policy = self._read(resource.settings["resource"], datetime.now(UTC))
+        policy = self._read(resource.settings_as(GcpSettings).resource, datetime.now(UTC))
         return f"ok: {len(policy.get('bindings', []))} bindings"
 
     def _unbind(self, resource: str, request_id: str, now: datetime) -> bool:

@@ -19,6 +19,7 @@ from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest
 from jitbot.durations import format_duration, retry_after
 from jitbot.errors import ProviderError
+from jitbot.providers.azure_settings import AzureSettings
 
 PORTAL_PIM = "https://portal.azure.com/#view/Microsoft_Azure_PIMCommon/ActivationMenuBlade/~/azurerbac"
 PIM_MINIMUM = timedelta(minutes=5)  # PIM neither assigns for less nor removes an assignment younger than this
@@ -119,8 +120,9 @@ def principal_id(request: AccessRequest) -> str:
 
 def target(request: AccessRequest, resource: Resource) -> tuple[str, str]:
     """(scope, role definition id) as granted; the catalog's for a request not granted yet."""
-    scope = request.grant.get("scope") or resource.settings["scope"]
-    return scope, request.grant.get("role_definition_id") or resource.settings["role_definition_id"]
+    settings = resource.settings_as(AzureSettings)
+    scope = request.grant.get("scope") or settings.scope
+    return scope, request.grant.get("role_definition_id") or settings.role_definition_id
 
 
 def zulu(moment: datetime) -> str:
@@ -258,7 +260,7 @@ def span(text: str | None) -> timedelta | None:
 
 def policy_refusal(demands: Demands, resource: Resource) -> ProviderError | None:
     """Why PIM would refuse every grant of `resource`, naming the setting to change; None if it would not."""
-    setting = PIM_SETTINGS.format(scope=resource.settings["scope"])
+    setting = PIM_SETTINGS.format(scope=resource.settings_as(AzureSettings).scope)
     if demands.mfa:
         return ProviderError(f"Azure: {POLICY_RULES['MfaRule']} ({setting}).", retryable=False)
     if demands.maximum is not None and resource.max_duration > demands.maximum:

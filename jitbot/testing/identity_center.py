@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitbot.catalog import Resource
+from jitbot.providers.aws_sso_settings import SsoSettings
 
 
 @dataclass(frozen=True)
@@ -76,18 +77,18 @@ class IdentityCenter:
 def seed_identity_center(sso: Any, store: Any, resource: Resource, session_duration: str = "PT1H") -> IdentityCenter:
     """The resource's Identity Center in moto (the clients' region must be the resource's); safe to repeat."""
     settings = resource.settings
-    if settings.get("mode") != "sso":
+    if not isinstance(settings, SsoSettings):
         raise ValueError(f"{resource.name} is not an Identity Center (`mode: sso`) resource")
-    instance_arn, permission_set_arn = settings["instance_arn"], settings["permission_set_arn"]
-    store_id = _adopt_instance(sso, settings["region"], instance_arn, settings.get("identity_store_id"))
+    instance_arn, permission_set_arn = settings.instance_arn, settings.permission_set_arn
+    store_id = _adopt_instance(sso, settings.region, instance_arn, settings.identity_store_id)
     try:
         sso.describe_permission_set(InstanceArn=instance_arn, PermissionSetArn=permission_set_arn)
     except sso.exceptions.ResourceNotFoundException:
         created = sso.create_permission_set(
             Name=resource.name, InstanceArn=instance_arn, SessionDuration=session_duration
         )["PermissionSet"]
-        _rename_permission_set(settings["region"], created["PermissionSetArn"], permission_set_arn)
-    return IdentityCenter(sso, store, instance_arn, store_id, permission_set_arn, str(settings["account_id"]))
+        _rename_permission_set(settings.region, created["PermissionSetArn"], permission_set_arn)
+    return IdentityCenter(sso, store, instance_arn, store_id, permission_set_arn, settings.account_id)
 
 
 def _adopt_instance(sso: Any, region: str, instance_arn: str, store_id: str | None) -> str:

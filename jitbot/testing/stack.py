@@ -34,6 +34,8 @@ from redis.retry import Retry
 
 from jitbot import embedded
 from jitbot.catalog import parse_catalog
+from jitbot.providers.aws_settings import AwsSettings
+from jitbot.providers.aws_sso_settings import SsoSettings
 from jitbot.redis_url import open_redis
 from jitbot.testing.arm_standin import ArmStandIn
 from jitbot.testing.gcp_standin import GcpStandIn
@@ -250,7 +252,7 @@ class Stack(ProcessControl):
         """AWS IAM Identity Center in moto as the catalog's `mode: sso` resource names it: its instance and its
         permission set (created if need be); add users with `IdentityCenter.add_user`."""
         found = parse_catalog(self.catalog_text).resources[resource]
-        region = found.settings.get("region", "us-east-1")  # Identity Center lives in the catalog's region only
+        region = found.settings_as(SsoSettings).region  # Identity Center lives in the catalog's region only
         sso, store = self.aws("sso-admin", region), self.aws("identitystore", region)
         return seed_identity_center(sso, store, found, session_duration)
 
@@ -282,7 +284,7 @@ class Stack(ProcessControl):
         iam = self.aws("iam")
         for resource in parse_catalog(self.catalog_text).resources.values():
             if resource.kind == "aws":  # STS mode: the role it assumes; Identity Center (`mode: sso`) has none
-                name = resource.settings["role_arn"].rsplit("/", 1)[-1]
+                name = resource.settings_as(AwsSettings).role_arn.rsplit("/", 1)[-1]
                 iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))
 
 

@@ -8,7 +8,7 @@ import urllib.request
 import uuid
 from typing import Any
 
-from jitbot.providers.aws import is_denied, role_denies
+from jitbot.providers.aws_denies import is_denied, role_denies
 from jitbot.slack import ids
 from jitbot.testing.arm_standin import MANAGED_IDENTITY_API, SCHEDULE_REQUESTS_API
 from jitbot.testing.slack_standin import Call

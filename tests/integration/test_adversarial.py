@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 
 from jitbot.domain import AccessRequest, Status
-from jitbot.providers.aws import role_denies
+from jitbot.providers.aws_denies import role_denies
 from jitbot.slack import ids
 from jitbot.slack.listeners import SORRY
 from jitbot.store import Store

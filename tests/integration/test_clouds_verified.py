@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from jitbot.domain import Status
-from jitbot.providers.aws_sso import assignment_key
+from jitbot.providers.aws_sso_assignment import assignment_key
 from jitbot.store import Store
 from jitbot.testing.arm_standin import PimPolicy
 from jitbot.testing.identity_center import IdentityCenter

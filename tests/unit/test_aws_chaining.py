@@ -18,7 +18,8 @@ from jitbot.catalog import parse_catalog
 from jitbot.commands import RequestAccess
 from jitbot.domain import AccessRequest, Status
 from jitbot.lifecycle import Lifecycle
-from jitbot.providers.aws import AwsProvider, is_denied, role_denies
+from jitbot.providers.aws import AwsProvider
+from jitbot.providers.aws_denies import is_denied, role_denies
 from jitbot.service import Service
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store

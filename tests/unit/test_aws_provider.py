@@ -19,25 +19,25 @@ from jitbot.catalog import parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
 from jitbot.errors import ProviderError
 from jitbot.providers.aws import (
-    CLIENT_CONFIG,
-    DENY_POLICY,
-    LEGACY_DENY_PREFIX,
     STS_MAX_SECONDS,
     STS_MIN_SECONDS,
     AwsProvider,
-    _call,
-    _forgiving,
     assume_role_params,
-    client,
+    deny_until,
+    role_name,
+)
+from jitbot.providers.aws_client import CLIENT_CONFIG, call, client
+from jitbot.providers.aws_denies import (
+    DENY_POLICY,
+    LEGACY_DENY_PREFIX,
+    _forgiving,
     denied_until,
     deny_document,
-    deny_until,
     is_denied,
     legacy_prunable,
     pruned,
     read_denies,
     role_denies,
-    role_name,
     with_cut,
 )
 from jitbot.providers.base import Held
@@ -45,7 +45,7 @@ from jitbot.redaction import Credentials
 from jitbot.store import Store
 from jitbot.testing import aws_limits
 from jitbot.testing.cloud_limits import Limits, Throttle
-from jitbot.testing.stack import free_port
+from jitbot.testing.host import free_port
 
 ACCOUNT = "123456789012"
 ROLE = "jit-prod-db"
@@ -229,13 +229,13 @@ def test_role_name_when_arn_with_or_without_path_then_bare_role_name(arn: str, n
     assert role_name(arn) == name
 
 
-# --- _call: SDK errors become ProviderError ---------------------------------------------------------
+# --- call: SDK errors become ProviderError ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("code", ["Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable"])
 def test_call_when_throttled_then_retryable_provider_error(code: str) -> None:
     with pytest.raises(ProviderError, match=f"AWS AssumeRole failed: {code}: slow down") as raised:
-        _call("AssumeRole", raising(client_error(code)))
+        call("AssumeRole", raising(client_error(code)))
     assert raised.value.retryable is True
     assert raised.value.throttled is (code != "ServiceUnavailable")  # retried soon, alerted on only as late
 
@@ -243,32 +243,32 @@ def test_call_when_throttled_then_retryable_provider_error(code: str) -> None:
 @pytest.mark.parametrize("code", ["AccessDenied", "NoSuchEntity", "ValidationError", "MalformedPolicyDocument"])
 def test_call_when_refused_then_not_retryable(code: str) -> None:
     with pytest.raises(ProviderError, match=f"AWS PutRolePolicy failed: {code}") as raised:
-        _call("PutRolePolicy", raising(client_error(code, "no")))
+        call("PutRolePolicy", raising(client_error(code, "no")))
     assert raised.value.retryable is False
 
 
 def test_call_when_unreachable_then_retryable_and_names_operation() -> None:
     error = EndpointConnectionError(endpoint_url="https://sts.amazonaws.com")
     with pytest.raises(ProviderError, match="AWS AssumeRole could not be reached: EndpointConnectionError") as raised:
-        _call("AssumeRole", raising(error))
+        call("AssumeRole", raising(error))
     assert raised.value.retryable is True and raised.value.unanswered is True
 
 
 def test_call_when_the_endpoint_never_answers_then_unanswered() -> None:
     error = ReadTimeoutError(endpoint_url="https://iam.amazonaws.com")
     with pytest.raises(ProviderError, match="AWS PutRolePolicy could not be reached: ReadTimeoutError") as raised:
-        _call("PutRolePolicy", raising(error))
+        call("PutRolePolicy", raising(error))
     assert raised.value.unanswered is True
 
 
 def test_call_when_the_sdk_fails_without_calling_then_retryable_but_answered() -> None:
     with pytest.raises(ProviderError, match="failed in the SDK: NoCredentialsError") as raised:
-        _call("AssumeRole", raising(NoCredentialsError()))
+        call("AssumeRole", raising(NoCredentialsError()))
     assert raised.value.retryable is True and raised.value.unanswered is False
 
 
 def test_call_when_ok_then_passes_arguments_and_returns_result() -> None:
-    assert _call("Op", lambda a, b: a + b, 1, b=2) == 3
+    assert call("Op", lambda a, b: a + b, 1, b=2) == 3
 
 
 # --- grant and revoke against moto ------------------------------------------------------------------

@@ -17,9 +17,8 @@ from botocore.exceptions import ClientError
 from jitbot.catalog import Resource, parse_catalog
 from jitbot.domain import AccessRequest, approve, open_request
 from jitbot.errors import ProviderError
-from jitbot.providers.aws_sso import (
-    POLL_INTERVALS,
-    AwsSsoProvider,
+from jitbot.providers.aws_sso import POLL_INTERVALS, AwsSsoProvider
+from jitbot.providers.aws_sso_assignment import (
     MemoryLedger,
     access_lines,
     assignment_key,
@@ -28,6 +27,7 @@ from jitbot.providers.aws_sso import (
     revoked_state,
     session_length,
 )
+from jitbot.providers.aws_sso_settings import SsoSettings
 from jitbot.providers.base import Held
 from jitbot.store import Store
 
@@ -50,7 +50,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def sso_resource(**settings: str) -> Resource:
     """The catalog's keys for `mode: sso` (the catalog validator knows them separately)."""
-    return replace(BASE, settings={"mode": "sso", "region": REGION, "account_id": ACCOUNT} | settings)
+    return replace(BASE, settings=SsoSettings(**({"region": REGION, "account_id": ACCOUNT} | settings)))
 
 
 def request(identity: dict[str, str] | None = None, duration: timedelta = timedelta(hours=1)) -> AccessRequest:
@@ -268,7 +268,7 @@ def test_grant_when_user_found_by_email_then_assigned_and_handle_names_it(center
 
 
 def test_grant_then_access_lines_carry_portal_and_no_secret(center: Center) -> None:
-    resource = replace(center.resource, settings=center.resource.settings | {"portal_url": PORTAL})
+    resource = replace(center.resource, settings=replace(center.resource.settings, portal_url=PORTAL))
     issued = provider().grant(request(), resource, NOW)
     assert issued.credentials.fields() == {}
     assert issued.access["Portal"] == PORTAL
@@ -312,14 +312,14 @@ def test_grant_when_no_email_nor_user_id_then_not_retryable_error(center: Center
 
 
 def test_grant_when_identity_store_id_configured_then_looked_up_there(center: Center) -> None:
-    resource = replace(center.resource, settings=center.resource.settings | {"identity_store_id": "d-0000000000"})
+    resource = replace(center.resource, settings=replace(center.resource.settings, identity_store_id="d-0000000000"))
     with pytest.raises(ProviderError, match=f"{EMAIL} in identity store d-0000000000"):
         provider().grant(request(), resource, NOW)
 
 
 def test_grant_when_instance_unknown_then_not_retryable_error_naming_instance_and_region(center: Center) -> None:
     resource = replace(
-        center.resource, settings=center.resource.settings | {"instance_arn": "arn:aws:sso:::instance/ssoins-nope"}
+        center.resource, settings=replace(center.resource.settings, instance_arn="arn:aws:sso:::instance/ssoins-nope")
     )
     with pytest.raises(
         ProviderError, match=f"No Identity Center instance arn:aws:sso:::instance/ssoins-nope in region {REGION}"
@@ -457,7 +457,7 @@ def test_check_when_instance_and_permission_set_exist_then_ok_naming_them(center
 def test_check_when_permission_set_missing_then_not_retryable_error(center: Center) -> None:
     resource = replace(
         center.resource,
-        settings=center.resource.settings | {"permission_set_arn": f"{center.instance_arn}/ps-0000000000000000"},
+        settings=replace(center.resource.settings, permission_set_arn=f"{center.instance_arn}/ps-0000000000000000"),
     )
     with pytest.raises(ProviderError, match="AWS DescribePermissionSet failed: ResourceNotFoundException") as raised:
         provider().check(resource)

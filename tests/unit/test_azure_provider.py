@@ -17,6 +17,7 @@ from jitbot.domain import AccessRequest, approve, ask_extension, grant, open_req
 from jitbot.errors import ProviderError
 from jitbot.providers.arm import is_loopback
 from jitbot.providers.azure import AzureProvider, admin_assignment_demands
+from jitbot.providers.azure_settings import AzureSettings
 from jitbot.providers.pim import (
     JUSTIFICATION_LIMIT,
     PIM_MINIMUM,
@@ -66,7 +67,7 @@ def resource(scope: str = SCOPE, role: str = ROLE_ID) -> Resource:
     week = timedelta(days=7)
     return Resource(
         "prod-vms", "azure", "", ("U0CAROL",), 1, timedelta(hours=1), timedelta(minutes=1), week, week, "C0", False,
-        settings={"scope": scope, "role_definition_id": role},
+        settings=AzureSettings(scope, role),
     )  # fmt: skip
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from jitbot.catalog import parse_catalog
 from jitbot.errors import ConfigError
+from jitbot.providers.aws_settings import AwsSettings
+from jitbot.providers.azure_settings import AzureSettings
 
 GOOD = """\
 approver_channel: C0APPROVALS
@@ -54,8 +56,8 @@ def test_parse_catalog_when_valid_then_typed_with_defaults_applied() -> None:
         timedelta(minutes=15),
         "C0DBA",
     )
-    assert db.approvers == ("U0BOB", "S0DBAS") and db.settings["region"] == "eu-west-1"
-    assert db.settings["session_policy"]["Version"] == "2012-10-17"
+    assert db.approvers == ("U0BOB", "S0DBAS") and db.settings_as(AwsSettings).region == "eu-west-1"
+    assert db.settings_as(AwsSettings).session_policy["Version"] == "2012-10-17"
     assert (logs.auto_approve_up_to, logs.channel, logs.approvals) == (logs.max_duration, "C0APPROVALS", 1)
 
 
@@ -166,7 +168,8 @@ def test_parse_catalog_when_a_key_is_given_twice_then_error_names_the_path_and_b
 
 def test_parse_catalog_when_session_policy_version_unquoted_then_the_string_as_written_in_json() -> None:
     catalog = parse_catalog(GOOD.replace('Version: "2012-10-17"', "Version: 2012-10-17"))
-    assert json.dumps(catalog.resources["prod-db"].settings["session_policy"]).startswith('{"Version": "2012-10-17"')
+    policy = catalog.resources["prod-db"].settings_as(AwsSettings).session_policy
+    assert json.dumps(policy).startswith('{"Version": "2012-10-17"')
 
 
 def test_parse_catalog_when_a_date_where_text_is_meant_then_read_as_written() -> None:
@@ -240,7 +243,8 @@ def azure_catalog(scope: str, role: str) -> str:
     ],
 )
 def test_parse_catalog_when_azure_role_in_the_form_of_its_scope_then_accepted(scope: str, role: str) -> None:
-    assert parse_catalog(azure_catalog(scope, role)).resources["vms"].settings["role_definition_id"] == role
+    settings = parse_catalog(azure_catalog(scope, role)).resources["vms"].settings_as(AzureSettings)
+    assert settings.role_definition_id == role
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from jitbot.catalog import ReasonRule, parse_catalog
+from jitbot.catalog import parse_catalog
+from jitbot.catalog_policy import ReasonRule
 from jitbot.errors import ConfigError
 
 BASE = """\

@@ -18,10 +18,8 @@ from jitbot.domain import AccessRequest, approve, open_request
 from jitbot.durations import retry_after
 from jitbot.errors import ProviderError
 from jitbot.providers.base import Held
-from jitbot.providers.gcp import (
-    ATTEMPTS,
-    BACKOFF_BASE,
-    GcpProvider,
+from jitbot.providers.gcp import ATTEMPTS, BACKOFF_BASE, GcpProvider
+from jitbot.providers.gcp_policy import (
     add_binding,
     condition_description,
     console_url,
@@ -31,7 +29,9 @@ from jitbot.providers.gcp import (
     remove_binding,
     resource_kind,
 )
-from jitbot.testing.gcp_standin import GcpStandIn, binding_problem
+from jitbot.providers.gcp_settings import GcpSettings
+from jitbot.testing.gcp_policy import binding_problem
+from jitbot.testing.gcp_standin import GcpStandIn
 
 PROJECT = "projects/acme-analytics"
 ROLE = "roles/bigquery.dataViewer"
@@ -48,7 +48,7 @@ OTHERS_TEMPORARY = {
 
 
 def resource(target: str = PROJECT, role: str = ROLE) -> Resource:
-    return replace(BASE.resources["analytics"], provider="gcp", settings={"resource": target, "role": role})
+    return replace(BASE.resources["analytics"], provider="gcp", settings=GcpSettings(target, role))
 
 
 def request(request_id: str = "r-7k3q9x", email: str | None = "alice@example.com") -> AccessRequest:

@@ -15,7 +15,9 @@ from google.auth import external_account_authorized_user
 from jitbot.catalog import parse_catalog
 from jitbot.domain import Status
 from jitbot.providers.base import Ending, Outcome
-from jitbot.providers.gcp import GcpProvider, add_binding, jitbot_request_id
+from jitbot.providers.gcp import GcpProvider
+from jitbot.providers.gcp_policy import add_binding, jitbot_request_id
+from jitbot.providers.gcp_settings import GcpSettings
 from jitbot.store import EXPIRY
 from jitbot.sweeper import HOLD, LEASE, Sweeper
 from jitbot.testing.cloud_limits import Limits, Throttle
@@ -56,7 +58,7 @@ def bound(standin: GcpStandIn, bot: Bot, counts: dict[str, int]) -> dict[str, li
     """Active grants that ended at END, `counts[resource]` of each, with their bindings in the stand-in."""
     ids = {name: load_grants(bot.store, [END] * count, [name]) for name, count in counts.items()}
     for name, request_ids in ids.items():
-        target = CATALOG.resources[name].settings["resource"]
+        target = CATALOG.resources[name].settings_as(GcpSettings).resource
         policy = standin.policies[target]
         for n, request_id in enumerate(request_ids):
             policy = add_binding(policy, ROLE, f"user:u{n}@example.com", request_id, END + timedelta(minutes=5))
