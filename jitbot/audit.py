@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from jitbot import logs
-from jitbot.domain import AuditEvent
+from jitbot.events import AuditEvent
 from jitbot.redaction import redact
 
 STREAM = "jitbot:audit"

@@ -1,7 +1,8 @@
-"""Access requests and their lifecycle: one transition table, and `apply()` as the only way to move.
+"""Access requests and their lifecycle: one transition table, and a named function for each move.
 
-Every status change returns the audit event that describes it, so a change and its record cannot part.
-Times are timezone-aware UTC datetimes passed in by the caller.
+Each move (`approve`, `grant`, `end_now`, …) sets its own fields and returns the audit event that describes it, so a
+change and its record cannot part; all go through the private `_apply`, which refuses what the table does not allow.
+The break-glass review's smaller table is beside it, in jitbot.review. Times are timezone-aware UTC, passed in.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum, unique
+from typing import Any, TypeAlias
 
 from jitbot.errors import InvalidTransition, TimedOut
+from jitbot.events import AUTO, AuditEvent, EventName, plain
 
 ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"  # no 0/o, 1/l/i: ids are read aloud and typed
 
@@ -32,25 +34,28 @@ class Status(StrEnum):
         return self not in TRANSITIONS
 
 
-class Action(StrEnum):
-    ENDORSE = "endorse"  # one approval of several still needed
-    APPROVE = "approve"
-    DENY = "deny"
-    GRANT = "grant"
-    FAIL = "fail"
-    EXPIRE = "expire"
-    REVOKE = "revoke"
-    CANCEL = "cancel"
-    TIME_OUT = "time_out"  # nobody decided in time
-    ESCALATE = "escalate"  # nobody decided in time: announced to a second set of approvers
-    BREAK_GLASS = "break_glass"  # approved without anyone, reviewed after the fact
-    END_NOW = "end_now"  # someone asked to end an active grant before its time
-    ASK_EXTENSION = "ask_extension"
-    ENDORSE_EXTENSION = "endorse_extension"
-    EXTEND = "extend"
-    DENY_EXTENSION = "deny_extension"
-    TIME_OUT_EXTENSION = "time_out_extension"  # nobody decided the extension in time: the grant runs on as it was
-    RENEW = "renew"  # the cloud's access was brought up to an extended expiry
+@unique  # an event names one action: the trail must say which move it records
+class Action(Enum):
+    """A move of the table; its value is the event that records it."""
+
+    ENDORSE = EventName.ENDORSED  # one approval of several still needed
+    APPROVE = EventName.APPROVED
+    DENY = EventName.DENIED
+    GRANT = EventName.GRANTED
+    FAIL = EventName.FAILED
+    EXPIRE = EventName.EXPIRED
+    REVOKE = EventName.REVOKED
+    CANCEL = EventName.CANCELLED
+    TIME_OUT = EventName.TIMED_OUT  # nobody decided in time
+    ESCALATE = EventName.ESCALATED  # nobody decided in time: announced to a second set of approvers
+    BREAK_GLASS = EventName.BREAK_GLASS  # approved without anyone, reviewed after the fact
+    END_NOW = EventName.END_REQUESTED  # someone asked to end an active grant before its time
+    ASK_EXTENSION = EventName.EXTENSION_REQUESTED
+    ENDORSE_EXTENSION = EventName.EXTENSION_ENDORSED
+    EXTEND = EventName.EXTENDED
+    DENY_EXTENSION = EventName.EXTENSION_DENIED
+    TIME_OUT_EXTENSION = EventName.EXTENSION_TIMED_OUT  # nobody decided the extension in time: the grant runs on
+    RENEW = EventName.RENEWED  # the cloud's access was brought up to an extended expiry
 
 
 TRANSITIONS: dict[Status, dict[Action, Status]] = {
@@ -79,41 +84,9 @@ TRANSITIONS: dict[Status, dict[Action, Status]] = {
 }
 # what approvers decide: refused once the deadline of what they decide on has passed (AccessRequest.deadline)
 DECISIONS = frozenset(
-    {
-        Action.ENDORSE,
-        Action.APPROVE,
-        Action.DENY,
-        Action.ENDORSE_EXTENSION,
-        Action.EXTEND,
-        Action.DENY_EXTENSION,
-    }
+    {Action.ENDORSE, Action.APPROVE, Action.DENY, Action.ENDORSE_EXTENSION, Action.EXTEND, Action.DENY_EXTENSION}
 )
 
-# the drift scan's records: access jitbot made that no live grant explains, taken away or left (the cloud refused)
-ORPHAN_REMOVED = "orphan removed"
-ORPHAN_KEPT = "orphan not removed"
-AUTO = "jitbot"  # the actor of what jitbot or its policy does on its own
-ANNOUNCEMENT_BLOCKED = "announcement blocked"  # Slack refused the approval message for a reason an admin must fix
-EVENT_NAMES = {
-    Action.ENDORSE: "endorsed",
-    Action.APPROVE: "approved",
-    Action.DENY: "denied",
-    Action.GRANT: "granted",
-    Action.FAIL: "failed",
-    Action.EXPIRE: "expired",
-    Action.REVOKE: "revoked",
-    Action.CANCEL: "cancelled",
-    Action.TIME_OUT: "timed out",
-    Action.ESCALATE: "escalated",
-    Action.BREAK_GLASS: "break-glass",
-    Action.END_NOW: "end requested",
-    Action.ASK_EXTENSION: "extension requested",
-    Action.ENDORSE_EXTENSION: "extension endorsed",
-    Action.EXTEND: "extended",
-    Action.DENY_EXTENSION: "extension denied",
-    Action.TIME_OUT_EXTENSION: "extension timed out",
-    Action.RENEW: "renewed",
-}
 _NO_EXTENSION: dict[str, Any] = {  # an extension decided or timed out: nothing waits any more
     "extend_by": None,
     "extend_reason": None,
@@ -123,6 +96,7 @@ _NO_EXTENSION: dict[str, Any] = {  # an extension decided or timed out: nothing 
 REMIND_BEFORE = timedelta(minutes=5)  # the expiring-soon DM, for grants of at least REMIND_FROM
 REMIND_FROM = timedelta(minutes=30)
 REFRESH_BEFORE = timedelta(minutes=5)  # credentials the cloud ends before the grant's end are renewed this early
+NOT_ISSUED = "not issued in time"  # the note of an approved request whose issue never came before its end
 
 
 @dataclass(frozen=True)
@@ -190,16 +164,7 @@ class AccessRequest:
         return self.expires_at - REMIND_BEFORE if self.granted_for >= REMIND_FROM else None
 
 
-@dataclass(frozen=True)
-class AuditEvent:
-    event: str
-    request_id: str
-    actor: str
-    resource: str
-    at: datetime
-    status: str
-    detail: dict[str, Any] = field(default_factory=dict)
-    provider: str = ""
+Moved: TypeAlias = tuple[AccessRequest, AuditEvent]  # a request after a move, and the audit event that records it
 
 
 def session_name(request: AccessRequest) -> str:
@@ -218,34 +183,27 @@ def new_request_id() -> str:
 
 
 def open_request(
-    request_id: str,
-    requester: str,
-    resource: str,
-    duration: timedelta,
-    reason: str,
-    now: datetime,
-    provider: str = "",
-) -> tuple[AccessRequest, AuditEvent]:
+    request_id: str, requester: str, resource: str, duration: timedelta, reason: str, now: datetime, provider: str = ""
+) -> Moved:
     request = AccessRequest(request_id, requester, resource, duration, reason, created_at=now, provider=provider)
     detail = {"duration_s": int(duration.total_seconds()), "reason": reason}
-    return request, AuditEvent("requested", request_id, requester, resource, now, request.status, detail, provider)
+    event = AuditEvent(EventName.REQUESTED, request_id, requester, resource, now, request.status, detail, provider)
+    return request, event
 
 
-def apply(
-    request: AccessRequest, action: Action, actor: str, now: datetime, **changes: Any
-) -> tuple[AccessRequest, AuditEvent]:
-    """Move `request` by `action`; raise InvalidTransition when its status does not allow it, TimedOut when it is
-    a decision that comes after the deadline."""
+def _apply(request: AccessRequest, action: Action, actor: str, now: datetime, **changes: Any) -> Moved:
+    """Move `request` by `action`, setting `changes` (its audit detail, but for the provider's handle); raise
+    InvalidTransition when its status does not allow it, TimedOut when it is a decision after the deadline."""
     target = TRANSITIONS.get(request.status, {}).get(action)
     if target is None:
         raise InvalidTransition(
-            f"Request {request.id} is {request.status}; it can no longer be {EVENT_NAMES[action]}."
+            f"Request {request.id} is {request.status}; it can no longer be {action.value}."
         ) from None
     if action in DECISIONS:
         check_in_time(request, now)
     moved = replace(request, status=target, version=request.version + 1, **changes)
-    detail = {key: _plain(value) for key, value in changes.items() if key != "grant"}
-    event = AuditEvent(EVENT_NAMES[action], request.id, actor, request.resource, now, target, detail, request.provider)
+    detail = {key: plain(value) for key, value in changes.items() if key != "grant"}
+    event = AuditEvent(action.value, request.id, actor, request.resource, now, target, detail, request.provider)
     return moved, event
 
 
@@ -262,84 +220,91 @@ def check_in_time(request: AccessRequest, now: datetime) -> None:
     )
 
 
-def time_out(request: AccessRequest, now: datetime) -> tuple[AccessRequest, AuditEvent]:
+def time_out(request: AccessRequest, now: datetime) -> Moved:
     """Nobody decided in time: a pending request expires; an extension asked for is dropped (the grant runs on)."""
     if request.status is Status.ACTIVE and request.extend_by is not None:
-        return apply(request, Action.TIME_OUT_EXTENSION, "jitbot", now, **_NO_EXTENSION)
-    return apply(request, Action.TIME_OUT, "jitbot", now, decided_at=now)
+        return _apply(request, Action.TIME_OUT_EXTENSION, AUTO, now, **_NO_EXTENSION)
+    return _apply(request, Action.TIME_OUT, AUTO, now, decided_at=now)
 
 
-def approve(request: AccessRequest, approver: str, required: int, now: datetime) -> tuple[AccessRequest, AuditEvent]:
+def escalate(request: AccessRequest, now: datetime) -> Moved:
+    """Nobody decided in time: the request is announced to the escalation approvers as well, still pending."""
+    return _apply(request, Action.ESCALATE, AUTO, now, escalated=True)
+
+
+def approve(request: AccessRequest, approver: str, required: int, now: datetime) -> Moved:
     """Count one approval; the request (or its pending extension) is approved once `required` distinct agreed."""
     if request.status is Status.ACTIVE:
         return _approve_extension(request, approver, required, now)
     approvals = (*request.approvals, approver)
     if len(approvals) < required:
-        return apply(request, Action.ENDORSE, approver, now, approvals=approvals)
-    return apply(request, Action.APPROVE, approver, now, approvals=approvals, decided_by=approver, decided_at=now)
+        return _apply(request, Action.ENDORSE, approver, now, approvals=approvals)
+    return _apply(request, Action.APPROVE, approver, now, approvals=approvals, decided_by=approver, decided_at=now)
 
 
-def deny(request: AccessRequest, approver: str, now: datetime, note: str | None) -> tuple[AccessRequest, AuditEvent]:
+def approve_by_policy(request: AccessRequest, now: datetime) -> Moved:
+    """Approved by jitbot on its own: within the resource's auto-approval bound, or once its delay has passed."""
+    return _apply(request, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now)
+
+
+def break_glass(request: AccessRequest, user: str, now: datetime) -> Moved:
+    """Approved by the person who asked, without anyone else: a break-glass review follows (jitbot.review)."""
+    return _apply(request, Action.BREAK_GLASS, user, now, decided_by=user, decided_at=now)
+
+
+def deny(request: AccessRequest, approver: str, now: datetime, note: str | None) -> Moved:
     """Deny the request, or the extension it waits for (the grant itself then runs on as before)."""
     if request.status is Status.ACTIVE:
         if request.extend_by is None:
             raise InvalidTransition(f"Request {request.id} is already active; there is no extension to deny.")
-        return apply(request, Action.DENY_EXTENSION, approver, now, note=note, **_NO_EXTENSION)
-    return apply(request, Action.DENY, approver, now, decided_by=approver, decided_at=now, note=note)
+        return _apply(request, Action.DENY_EXTENSION, approver, now, note=note, **_NO_EXTENSION)
+    return _apply(request, Action.DENY, approver, now, decided_by=approver, decided_at=now, note=note)
 
 
-def ask_extension(
-    request: AccessRequest, by: timedelta, reason: str, now: datetime, decide_within: timedelta
-) -> tuple[AccessRequest, AuditEvent]:
+def cancel(request: AccessRequest, user: str, now: datetime) -> Moved:
+    """The requester withdraws a request before anyone decided (policy.check_cancel says who may)."""
+    return _apply(request, Action.CANCEL, user, now, decided_at=now)
+
+
+def ask_extension(request: AccessRequest, by: timedelta, reason: str, now: datetime, decide_within: timedelta) -> Moved:
     """Ask `by` more; approvers have `decide_within` (the resource's pending_timeout) from now to decide."""
     if request.extend_by is not None:
         raise InvalidTransition(f"Request {request.id} already has an extension waiting for approval.")
-    return apply(
-        request,
-        Action.ASK_EXTENSION,
-        request.requester,
-        now,
-        extend_by=by,
-        extend_reason=reason,
-        extend_approvals=(),
-        extend_decide_by=now + decide_within,
-    )
+    asked = {"extend_by": by, "extend_reason": reason, "extend_approvals": (), "extend_decide_by": now + decide_within}
+    return _apply(request, Action.ASK_EXTENSION, request.requester, now, **asked)
 
 
-def extend(request: AccessRequest, actor: str, now: datetime) -> tuple[AccessRequest, AuditEvent]:
+def extend(request: AccessRequest, actor: str, now: datetime) -> Moved:
     """The extension is approved: the grant now ends `extend_by` later."""
     if request.extend_by is None or request.expires_at is None:
         raise InvalidTransition(f"Request {request.id} has no extension waiting.")
-    return apply(
-        request,
-        Action.EXTEND,
-        actor,
-        now,
-        expires_at=request.expires_at + request.extend_by,
-        **_NO_EXTENSION,
-    )
+    expires_at = request.expires_at + request.extend_by
+    return _apply(request, Action.EXTEND, actor, now, expires_at=expires_at, **_NO_EXTENSION)
 
 
-def _approve_extension(
-    request: AccessRequest, approver: str, required: int, now: datetime
-) -> tuple[AccessRequest, AuditEvent]:
+def _approve_extension(request: AccessRequest, approver: str, required: int, now: datetime) -> Moved:
     if request.extend_by is None:
         raise InvalidTransition(f"Request {request.id} is already active; there is nothing to approve.")
     if request.ending_by:
         raise InvalidTransition(f"Request {request.id} is being ended; its extension can no longer be approved.")
     approvals = (*request.extend_approvals, approver)
     if len(approvals) < required:
-        return apply(request, Action.ENDORSE_EXTENSION, approver, now, extend_approvals=approvals)
+        return _apply(request, Action.ENDORSE_EXTENSION, approver, now, extend_approvals=approvals)
     return extend(request, approver, now)
 
 
-def grant(request: AccessRequest, handle: dict[str, str], now: datetime) -> tuple[AccessRequest, AuditEvent]:
+def grant(request: AccessRequest, handle: dict[str, str], now: datetime) -> Moved:
     """The cloud issued access: the grant runs for the requested duration from now."""
     expires_at = now + request.duration
-    return apply(request, Action.GRANT, "jitbot", now, granted_at=now, expires_at=expires_at, grant=handle)
+    return _apply(request, Action.GRANT, AUTO, now, granted_at=now, expires_at=expires_at, grant=handle)
 
 
-def renew(request: AccessRequest, handle: dict[str, str], now: datetime) -> tuple[AccessRequest, AuditEvent]:
+def fail(request: AccessRequest, note: str, now: datetime) -> Moved:
+    """The cloud refused to issue it for good, or it was not issued in time: `note` says which, and why."""
+    return _apply(request, Action.FAIL, AUTO, now, note=note)
+
+
+def renew(request: AccessRequest, handle: dict[str, str], now: datetime) -> Moved:
     """The cloud's access was brought up to the grant's new end. Refused once an end was asked for: access issued
     meanwhile must be cut, not recorded. The handle keeps the latest credentials' end ever issued, so that a
     revocation covers every set."""
@@ -347,7 +312,27 @@ def renew(request: AccessRequest, handle: dict[str, str], now: datetime) -> tupl
         raise InvalidTransition(f"Request {request.id} is being ended; its access is not renewed.")
     latest = max(handle.get("credentials_expire_at", ""), request.grant.get("credentials_expire_at", ""))
     merged = handle | ({"credentials_expire_at": latest} if latest else {})
-    return apply(request, Action.RENEW, "jitbot", now, grant=merged)
+    return _apply(request, Action.RENEW, AUTO, now, grant=merged)
+
+
+def end_now(request: AccessRequest, user: str, now: datetime, note: str | None = None) -> Moved:
+    """End an active grant before its time: it ends now, recorded once the cloud has cut it (confirm_end). jitbot
+    ends one itself (`user` AUTO) when its access could not be delivered, `note` saying so."""
+    why = {} if note is None else {"note": note}
+    return _apply(request, Action.END_NOW, user, now, ending_by=user, expires_at=now, **why)
+
+
+def confirm_end(request: AccessRequest, verified: str, now: datetime) -> Moved:
+    """The cloud showed the access gone (`verified` says how): EXPIRED at its end, REVOKED when someone asked to
+    end it, FAILED when it was never issued or when jitbot ended it itself (its note kept), by whoever ended it."""
+    if request.ending_by == AUTO:  # its access was never delivered
+        action, note = Action.FAIL, request.note
+    elif request.status is not Status.ACTIVE:
+        action, note = Action.FAIL, NOT_ISSUED
+    else:
+        action, note = (Action.REVOKE if request.ending_by else Action.EXPIRE), None
+    actor = request.ending_by or AUTO
+    return _apply(request, action, actor, now, note=note, verified_at=now, verified=verified)
 
 
 def refusal(
@@ -356,14 +341,5 @@ def refusal(
     """The audit record of an attempt that policy refused; the request itself does not change. `code` names
     the reason where it has a name (`not eligible`, `guest`, …)."""
     detail = {"attempted": action, "reason": reason} | ({"refusal": code} if code else {})
-    return AuditEvent("refused", request.id, actor, request.resource, now, request.status, detail, request.provider)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return int(value.total_seconds())
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+    status = request.status
+    return AuditEvent(EventName.REFUSED, request.id, actor, request.resource, now, status, detail, request.provider)

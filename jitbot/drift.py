@@ -21,8 +21,9 @@ from datetime import datetime, timedelta
 from jitbot import logs
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.domain import AUTO, ORPHAN_KEPT, ORPHAN_REMOVED, AuditEvent, Status
+from jitbot.domain import Status
 from jitbot.errors import ProviderError
+from jitbot.events import AUTO, AuditEvent, EventName
 from jitbot.providers.base import Held, Provider
 from jitbot.slack import views
 from jitbot.slack.notify import Notifier, NotifyError
@@ -111,7 +112,7 @@ class DriftScan:
         detail = {"what": held.what, "holders": sorted(held.holders)} | (
             {"error": orphan.error} if orphan.error else {}
         )
-        event = ORPHAN_KEPT if orphan.error else ORPHAN_REMOVED
+        event = EventName.ORPHAN_KEPT if orphan.error else EventName.ORPHAN_REMOVED
         first = min(held.holders, default="-")
         self.store.record(AuditEvent(event, first, AUTO, resource.name, now, "-", detail, resource.provider))
         return orphan

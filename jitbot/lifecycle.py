@@ -14,12 +14,27 @@ from datetime import datetime, timedelta
 from jitbot import logs, metrics
 from jitbot.catalog import Catalog, Resource
 from jitbot.clock import Clock, utcnow
-from jitbot.domain import AUTO, AccessRequest, Action, AuditEvent, Status, apply, deny, grant, renew, time_out
+from jitbot.domain import (
+    AccessRequest,
+    Moved,
+    Status,
+    approve_by_policy,
+    confirm_end,
+    deny,
+    end_now,
+    escalate,
+    fail,
+    grant,
+    renew,
+    time_out,
+)
 from jitbot.eligibility import withdrawn_note
 from jitbot.errors import InvalidTransition, ProviderError
+from jitbot.events import AUTO, AuditEvent, EventName
 from jitbot.people import People
 from jitbot.policy import alerts_after, audits_failure, find_resource, revocation_retry_delay
 from jitbot.providers.base import Ending, Provider, revoke_verified
+from jitbot.review import realert_review
 from jitbot.slack import views
 from jitbot.slack.home import Homes
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
@@ -91,9 +106,7 @@ class Lifecycle:
         cloud that says when (PIM's first 5 minutes) and alerts until the cloud has cut it; then FAILED, with
         `note`. Revoking inline once, as before, left the access live whenever that one attempt failed."""
         now = self.clock()
-        self.store.transition(
-            request.id, lambda r: apply(r, Action.END_NOW, AUTO, now, ending_by=AUTO, expires_at=now, note=note)
-        )
+        self.store.transition(request.id, lambda r: end_now(r, AUTO, now, note))
         self.tasks.revoke_now(request.id)
 
     def _cut_orphan(self, provider: Provider, request: AccessRequest, resource: Resource) -> None:
@@ -109,8 +122,9 @@ class Lifecycle:
                 "note": "granted after the request ended; the drift scan or the cloud's own expiry ends it",
             }
             _log.error("orphaned_grant_not_cut", request_id=request.id, resource=request.resource, error=str(error))
+            failed = EventName.REVOCATION_FAILED
             self.store.record(
-                AuditEvent("revocation failed", request.id, AUTO, request.resource, now, "-", detail, request.provider)
+                AuditEvent(failed, request.id, AUTO, request.resource, now, "-", detail, request.provider)
             )
 
     def end_access(self, request_id: str) -> None:
@@ -166,20 +180,12 @@ class Lifecycle:
                 self._record_end(request, outcome, confirmed)
 
     def _record_end(self, request: AccessRequest, verified: str, confirmed: datetime) -> None:
-        seen = {"verified_at": confirmed, "verified": verified}
-        action, note = (Action.EXPIRE, None) if request.status is Status.ACTIVE else (Action.FAIL, "not issued in time")
-        if request.ending_by == AUTO:  # jitbot ended it itself: the access was never delivered
-            action, note = Action.FAIL, request.note
-        elif request.ending_by:
-            action = Action.REVOKE
         try:
-            self.store.transition(
-                request.id, lambda r: apply(r, action, request.ending_by or AUTO, confirmed, note=note, **seen)
-            )
+            ended, _ = self.store.transition(request.id, lambda r: confirm_end(r, verified, confirmed))
         except InvalidTransition:
             return  # another job ended it first
         self.store.close_revocation_failures(request.id)
-        if action is Action.EXPIRE and request.expires_at:  # cut and recorded: how long after its end
+        if ended.status is Status.EXPIRED and request.expires_at:  # cut and recorded: how long after its end
             metrics.observe_revocation_lag(self.store.redis, (self.clock() - request.expires_at).total_seconds())
         self.tasks.sync_slack(request.id, urgent=True)  # the scrub and the notice go before any approval message
 
@@ -195,7 +201,7 @@ class Lifecycle:
             deferred = {"error": str(error), "until": error.not_before.isoformat()}
             self.store.record(
                 AuditEvent(
-                    "revocation deferred",
+                    EventName.REVOCATION_DEFERRED,
                     request.id,
                     AUTO,
                     request.resource,
@@ -218,7 +224,7 @@ class Lifecycle:
             detail = {"attempt": failures, "error": str(error), "retry_in_s": retry_in_s}
             self.store.record(
                 AuditEvent(
-                    "revocation failed",
+                    EventName.REVOCATION_FAILED,
                     request.id,
                     AUTO,
                     request.resource,
@@ -253,8 +259,9 @@ class Lifecycle:
             if error.retryable and not is_last_attempt():
                 raise
             detail = {"error": str(error)}
+            failed = EventName.RENEWAL_FAILED
             self.store.record(
-                AuditEvent("renewal failed", request.id, AUTO, request.resource, self.clock(), request.status, detail)
+                AuditEvent(failed, request.id, AUTO, request.resource, self.clock(), request.status, detail)
             )
             self.notifier.tell(request.requester, views.renewal_failed(request, str(error)))
             return
@@ -337,9 +344,7 @@ class Lifecycle:
         for request_id in reviews:
             alerts = self.store.next_review_alert(request_id, now + self.catalog.breakglass_realert)
             request = self.store.get(request_id)
-            self.store.record(
-                AuditEvent("review re-alerted", request_id, AUTO, request.resource, now, "open", {"alerts": alerts})
-            )
+            self.store.record(realert_review(request, alerts, now))
             self.tasks.review_alert(request_id)
         if overdue or timed_out or timers or reviews:
             _log.info(
@@ -350,12 +355,10 @@ class Lifecycle:
     def _on_timer(self, kind: str, request_id: str, now: datetime) -> None:
         """A policy's time has come: approve on its own, escalate, or remind. State changes clear their timer."""
         if kind == "auto":  # past the deadline (a late pass) approval is refused: reconcile's sweep times it out
-            if self._still_eligible(request_id, now) and self._settle(
-                request_id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now)
-            ):
+            if self._still_eligible(request_id, now) and self._settle(request_id, lambda r: approve_by_policy(r, now)):
                 self.tasks.issue(request_id)
         elif kind == "escalate":
-            if self._settle(request_id, lambda r: apply(r, Action.ESCALATE, AUTO, now, escalated=True)):
+            if self._settle(request_id, lambda r: escalate(r, now)):
                 self.tasks.escalate(request_id)
         elif kind == "extension":  # nobody decided on an extension in time: dropped, and the grant runs on
             if self._settle(request_id, lambda r: time_out(r, now)):
@@ -395,7 +398,7 @@ class Lifecycle:
             self._settle(request_id, lambda r: deny(r, AUTO, now, note))
         return refused is None
 
-    def _settle(self, request_id: str, change: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> bool:
+    def _settle(self, request_id: str, change: Callable[[AccessRequest], Moved]) -> bool:
         try:
             self.store.transition(request_id, change)
         except InvalidTransition:  # decided meanwhile; the transition cleared the timer
@@ -423,4 +426,4 @@ class Lifecycle:
 
     def _fail(self, request_id: str, note: str) -> None:
         now = self.clock()
-        self.store.transition(request_id, lambda r: apply(r, Action.FAIL, AUTO, now, note=note))  # issue_access syncs
+        self.store.transition(request_id, lambda r: fail(r, note, now))  # issue_access syncs

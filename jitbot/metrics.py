@@ -24,8 +24,9 @@ import redis
 
 from jitbot import logs
 from jitbot.catalog import Resource
-from jitbot.domain import EVENT_NAMES, ORPHAN_KEPT, ORPHAN_REMOVED, AccessRequest
+from jitbot.domain import AccessRequest, Action
 from jitbot.errors import ProviderError
+from jitbot.events import EventName
 from jitbot.providers.base import Ending, Held, Issued, Outcome, Provider
 
 COUNTERS = "jitbot:metrics:counters"
@@ -34,11 +35,11 @@ LAG_BOUNDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)  # seco
 LAG_BUCKETS = (*(str(bound) for bound in LAG_BOUNDS), "+Inf")  # the `le` labels, also the hash's fields
 OVERDUE_S = 30  # the reconciler sweeps every ~10 s with 5 s grace: later is a fault
 KNOWN_EVENTS = (
-    "requested",
-    "refused",
-    *EVENT_NAMES.values(),
-    ORPHAN_REMOVED,
-    ORPHAN_KEPT,
+    EventName.REQUESTED,
+    EventName.REFUSED,
+    *(action.value for action in Action),
+    EventName.ORPHAN_REMOVED,
+    EventName.ORPHAN_KEPT,
 )  # shown at 0 before they first happen
 COUNTER_FAMILIES = {  # field prefix → (metric name, help, label names)
     "events": ("jitbot_events", "Audit records written, by event (the outcome of each step).", ("event",)),
@@ -62,7 +63,7 @@ COUNTER_FAMILIES = {  # field prefix → (metric name, help, label names)
 _log = logs.get("jitbot.metrics")
 
 
-def count_event(pipe: Any, event: str) -> None:
+def count_event(pipe: Any, event: EventName) -> None:
     """Queue +1 for `event` on the pipeline of an audited write: counted if and only if its record is written."""
     pipe.hincrby(COUNTERS, f"events:{event}", 1)
 

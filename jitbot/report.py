@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from jitbot.audit import AuditRecord
-from jitbot.domain import AUTO
+from jitbot.events import AUTO, EventName
 
 BUCKETS = ("week", "month")
 ALL = "(all)"  # the overall rows; a resource name cannot hold parentheses
@@ -25,18 +25,20 @@ COUNTS = (  # the Figures fields that count events, in report order
     *("requests", "grants", "approvals", "auto_approvals", "denials", "timed_out", "cancelled", "failed"),
     *("early_ends", "extensions", "breakglass", "used"),
 )
-COUNTED = {
-    "requested": "requests",
-    "granted": "grants",
-    "denied": "denials",
-    "timed out": "timed_out",
-    "cancelled": "cancelled",
-    "failed": "failed",
-    "revoked": "early_ends",
-    "extended": "extensions",
-    "breakglass": "breakglass",
+COUNTED: dict[str, str] = {  # event → the Figures field it counts
+    EventName.REQUESTED: "requests",
+    EventName.GRANTED: "grants",
+    EventName.DENIED: "denials",
+    EventName.TIMED_OUT: "timed_out",
+    EventName.CANCELLED: "cancelled",
+    EventName.FAILED: "failed",
+    EventName.REVOKED: "early_ends",
+    EventName.EXTENDED: "extensions",
+    EventName.BREAK_GLASS: "breakglass",
 }
-ENDS = ("expired", "revoked", "failed")  # events that end a grant
+ENDS = (EventName.EXPIRED, EventName.REVOKED, EventName.FAILED)  # events that end a grant
+STILL_PENDING = (EventName.REQUESTED, EventName.ENDORSED)  # after these, a request still waits for a decision
+APPROVING = (EventName.APPROVED, EventName.ENDORSED)  # one approval, the last one needed or not
 
 
 @dataclass(frozen=True)
@@ -155,15 +157,15 @@ def _facts(records: Iterable[AuditRecord], bucket: str) -> Iterator[_Fact]:
     for record in records:
         rid = record.request_id
         was_pending = rid in pending
-        if record.event != "refused":  # a refused click leaves the request as it was
+        if record.event != EventName.REFUSED:  # a refused click leaves the request as it was
             pending.discard(rid)
-        if record.event in ("requested", "endorsed"):
+        if record.event in STILL_PENDING:
             pending.add(rid)
         figure = _figure(record, was_pending)
         if figure:
             when = bucket_start(record.at, bucket)
             yield _Fact(record.resource, when, figure, record.actor, _requested_seconds(record))
-        if record.event == "granted":
+        if record.event == EventName.GRANTED:
             started[rid] = record.at
         elif record.event in ENDS and rid in started:
             begin = started.pop(rid)
@@ -172,11 +174,11 @@ def _facts(records: Iterable[AuditRecord], bucket: str) -> Iterator[_Fact]:
 
 
 def _figure(record: AuditRecord, was_pending: bool) -> str | None:
-    if record.event in ("approved", "endorsed"):
+    if record.event in APPROVING:
         if record.actor != AUTO:
             return "approvals"
-        return "auto_approvals" if record.event == "approved" else None
-    if record.event == "expired":
+        return "auto_approvals" if record.event == EventName.APPROVED else None
+    if record.event == EventName.EXPIRED:
         # A pending request that nobody decided: today's trail says "timed out"; earlier ones said "expired",
         # with the `decided_at` a time-out sets (a grant's end sets only a note).
         return "timed_out" if was_pending or "decided_at" in record.detail else None
@@ -184,7 +186,7 @@ def _figure(record: AuditRecord, was_pending: bool) -> str | None:
 
 
 def _requested_seconds(record: AuditRecord) -> float | None:
-    value = record.detail.get("duration_s") if record.event == "requested" else None
+    value = record.detail.get("duration_s") if record.event == EventName.REQUESTED else None
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 

@@ -33,16 +33,16 @@ from jitbot.commands import (
     parse_page,
 )
 from jitbot.domain import (
-    AUTO,
     AccessRequest,
-    Action,
-    AuditEvent,
     Status,
-    apply,
     approve,
+    approve_by_policy,
     ask_extension,
+    break_glass,
+    cancel,
     check_in_time,
     deny,
+    end_now,
     extend,
     new_request_id,
     open_request,
@@ -61,6 +61,7 @@ from jitbot.errors import (
     UsageError,
     echo,
 )
+from jitbot.events import AUTO, AuditEvent, EventName
 from jitbot.people import Origin, People
 from jitbot.policy import (
     approver_groups,
@@ -79,6 +80,7 @@ from jitbot.policy import (
     is_approver,
     needs_email,
 )
+from jitbot.review import close_review, open_review
 from jitbot.slack import ids, views
 from jitbot.slack.home import Homes
 from jitbot.slack.notify import Notifier, NotifyError
@@ -183,7 +185,7 @@ class Service:
         named = _first_arg(text)
         if named != "-" and self.catalog.resource(named) is None:
             named, detail["typed"] = UNKNOWN, echo(named)
-        self.store.record(AuditEvent("refused", "-", user, named, self.clock(), "-", detail))
+        self.store.record(AuditEvent(EventName.REFUSED, "-", user, named, self.clock(), "-", detail))
 
     def _offer_line(self, user: str, origin: Origin | None) -> str:
         """Help's last line: what the person may ask for; help itself never fails for want of Slack."""
@@ -227,9 +229,7 @@ class Service:
             return request, resource
         now = self.clock()
         request = self._create(user, resource, command.duration, command.reason)
-        request, _ = self.store.transition(
-            request.id, lambda r: apply(r, Action.APPROVE, AUTO, now, decided_by=AUTO, decided_at=now)
-        )
+        request, _ = self.store.transition(request.id, lambda r: approve_by_policy(r, now))
         self.tasks.issue(request.id)
         self.tasks.sync_slack(request.id)
         if delivery:
@@ -244,11 +244,8 @@ class Service:
         check_request(resource, command.duration, command.reason)
         request = self._create(user, resource, command.duration, command.reason, breakglass=True)
         now = self.clock()
-        self.store.transition(
-            request.id, lambda r: apply(r, Action.BREAK_GLASS, user, now, decided_by=user, decided_at=now)
-        )
-        opened = AuditEvent("review opened", request.id, AUTO, resource.name, now, "open", {}, resource.provider)
-        self.store.open_review(opened, now + self.catalog.breakglass_realert)
+        self.store.transition(request.id, lambda r: break_glass(r, user, now))
+        self.store.open_review(open_review(request, now), now + self.catalog.breakglass_realert)
         self.tasks.issue(request.id)
         self.tasks.review_alert(request.id)
         self.tasks.sync_slack(request.id)
@@ -270,7 +267,7 @@ class Service:
         """Store a new request; `announce`d, with the job that posts it to the approvers and the reply to the
         command's `delivery`, in the same write."""
         now = self.clock()
-        deadline = now + resource.pending_timeout  # kept on the request too: decisions check it (domain.apply)
+        deadline = now + resource.pending_timeout  # kept on the request too: decisions check it (domain.check_in_time)
         timed = not breakglass and not resource.auto_approves(duration)
         identity = self.identity_of(user, resource)  # a person the cloud cannot name is told now, not after approval
         while True:
@@ -341,7 +338,7 @@ class Service:
 
         def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
             check_end(self.catalog, resource, current, user, groups)
-            return apply(current, Action.END_NOW, user, now, ending_by=user, expires_at=now)
+            return end_now(current, user, now)
 
         self._guarded(request, user, "end", change)
         self.tasks.revoke_now(request.id)
@@ -353,7 +350,7 @@ class Service:
 
         def change(current: AccessRequest) -> tuple[AccessRequest, AuditEvent]:
             check_cancel(current, user)
-            return apply(current, Action.CANCEL, user, now, decided_at=now)
+            return cancel(current, user, now)
 
         self._guarded(request, user, "cancel", change)
         self.tasks.sync_slack(request.id)
@@ -553,16 +550,13 @@ class Service:
         request = self._load_clicked(request_id, reviewer, "review")
         resource = find_resource(self.catalog, request.resource)
         now = self.clock()
-        outcome = "acknowledged" if acknowledge else "flagged"
         try:
             if reviewer == request.requester:
                 raise PolicyError("Someone other than you must review your own break-glass access.")
             if not is_approver(self.catalog, resource, reviewer, self._groups_of(resource, reviewer, request)):
                 raise PolicyError(f"Only the approvers of `{resource.name}` or an admin can review break-glass use.")
-            event = AuditEvent(
-                f"review {outcome}", request.id, reviewer, resource.name, now, outcome, {}, request.provider
-            )
-            if not request.breakglass or not self.store.close_review(request.id, event, outcome):
+            event = close_review(request, reviewer, acknowledge, now)
+            if not request.breakglass or not self.store.close_review(event):
                 raise InvalidTransition(f"The review of `{request.id}` is already closed.")
         except (PolicyError, InvalidTransition) as error:
             self._refuse(request, reviewer, "review", error)
@@ -596,7 +590,7 @@ class Service:
             return self._load(request_id)
         except NotFound as error:
             detail = {"attempted": attempted, "reason": str(error), "value": echo(request_id)}
-            self.store.record(AuditEvent("refused", "-", clicker, "-", self.clock(), "-", detail))
+            self.store.record(AuditEvent(EventName.REFUSED, "-", clicker, "-", self.clock(), "-", detail))
             error.audited = True
             raise
 

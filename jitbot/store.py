@@ -21,9 +21,11 @@ from typing import Any
 import redis
 
 from jitbot import audit, logs, metrics
-from jitbot.domain import AccessRequest, AuditEvent, Status
+from jitbot.domain import AccessRequest, Status
 from jitbot.errors import ConfigError, NotFound
+from jitbot.events import AuditEvent
 from jitbot.redis_url import Replicas
+from jitbot.review import ReviewStatus
 
 EXPIRY = "jitbot:expiry"  # ACTIVE grants by expiry; APPROVED ones by the latest their grant could end: the schedule
 PENDING = "jitbot:pending"  # PENDING requests by the time they time out
@@ -371,7 +373,7 @@ class Store:
         """A break-glass grant's mandatory review: open until someone other than the user acknowledges it."""
 
         def writes(pipe: Any) -> None:
-            pipe.hset(review_key(event.request_id), mapping={"status": "open", "alerts": "0"})
+            pipe.hset(review_key(event.request_id), mapping={"status": ReviewStatus.OPEN, "alerts": "0"})
             pipe.zadd(REVIEWS, {event.request_id: due.timestamp()})
 
         self._commit(event, (), writes)
@@ -379,16 +381,16 @@ class Store:
     def review(self, request_id: str) -> dict[str, str]:
         return {_text(k): _text(v) for k, v in self.redis.hgetall(review_key(request_id)).items()}
 
-    def close_review(self, request_id: str, event: AuditEvent, outcome: str) -> bool:
-        """Acknowledge or flag an open review; False (nothing written) if it was already closed."""
+    def close_review(self, event: AuditEvent) -> bool:
+        """Acknowledge or flag an open review (review.close_review's event); False (nothing written) if it was
+        closed already: only an open review moves."""
+        key = review_key(event.request_id)
 
         def writes(pipe: Any) -> None:
-            pipe.hset(
-                review_key(request_id), mapping={"status": outcome, "by": event.actor, "at": event.at.isoformat()}
-            )
-            pipe.zrem(REVIEWS, request_id)
+            pipe.hset(key, mapping={"status": event.status, "by": event.actor, "at": event.at.isoformat()})
+            pipe.zrem(REVIEWS, event.request_id)
 
-        return self._commit(event, [(("HGET", review_key(request_id), "status"), "open")], writes)
+        return self._commit(event, [(("HGET", key, "status"), ReviewStatus.OPEN)], writes)
 
     def next_review_alert(self, request_id: str, due: datetime) -> int:
         """Count one more alert of an open review and schedule the next; returns how many were sent."""

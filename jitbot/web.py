@@ -25,7 +25,7 @@ from slack_sdk.signature import SignatureVerifier
 from jitbot import logs, runtime
 from jitbot.clock import utcnow
 from jitbot.config import Config
-from jitbot.domain import AuditEvent
+from jitbot.events import AuditEvent, EventName
 from jitbot.health import OK, Readiness, SlackToken, start_watching
 from jitbot.metrics_collector import RedisCollector
 from jitbot.slack.listeners import register
@@ -115,7 +115,7 @@ class WebApp:
             count = self.runtime.store.note_unverified(reason, UNVERIFIED_WINDOW)
             if count:
                 detail = {"attempted": "http", "reason": UNVERIFIED[reason], "count": count}
-                self.runtime.store.record(AuditEvent("refused", "-", "unverified", "-", utcnow(), "-", detail))
+                self.runtime.store.record(AuditEvent(EventName.REFUSED, "-", "unverified", "-", utcnow(), "-", detail))
                 _log.warning("refused_unverified", reason=reason, count=count)
         except redis.RedisError:  # the refusal stands; the log keeps its trace
             _log.warning("refused_unrecorded", reason=reason)

@@ -12,7 +12,8 @@ from datetime import timedelta
 from jitbot import logs
 from jitbot.catalog import Catalog
 from jitbot.clock import Clock
-from jitbot.domain import ANNOUNCEMENT_BLOCKED, AUTO, AccessRequest, AuditEvent
+from jitbot.domain import AccessRequest
+from jitbot.events import AUTO, AuditEvent, EventName
 from jitbot.slack import views
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
 from jitbot.store import Store
@@ -35,7 +36,7 @@ class SlackRepair:
         detail = {"channel": error.channel, "error": error.slack_error, "fix": error.fix}
         now = self.clock()
         self.store.record(
-            AuditEvent(ANNOUNCEMENT_BLOCKED, request.id, AUTO, request.resource, now, request.status, detail)
+            AuditEvent(EventName.ANNOUNCEMENT_BLOCKED, request.id, AUTO, request.resource, now, request.status, detail)
         )
         self._say(request.requester, views.announcement_blocked(request, error.channel, error.fix))
         self.alert(error, f"Request `{request.id}` (and any after it) waits to be announced there.")

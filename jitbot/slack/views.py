@@ -14,7 +14,9 @@ from jitbot.commands import ShowList, page_value
 from jitbot.domain import REFRESH_BEFORE, AccessRequest, Status
 from jitbot.durations import format_duration
 from jitbot.eligibility import principal
+from jitbot.events import AUTO
 from jitbot.policy import approver_list, escalation_list
+from jitbot.review import ReviewStatus
 from jitbot.slack import ids
 
 Block = dict[str, Any]
@@ -150,13 +152,13 @@ def status_line(request: AccessRequest, resource: Resource) -> str:
 def decider(request: AccessRequest) -> str:
     if request.breakglass:
         return "break-glass (no approval)"
-    if request.decided_by not in (None, "jitbot"):
+    if request.decided_by not in (None, AUTO):
         return f"<@{request.decided_by}>"
     return "policy" if request.status is Status.DENIED else "policy (auto-approve)"
 
 
 def _who(user: str | None) -> str:
-    return f"<@{user}>" if user and user != "jitbot" else "jitbot"
+    return f"<@{user}>" if user and user != AUTO else AUTO
 
 
 def request_received(request: AccessRequest, resource: Resource) -> str:
@@ -210,7 +212,7 @@ def scrubbed_dm(request: AccessRequest) -> tuple[str, list[Block]]:
 
 def outcome_dm(request: AccessRequest) -> str:
     """The requester's DM for every outcome except the grant itself (which carries the access)."""
-    by = f" by <@{request.decided_by}>" if request.decided_by not in (None, "jitbot") else ""
+    by = f" by <@{request.decided_by}>" if request.decided_by not in (None, AUTO) else ""
     why = f" Reason: {escape(request.note)}" if request.note else ""
     failure = escape(request.note or "unknown", SHOWN_FAILURE)
     texts = {
@@ -513,8 +515,8 @@ def breakglass_alert(request: AccessRequest, review: Mapping[str, str]) -> tuple
         f" `{request.resource}` for {format_duration(request.duration)} without approval."
     )
     blocks: list[Block] = [_section(text), _section(f"*Reason:* {escape(request.reason)}")]
-    status = review.get("status", "open")
-    if status == "open":
+    status = review.get("status", ReviewStatus.OPEN)
+    if status == ReviewStatus.OPEN:
         alerts = int(review.get("alerts", "0"))
         note = f" Reminder {alerts}." if alerts else ""
         blocks.append(_context(f"Needs an after-the-fact review by someone other than <@{request.requester}>.{note}"))
@@ -529,7 +531,7 @@ def breakglass_alert(request: AccessRequest, review: Mapping[str, str]) -> tuple
             }
         )
     else:
-        icon = ":white_check_mark:" if status == "acknowledged" else ":triangular_flag_on_post:"
+        icon = ":white_check_mark:" if status == ReviewStatus.ACKNOWLEDGED else ":triangular_flag_on_post:"
         blocks.append(
             _context(f"{icon} Review: {status} by <@{review.get('by', '?')}> ({review.get('at', '')[:16]} UTC)")
         )

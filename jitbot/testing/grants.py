@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from jitbot.domain import AccessRequest, Action, AuditEvent, apply, grant, new_request_id, open_request
+from jitbot.domain import AccessRequest, Moved, approve_by_policy, end_now, grant, new_request_id, open_request
 from jitbot.store import Store
 
 DURATION = timedelta(hours=1)
@@ -35,7 +35,7 @@ def load_grants(
         credentials_end = end + outlive if ended_early else end
         handle = {"session_name": f"jit-{request.id}-U0", "credentials_expire_at": credentials_end.isoformat()}
         started = now if ended_early else end - DURATION  # an early end is not due before it is asked
-        store.transition(request.id, lambda r: apply(r, Action.APPROVE, "jitbot", now, decided_by="jitbot"))
+        store.transition(request.id, lambda r: approve_by_policy(r, now))
         store.transition(request.id, partial(_granted, handle=handle, started=started))
         if ended_early:
             store.transition(request.id, partial(_ended_early, at=end))
@@ -56,9 +56,9 @@ def _asked(store: Store, requester: str, resource: str, now: datetime) -> Access
             return request
 
 
-def _granted(request: AccessRequest, handle: dict[str, str], started: datetime) -> tuple[AccessRequest, AuditEvent]:
+def _granted(request: AccessRequest, handle: dict[str, str], started: datetime) -> Moved:
     return grant(request, handle, started)
 
 
-def _ended_early(request: AccessRequest, at: datetime) -> tuple[AccessRequest, AuditEvent]:
-    return apply(request, Action.END_NOW, "U0BOB", at, ending_by="U0BOB", expires_at=at)
+def _ended_early(request: AccessRequest, at: datetime) -> Moved:
+    return end_now(request, "U0BOB", at)

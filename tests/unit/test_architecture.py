@@ -9,7 +9,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "jitbot"
 PURE = [
     "errors",
+    "events",
     "domain",
+    "review",
     "durations",
     "commands",
     "policy",

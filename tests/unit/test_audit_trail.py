@@ -14,7 +14,8 @@ from jitbot import audit
 from jitbot.audit_trail import export_trail, verify_trail
 from jitbot.catalog import parse_catalog
 from jitbot.csv_cells import FORMULA_STARTS
-from jitbot.domain import AuditEvent, approve, grant, open_request
+from jitbot.domain import approve, grant, open_request
+from jitbot.events import AuditEvent
 from jitbot.service import Service
 from jitbot.store import Store
 

@@ -1,16 +1,24 @@
 """The request lifecycle as one transition table."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from jitbot.domain import (
     TRANSITIONS,
+    AccessRequest,
     Action,
     Status,
-    apply,
+    _apply,
     approve,
+    approve_by_policy,
     ask_extension,
+    break_glass,
+    cancel,
+    confirm_end,
+    end_now,
+    fail,
     grant,
     new_request_id,
     open_request,
@@ -18,6 +26,7 @@ from jitbot.domain import (
     time_out,
 )
 from jitbot.errors import InvalidTransition, TimedOut
+from jitbot.events import EventName
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -61,12 +70,12 @@ def test_apply_when_final_status_then_every_action_refused(status: Status, actio
     from dataclasses import replace
 
     with pytest.raises(InvalidTransition, match="no longer"):
-        apply(replace(pending(), status=status), action, "U0BOB", NOW)
+        _apply(replace(pending(), status=status), action, "U0BOB", NOW)
 
 
 def test_apply_when_pending_then_cannot_be_granted_directly() -> None:
     with pytest.raises(InvalidTransition):
-        apply(pending(), Action.GRANT, "jitbot", NOW)
+        _apply(pending(), Action.GRANT, "jitbot", NOW)
 
 
 def test_transition_table_when_read_then_final_states_are_exactly_the_outcomes() -> None:
@@ -100,9 +109,9 @@ def test_apply_when_decision_after_the_deadline_then_timed_out_and_at_the_deadli
     from dataclasses import replace
 
     request = replace(pending(), decide_by=NOW + timedelta(hours=1))
-    assert apply(request, action, "U0BOB", NOW + timedelta(hours=1))[0].version == 1
+    assert _apply(request, action, "U0BOB", NOW + timedelta(hours=1))[0].version == 1
     with pytest.raises(TimedOut, match="Request r-abc234 timed out at 2026-11-23 13:00:00 UTC, before anyone decided"):
-        apply(request, action, "U0BOB", NOW + timedelta(hours=1, seconds=1))
+        _apply(request, action, "U0BOB", NOW + timedelta(hours=1, seconds=1))
 
 
 @pytest.mark.parametrize("action", [Action.EXTEND, Action.ENDORSE_EXTENSION, Action.DENY_EXTENSION])
@@ -112,7 +121,7 @@ def test_apply_when_extension_decided_after_its_deadline_then_timed_out_and_time
     late = NOW + timedelta(hours=1, minutes=10, seconds=1)
     assert asked.extend_decide_by == NOW + timedelta(hours=1, minutes=10)
     with pytest.raises(TimedOut, match="The extension of r-abc234 timed out at 2026-11-23 13:10:00 UTC"):
-        apply(asked, action, "U0BOB", late)
+        _apply(asked, action, "U0BOB", late)
     dropped, event = time_out(asked, late)
     assert (dropped.status, dropped.expires_at, event.event, event.actor) == (
         Status.ACTIVE,
@@ -121,3 +130,62 @@ def test_apply_when_extension_decided_after_its_deadline_then_timed_out_and_time
         "jitbot",
     )
     assert (dropped.extend_by, dropped.extend_decide_by, dropped.deadline) == (None, None, None)
+
+
+def active(ending_by: str | None = None) -> AccessRequest:
+    granted, _ = grant(approve(pending(), "U0BOB", 1, NOW)[0], {}, NOW)
+    return end_now(granted, ending_by, NOW)[0] if ending_by else granted
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "actor", "note"),
+    [
+        (active(), Status.EXPIRED, "jitbot", None),
+        (active("U0ALICE"), Status.REVOKED, "U0ALICE", None),
+        (replace(active(), ending_by="jitbot", note="not delivered"), Status.FAILED, "jitbot", "not delivered"),
+        (approve(pending(), "U0BOB", 1, NOW)[0], Status.FAILED, "jitbot", "not issued in time"),
+    ],
+)
+def test_confirm_end_then_expired_revoked_or_failed_by_whoever_ended_it(
+    request_: AccessRequest, status: Status, actor: str, note: str | None
+) -> None:
+    ended, event = confirm_end(request_, "gone", NOW)
+    assert (ended.status, ended.note, ended.verified, event.actor) == (status, note, "gone", actor)
+    assert event.detail == {"note": note, "verified_at": NOW.isoformat(), "verified": "gone"}
+
+
+def test_end_now_then_ends_at_once_and_the_note_only_when_jitbot_says_why() -> None:
+    asked, event = end_now(active(), "U0ALICE", NOW)
+    assert (asked.status, asked.ending_by, asked.expires_at, event.event) == (
+        Status.ACTIVE,
+        "U0ALICE",
+        NOW,
+        "end requested",
+    )
+    assert event.detail == {"ending_by": "U0ALICE", "expires_at": NOW.isoformat()}
+    assert end_now(active(), "jitbot", NOW, "not delivered")[1].detail["note"] == "not delivered"
+
+
+def test_named_moves_when_policy_or_person_acts_then_fields_set_by_the_move() -> None:
+    by_policy, event = approve_by_policy(pending(), NOW)
+    assert (by_policy.decided_by, by_policy.decided_at, event.actor, event.event) == (
+        "jitbot",
+        NOW,
+        "jitbot",
+        "approved",
+    )
+    glass, event = break_glass(pending(), "U0ALICE", NOW)
+    assert (glass.status, glass.decided_by, event.event) == (Status.APPROVED, "U0ALICE", "break-glass")
+    withdrawn, event = cancel(pending(), "U0ALICE", NOW)
+    assert (withdrawn.status, withdrawn.decided_at, event.detail) == (
+        Status.CANCELLED,
+        NOW,
+        {"decided_at": NOW.isoformat()},
+    )
+    failed, event = fail(approve(pending(), "U0BOB", 1, NOW)[0], "boom", NOW)
+    assert (failed.status, failed.note, event.actor, event.event) == (Status.FAILED, "boom", "jitbot", "failed")
+
+
+def test_actions_when_read_then_each_names_its_own_event() -> None:
+    assert all(isinstance(action.value, EventName) for action in Action)
+    assert len({action.value for action in Action}) == len(Action)

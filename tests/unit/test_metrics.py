@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jitbot import metrics
 from jitbot.catalog import parse_catalog
-from jitbot.domain import AccessRequest, Action, Status, apply, approve, grant, open_request
+from jitbot.domain import AccessRequest, Status, approve, confirm_end, grant, open_request
 from jitbot.errors import ProviderError
 from jitbot.lifecycle import Lifecycle
 from jitbot.metrics_collector import RedisCollector
@@ -67,7 +67,7 @@ def active(store: Store, request_id: str) -> AccessRequest:
 
 
 def expire(store: Store, request_id: str) -> None:
-    store.transition(request_id, lambda r: apply(r, Action.EXPIRE, "jitbot", NOW + HOUR))
+    store.transition(request_id, lambda r: confirm_end(r, "gone", NOW + HOUR))
 
 
 # --- counters and gauges across processes -----------------------------------------------------------
@@ -90,7 +90,7 @@ def test_count_event_when_transition_refused_then_nothing_counted(server: fakere
     store = process(server)
     requested(store, "r-aaaaaa")
     with pytest.raises(Exception, match="can no longer be"):
-        store.transition("r-aaaaaa", lambda r: apply(r, Action.EXPIRE, "jitbot", NOW))
+        store.transition("r-aaaaaa", lambda r: confirm_end(r, "gone", NOW))
     assert scrape(server)['jitbot_events_total{event="expired"}'] == 0
 
 

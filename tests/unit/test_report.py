@@ -30,7 +30,18 @@ import pytest
 from jitbot import audit
 from jitbot.audit import AuditRecord
 from jitbot.catalog import parse_catalog
-from jitbot.domain import AccessRequest, Action, AuditEvent, apply, approve, grant, open_request
+from jitbot.domain import (
+    AccessRequest,
+    approve,
+    approve_by_policy,
+    confirm_end,
+    deny,
+    end_now,
+    grant,
+    open_request,
+    time_out,
+)
+from jitbot.events import AuditEvent, EventName
 from jitbot.report import ALL, CHART, Report, ResourceReport, build_report, p90, trend_verdict
 from jitbot.report_command import read_records, run_report
 from jitbot.report_render import render_chart, to_csv, to_markdown
@@ -71,26 +82,24 @@ class History:
             )
         if not approvers:
             auto = at + timedelta(minutes=5)
-            self.move(
-                request_id, lambda r: apply(r, Action.APPROVE, "jitbot", auto, decided_by="jitbot", decided_at=auto)
-            )
+            self.move(request_id, lambda r: approve_by_policy(r, auto))
         self.move(request_id, lambda r: grant(r, {}, at + timedelta(minutes=6)))
         return request_id, at + timedelta(minutes=6)
 
     def used(self, at: datetime, user: str, resource: str, hours: float, *approvers: str) -> None:
         """Granted and expired on time."""
         request_id, start = self.granted(at, user, resource, hours, *approvers)
-        self.move(request_id, lambda r: apply(r, Action.EXPIRE, "jitbot", start + timedelta(hours=hours), note=None))
+        self.move(request_id, lambda r: confirm_end(r, "gone", start + timedelta(hours=hours)))
 
     def denied(self, at: datetime, user: str, resource: str, hours: float, approver: str) -> None:
         request_id = self.ask(at, user, resource, hours)
         when = at + timedelta(minutes=10)
-        self.move(request_id, lambda r: apply(r, Action.DENY, approver, when, decided_by=approver, decided_at=when))
+        self.move(request_id, lambda r: deny(r, approver, when, None))
 
     def timed_out(self, at: datetime, user: str, resource: str, hours: float) -> None:
         request_id = self.ask(at, user, resource, hours)
         when = at + timedelta(hours=1)
-        self.move(request_id, lambda r: apply(r, Action.TIME_OUT, "jitbot", when, decided_at=when))
+        self.move(request_id, lambda r: time_out(r, when))
 
 
 def wednesday(week: int, hour: int = 9) -> datetime:
@@ -117,7 +126,7 @@ def write_history(store: Store) -> None:
     h.used(wednesday(7), ALICE, "prod-db", 2, CAROL)
     h.used(wednesday(8), ALICE, "prod-db", 3, BOB)
     h.used(wednesday(9), GRACE, "prod-db", 3, CAROL)
-    store.record(AuditEvent("breakglass", "r-bg0001", GRACE, "prod-db", wednesday(9, 23), "active", {}))
+    store.record(AuditEvent(EventName.BREAK_GLASS, "r-bg0001", GRACE, "prod-db", wednesday(9, 23), "active", {}))
     write_extended(h, wednesday(10))
     h.used(wednesday(11), ALICE, "prod-db", 3, CAROL)
     h.used(wednesday(12, 9), GRACE, "prod-db", 3, BOB)
@@ -132,13 +141,14 @@ def write_extended(h: History, at: datetime) -> None:
     request_id, start = h.granted(at, FRANK, "prod-db", 3, BOB)
     extended = AuditEvent("extended", request_id, FRANK, "prod-db", start + timedelta(hours=2), "active", {})
     h.store.record(extended)
-    h.move(request_id, lambda r: apply(r, Action.EXPIRE, "jitbot", start + timedelta(hours=4), note=None))
+    h.move(request_id, lambda r: confirm_end(r, "gone", start + timedelta(hours=4)))
 
 
 def write_revoked(h: History, at: datetime) -> None:
     """HEIDI's 4h grant, revoked after 30 minutes."""
     request_id, start = h.granted(at, HEIDI, "prod-db", 4, BOB)
-    h.move(request_id, lambda r: apply(r, Action.REVOKE, ADMIN, start + timedelta(minutes=30)))
+    h.move(request_id, lambda r: end_now(r, ADMIN, start + timedelta(minutes=30)))
+    h.move(request_id, lambda r: confirm_end(r, "gone", start + timedelta(minutes=30)))
 
 
 def trail(store: Store) -> list[AuditRecord]:

@@ -9,8 +9,9 @@ import fakeredis
 import pytest
 
 from jitbot import audit
-from jitbot.domain import AccessRequest, Action, AuditEvent, Status, apply, approve, grant, open_request
+from jitbot.domain import AccessRequest, Status, approve, confirm_end, deny, end_now, fail, grant, open_request
 from jitbot.errors import InvalidTransition, NotFound, PolicyError
+from jitbot.events import AuditEvent
 from jitbot.store import EXPIRY, PENDING, Store, decode, encode, request_key
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -171,9 +172,9 @@ def test_store_transition_when_active_then_expiry_at_expires_at(store: Store) ->
 @pytest.mark.parametrize(
     "finish",
     [
-        lambda r: apply(r, Action.EXPIRE, "jitbot", NOW),
-        lambda r: apply(r, Action.REVOKE, "U0ADMIN", NOW),
-        lambda r: apply(r, Action.FAIL, "jitbot", NOW, note="boom"),
+        lambda r: confirm_end(r, "gone", NOW),
+        lambda r: confirm_end(end_now(r, "U0ADMIN", NOW)[0], "gone", NOW),
+        lambda r: fail(r, "boom", NOW),
     ],
 )
 def test_store_transition_when_final_then_removed_from_both_indexes(store: Store, finish) -> None:
@@ -187,7 +188,7 @@ def test_store_transition_when_final_then_removed_from_both_indexes(store: Store
 
 def test_store_transition_when_denied_from_pending_then_out_of_pending(store: Store) -> None:
     request = created(store)
-    store.transition(request.id, lambda r: apply(r, Action.DENY, "U0BOB", NOW, decided_by="U0BOB", decided_at=NOW))
+    store.transition(request.id, lambda r: deny(r, "U0BOB", NOW, None))
     assert score(store, PENDING, request.id) is None and score(store, EXPIRY, request.id) is None
 
 
@@ -195,7 +196,7 @@ def test_store_transition_then_one_audit_entry_per_event_with_only_audit_fields(
     request = created(store)
     store.transition(request.id, lambda r: approve(r, "U0BOB", 1, NOW))
     store.transition(request.id, lambda r: grant(r, {"session_name": "secret-ish-handle"}, NOW))
-    store.transition(request.id, lambda r: apply(r, Action.EXPIRE, "jitbot", NOW))
+    store.transition(request.id, lambda r: confirm_end(r, "gone", NOW))
     log = entries(store)
     assert [e[b"event"] for e in log] == [b"requested", b"approved", b"granted", b"expired"]
     assert all(set(e) == AUDIT_FIELDS for e in log)
