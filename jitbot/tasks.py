@@ -1,4 +1,5 @@
-"""Background jobs on RQ — the only rq import in jitbot/. Jobs are named by dotted path and take ids only."""
+"""Background jobs on RQ — the only rq import in jitbot/. Jobs are named by JobName (jitbot.jobs), queued under the
+dotted path RQ imports to run them, and take ids only."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rq import Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from jitbot.jobs.names import JobName
 from jitbot.redis_url import Replicas
 
 QUEUE = "jitbot"
@@ -44,58 +46,58 @@ class Tasks:
         self.replicas = replicas or Replicas(connection, 0)  # the jobs that issue and end access reach a replica
 
     def issue(self, request_id: str) -> None:
-        self._once("workers.jobs.issue", request_id, f"issue-{request_id}", ISSUE_RETRY, timeout=ISSUE_TIMEOUT_S)
+        self._once(JobName.ISSUE, request_id, f"issue-{request_id}", ISSUE_RETRY, timeout=ISSUE_TIMEOUT_S)
 
     def revoke_now(self, request_id: str) -> None:
         """End now (and the reconciler's second net): unless a revocation of it is already queued or running."""
-        self._once("workers.jobs.revoke", request_id, f"revoke-now-{request_id}", REVOKE_RETRY)
+        self._once(JobName.REVOKE, request_id, f"revoke-now-{request_id}", REVOKE_RETRY)
 
     def sync_slack(self, request_id: str, pipeline: Pipeline | None = None, *, urgent: bool = False) -> None:
         """Bring the approval message and the requester's DMs up to the request's current state. Given a
         pipeline (a transaction), the job is queued with whatever else it holds, or not at all. `urgent`: the access
         has ended, and its secrets are to be scrubbed and its end told."""
         queue = self.urgent if urgent else self.queue
-        queue.enqueue_call("workers.jobs.sync_slack", (request_id,), retry=SYNC_RETRY, pipeline=pipeline)
+        queue.enqueue_call(JobName.SYNC_SLACK.path, (request_id,), retry=SYNC_RETRY, pipeline=pipeline)
 
     def renew(self, request_id: str) -> None:
         """An extension was approved: the cloud's access is brought up to the new expiry."""
-        self._once("workers.jobs.renew", request_id, f"renew-{request_id}", ISSUE_RETRY)
+        self._once(JobName.RENEW, request_id, f"renew-{request_id}", ISSUE_RETRY)
 
     def escalate(self, request_id: str) -> None:
-        self.queue.enqueue("workers.jobs.escalate", request_id, retry=SYNC_RETRY)
+        self.queue.enqueue(JobName.ESCALATE.path, request_id, retry=SYNC_RETRY)
 
     def remind(self, request_id: str) -> None:
-        self.queue.enqueue("workers.jobs.remind", request_id, retry=SYNC_RETRY)
+        self.queue.enqueue(JobName.REMIND.path, request_id, retry=SYNC_RETRY)
 
     def review_alert(self, request_id: str) -> None:
         """Post (or bring up to date) the break-glass alert and its review buttons."""
-        self.queue.enqueue("workers.jobs.review_alert", request_id, retry=SYNC_RETRY)
+        self.queue.enqueue(JobName.REVIEW_ALERT.path, request_id, retry=SYNC_RETRY)
 
     def publish_home(self, user: str) -> None:
-        self.queue.enqueue("workers.jobs.publish_home", user, retry=SYNC_RETRY)
+        self.queue.enqueue(JobName.PUBLISH_HOME.path, user, retry=SYNC_RETRY)
 
     def alert_revocation(self, request_id: str) -> None:
-        self.urgent.enqueue("workers.jobs.alert_revocation", request_id, retry=SYNC_RETRY)
+        self.urgent.enqueue(JobName.ALERT_REVOCATION.path, request_id, retry=SYNC_RETRY)
 
     def tell_deferral(self, request_id: str, why: str) -> None:
         """Tell the requester their access ends later than planned, and why (the cloud's words, never a secret)."""
-        self.urgent.enqueue("workers.jobs.tell_deferral", request_id, why, retry=SYNC_RETRY)
+        self.urgent.enqueue(JobName.TELL_DEFERRAL.path, request_id, why, retry=SYNC_RETRY)
 
     def scan_clouds(self) -> None:
         """The drift scan (jitbot.drift): once per claim, no retry (the next one comes SCAN_EVERY later)."""
-        self.queue.enqueue("workers.jobs.scan_clouds", job_timeout=600)
+        self.queue.enqueue(JobName.SCAN_CLOUDS.path, job_timeout=600)
 
     def post_report(self, user: str, period_s: int) -> None:
-        self.queue.enqueue("workers.jobs.post_report", user, period_s, job_timeout=600)
+        self.queue.enqueue(JobName.POST_REPORT.path, user, period_s, job_timeout=600)
 
-    def _once(self, func: str, request_id: str, job_id: str, retry: Retry, timeout: int | None = None) -> None:
+    def _once(self, name: JobName, request_id: str, job_id: str, retry: Retry, timeout: int | None = None) -> None:
         """An urgent job (issuing, renewing or ending access), unless one of that id is already queued or running."""
         existing = (
             Job.fetch(job_id, connection=self.queue.connection, serializer=SERIALIZER) if self._exists(job_id) else None
         )
         if existing is not None and existing.get_status(refresh=False) in BUSY:
             return
-        self.urgent.enqueue(func, request_id, job_id=job_id, retry=retry, job_timeout=timeout)
+        self.urgent.enqueue(name.path, request_id, job_id=job_id, retry=retry, job_timeout=timeout)
         self.replicas.wait()
 
     def _exists(self, job_id: str) -> bool:

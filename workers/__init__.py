@@ -1,1 +1,1 @@
-"""RQ entry points for jitbot: job functions by dotted path, and the worker process."""
+"""RQ for jitbot: the worker process, and (jobs) the dotted job paths an older jitbot queued."""

@@ -1,56 +1,24 @@
-"""RQ jobs: one-line wrappers around the lifecycle's use cases. They take a request id (and what else the use case
-needs: never a secret) and return nothing."""
+"""Kept for jobs queued by an older jitbot: up to 0.1.0, jobs were queued as `workers.jobs.<name>`, and RQ keeps
+that path in Redis across a deploy (a queued job, a scheduled retry, a failed job requeued by hand). Each name
+runs its job through the registry (jitbot.jobs), as `jitbot.jobs.entry.<name>` now does.
+
+Delete this module in the release after the one that introduced jitbot.jobs, once no queue, scheduled retry or
+failed-job registry of a deployment still holds a `workers.jobs.` job."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from jitbot.jobs.entry import for_this_process
+from jitbot.jobs.names import JobName
 
-from jitbot import report_command, runtime
-
-
-def issue(request_id: str) -> None:
-    runtime.current().lifecycle.issue_access(request_id)
-
-
-def revoke(request_id: str) -> None:
-    runtime.current().lifecycle.end_access(request_id)
-
-
-def sync_slack(request_id: str) -> None:
-    runtime.current().lifecycle.sync_slack(request_id)
-
-
-def alert_revocation(request_id: str) -> None:
-    runtime.current().lifecycle.alert_revocation(request_id)
-
-
-def tell_deferral(request_id: str, why: str) -> None:
-    runtime.current().lifecycle.tell_deferral(request_id, why)
-
-
-def post_report(user: str, period_s: int) -> None:
-    report_command.post_report(runtime.current(), user, timedelta(seconds=period_s))
-
-
-def renew(request_id: str) -> None:
-    runtime.current().lifecycle.renew_access(request_id)
-
-
-def escalate(request_id: str) -> None:
-    runtime.current().lifecycle.escalate(request_id)
-
-
-def remind(request_id: str) -> None:
-    runtime.current().lifecycle.remind(request_id)
-
-
-def review_alert(request_id: str) -> None:
-    runtime.current().lifecycle.review_alert(request_id)
-
-
-def scan_clouds() -> None:
-    runtime.current().drift.run()
-
-
-def publish_home(user: str) -> None:
-    runtime.current().lifecycle.homes.opened(user)
+issue = for_this_process(JobName.ISSUE)
+revoke = for_this_process(JobName.REVOKE)
+renew = for_this_process(JobName.RENEW)
+sync_slack = for_this_process(JobName.SYNC_SLACK)
+escalate = for_this_process(JobName.ESCALATE)
+remind = for_this_process(JobName.REMIND)
+review_alert = for_this_process(JobName.REVIEW_ALERT)
+alert_revocation = for_this_process(JobName.ALERT_REVOCATION)
+tell_deferral = for_this_process(JobName.TELL_DEFERRAL)
+publish_home = for_this_process(JobName.PUBLISH_HOME)
+scan_clouds = for_this_process(JobName.SCAN_CLOUDS)
+post_report = for_this_process(JobName.POST_REPORT)

@@ -15,6 +15,7 @@ from jitbot.catalog import Resource, parse_catalog
 from jitbot.domain import AccessRequest, Status
 from jitbot.drift import SCAN_EVERY, DriftScan
 from jitbot.errors import ProviderError
+from jitbot.jobs.names import JobName
 from jitbot.metrics_collector import RedisCollector
 from jitbot.providers.base import Held, Outcome
 from tests.unit.test_lifecycle import NOW, Bot, RecordingProvider, active, audit_log, make_bot, status
@@ -133,7 +134,7 @@ def test_revocation_when_read_back_keeps_showing_access_then_grant_stays_live_re
     failed = [entry for entry in audit_log(bot) if entry["event"] == "revocation failed"]
     assert len(failed) == 3 and "still in the policy" in failed[-1]["detail"]
     assert bot.store.due("jitbot:expiry", bot.clock.now + timedelta(minutes=2)) == [request_id]  # retried
-    assert [job.func_name for job in bot.tasks.urgent.get_jobs()].count("workers.jobs.alert_revocation") == 1
+    assert [job.func_name for job in bot.tasks.urgent.get_jobs()].count(JobName.ALERT_REVOCATION.path) == 1
 
     cloud(bot).stuck.clear()
     bot.lifecycle.end_access(request_id)

@@ -21,8 +21,9 @@ from rq.job import Job
 from jitbot import audit
 from jitbot.catalog import Catalog, Resource, parse_catalog
 from jitbot.commands import RequestAccess
-from jitbot.domain import AccessRequest, Action, Status, apply
+from jitbot.domain import AccessRequest, Status, fail
 from jitbot.errors import InvalidTransition, NotFound, PolicyError, ProviderError
+from jitbot.jobs.names import JobName
 from jitbot.lifecycle import ISSUE_LOCK, Lifecycle
 from jitbot.people import FRESH_S
 from jitbot.providers.base import Issued
@@ -140,8 +141,8 @@ def status(bot: Bot, request_id: str) -> Status:
     return bot.store.get(request_id).status
 
 
-def jobs(bot: Bot, func: str) -> list[Job]:
-    return [job for q in (bot.tasks.urgent, bot.tasks.queue) for job in q.get_jobs() if job.func_name == func]
+def jobs(bot: Bot, name: JobName) -> list[Job]:
+    return [job for q in (bot.tasks.urgent, bot.tasks.queue) for job in q.get_jobs() if job.func_name == name.path]
 
 
 def dms(bot: Bot, user: str = ALICE) -> list[Call]:
@@ -171,8 +172,8 @@ def test_submit_then_pending_indexed_and_slack_sync_enqueued(bot: Bot) -> None:
     request = bot.store.get(request_id)
     assert (request.status, request.requester, request.created_at) == (Status.PENDING, ALICE, NOW)
     assert bot.store.due(PENDING, NOW + timedelta(hours=1)) == [request_id]
-    assert [list(job.args) for job in jobs(bot, "workers.jobs.sync_slack")] == [[request_id]]
-    assert jobs(bot, "workers.jobs.issue") == []
+    assert [list(job.args) for job in jobs(bot, JobName.SYNC_SLACK)] == [[request_id]]
+    assert jobs(bot, JobName.ISSUE) == []
 
 
 def lose_redis_after_the_request_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,7 +211,7 @@ def test_submit_when_redis_lost_after_the_request_is_written_then_its_announceme
         submit(bot)
     monkeypatch.undo()
     [stored] = [key.decode().removeprefix(request_key("")) for key in bot.redis.scan_iter(request_key("*"))]
-    assert [list(job.args) for job in jobs(bot, "workers.jobs.sync_slack")] == [[stored]]
+    assert [list(job.args) for job in jobs(bot, JobName.SYNC_SLACK)] == [[stored]]
 
 
 def test_command_when_redis_lost_after_the_request_is_written_then_acknowledged_and_a_repeat_gets_that_answer(
@@ -347,7 +348,7 @@ def test_decide_when_approved_then_issue_job_ends_before_its_lock_can_lapse(bot:
     """While an issue job may still be asking the cloud, nothing else may end its request: the reconciler would
     fail it, and the access the cloud then grants would be cut only by a single best-effort revoke."""
     request_id = approved(bot)
-    [job] = jobs(bot, "workers.jobs.issue")
+    [job] = jobs(bot, JobName.ISSUE)
     assert job.args == [request_id] and job.timeout is not None
     assert 0 < job.timeout < ISSUE_LOCK.total_seconds()
 
@@ -355,7 +356,7 @@ def test_decide_when_approved_then_issue_job_ends_before_its_lock_can_lapse(bot:
 def test_decide_when_denied_then_denied_no_issue_and_requester_told(bot: Bot) -> None:
     request_id = submit(bot)
     bot.service.decide(request_id, BOB, approving=False)
-    assert status(bot, request_id) is Status.DENIED and jobs(bot, "workers.jobs.issue") == []
+    assert status(bot, request_id) is Status.DENIED and jobs(bot, JobName.ISSUE) == []
     bot.lifecycle.sync_slack(request_id)
     (told,) = dms(bot)
     assert "was denied by <@U0BOB>" in told.params["text"]
@@ -444,7 +445,7 @@ def test_issue_access_when_credentials_dm_fails_then_access_cut_and_failed_with_
     bot.lifecycle.issue_access(request_id)
     ending = bot.store.get(request_id)
     assert (ending.status, ending.ending_by, ending.expires_at) == (Status.ACTIVE, "jitbot", NOW)
-    assert [list(job.args) for job in jobs(bot, "workers.jobs.revoke")] == [[request_id]]
+    assert [list(job.args) for job in jobs(bot, JobName.REVOKE)] == [[request_id]]
     assert bot.store.due(EXPIRY, NOW) == [request_id]  # the sweeper would claim it too
     bot.lifecycle.end_access(request_id)  # the revoke job
     request = bot.store.get(request_id)
@@ -518,7 +519,7 @@ def test_issue_access_when_request_ended_while_the_cloud_granted_then_cut_or_the
 
     def grant_while_ended(request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         issued = real_grant(request, resource, now)
-        bot.store.transition(request_id, lambda r: apply(r, Action.FAIL, "jitbot", now, note="not issued in time"))
+        bot.store.transition(request_id, lambda r: fail(r, "not issued in time", now))
         if not cloud_cuts:
             bot.fake.fail_next = [ProviderError("the cloud is down", retryable=True)]
         return issued
@@ -540,7 +541,7 @@ def test_issue_access_then_no_secret_anywhere_in_redis(bot: Bot) -> None:
     token = bot.fake.token().encode()
     assert token in shown(dms(bot)[0]).encode()  # the secret did go out, to the DM
     stored = everything_in_redis(bot.redis)
-    assert request_id.encode() in stored and b"workers.jobs.issue" in stored  # the scan sees the data
+    assert request_id.encode() in stored and JobName.ISSUE.path.encode() in stored  # the scan sees the data
     assert token not in stored
     bot.clock.advance(timedelta(hours=2))
     bot.lifecycle.end_access(request_id)
@@ -624,7 +625,7 @@ def test_reconcile_when_grant_overdue_then_revoke_job_enqueued_once(bot: Bot) ->
     assert bot.lifecycle.reconcile() == 2  # the revocation, and the expiring-soon reminder it overtook
     assert bot.lifecycle.reconcile() == 1
     assert bot.tasks.urgent.job_ids.count(f"revoke-now-{request_id}") == 1
-    (job,) = [j for j in jobs(bot, "workers.jobs.revoke") if j.id == f"revoke-now-{request_id}"]
+    (job,) = [j for j in jobs(bot, JobName.REVOKE) if j.id == f"revoke-now-{request_id}"]
     assert list(Job.fetch(job.id, connection=bot.redis, serializer=SERIALIZER).args) == [request_id]
     bot.lifecycle.end_access(request_id)  # what the job does
     assert status(bot, request_id) is Status.EXPIRED and bot.lifecycle.reconcile() == 0
@@ -669,12 +670,12 @@ def test_reconcile_when_an_approved_requests_issue_job_was_lost_then_queued_agai
     bot.tasks.urgent.empty()  # the job died with its worker, or with the Redis that held it (a failover)
     bot.clock.advance(timedelta(seconds=20))
     bot.lifecycle.reconcile()
-    assert not jobs(bot, "workers.jobs.issue")  # not yet: a job may still be on its way
+    assert not jobs(bot, JobName.ISSUE)  # not yet: a job may still be on its way
     bot.clock.advance(timedelta(seconds=15))
     bot.lifecycle.reconcile()
-    assert [job.id for job in jobs(bot, "workers.jobs.issue")] == [f"issue-{request_id}"]
+    assert [job.id for job in jobs(bot, JobName.ISSUE)] == [f"issue-{request_id}"]
     bot.clock.advance(timedelta(seconds=31))
     bot.lifecycle.reconcile()  # still queued: not queued twice
-    assert len(jobs(bot, "workers.jobs.issue")) == 1
+    assert len(jobs(bot, JobName.ISSUE)) == 1
     bot.lifecycle.issue_access(request_id)
     assert status(bot, request_id) is Status.ACTIVE and bot.redis.zscore(TIMERS, f"issue:{request_id}") is None

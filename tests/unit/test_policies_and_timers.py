@@ -2,36 +2,41 @@
 reminders and break-glass re-alerts; and the extensions, End now and Cancel around them.
 
 Time is a Clock the test moves; `lifecycle.reconcile()` plays the worker's sweep, and the jobs it enqueues are run
-by calling the lifecycle method each job wraps (as in test_lifecycle.py). Nothing sleeps. The pure functions of
+through the job table a worker runs them by (jitbot.jobs.registry). Nothing sleeps. The pure functions of
 `domain` and `policy` these behaviours rest on are tested first, with no fakes.
 """
 
 import contextlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from rq.job import Job
 
 from jitbot.catalog import Resource, parse_catalog
 from jitbot.commands import BreakGlass, RequestAccess
 from jitbot.domain import (
     AccessRequest,
-    Action,
     Status,
-    apply,
     approve,
     ask_extension,
     deny,
+    escalate,
     extend,
     grant,
     open_request,
     renew,
+    time_out,
 )
+from jitbot.drift import DriftScan
 from jitbot.errors import ConfigError, InvalidTransition, JitError, PolicyError, ProviderError, TimedOut
+from jitbot.jobs.names import JobName
+from jitbot.jobs.registry import run
 from jitbot.policy import check_approver, check_cancel, check_end, check_extension, check_reason
 from jitbot.providers.base import Issued
 from jitbot.slack import ids
@@ -102,32 +107,38 @@ def bot() -> Iterator[Bot]:
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
-def run_jobs(bot: Bot) -> list[str]:
+def worker_context(bot: Bot) -> SimpleNamespace:
+    """What a worker's jobs run against (jitbot.jobs.registry.Context: the runtime, in production), made of the
+    test's wiring; `tasks` too, for the worker's own maintenance pass."""
+    life = bot.lifecycle
+    drift = DriftScan(life.catalog, bot.store, life.notifier, life.provider, bot.clock)
+    return SimpleNamespace(
+        lifecycle=life, drift=drift, store=bot.store, catalog=life.catalog, notifier=life.notifier, tasks=bot.tasks
+    )
+
+
+QUEUED_AS = {name.path: name for name in JobName}  # the dotted path RQ stores → the job
+
+
+def run_job(worker: SimpleNamespace, job: Job) -> JobName:
+    """Take a queued job off its queue and run it, as a worker would, through the job table; its name."""
+    name = QUEUED_AS[job.func_name]
+    job.delete()
+    run(worker, name, *job.args)
+    return name
+
+
+def run_jobs(bot: Bot) -> list[JobName]:
     """What a worker does with everything queued now, and with what those jobs queue in turn; the jobs it ran.
 
     Jobs scheduled for later (the revocation at expiry) wait in RQ's scheduled registry and are not run here."""
-    life = bot.lifecycle
-    handlers: dict[str, Callable[..., None]] = {
-        "workers.jobs.issue": life.issue_access,
-        "workers.jobs.revoke": life.end_access,
-        "workers.jobs.sync_slack": life.sync_slack,
-        "workers.jobs.renew": life.renew_access,
-        "workers.jobs.escalate": life.escalate,
-        "workers.jobs.remind": life.remind,
-        "workers.jobs.review_alert": life.review_alert,
-        "workers.jobs.alert_revocation": life.alert_revocation,
-        "workers.jobs.tell_deferral": life.tell_deferral,
-        "workers.jobs.publish_home": lambda user: life.homes.publish([user]),
-    }
-    ran: list[str] = []
+    worker = worker_context(bot)
+    ran: list[JobName] = []
     for _ in range(20):
         queued = [*bot.tasks.urgent.get_jobs(), *bot.tasks.queue.get_jobs()]  # as a worker takes them
         if not queued:
             return ran
-        for job in queued:
-            job.delete()
-            ran.append(job.func_name.removeprefix("workers.jobs."))
-            handlers[job.func_name](*job.args)
+        ran.extend(run_job(worker, job) for job in queued)
     raise AssertionError(f"jobs keep queueing jobs: {ran[-10:]}")
 
 
@@ -271,14 +282,14 @@ def test_granted_for_then_requested_duration_until_granted_then_whole_grant_with
 
 
 def test_apply_when_policy_acts_then_actor_is_jitbot_and_event_named_for_the_trail() -> None:
-    escalated, event = apply(pending(), Action.ESCALATE, "jitbot", NOW, escalated=True)
+    escalated, event = escalate(pending(), NOW)
     assert (escalated.status, escalated.escalated, event.event, event.actor) == (
         Status.PENDING,
         True,
         "escalated",
         "jitbot",
     )
-    timed_out, event = apply(pending(), Action.TIME_OUT, "jitbot", NOW, decided_at=NOW)
+    timed_out, event = time_out(pending(), NOW)
     assert (timed_out.status, event.event) == (Status.EXPIRED, "timed out")
 
 

@@ -16,6 +16,7 @@ from jitbot.errors import ProviderError
 from jitbot.policy import alerts_after, audits_failure, revocation_retry_delay
 from jitbot.sweeper import LEASE
 from tests.unit.test_lifecycle import NOW, Bot, active, make_bot, status
+from tests.unit.test_policies_and_timers import run_job, worker_context
 
 CATALOG = parse_catalog(
     """
@@ -37,17 +38,10 @@ def bot() -> Iterator[Bot]:
 
 
 def run_jobs(bot: Bot) -> None:
-    """What a worker would do with what is queued now."""
-    handlers = {
-        "workers.jobs.revoke": bot.lifecycle.end_access,
-        "workers.jobs.alert_revocation": bot.lifecycle.alert_revocation,
-        "workers.jobs.tell_deferral": bot.lifecycle.tell_deferral,
-        "workers.jobs.sync_slack": bot.lifecycle.sync_slack,
-    }
+    """What a worker would do with what is queued now (what those jobs queue waits for the next pass)."""
+    worker = worker_context(bot)
     for job in [*bot.tasks.urgent.get_jobs(), *bot.tasks.queue.get_jobs()]:  # as a worker takes them
-        job.delete()
-        if job.func_name in handlers:
-            handlers[job.func_name](*job.args)
+        run_job(worker, job)
 
 
 def failures(bot: Bot, request_id: str) -> list[dict[str, str]]:

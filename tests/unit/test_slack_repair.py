@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from jitbot.catalog import parse_catalog
-from jitbot.domain import ANNOUNCEMENT_BLOCKED
+from jitbot.events import EventName
+from jitbot.jobs.names import JobName
 from jitbot.metrics import COUNTERS
 from jitbot.slack.notify import NotifyError
 from tests.unit.test_lifecycle import ADMIN, CATALOG, NOW, Bot, active, audit_log, dms, jobs, make_bot, submit
@@ -44,14 +45,14 @@ def test_announce_when_bot_not_in_channel_then_requester_and_admins_told_once_an
     assert len(told) == 1 and "is waiting" in told[0] and f"invite @jitbot to <#{APPROVALS}>" in told[0]
     [alert] = dms(bot, ADMIN)  # no alert_channel in this catalog: the admins, by DM
     assert "not_in_channel" in str(alert.params["text"]) and "invite @jitbot" in str(alert.params["text"])
-    [blocked] = [json.loads(e["detail"]) for e in audit_log(bot) if e["event"] == ANNOUNCEMENT_BLOCKED]
+    [blocked] = [json.loads(e["detail"]) for e in audit_log(bot) if e["event"] == EventName.ANNOUNCEMENT_BLOCKED]
     assert blocked["error"] == "not_in_channel" and blocked["channel"] == APPROVALS
     assert bot.redis.hget(COUNTERS, "slack_errors:chat.postMessage:not_in_channel") == b"1"
 
     refused_in_channel(bot)
     bot.lifecycle.sync_slack(request_id)  # another sync (a decision, say) meets the same refusal: nobody re-told
     assert len(dms(bot)) == 1 and len(dms(bot, ADMIN)) == 1
-    assert len([e for e in audit_log(bot) if e["event"] == ANNOUNCEMENT_BLOCKED]) == 1
+    assert len([e for e in audit_log(bot) if e["event"] == EventName.ANNOUNCEMENT_BLOCKED]) == 1
 
 
 def test_announce_when_several_wait_on_one_channel_then_one_alert_and_the_invitation_announces_each_once(
@@ -62,17 +63,17 @@ def test_announce_when_several_wait_on_one_channel_then_one_alert_and_the_invita
         refused_in_channel(bot)
         bot.lifecycle.sync_slack(request_id)
     assert len(dms(bot, ADMIN)) == 1 and len(dms(bot)) == 3
-    queued = len(jobs(bot, "workers.jobs.sync_slack"))
+    queued = len(jobs(bot, JobName.SYNC_SLACK))
 
     bot.service.channel_joined(APPROVALS)
-    assert len(jobs(bot, "workers.jobs.sync_slack")) == queued + 3
+    assert len(jobs(bot, JobName.SYNC_SLACK)) == queued + 3
     for request_id in waiting:
         bot.lifecycle.sync_slack(request_id)
         bot.lifecycle.sync_slack(request_id)  # a second sync edits, never posts again
     assert all(len(approval_posts(bot, request_id)) == 2 for request_id in waiting)  # the refused one, then one
     assert all("approval_ts" in bot.store.slack_refs(request_id) for request_id in waiting)
     bot.service.channel_joined(APPROVALS)  # invited again later: nothing is waiting any more
-    assert len(jobs(bot, "workers.jobs.sync_slack")) == queued + 3
+    assert len(jobs(bot, JobName.SYNC_SLACK)) == queued + 3
 
 
 def test_announce_when_the_token_is_refused_then_retried_and_nobody_can_be_told(bot: Bot) -> None:
@@ -80,7 +81,7 @@ def test_announce_when_the_token_is_refused_then_retried_and_nobody_can_be_told(
     bot.slack.fail("chat.postMessage", status=200, error="invalid_auth", times=3)
     with pytest.raises(NotifyError, match=r"invalid_auth .*SLACK_BOT_TOKEN"):
         bot.lifecycle.sync_slack(request_id)  # RQ retries: a token fixed and jitbot restarted, it goes out
-    assert not [e for e in audit_log(bot) if e["event"] == ANNOUNCEMENT_BLOCKED]
+    assert not [e for e in audit_log(bot) if e["event"] == EventName.ANNOUNCEMENT_BLOCKED]
 
 
 def test_announce_when_scope_missing_then_the_fix_names_the_scope(bot: Bot) -> None:

@@ -11,9 +11,10 @@ from rq.job import Job
 
 from jitbot import tasks
 from jitbot.domain import open_request
+from jitbot.jobs import entry
+from jitbot.jobs.names import JobName
 from jitbot.store import Store
 from jitbot.tasks import QUEUE, SERIALIZER, Tasks, make_queue
-from workers import jobs
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -29,10 +30,10 @@ def test_sync_slack_when_queued_with_a_request_then_an_rq_worker_runs_it_with_it
     assert store.create(request, event, NOW + timedelta(hours=1), also=partial(queued.sync_slack, request.id))
     [job_id] = [i.decode() for i in connection.lrange(f"rq:queue:{QUEUE}", 0, -1)]
     job = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
-    assert (job.func_name, job.args, job.kwargs, job.retries_left) == ("workers.jobs.sync_slack", [request.id], {}, 10)
+    assert (job.func_name, job.args, job.kwargs, job.retries_left) == (JobName.SYNC_SLACK.path, [request.id], {}, 10)
     ran: list[str] = []
     monkeypatch.setattr(
-        jobs.runtime, "current", lambda: SimpleNamespace(lifecycle=SimpleNamespace(sync_slack=ran.append))
+        entry.runtime, "current", lambda: SimpleNamespace(lifecycle=SimpleNamespace(sync_slack=ran.append))
     )
     SimpleWorker([make_queue(connection)], connection=connection, serializer=SERIALIZER).work(burst=True)
     assert ran == [request.id] and job.get_status() == "finished"
@@ -42,4 +43,4 @@ def test_sync_slack_without_a_transaction_then_queued_at_once() -> None:
     connection = fakeredis.FakeRedis()
     Tasks(connection).sync_slack("r-abc234", urgent=True)
     [job] = make_queue(connection, tasks.URGENT_QUEUE).jobs
-    assert (job.func_name, job.args, job.origin) == ("workers.jobs.sync_slack", ["r-abc234"], tasks.URGENT_QUEUE)
+    assert (job.func_name, job.args, job.origin) == (JobName.SYNC_SLACK.path, ["r-abc234"], tasks.URGENT_QUEUE)
