@@ -11,16 +11,10 @@ from jitbot.domain import AccessRequest, Status, approve, grant, open_request
 from jitbot.errors import NotFound, PolicyError, UsageError
 from jitbot.policy import check_approver, check_request, find_resource
 from jitbot.slack import ids
-from jitbot.slack.views import (
-    Reply,
-    approval_message,
-    credentials_dm,
-    escape,
-    home,
-    outcome_dm,
-    request_list,
-    scrubbed_dm,
-)
+from jitbot.slack.approval import approval_message
+from jitbot.slack.dms import credentials_dm, outcome_dm, scrubbed_dm
+from jitbot.slack.lists import home, request_list
+from jitbot.slack.views import Reply, escape
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CATALOG = parse_catalog(
