@@ -26,6 +26,7 @@ from jitbot.audit_trail import export_trail
 from jitbot.domain import AuditEvent
 from jitbot.report_command import review, write_report
 from jitbot.store import Store
+from jitbot.store.keys import AUDIT, AUDIT_HEAD
 
 START = datetime(2026, 8, 25, tzinfo=UTC)
 
@@ -33,7 +34,7 @@ START = datetime(2026, 8, 25, tzinfo=UTC)
 def fill(store: Store, count: int) -> float:
     """Append `count` chained records the fast way (one pipeline per 1,000), as a long history would be."""
     started = time.perf_counter()
-    head = store.audit_head()
+    head = store.chain.head()
     for first in range(0, count, 1000):
         pipe = store.redis.pipeline(transaction=False)
         for n in range(first, min(first + 1000, count)):
@@ -49,9 +50,9 @@ def fill(store: Store, count: int) -> float:
                 "aws",
             )
             fields = audit.chain(event, head)
-            pipe.xadd(audit.STREAM, fields)  # type: ignore[arg-type]
+            pipe.xadd(AUDIT, fields)  # type: ignore[arg-type]
             head = (int(fields["seq"]), fields["hash"])
-        pipe.set(audit.HEAD, f"{head[0]}:{head[1]}")
+        pipe.set(AUDIT_HEAD, f"{head[0]}:{head[1]}")
         pipe.execute()
     return time.perf_counter() - started
 
@@ -76,16 +77,16 @@ def main() -> None:
             print(f"records: {count:,}")
             print(f"{'write (pipelined chain, 1 process)':<46} {fill(store, count):7.2f} s")
             one_by_one = timed(
-                "write 1,000 more one by one (Store.record)",
-                lambda: [store.record(AuditEvent("refused", "-", "x", "-", START, "-", {})) for _ in range(1000)],
+                "write 1,000 more one by one (AuditChain.record)",
+                lambda: [store.chain.record(AuditEvent("refused", "-", "x", "-", START, "-", {})) for _ in range(1000)],
             )
             print(f"{'  = per chained record, one Lua script':<46} {one_by_one:7.2f} ms")
-            base = timed("baseline: XRANGE every record, no hashing", lambda: sum(1 for _ in store.audit_entries()))
-            verdict = audit.verify(store.audit_entries(), store.audit_head())
+            base = timed("baseline: XRANGE every record, no hashing", lambda: sum(1 for _ in store.chain.entries()))
+            verdict = audit.verify(store.chain.entries(), store.chain.head())
             assert verdict.ok, verdict.problem
             timed(
                 "jitbot audit verify (live trail)",
-                lambda: audit.verify(store.audit_entries(), store.audit_head()),
+                lambda: audit.verify(store.chain.entries(), store.chain.head()),
                 base,
             )
             timed(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from jitbot.store import keys
 from jitbot.testing.slack_sender import SlackSender, command_body
 from jitbot.testing.stack import Stack
 from tests.integration.conftest import CATALOG
@@ -48,7 +49,7 @@ def flood(url: str, count: int, attackers: int) -> list[int]:
 
 
 def unverified_records(stack: Stack) -> int:
-    entries = stack.redis().xrange("jitbot:audit")
+    entries = stack.redis().xrange(keys.AUDIT)
     return sum(1 for _, fields in entries if fields[b"actor"] == b"unverified")
 
 
@@ -69,7 +70,7 @@ def main() -> None:
         statuses = flooding.result()
         took = time.monotonic() - started
         added = unverified_records(stack) - records
-        counted = int(stack.redis().hget("jitbot:metrics:counters", "unverified:unsigned") or 0)
+        counted = int(stack.redis().hget(keys.COUNTERS, "unverified:unsigned") or 0)
         grown = int(stack.redis().info("memory")["used_memory"]) - memory
     refused = statuses.count(401)
     print(f"{args.flood} unsigned POSTs from {args.attackers} clients in {took:.1f} s: {refused} answered 401")

@@ -33,7 +33,8 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jitbot.store import EXPIRY, Store
+from jitbot.store import Store
+from jitbot.store.keys import EXPIRY, failures_key
 from jitbot.testing import aws_limits
 from jitbot.testing.grants import load_grants
 from jitbot.testing.stack import Stack
@@ -67,7 +68,7 @@ def lags(store: Store, ends: dict[str, datetime], deadline: float) -> list[float
     found: dict[str, float] = {}
     cursor = "-"
     while time.time() < deadline and len(found) < len(ends):
-        for entry_id, fields in store.audit_entries(cursor):
+        for entry_id, fields in store.chain.entries(cursor):
             cursor = "(" + entry_id
             if fields.get("event") in ("expired", "revoked") and fields["request_id"] in ends:
                 at = datetime.fromisoformat(fields["at"])
@@ -122,7 +123,7 @@ def run_aws(due: int, window: float, roles: int, early: float) -> str:
         measured = lags(store, dict(zip(ids, ends, strict=True)), ends[-1].timestamp() + MISSED_AFTER_S)
         missed = due - len([lag for lag in measured if lag <= MISSED_AFTER_S])
         writes = sum(aws_limits.iam_writes.values())
-        failures = len(stack.redis().keys("jitbot:revoke_failures:*"))
+        failures = len(stack.redis().keys(failures_key("*")))
     return (
         f"{due:>6} AWS grants over {roles} roles, {early:.0%} ended early:  lag p50 {statistics.median(measured):6.2f}s"
         f"  p99 {percentile(measured, 0.99):6.2f}s  max {max(measured):6.2f}s  missed {missed}"

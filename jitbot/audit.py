@@ -19,8 +19,6 @@ from jitbot import logs
 from jitbot.events import AuditEvent
 from jitbot.redaction import redact
 
-STREAM = "jitbot:audit"
-HEAD = "jitbot:audit:head"
 GENESIS = "0" * 64
 CHAINED = ("seq", "event", "request_id", "actor", "resource", "provider", "at", "status", "detail", "prev")
 _log = logs.get("jitbot.audit")

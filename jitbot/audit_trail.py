@@ -30,7 +30,7 @@ def stream_bound(text: str | None, exclusive: bool) -> str:
 
 def export_trail(store: Store, since: str | None, until: str | None, fmt: str, out: TextIO) -> int:
     try:
-        entries = store.audit_entries(stream_bound(since, False), stream_bound(until, True))
+        entries = store.chain.entries(stream_bound(since, False), stream_bound(until, True))
         rows = ({"stream_id": entry_id, **fields} for entry_id, fields in entries)
         if fmt == "csv":
             write_csv(out, COLUMNS, ([row.get(column, "") for column in COLUMNS] for row in rows))
@@ -45,7 +45,7 @@ def export_trail(store: Store, since: str | None, until: str | None, fmt: str, o
 def verify_trail(store: Store | None, path: str | None, out: TextIO) -> int:
     """Verify the live trail against its head, or an exported JSONL file on its own; 0 if intact."""
     if store is not None:
-        verdict = audit.verify(store.audit_entries(), store.audit_head())
+        verdict = audit.verify(store.chain.entries(), store.chain.head())
         source = "the live trail"
     else:
         assert path is not None

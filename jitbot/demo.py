@@ -196,7 +196,7 @@ class Demo:
         self.say.say("  (asked with the real secret, through `aws sts get-caller-identity` on moto)")
 
     def expire(self, request_id: str) -> None:
-        ends = self.store.get(request_id).expires_at
+        ends = self.store.requests.get(request_id).expires_at
         if ends is None:
             raise Missing(f"the request {request_id} is not active")
         left = max(ends.timestamp() - time.time(), 0)
@@ -235,7 +235,7 @@ class Demo:
 
     def click(self, user: str, request_id: str) -> float:
         """Click Approve as `user` in the approval message; the moment of the click (monotonic)."""
-        refs = self.store.slack_refs(request_id)
+        refs = self.store.slack.slack_refs(request_id)
         channel, ts = refs.get("approval_channel", APPROVER_CHANNEL), refs.get("approval_ts", "")
         self.say.chat(place(channel), f"@{user}", ["clicks [Approve]"])
         clicked = time.monotonic()

@@ -25,7 +25,7 @@ from jitbot.domain import Status
 from jitbot.errors import ProviderError
 from jitbot.events import AUTO, AuditEvent, EventName
 from jitbot.providers.base import Held, Provider
-from jitbot.slack import views
+from jitbot.slack import alerts
 from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.store import Store
 
@@ -98,7 +98,7 @@ class DriftScan:
         return scan
 
     def _live(self, holders: set[str]) -> set[str]:
-        return {request.id for request in self.store.many(sorted(holders)) if request.status in EXPLAINING}
+        return {request.id for request in self.store.requests.many(sorted(holders)) if request.status in EXPLAINING}
 
     def _remove(self, resource: Resource, held: Held, now: datetime) -> Orphan | None:
         """Take it away and audit it; None when it was gone already (ended meanwhile: nothing to record)."""
@@ -114,16 +114,16 @@ class DriftScan:
         )
         event = EventName.ORPHAN_KEPT if orphan.error else EventName.ORPHAN_REMOVED
         first = min(held.holders, default="-")
-        self.store.record(AuditEvent(event, first, AUTO, resource.name, now, "-", detail, resource.provider))
+        self.store.chain.record(AuditEvent(event, first, AUTO, resource.name, now, "-", detail, resource.provider))
         return orphan
 
     def _report(self, scan: Scan, now: datetime) -> None:
         kept = Counter(orphan.provider for orphan in scan.kept)
         providers = {resource.provider for resource in self.catalog.resources.values()}
         findings = [(orphan.resource, orphan.held.what, orphan.error or "") for orphan in scan.kept]
-        text = "" if scan.clean else views.drift_alert(findings, scan.unreadable, SCAN_EVERY)
+        text = "" if scan.clean else alerts.drift_alert(findings, scan.unreadable, SCAN_EVERY)
         fingerprint = hashlib.sha256(text.encode()).hexdigest() if text else ""
-        before = self.store.save_drift({provider: kept[provider] for provider in providers}, now, fingerprint)
+        before = self.store.locks.save_drift({provider: kept[provider] for provider in providers}, now, fingerprint)
         _log.info(
             "clouds_scanned",
             explained=scan.explained,

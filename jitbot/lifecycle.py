@@ -35,11 +35,13 @@ from jitbot.people import People
 from jitbot.policy import alerts_after, audits_failure, find_resource, revocation_retry_delay
 from jitbot.providers.base import Ending, Provider, revoke_verified
 from jitbot.review import realert_review
-from jitbot.slack import views
+from jitbot.slack import alerts, dms
 from jitbot.slack.home import Homes
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
 from jitbot.slack.repair import SlackRepair
-from jitbot.store import EXPIRY, ISSUE_REDRIVE, PENDING, REVIEWS, TIMERS, Store
+from jitbot.store import Store
+from jitbot.store.keys import EXPIRY, PENDING, REVIEWS, TIMERS
+from jitbot.store.requests import ISSUE_REDRIVE
 from jitbot.tasks import Tasks, is_last_attempt
 
 # a killed issue job blocks cutting its never-recorded session this long; a live one ends sooner (tasks.ISSUE_TIMEOUT_S)
@@ -70,11 +72,11 @@ class Lifecycle:
 
     def issue_access(self, request_id: str) -> None:
         """APPROVED → ACTIVE: ask the cloud, record the grant (its end in the expiry index), DM the access."""
-        request = self.store.get(request_id)
+        request = self.store.requests.get(request_id)
         if request.status is not Status.APPROVED:
             return
         resource = find_resource(self.catalog, request.resource)
-        with self.store.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
+        with self.store.locks.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
             if not mine:
                 return
             self._grant(request, resource)  # recorded with its expiry in the index the sweeper revokes from
@@ -90,7 +92,7 @@ class Lifecycle:
             self._fail(request.id, str(error))
             return None
         try:
-            active, _ = self.store.transition(request.id, lambda r: grant(r, issued.handle, self.clock()))
+            active, _ = self.store.requests.transition(request.id, lambda r: grant(r, issued.handle, self.clock()))
         except InvalidTransition:  # ended while the cloud was issuing (its lock was lost): take the access away
             self._cut_orphan(provider, request, resource)
             return None
@@ -106,7 +108,7 @@ class Lifecycle:
         cloud that says when (PIM's first 5 minutes) and alerts until the cloud has cut it; then FAILED, with
         `note`. Revoking inline once, as before, left the access live whenever that one attempt failed."""
         now = self.clock()
-        self.store.transition(request.id, lambda r: end_now(r, AUTO, now, note))
+        self.store.requests.transition(request.id, lambda r: end_now(r, AUTO, now, note))
         self.tasks.revoke_now(request.id)
 
     def _cut_orphan(self, provider: Provider, request: AccessRequest, resource: Resource) -> None:
@@ -123,16 +125,17 @@ class Lifecycle:
             }
             _log.error("orphaned_grant_not_cut", request_id=request.id, resource=request.resource, error=str(error))
             failed = EventName.REVOCATION_FAILED
-            self.store.record(
+            self.store.chain.record(
                 AuditEvent(failed, request.id, AUTO, request.resource, now, "-", detail, request.provider)
             )
 
     def end_access(self, request_id: str) -> None:
         """ACTIVE past its expiry → EXPIRED, after the cloud has cut it; APPROVED but never issued → FAILED."""
-        request = self.store.get(request_id)
+        request = self.store.requests.get(request_id)
         now = self.clock()
         if request.status is Status.ACTIVE and request.expires_at and request.expires_at > now:
-            self.store.retry_revocation_at(request_id, request.expires_at)  # extended meanwhile: back at its time
+            # extended meanwhile: back at its time
+            self.store.requests.retry_revocation_at(request_id, request.expires_at)
             return
         if request.status not in (Status.ACTIVE, Status.APPROVED):
             return
@@ -140,7 +143,7 @@ class Lifecycle:
         if request.status is Status.ACTIVE:  # recorded: nothing to wait for (a lock a killed job held would delay it)
             self._cut(request, resource, now)
             return
-        with self.store.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
+        with self.store.locks.lock(f"issue:{request_id}", ISSUE_LOCK) as mine:
             if mine:  # else an issue job is running; the reconciler comes back
                 self._cut(request, resource, now)
 
@@ -149,7 +152,7 @@ class Lifecycle:
         past their expiry are cut together, by one `revoke_many`; any other as end_access would end it alone."""
         now = self.clock()
         cuts: list[Ending] = []
-        for request in self.store.many(request_ids):
+        for request in self.store.requests.many(request_ids):
             if request.status is Status.ACTIVE and not (request.expires_at and request.expires_at > now):
                 cuts.append((request, find_resource(self.catalog, request.resource)))
             else:
@@ -181,12 +184,12 @@ class Lifecycle:
 
     def _record_end(self, request: AccessRequest, verified: str, confirmed: datetime) -> None:
         try:
-            ended, _ = self.store.transition(request.id, lambda r: confirm_end(r, verified, confirmed))
+            ended, _ = self.store.requests.transition(request.id, lambda r: confirm_end(r, verified, confirmed))
         except InvalidTransition:
             return  # another job ended it first
-        self.store.close_revocation_failures(request.id)
+        self.store.failures.close_revocation_failures(request.id)
         if ended.status is Status.EXPIRED and request.expires_at:  # cut and recorded: how long after its end
-            metrics.observe_revocation_lag(self.store.redis, (self.clock() - request.expires_at).total_seconds())
+            self.store.metrics.observe_revocation_lag((self.clock() - request.expires_at).total_seconds())
         self.tasks.sync_slack(request.id, urgent=True)  # the scrub and the notice go before any approval message
 
     def _retry_revocation(self, request: AccessRequest, error: ProviderError, now: datetime) -> None:
@@ -197,9 +200,9 @@ class Lifecycle:
         that throttles is asked again soon (no earlier than its Retry-After), and alerted on only as late.
         """
         if error.not_before and error.not_before > now and not error.throttled:
-            self.store.retry_revocation_at(request.id, error.not_before)
+            self.store.requests.retry_revocation_at(request.id, error.not_before)
             deferred = {"error": str(error), "until": error.not_before.isoformat()}
-            self.store.record(
+            self.store.chain.record(
                 AuditEvent(
                     EventName.REVOCATION_DEFERRED,
                     request.id,
@@ -213,16 +216,16 @@ class Lifecycle:
             )
             self.tasks.tell_deferral(request.id, str(error))  # by a worker: a sweeper thread never waits on Slack
             return
-        failures = self.store.note_revocation_failure(request.id, str(error), now)
+        failures = self.store.failures.note_revocation_failure(request.id, str(error), now)
         delay = revocation_retry_delay(
             self.catalog.revocation, failures, random.random(), error.unanswered, error.throttled
         )
         retry_at = max(now + delay, error.not_before or now)
-        self.store.retry_revocation_at(request.id, retry_at)
+        self.store.requests.retry_revocation_at(request.id, retry_at)
         if audits_failure(failures):
             retry_in_s = round((retry_at - now).total_seconds(), 1)
             detail = {"attempt": failures, "error": str(error), "retry_in_s": retry_in_s}
-            self.store.record(
+            self.store.chain.record(
                 AuditEvent(
                     EventName.REVOCATION_FAILED,
                     request.id,
@@ -235,12 +238,12 @@ class Lifecycle:
                 )
             )
         alert_at = alerts_after(self.catalog.revocation, error.throttled)
-        if failures >= alert_at and self.store.claim_revocation_alert(request.id):
+        if failures >= alert_at and self.store.failures.claim_revocation_alert(request.id):
             self.tasks.alert_revocation(request.id)
 
     def tell_deferral(self, request_id: str, why: str) -> None:
-        request = self.store.get(request_id)
-        self.notifier.tell(request.requester, views.revocation_deferred(request, why))
+        request = self.store.requests.get(request_id)
+        self.notifier.tell(request.requester, dms.revocation_deferred(request, why))
 
     def renew_access(self, request_id: str) -> None:
         """An approved extension: the cloud's access is brought up to the new expiry and the DM replaced.
@@ -248,7 +251,7 @@ class Lifecycle:
         If the cloud refuses for good, the grant keeps its recorded end (revocation still runs then) but the
         cloud may end it sooner: the requester is told which time to trust.
         """
-        request = self.store.get(request_id)
+        request = self.store.requests.get(request_id)
         if request.status is not Status.ACTIVE or request.ending_by:
             return
         resource = find_resource(self.catalog, request.resource)
@@ -260,27 +263,27 @@ class Lifecycle:
                 raise
             detail = {"error": str(error)}
             failed = EventName.RENEWAL_FAILED
-            self.store.record(
+            self.store.chain.record(
                 AuditEvent(failed, request.id, AUTO, request.resource, self.clock(), request.status, detail)
             )
-            self.notifier.tell(request.requester, views.renewal_failed(request, str(error)))
+            self.notifier.tell(request.requester, dms.renewal_failed(request, str(error)))
             return
         try:
-            renewed, _ = self.store.transition(request.id, lambda r: renew(r, issued.handle, self.clock()))
+            renewed, _ = self.store.requests.transition(request.id, lambda r: renew(r, issued.handle, self.clock()))
         except InvalidTransition:  # an end was asked while the cloud renewed: cut what it just issued
-            ending = self.store.get(request.id)
+            ending = self.store.requests.get(request.id)
             self._cut_orphan(provider, replace(ending, grant=ending.grant | issued.handle), resource)
             return
         if issued.credentials.fields():
             self.notifier.send_access(renewed, issued.credentials, issued.access)
         else:
-            self.notifier.tell(renewed.requester, views.extended_dm(renewed))
+            self.notifier.tell(renewed.requester, dms.extended_dm(renewed))
         self.tasks.sync_slack(request_id)
 
     def alert_revocation(self, request_id: str) -> None:
         """Tell the alert channel that a grant outlives its end; logged loudly as well, in case Slack is down."""
-        request = self.store.get(request_id)
-        failures = self.store.revocation_failures(request_id)
+        request = self.store.requests.get(request_id)
+        failures = self.store.failures.revocation_failures(request_id)
         _log.error("revocation_failing", request_id=request_id, resource=request.resource, **failures)
         if self.catalog.alert_channel and not request.status.is_final:
             try:
@@ -288,16 +291,16 @@ class Lifecycle:
             except SlackMisconfigured as error:  # the admins, by DM: a failing revocation must reach someone
                 if error.token_refused:
                     raise
-                self.repair.alert(error, views.revocation_alert(request, failures))
+                self.repair.alert(error, alerts.revocation_alert(request, failures))
 
     def provider(self, resource: Resource) -> Provider:
         """The resource's provider, its failures counted by provider and kind on /metrics."""
-        return metrics.CountedProvider(self.providers(resource.kind), self.store.redis, resource.provider)
+        return metrics.CountedProvider(self.providers(resource.kind), self.store.metrics, resource.provider)
 
     def sync_slack(self, request_id: str) -> None:
         """Scrub ended secrets, tell the requester the outcome, bring the approval message up to date: the urgent
         calls first (jitbot.slack.pacing), so that a paced approval edit never holds them back."""
-        request = self.store.get(request_id)
+        request = self.store.requests.get(request_id)
         resource = find_resource(self.catalog, request.resource)
         steps: list[Callable[[], None]] = [
             lambda: self.notifier.tell_requester(request),
@@ -330,21 +333,22 @@ class Lifecycle:
     def reconcile(self) -> int:
         """Re-drive everything overdue: grants past expiry and undecided requests past their timeout."""
         now = self.clock()
-        overdue = self.store.due(EXPIRY, now - RECONCILE_GRACE)
+        overdue = self.store.requests.due(EXPIRY, now - RECONCILE_GRACE)
         for request_id in overdue:
             self.tasks.revoke_now(request_id)
-        timers = self.store.due(TIMERS, now)  # before timeouts: an announced auto-approval at the same moment wins
+        # before timeouts: an announced auto-approval at the same moment wins
+        timers = self.store.requests.due(TIMERS, now)
         for timer in timers:
             kind, request_id = timer.split(":", 1)
             self._on_timer(kind, request_id, now)
-        timed_out = self.store.due(PENDING, now)
+        timed_out = self.store.requests.due(PENDING, now)
         for request_id in timed_out:
             self._time_out(request_id)
-        reviews = self.store.due(REVIEWS, now)
+        reviews = self.store.requests.due(REVIEWS, now)
         for request_id in reviews:
-            alerts = self.store.next_review_alert(request_id, now + self.catalog.breakglass_realert)
-            request = self.store.get(request_id)
-            self.store.record(realert_review(request, alerts, now))
+            alerts = self.store.reviews.next_review_alert(request_id, now + self.catalog.breakglass_realert)
+            request = self.store.requests.get(request_id)
+            self.store.chain.record(realert_review(request, alerts, now))
             self.tasks.review_alert(request_id)
         if overdue or timed_out or timers or reviews:
             _log.info(
@@ -363,30 +367,30 @@ class Lifecycle:
         elif kind == "extension":  # nobody decided on an extension in time: dropped, and the grant runs on
             if self._settle(request_id, lambda r: time_out(r, now)):
                 self._tell_extension_timed_out(request_id)
-        elif kind == "issue":  # approved, not yet granted: its issue job may have been lost (store.ISSUE_REDRIVE)
-            if self.store.get(request_id).status is Status.APPROVED:
-                self.store.set_timer(kind, request_id, now + ISSUE_REDRIVE)
+        elif kind == "issue":  # approved, not yet granted: its issue job may have been lost (ISSUE_REDRIVE)
+            if self.store.requests.get(request_id).status is Status.APPROVED:
+                self.store.requests.set_timer(kind, request_id, now + ISSUE_REDRIVE)
                 self.tasks.issue(request_id)  # nothing if its job is queued or running
             else:
-                self.store.clear_timer(kind, request_id)
+                self.store.requests.clear_timer(kind, request_id)
         elif kind == "refresh":  # the cloud's credentials end before the grant: renewed for what is left
-            self.store.clear_timer(kind, request_id)
+            self.store.requests.clear_timer(kind, request_id)
             self.tasks.renew(request_id)
         else:
-            self.store.clear_timer(kind, request_id)
+            self.store.requests.clear_timer(kind, request_id)
             self.tasks.remind(request_id)
 
     def _tell_extension_timed_out(self, request_id: str) -> None:
-        request = self.store.get(request_id)
+        request = self.store.requests.get(request_id)
         try:
-            self.notifier.tell(request.requester, views.extension_timed_out(request))
+            self.notifier.tell(request.requester, dms.extension_timed_out(request))
         except NotifyError as error:  # the approval message says it too (sync_slack, queued by _settle)
             _log.warning("extension_timeout_not_told", request_id=request_id, error=str(error))
 
     def _still_eligible(self, request_id: str, now: datetime) -> bool:
         """Approving on its own is an approval: Slack is asked afresh whether the requester may still ask. Denied
         by policy if not; if Slack cannot say, the timer stays due and the next pass asks again."""
-        request = self.store.get(request_id)
+        request = self.store.requests.get(request_id)
         resource = find_resource(self.catalog, request.resource)
         try:
             refused = self.people.refusal(resource, request.requester, request.breakglass, fresh=True)
@@ -400,25 +404,25 @@ class Lifecycle:
 
     def _settle(self, request_id: str, change: Callable[[AccessRequest], Moved]) -> bool:
         try:
-            self.store.transition(request_id, change)
+            self.store.requests.transition(request_id, change)
         except InvalidTransition:  # decided meanwhile; the transition cleared the timer
             return False
         self.tasks.sync_slack(request_id)
         return True
 
     def escalate(self, request_id: str) -> None:
-        request = self.store.get(request_id)
+        request = self.store.requests.get(request_id)
         if request.status is Status.PENDING:
             self.notifier.post_escalation(request, find_resource(self.catalog, request.resource))
 
     def remind(self, request_id: str) -> None:
-        request, now = self.store.get(request_id), self.clock()
+        request, now = self.store.requests.get(request_id), self.clock()
         if request.remind_at is not None and request.expires_at and request.expires_at > now:
             self.notifier.remind(request, now)
 
     def review_alert(self, request_id: str) -> None:
         if self.catalog.alert_channel:
-            self.notifier.sync_review_alert(self.store.get(request_id), self.catalog.alert_channel)
+            self.notifier.sync_review_alert(self.store.requests.get(request_id), self.catalog.alert_channel)
 
     def _time_out(self, request_id: str) -> None:
         now = self.clock()
@@ -426,4 +430,4 @@ class Lifecycle:
 
     def _fail(self, request_id: str, note: str) -> None:
         now = self.clock()
-        self.store.transition(request_id, lambda r: fail(r, note, now))  # issue_access syncs
+        self.store.requests.transition(request_id, lambda r: fail(r, note, now))  # issue_access syncs

@@ -8,9 +8,8 @@ read from the store's indexes at scrape time (`jitbot.metrics_collector` turns b
                                     slack_errors:<method>:<code>  unverified:<reason> (bumped by the store)
     jitbot:metrics:revocation_lag   one cumulative count per bucket bound (`le`), `+Inf`, and `sum`
 
-Audit events are counted in the store's own audited write (one Lua script), so exactly once per audit record.
-Every other write here is best effort: a metric must never break what it measures, so a Redis failure is logged
-and dropped.
+This module says what the metrics are; the store writes them (jitbot.store.counters: audit events in the audited
+write itself, so exactly once per audit record; everything else best effort, through `store.metrics`).
 """
 
 from __future__ import annotations
@@ -18,19 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-import redis
-
-from jitbot import logs
 from jitbot.catalog import Resource
 from jitbot.domain import AccessRequest, Action
 from jitbot.errors import ProviderError
 from jitbot.events import EventName
 from jitbot.providers.base import Ending, Held, Issued, Outcome, Provider
 
-COUNTERS = "jitbot:metrics:counters"
-LAG = "jitbot:metrics:revocation_lag"
+if TYPE_CHECKING:
+    from jitbot.store.counters import MetricsSink  # which reads LAG_BOUNDS from here
+
 LAG_BOUNDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)  # seconds past the grant's end
 LAG_BUCKETS = (*(str(bound) for bound in LAG_BOUNDS), "+Inf")  # the `le` labels, also the hash's fields
 OVERDUE_S = 30  # the reconciler sweeps every ~10 s with 5 s grace: later is a fault
@@ -60,41 +57,13 @@ COUNTER_FAMILIES = {  # field prefix → (metric name, help, label names)
         ("method", "error"),
     ),
 }
-_log = logs.get("jitbot.metrics")
-
-
-def count_event(pipe: Any, event: EventName) -> None:
-    """Queue +1 for `event` on the pipeline of an audited write: counted if and only if its record is written."""
-    pipe.hincrby(COUNTERS, f"events:{event}", 1)
-
-
-def count_provider_error(client: redis.Redis, provider: str, retryable: bool) -> None:
-    with _best_effort("provider_errors"):
-        client.hincrby(COUNTERS, f"provider_errors:{provider}:{'retryable' if retryable else 'fatal'}", 1)
-
-
-def count_slack_error(client: redis.Redis, method: str, code: str) -> None:
-    with _best_effort("slack_errors"):
-        client.hincrby(COUNTERS, f"slack_errors:{method}:{code}", 1)
-
-
-def observe_revocation_lag(client: redis.Redis, seconds: float) -> None:
-    """One observation: +1 in every bucket whose bound is ≥ the lag (Prometheus buckets are cumulative)."""
-    seconds = max(seconds, 0.0)
-    with _best_effort("revocation_lag"), client.pipeline() as pipe:  # MULTI: a scrape never sees half of it
-        for bound in LAG_BOUNDS:
-            if seconds <= bound:
-                pipe.hincrby(LAG, str(bound), 1)
-        pipe.hincrby(LAG, "+Inf", 1)
-        pipe.hincrbyfloat(LAG, "sum", seconds)
-        pipe.execute()
 
 
 class CountedProvider:
     """A provider whose failed calls are counted by provider and kind; everything else passes through."""
 
-    def __init__(self, inner: Provider, client: redis.Redis, name: str) -> None:
-        self.inner, self.client, self.name = inner, client, name
+    def __init__(self, inner: Provider, sink: MetricsSink, name: str) -> None:
+        self.inner, self.sink, self.name = inner, sink, name
         self.merges_ends = inner.merges_ends
 
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:
@@ -116,7 +85,7 @@ class CountedProvider:
         outcomes = self.inner.revoke_many(grants, now)
         for outcome in outcomes.values():
             if isinstance(outcome, ProviderError):
-                count_provider_error(self.client, self.name, outcome.retryable)
+                self.sink.count_provider_error(self.name, outcome.retryable)
         return outcomes
 
     def check(self, resource: Resource) -> str:
@@ -139,13 +108,5 @@ class CountedProvider:
         try:
             yield
         except ProviderError as error:
-            count_provider_error(self.client, self.name, error.retryable)
+            self.sink.count_provider_error(self.name, error.retryable)
             raise
-
-
-@contextmanager
-def _best_effort(metric: str) -> Iterator[None]:
-    try:
-        yield
-    except redis.RedisError as error:
-        _log.warning("metric_dropped", metric=metric, error=type(error).__name__)

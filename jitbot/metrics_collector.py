@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jitbot import store
 from jitbot.clock import Clock
 from jitbot.domain import Status
-from jitbot.metrics import COUNTER_FAMILIES, COUNTERS, KNOWN_EVENTS, LAG, LAG_BUCKETS, OVERDUE_S
+from jitbot.metrics import COUNTER_FAMILIES, KNOWN_EVENTS, LAG_BUCKETS, OVERDUE_S
+from jitbot.store import Store, keys
+from jitbot.store.codec import decode, text
 
 _MGET_PAGE = 500
 
@@ -24,19 +24,19 @@ class RedisCollector(Collector):
     CPU) would be one process's among many behind a load balancer. A Redis failure propagates.
     """
 
-    def __init__(self, client: redis.Redis, clock: Clock) -> None:
-        self.client = client
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.client = store.redis  # read in one MULTI with the store's keys and codec: a scrape is one moment
         self.clock = clock
 
     def collect(self) -> Iterable[Metric]:
         cutoff = self.clock().timestamp() - OVERDUE_S
         with self.client.pipeline() as pipe:  # one MULTI: all figures of a scrape come from the same moment
-            pipe.hgetall(COUNTERS)
-            pipe.hgetall(LAG)
-            pipe.zcard(store.PENDING)
-            pipe.zcount(store.EXPIRY, "-inf", cutoff)
-            pipe.zrange(store.EXPIRY, 0, -1)
-            pipe.hgetall(store.DRIFT)
+            pipe.hgetall(keys.COUNTERS)
+            pipe.hgetall(keys.REVOCATION_LAG)
+            pipe.zcard(keys.PENDING)
+            pipe.zcount(keys.EXPIRY, "-inf", cutoff)
+            pipe.zrange(keys.EXPIRY, 0, -1)
+            pipe.hgetall(keys.DRIFT)
             counters, lag, pending, overdue, tracked, drift = pipe.execute()
         yield from _counter_families(_decoded(counters))
         yield _gauge("jitbot_pending_requests", "Requests waiting for a decision.", pending)
@@ -51,9 +51,9 @@ class RedisCollector(Collector):
 
     def _active(self, tracked: list[bytes]) -> int:
         """The expiry index also holds approved requests not yet issued: count only those that are active."""
-        keys = [store.request_key(_text(request_id)) for request_id in tracked]
-        pages = (self.client.mget(keys[i : i + _MGET_PAGE]) for i in range(0, len(keys), _MGET_PAGE))
-        return sum(1 for page in pages for raw in page if raw is not None and store.decode(raw).status is Status.ACTIVE)
+        found = [keys.request_key(text(request_id)) for request_id in tracked]
+        pages = (self.client.mget(found[i : i + _MGET_PAGE]) for i in range(0, len(found), _MGET_PAGE))
+        return sum(1 for page in pages for raw in page if raw is not None and decode(raw).status is Status.ACTIVE)
 
 
 def _counter_families(fields: dict[str, str]) -> Iterator[CounterMetricFamily]:
@@ -108,8 +108,4 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 
 def _decoded(raw: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return {text(k): text(v) for k, v in raw.items()}

@@ -78,7 +78,7 @@ class People:
     @contextmanager
     def asking(self, user: str, cached: dict[str, str] | None) -> Iterator[None]:
         """While `user`'s command is handled, `cached` (what the store held of them, read in the command's first
-        round trip: Store.first_command) stands for the cache: a command reads it once, not once per question."""
+        round trip: Deliveries.first_command) stands for the cache: a command reads it once, not once per question."""
         token = _ASKING.set((user, cached))
         try:
             yield
@@ -87,10 +87,10 @@ class People:
 
     def _cached(self, user: str) -> dict[str, str] | None:
         asking = _ASKING.get()
-        return asking[1] if asking is not None and asking[0] == user else self.store.cached_person(user)
+        return asking[1] if asking is not None and asking[0] == user else self.store.deliveries.cached_person(user)
 
     def _cache(self, user: str, facts: dict[str, str]) -> None:
-        self.store.cache_person(user, facts)
+        self.store.deliveries.cache_person(user, facts)
         asking = _ASKING.get()
         if asking is not None and asking[0] == user:
             _ASKING.set((user, facts))
@@ -99,10 +99,10 @@ class People:
         """Each group's members (usergroups.users.list: Slack limits its calls per minute, hence the cache)."""
         found: dict[str, frozenset[str]] = {}
         for group in groups:
-            cached = None if fresh else self.store.cached_members(group)
+            cached = None if fresh else self.store.deliveries.cached_members(group)
             if cached is None:
                 cached = self.notifier.group_members([group])[group]
-                self.store.cache_members(group, cached)
+                self.store.deliveries.cache_members(group, cached)
             found[group] = cached
         return found
 

@@ -21,6 +21,7 @@ from redis.sentinel import Sentinel
 
 from jitbot import logs
 from jitbot.errors import ConfigError
+from jitbot.store.keys import REPLICATED
 
 SENTINEL_SCHEME = "redis+sentinel"
 SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
@@ -28,7 +29,6 @@ SENTINEL_PORT = 26379
 # Every connection: a dead peer is noticed in seconds, and a pooled connection idle for 30 s is checked first.
 OPTIONS: dict[str, Any] = {"health_check_interval": 30, "socket_timeout": 30, "socket_connect_timeout": 5}
 SENTINEL_TIMEOUT_S = 2  # a sentinel that does not answer in 2 s is skipped for the next one
-REPLICATED = "jitbot:replicated"  # a counter written just before WAIT: see Replicas.wait
 REPLICA_WAIT_MS = 500  # how long a write jitbot acts on waits for a replica's acknowledgement
 REPLICA_LAGGING_S = 10.0  # after a WAIT that timed out, writes go on without waiting this long (then try again)
 _log = logs.get("jitbot.redis")

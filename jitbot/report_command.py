@@ -76,7 +76,7 @@ def write_report(report: Report, folder: Path) -> tuple[str, tuple[Path, Path, P
 def read_records(store: Store, since: datetime, until: datetime) -> Iterator[AuditRecord]:
     """The trail around [since, until), found by stream id (`<ms>-<n>`) rather than read from the start."""
     first, last = since - STREAM_SKEW, until + STREAM_SKEW
-    for _, fields in store.audit_entries(f"{int(first.timestamp() * 1000)}-0", str(int(last.timestamp() * 1000))):
+    for _, fields in store.chain.entries(f"{int(first.timestamp() * 1000)}-0", str(int(last.timestamp() * 1000))):
         yield AuditRecord.from_fields(fields)
 
 

@@ -17,7 +17,8 @@ from jitbot.redis_url import Connected, Replicas, open_redis
 from jitbot.service import Service
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.slack.pacing import Pacer
-from jitbot.store import Store, check_durability
+from jitbot.store import Store
+from jitbot.store.durability import check_durability
 from jitbot.tasks import Tasks
 
 

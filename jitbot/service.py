@@ -81,10 +81,11 @@ from jitbot.policy import (
     needs_email,
 )
 from jitbot.review import close_review, open_review
-from jitbot.slack import ids, views
+from jitbot.slack import dms, forms, ids, lists, views
 from jitbot.slack.home import Homes
 from jitbot.slack.notify import Notifier, NotifyError
-from jitbot.store import Change, Store
+from jitbot.store import Store
+from jitbot.store.requests import Change
 from jitbot.tasks import Tasks
 
 DUPLICATE = "duplicate delivery: a replay, or Slack sent it twice"
@@ -126,10 +127,10 @@ class Service:
         """
         if not delivery:
             return self._answer(user, text, delivery, origin)
-        first, cached = self.store.first_command(delivery, user)
+        first, cached = self.store.deliveries.first_command(delivery, user)
         if not first:
             self._refuse_command(user, text, DUPLICATE)
-            earlier = self.store.delivery_reply(delivery, wait=DUPLICATE_WAIT)
+            earlier = self.store.deliveries.delivery_reply(delivery, wait=DUPLICATE_WAIT)
             return views.Reply(**json.loads(earlier)) if earlier else views.Reply("This command is being handled.")
         with self.people.asking(user, cached):
             return self._answer(user, text, delivery, origin)
@@ -146,7 +147,7 @@ class Service:
                 self._refuse_command(user, text, str(error), error.code)
             reply = views.Reply(str(error))
         if delivery and not answered:
-            self.store.save_delivery_reply(delivery, _kept(reply))
+            self.store.deliveries.save_delivery_reply(delivery, _kept(reply))
         return reply
 
     def _run(self, user: str, command: Command, delivery: str | None, origin: Origin | None) -> views.Reply:
@@ -163,8 +164,8 @@ class Service:
                 raise UsageError("Slack sent no trigger to open the form with; type the request in full instead.")
             offered = self._offered(user, origin)
             if not offered:
-                return views.Reply(views.offer_line(offered))
-            self.notifier.open_view(delivery, views.request_form(offered))
+                return views.Reply(lists.offer_line(offered))
+            self.notifier.open_view(delivery, forms.request_form(offered))
             return views.Reply("")
         if isinstance(command, ShowList):
             return self.show_list(user, command)
@@ -175,7 +176,7 @@ class Service:
         if isinstance(command, Extend):
             return views.Reply(self.ask_extension(user, command.request_id, command.duration, command.reason))
         assert isinstance(command, ShowResources)
-        return views.resources_list(self._offered(user, origin))
+        return lists.resources_list(self._offered(user, origin))
 
     def _refuse_command(self, user: str, text: str, reason: str, code: str | None = None) -> None:
         """Audit a refused command. Its `resource` is a catalog name, `-` when none was typed, else `unknown`
@@ -185,12 +186,12 @@ class Service:
         named = _first_arg(text)
         if named != "-" and self.catalog.resource(named) is None:
             named, detail["typed"] = UNKNOWN, echo(named)
-        self.store.record(AuditEvent(EventName.REFUSED, "-", user, named, self.clock(), "-", detail))
+        self.store.chain.record(AuditEvent(EventName.REFUSED, "-", user, named, self.clock(), "-", detail))
 
     def _offer_line(self, user: str, origin: Origin | None) -> str:
         """Help's last line: what the person may ask for; help itself never fails for want of Slack."""
         try:
-            return views.offer_line(self._offered(user, origin))
+            return lists.offer_line(self._offered(user, origin))
         except NotEligible as error:
             return str(error)
 
@@ -200,7 +201,7 @@ class Service:
     def channel_joined(self, channel: str) -> None:
         """jitbot was invited to `channel`: every request waiting to be announced there goes out now, once
         (jitbot.slack.repair held them; the announcement itself is idempotent)."""
-        for request_id in self.store.unblock_channel(channel):
+        for request_id in self.store.slack.unblock_channel(channel):
             self.tasks.sync_slack(request_id)
 
     def check_asker(
@@ -229,11 +230,11 @@ class Service:
             return request, resource
         now = self.clock()
         request = self._create(user, resource, command.duration, command.reason)
-        request, _ = self.store.transition(request.id, lambda r: approve_by_policy(r, now))
+        request, _ = self.store.requests.transition(request.id, lambda r: approve_by_policy(r, now))
         self.tasks.issue(request.id)
         self.tasks.sync_slack(request.id)
         if delivery:
-            self.store.save_delivery_reply(delivery, _kept(_received(request, resource)))
+            self.store.deliveries.save_delivery_reply(delivery, _kept(_received(request, resource)))
         return request, resource
 
     def break_glass(self, user: str, command: BreakGlass, origin: Origin | None = None) -> str:
@@ -244,8 +245,8 @@ class Service:
         check_request(resource, command.duration, command.reason)
         request = self._create(user, resource, command.duration, command.reason, breakglass=True)
         now = self.clock()
-        self.store.transition(request.id, lambda r: break_glass(r, user, now))
-        self.store.open_review(open_review(request, now), now + self.catalog.breakglass_realert)
+        self.store.requests.transition(request.id, lambda r: break_glass(r, user, now))
+        self.store.reviews.open_review(open_review(request, now), now + self.catalog.breakglass_realert)
         self.tasks.issue(request.id)
         self.tasks.review_alert(request.id)
         self.tasks.sync_slack(request.id)
@@ -283,13 +284,13 @@ class Service:
                 decide_by=deadline,
             )
             announced = partial(self._announce, request, resource, delivery) if announce else None
-            if self.store.create(request, event, pending_until=deadline, also=announced):
+            if self.store.requests.create(request, event, pending_until=deadline, also=announced):
                 return request
 
     def _announce(self, request: AccessRequest, resource: Resource, delivery: str | None, pipe: Any) -> None:
         self.tasks.sync_slack(request.id, pipe)
         if delivery:
-            self.store.save_delivery_reply(delivery, _kept(_received(request, resource)), pipe)
+            self.store.deliveries.save_delivery_reply(delivery, _kept(_received(request, resource)), pipe)
 
     def identity_of(self, user: str, resource: Resource) -> dict[str, str]:
         """Who `user` is in the resource's cloud: the catalog's `identities:`, else their Slack profile email
@@ -306,12 +307,12 @@ class Service:
     def show_list(self, user: str, page: ShowList) -> views.Reply:
         now = self.clock()
         if not page.everyone:
-            return views.request_list(self.store.open_requests_of(user), user, now, page)
+            return lists.request_list(self.store.requests.open_requests_of(user), user, now, page)
         approves = self._approves(user)
         if not approves:
             raise PolicyError("`/access list all` is for approvers and admins; `/access list` shows your own.")
-        shown = [r for r in self.store.all_open(LIST_LIMIT) if r.resource in approves]
-        return views.request_list(shown, user, now, page)
+        shown = [r for r in self.store.requests.all_open(LIST_LIMIT) if r.resource in approves]
+        return lists.request_list(shown, user, now, page)
 
     def show_page(self, user: str, value: str) -> views.Reply:
         """A More click: the page it names, for the clicker, allowed and refused (and audited) exactly as the
@@ -374,7 +375,7 @@ class Service:
 
         self._guarded(request, user, "extend", change)
         if automatic:
-            extended, _ = self.store.transition(request.id, lambda r: extend(r, AUTO, now))
+            extended, _ = self.store.requests.transition(request.id, lambda r: extend(r, AUTO, now))
             self.tasks.renew(request.id)
             return f"Extended `{request.id}` by policy: it now runs until {views.when(extended.expires_at or now)}."
         self.tasks.sync_slack(request.id)
@@ -405,14 +406,14 @@ class Service:
             return
         now, note = self.clock(), withdrawn_note(resource, refused)
         try:
-            denied, _ = self.store.transition(request.id, lambda r: deny(r, AUTO, now, note))
+            denied, _ = self.store.requests.transition(request.id, lambda r: deny(r, AUTO, now, note))
         except TimedOut:  # past its deadline: timed out instead (by the caller), and the click refused as such
             raise
         except InvalidTransition:  # decided meanwhile: the click is refused all the same
             pass
         else:
             if denied.status is Status.ACTIVE:  # an extension denied: the grant runs on, and its holder is told
-                self.notifier.tell(denied.requester, views.extension_denied(denied, AUTO))
+                self.notifier.tell(denied.requester, dms.extension_denied(denied, AUTO))
         self.tasks.sync_slack(request.id)
         withdrawn = PolicyError(f"Not approved: <@{request.requester}> {note}. I denied `{request.id}` and told them.")
         self._refuse(request, clicker, "approve", withdrawn, refused.code)
@@ -421,7 +422,7 @@ class Service:
     def _guarded(self, request: AccessRequest, user: str, attempted: str, change: Change) -> AccessRequest:
         """Apply `change` to the fresh state; a refusal (policy or state) is audited and re-raised."""
         try:
-            updated, _ = self.store.transition(request.id, change)
+            updated, _ = self.store.requests.transition(request.id, change)
         except (PolicyError, InvalidTransition) as error:
             self._refuse(request, user, attempted, error)
             raise
@@ -458,7 +459,7 @@ class Service:
         if updated.status is Status.ACTIVE and updated.expires_at != request.expires_at:
             self.tasks.renew(updated.id)
         if not approving and updated.status is Status.ACTIVE:  # an extension denied: the grant itself runs on
-            self.notifier.tell(updated.requester, views.extension_denied(updated, clicker))
+            self.notifier.tell(updated.requester, dms.extension_denied(updated, clicker))
         self.tasks.sync_slack(updated.id)
         return updated
 
@@ -479,7 +480,7 @@ class Service:
                 if request.status not in (Status.PENDING, Status.ACTIVE):
                     raise InvalidTransition(f"`{request.id}` is {request.status}; it can no longer be {done}.")
                 check_in_time(request, self.clock())  # a Deny form is not opened on what has timed out
-                if delivery and not self.store.first_delivery(delivery):
+                if delivery and not self.store.deliveries.first_delivery(delivery):
                     raise InvalidTransition(f"This click was already handled ({DUPLICATE}).")
             except (PolicyError, InvalidTransition) as error:
                 self._refuse(request, clicker, attempted, error)
@@ -499,12 +500,12 @@ class Service:
     def _time_out(self, request_id: str) -> None:
         now = self.clock()
         try:
-            timed_out, _ = self.store.transition(request_id, lambda r: time_out(r, now))
+            timed_out, _ = self.store.requests.transition(request_id, lambda r: time_out(r, now))
         except InvalidTransition:
             return  # the reconciler (or another click) timed it out first
         self.tasks.sync_slack(request_id)  # queued first: the approval message is updated even if the DM fails
         if timed_out.status is Status.ACTIVE:  # an extension timed out: the grant runs on, and its holder is told
-            self.notifier.tell(timed_out.requester, views.extension_timed_out(timed_out))
+            self.notifier.tell(timed_out.requester, dms.extension_timed_out(timed_out))
 
     def submit_form(
         self, user: str, callback_id: str, values: Mapping[str, str], view_id: str, origin: Origin | None = None
@@ -514,13 +515,14 @@ class Service:
         A form submitted twice (Slack retries, a double click) is acted on once.
         """
         delivery = f"view:{view_id}"
-        if not self.store.first_delivery(delivery):
+        if not self.store.deliveries.first_delivery(delivery):
             self._refuse_command(user, callback_id, DUPLICATE)
             return {}
         try:
             self._act_on_form(user, callback_id, values, origin)
         except JitError as error:
-            self.store.forget_delivery(delivery)  # the person corrects the form and submits the same view again
+            # the person corrects the form and submits the same view again
+            self.store.deliveries.forget_delivery(delivery)
             if not error.audited:
                 self._refuse_command(user, callback_id, str(error), error.code)
             return {_field_of(error, callback_id): str(error)}
@@ -535,7 +537,7 @@ class Service:
             _on_field(ids.DURATION_INPUT, check_bounds, resource, duration)
             _on_field(ids.REASON_INPUT, check_reason, resource, reason)
             request, resource = self.submit(user, RequestAccess(resource.name, duration, reason), origin)
-            self.notifier.tell(user, views.request_received(request, resource))
+            self.notifier.tell(user, dms.request_received(request, resource))
         elif callback_id == ids.EXTEND_FORM:
             resource = find_resource(self.catalog, self._load(values["request_id"]).resource)
             _on_field(ids.REASON_INPUT, check_extension_reason, resource, reason)
@@ -556,7 +558,7 @@ class Service:
             if not is_approver(self.catalog, resource, reviewer, self._groups_of(resource, reviewer, request)):
                 raise PolicyError(f"Only the approvers of `{resource.name}` or an admin can review break-glass use.")
             event = close_review(request, reviewer, acknowledge, now)
-            if not request.breakglass or not self.store.close_review(event):
+            if not request.breakglass or not self.store.reviews.close_review(event):
                 raise InvalidTransition(f"The review of `{request.id}` is already closed.")
         except (PolicyError, InvalidTransition) as error:
             self._refuse(request, reviewer, "review", error)
@@ -567,7 +569,7 @@ class Service:
         self, request: AccessRequest, user: str, attempted: str, error: JitError, code: str | None = None
     ) -> None:
         """Audit a refusal about one request, once: the error carries that it was recorded."""
-        self.store.record(refusal(request, user, attempted, str(error), self.clock(), code or error.code))
+        self.store.chain.record(refusal(request, user, attempted, str(error), self.clock(), code or error.code))
         error.audited = True
 
     def _groups_of(self, resource: Resource, user: str, request: AccessRequest) -> dict[str, frozenset[str]]:
@@ -583,14 +585,14 @@ class Service:
     def _load(self, request_id: str) -> AccessRequest:
         if len(request_id) != REQUEST_ID_LENGTH or not request_id.startswith("r-"):
             raise NotFound(f"`{echo(request_id)}` is not a request id (they look like `r-7k3q9x`; see `/access list`).")
-        return self.store.get(request_id)
+        return self.store.requests.get(request_id)
 
     def _load_clicked(self, request_id: str, clicker: str, attempted: str) -> AccessRequest:
         try:
             return self._load(request_id)
         except NotFound as error:
             detail = {"attempted": attempted, "reason": str(error), "value": echo(request_id)}
-            self.store.record(AuditEvent(EventName.REFUSED, "-", clicker, "-", self.clock(), "-", detail))
+            self.store.chain.record(AuditEvent(EventName.REFUSED, "-", clicker, "-", self.clock(), "-", detail))
             error.audited = True
             raise
 
@@ -627,11 +629,11 @@ def _field_of(error: JitError, callback_id: str) -> str:
 
 
 def _received(request: AccessRequest, resource: Resource) -> views.Reply:
-    return views.Reply(views.request_received(request, resource))
+    return views.Reply(dms.request_received(request, resource))
 
 
 def _kept(reply: views.Reply) -> str:
-    """A reply as it is kept for a repeat of its delivery (Store.delivery_reply)."""
+    """A reply as it is kept for a repeat of its delivery (Deliveries.delivery_reply)."""
     return json.dumps(vars(reply))
 
 

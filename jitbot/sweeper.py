@@ -94,7 +94,7 @@ class Sweeper:
         groups: list[Group] = []
         serial: set[tuple[str, str]] = set()
         try:
-            claimed = self.store.claim_due(self.clock(), free * self.batch, LEASE)
+            claimed = self.store.requests.claim_due(self.clock(), free * self.batch, LEASE)
             groups, serial = self._grouped(claimed, free)
         finally:  # Redis away: every slot not given a group comes back (what was claimed, the lease brings back)
             for _ in range(free - len(groups)):
@@ -114,7 +114,7 @@ class Sweeper:
         pass."""
         by_policy: dict[tuple[str, str], list[str]] = {}
         serial: set[tuple[str, str]] = set()
-        found = self.store.many(claimed)
+        found = self.store.requests.many(claimed)
         for request in found:
             policy, merges = self._policy(request)
             by_policy.setdefault(policy, []).append(request.id)
@@ -129,7 +129,7 @@ class Sweeper:
         for back_at, put_back in ((now + HOLD, held), (now, [ids for _, ids in groups[free:]])):
             for ids in put_back:
                 for request_id in ids:
-                    self.store.retry_revocation_at(request_id, back_at)
+                    self.store.requests.retry_revocation_at(request_id, back_at)
         return groups[:free], serial
 
     def _policy(self, request: AccessRequest) -> tuple[tuple[str, str], bool]:
@@ -151,7 +151,7 @@ class Sweeper:
         with self._inflight_lock:
             working = sorted(self._inflight)
         if working:
-            self.store.renew_leases(working, now + LEASE)
+            self.store.requests.renew_leases(working, now + LEASE)
 
     def _end(self, policy: tuple[str, str], request_ids: list[str]) -> None:
         """End one policy's group on the threads of its cloud (its catalog provider): one cloud never takes them
@@ -161,7 +161,7 @@ class Sweeper:
             if not lane.acquire(blocking=False):  # its cloud already has its share of threads (frozen, say)
                 retry_at = self.clock() + LANE_FULL_RETRY
                 for request_id in request_ids:
-                    self.store.retry_revocation_at(request_id, retry_at)
+                    self.store.requests.retry_revocation_at(request_id, retry_at)
                 return
             try:
                 self.lifecycle.end_many(request_ids)

@@ -78,7 +78,7 @@ class WebApp:
         self.slack = SlackRequestHandler(build_bolt_app(rt), path=EVENTS_PATH)
         self.health = HealthApp(rt)
         self.metrics = CollectorRegistry()  # not the global one: only what every process counted, from Redis
-        self.metrics.register(RedisCollector(rt.redis, utcnow))
+        self.metrics.register(RedisCollector(rt.store, utcnow))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
@@ -112,10 +112,12 @@ class WebApp:
     def _refuse(self, start_response: StartResponse, reason: str) -> Iterable[bytes]:
         """401, counted; audited and logged only as the first of its reason in a window, with the count since."""
         try:
-            count = self.runtime.store.note_unverified(reason, UNVERIFIED_WINDOW)
+            count = self.runtime.store.locks.note_unverified(reason, UNVERIFIED_WINDOW)
             if count:
                 detail = {"attempted": "http", "reason": UNVERIFIED[reason], "count": count}
-                self.runtime.store.record(AuditEvent(EventName.REFUSED, "-", "unverified", "-", utcnow(), "-", detail))
+                self.runtime.store.chain.record(
+                    AuditEvent(EventName.REFUSED, "-", "unverified", "-", utcnow(), "-", detail)
+                )
                 _log.warning("refused_unverified", reason=reason, count=count)
         except redis.RedisError:  # the refusal stands; the log keeps its trace
             _log.warning("refused_unrecorded", reason=reason)

@@ -60,7 +60,7 @@ class JitbotWorker(SimpleWorker):
         rt = runtime.current()
         try:
             rt.lifecycle.reconcile()
-            if rt.store.claim_drift_scan(SCAN_EVERY):  # one worker of all, every SCAN_EVERY
+            if rt.store.locks.claim_drift_scan(SCAN_EVERY):  # one worker of all, every SCAN_EVERY
                 rt.tasks.scan_clouds()
             if self.outage is not None:  # one `redis_back` line, and the next outage backs off from 1 s again
                 self.outage.recovered()

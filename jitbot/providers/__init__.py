@@ -30,7 +30,9 @@ def build(kind: str, config: Config, store: Store | None = None) -> Provider:
     if kind == "aws-sso":
         from jitbot.providers.aws_sso import AwsSsoProvider
 
-        return AwsSsoProvider(ledger=store, serial=_serial(store, "aws-sso") if store else None)
+        if store is None:
+            return AwsSsoProvider()
+        return AwsSsoProvider(ledger=store.locks, serial=_serial(store, "aws-sso"))
     if kind == "azure":
         from jitbot.providers.azure import AzureProvider
 
@@ -47,4 +49,4 @@ def build(kind: str, config: Config, store: Store | None = None) -> Provider:
 
 
 def _serial(store: Store, kind: str) -> Callable[[str], AbstractContextManager[None]]:
-    return lambda name: store.serial(f"{kind}:{name}", SHARED_WRITE_HOLD, SHARED_WRITE_WAIT)
+    return lambda name: store.locks.serial(f"{kind}:{name}", SHARED_WRITE_HOLD, SHARED_WRITE_WAIT)

@@ -31,7 +31,7 @@ STANDING = (
 
 
 class Ledger(Protocol):
-    """Which grants hold an assignment, and whether jitbot created it (jitbot.store.Store is one)."""
+    """Which grants hold an assignment, and whether jitbot created it (jitbot.store.locks.Locks is one)."""
 
     def shared(self, key: str) -> tuple[bool, set[str]] | None: ...
 

@@ -12,7 +12,7 @@ from jitbot.clock import Clock
 from jitbot.domain import AccessRequest, Status
 from jitbot.people import People
 from jitbot.policy import approver_groups, find_resource, is_approver
-from jitbot.slack import views
+from jitbot.slack import lists
 from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.store import Store
 
@@ -40,7 +40,7 @@ class Homes:
     def publish_for(self, request: AccessRequest) -> None:
         """Republish the Home of everyone concerned who uses the tab. Slack shows a Home only once it has been
         opened: publishing for everyone else would spend Slack calls and store reads on every change."""
-        viewers = self.store.home_viewers()
+        viewers = self.store.slack.home_viewers()
         if not viewers:
             return
         groups = self.notifier.group_members(approver_groups(find_resource(self.catalog, request.resource)))
@@ -48,19 +48,19 @@ class Homes:
 
     def opened(self, user: str) -> None:
         """The person opened their Home: publish it now, and keep it current from now on."""
-        self.store.add_home_viewer(user)
+        self.store.slack.add_home_viewer(user)
         self.publish([user])
 
     def publish(self, users: Iterable[str], groups: Mapping[str, frozenset[str]] | None = None) -> None:
         if groups is None:
             every = sorted({g for r in self.catalog.resources.values() for g in approver_groups(r)})
             groups = self.notifier.group_members(every)
-        undecided = self.store.undecided(QUEUE_LIMIT)
+        undecided = self.store.requests.undecided(QUEUE_LIMIT)
         now = self.clock()
         for user in users:
             waiting = [r for r in undecided if self._waits_for(r, user, groups)]
-            mine = self.store.open_requests_of(user)
-            self.notifier.publish_home(user, views.home(user, mine, waiting, now, self._offered(user)))
+            mine = self.store.requests.open_requests_of(user)
+            self.notifier.publish_home(user, lists.home(user, mine, waiting, now, self._offered(user)))
 
     def _offered(self, user: str) -> list[Resource] | None:
         """What the person may ask for; None when Slack cannot say (the Home still shows their grants)."""

@@ -18,7 +18,7 @@ from jitbot import logs
 from jitbot.errors import JitError
 from jitbot.outage import describe
 from jitbot.service import Service
-from jitbot.slack import ids, views
+from jitbot.slack import forms, ids, views
 from jitbot.slack.notify import NotifyError
 
 SORRY = "Sorry: jitbot hit an unexpected error and did not finish this. Nothing was granted. Try again in a minute."
@@ -146,15 +146,15 @@ def _approve(service: Service, body: Body, clicker: str, value: str) -> str | No
 
 def _deny(service: Service, body: Body, clicker: str, value: str) -> str | None:
     request, _ = service.authorize_decision(value, clicker, "deny", body.get("trigger_id"))
-    service.notifier.open_view(body["trigger_id"], views.deny_form(request))
+    service.notifier.open_view(body["trigger_id"], forms.deny_form(request))
     return None
 
 
 def _extend(service: Service, body: Body, clicker: str, value: str) -> str | None:
-    request = service.store.get(value) if value.startswith("r-") and len(value) == 8 else None
+    request = service.store.requests.get(value) if value.startswith("r-") and len(value) == 8 else None
     if request is None or request.requester != clicker:
         return "Only the person who holds a grant can ask to extend it."
-    service.notifier.open_view(body["trigger_id"], views.extend_form(request))
+    service.notifier.open_view(body["trigger_id"], forms.extend_form(request))
     return None
 
 

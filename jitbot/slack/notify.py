@@ -22,13 +22,12 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from jitbot import metrics
 from jitbot.catalog import Catalog, Resource
 from jitbot.domain import AccessRequest, Status
 from jitbot.errors import JitError
 from jitbot.policy import escalation_list, find_resource
 from jitbot.redaction import Credentials
-from jitbot.slack import views
+from jitbot.slack import alerts, approval, dms, views
 from jitbot.slack.pacing import Pacer
 from jitbot.store import Store
 
@@ -109,14 +108,14 @@ class Notifier:
     def sync_approval_message(self, request: AccessRequest, resource: Resource) -> None:
         """Post the approval message once — or, when many wait in its channel, one digest for them all — then keep
         it showing the request's current state."""
-        refs = self.store.slack_refs(request.id)
+        refs = self.store.slack.slack_refs(request.id)
         if "approval_ts" not in refs:
             self._announce(request, resource, refs)
             return
         if "digest" in refs:
             self._sync_digest(request, refs["approval_channel"], refs["approval_ts"])
         else:
-            text, blocks = views.approval_message(request, resource)
+            text, blocks = approval.approval_message(request, resource)
             self._call(
                 "chat_update", channel=refs["approval_channel"], ts=refs["approval_ts"], text=text, blocks=blocks
             )
@@ -128,7 +127,7 @@ class Notifier:
         that no request goes into two messages; the others wait their turn (by then their request may be posted).
         Without digests, one job at a time per request."""
         with self._turn(f"announce-in:{resource.channel}" if self.catalog else f"announce:{request.id}"):
-            posted = self.store.slack_refs(request.id)
+            posted = self.store.slack.slack_refs(request.id)
             if "approval_ts" not in posted:
                 self._post_waiting(request, resource)
         if "approval_ts" in posted and "digest" not in posted:
@@ -136,7 +135,7 @@ class Notifier:
         if "digest" in posted:  # folded meanwhile by another request's job: brought up to date there
             self.sync_approval_message(request, resource)
             return
-        latest = self.store.get(request.id)
+        latest = self.store.requests.get(request.id)
         if latest.version != request.version:
             self.sync_approval_message(latest, resource)
             return
@@ -149,11 +148,11 @@ class Notifier:
         if len(waiting) > FOLD_OVER:
             text, blocks = self._digest_message(waiting)
             answer = self._call("chat_postMessage", channel=resource.channel, text=text, blocks=blocks)
-            self.store.show_digest(answer["channel"], answer["ts"], {r.id: r.version for r in waiting})
+            self.store.slack.show_digest(answer["channel"], answer["ts"], {r.id: r.version for r in waiting})
             return
-        text, blocks = views.approval_message(request, resource)
+        text, blocks = approval.approval_message(request, resource)
         answer = self._call("chat_postMessage", channel=resource.channel, text=text, blocks=blocks)
-        self.store.set_slack_refs(request.id, approval_channel=answer["channel"], approval_ts=answer["ts"])
+        self.store.slack.set_slack_refs(request.id, approval_channel=answer["channel"], approval_ts=answer["ts"])
 
     def _waiting(self, request: AccessRequest, resource: Resource) -> list[AccessRequest]:
         """What a digest would carry: `request` and the oldest others waiting in its channel, as many as fit. Only
@@ -161,30 +160,30 @@ class Notifier:
         if self.catalog is None or request.status is not Status.PENDING:
             return [request]
         names = {r.name for r in self.catalog.resources.values() if r.channel == resource.channel}
-        others = [r for r in self.store.unannounced(names, WAITING_SCAN) if r.id != request.id]
-        return [request, *others[: views.DIGEST_SIZE - 1]]
+        others = [r for r in self.store.slack.unannounced(names, WAITING_SCAN) if r.id != request.id]
+        return [request, *others[: approval.DIGEST_SIZE - 1]]
 
     def _sync_digest(self, request: AccessRequest, channel: str, ts: str) -> None:
         """Re-render the digest from every request it carries, as each is now, in one edit; nothing if it shows
         `request` as it is already. Every one of its requests' jobs comes here: the first edit shows them all, and
         the others' jobs find their state shown instead of editing the message once each."""
-        if self.store.digest(channel, ts).get(request.id, -1) >= request.version:
+        if self.store.slack.digest(channel, ts).get(request.id, -1) >= request.version:
             return
         with self._turn(f"digest:{channel}:{ts}"):  # after the holder's edit, this state may be shown already
-            shown = self.store.digest(channel, ts)
+            shown = self.store.slack.digest(channel, ts)
             if shown.get(request.id, -1) >= request.version:
                 return
-            carried = self.store.many(list(shown))
+            carried = self.store.requests.many(list(shown))
             text, blocks = self._digest_message(carried)
             self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks)
-            self.store.show_digest(channel, ts, {r.id: r.version for r in carried})
+            self.store.slack.show_digest(channel, ts, {r.id: r.version for r in carried})
 
     @contextmanager
     def _turn(self, scope: str) -> Iterator[None]:
         """One job at a time in `scope`, across workers; one that waits ANNOUNCE_WAIT for its turn fails (and is
         retried) rather than hold its worker longer."""
         try:
-            with self.store.serial(scope, ANNOUNCE_LOCK, ANNOUNCE_WAIT):
+            with self.store.locks.serial(scope, ANNOUNCE_LOCK, ANNOUNCE_WAIT):
                 yield
         except TimeoutError:
             raise NotifyError(f"{scope} stayed busy for {ANNOUNCE_WAIT.total_seconds():g} s") from None
@@ -194,7 +193,7 @@ class Notifier:
         catalog = self.catalog
         assert catalog is not None, "a digest is posted only with a catalog"
         ordered = sorted(requests, key=lambda r: (r.created_at, r.id))
-        return views.digest_message([(r, find_resource(catalog, r.resource)) for r in ordered])
+        return approval.digest_message([(r, find_resource(catalog, r.resource)) for r in ordered])
 
     def _announce_extension(self, request: AccessRequest, resource: Resource, refs: dict[str, str]) -> None:
         """An extension asked for edits the approval message, which notifies nobody: a reply in its thread
@@ -202,18 +201,18 @@ class Notifier:
         asked = request.status is Status.ACTIVE and request.extend_by is not None
         if not asked:
             if "extension_announced" in refs:
-                self.store.drop_slack_refs(request.id, "extension_announced")
+                self.store.slack.drop_slack_refs(request.id, "extension_announced")
             return
-        with self.store.lock(f"extension:{request.id}", ANNOUNCE_LOCK) as mine:
-            if not mine or "extension_announced" in self.store.slack_refs(request.id):
+        with self.store.locks.lock(f"extension:{request.id}", ANNOUNCE_LOCK) as mine:
+            if not mine or "extension_announced" in self.store.slack.slack_refs(request.id):
                 return
-            text = views.extension_asked(request, resource)
+            text = approval.extension_asked(request, resource)
             self._call("chat_postMessage", channel=refs["approval_channel"], thread_ts=refs["approval_ts"], text=text)
-            self.store.set_slack_refs(request.id, extension_announced="1")
+            self.store.slack.set_slack_refs(request.id, extension_announced="1")
 
     def _sync_escalation(self, request: AccessRequest, resource: Resource, refs: dict[str, str]) -> None:
         if "escalation_ts" in refs:
-            text, blocks = views.escalation_message(request, resource)
+            text, blocks = approval.escalation_message(request, resource)
             self._call(
                 "chat_update", channel=refs["escalation_channel"], ts=refs["escalation_ts"], text=text, blocks=blocks
             )
@@ -222,53 +221,55 @@ class Notifier:
         """Re-announce an undecided request to the escalation approvers: in their channel if one is named, else
         in the approvers' channel, mentioning them; once."""
         channel = next((t for t in resource.escalate_to if t[0] in "CG"), resource.channel)
-        with self.store.lock(f"escalate:{request.id}", ANNOUNCE_LOCK) as mine:
-            if not mine or "escalation_ts" in self.store.slack_refs(request.id):
+        with self.store.locks.lock(f"escalate:{request.id}", ANNOUNCE_LOCK) as mine:
+            if not mine or "escalation_ts" in self.store.slack.slack_refs(request.id):
                 return
-            text, blocks = views.escalation_message(request, resource)
+            text, blocks = approval.escalation_message(request, resource)
             answer = self._call(
                 "chat_postMessage", channel=channel, text=f"{text} {escalation_list(resource)}", blocks=blocks
             )
-            self.store.set_slack_refs(request.id, escalation_channel=answer["channel"], escalation_ts=answer["ts"])
+            self.store.slack.set_slack_refs(
+                request.id, escalation_channel=answer["channel"], escalation_ts=answer["ts"]
+            )
 
     def tell_requester(self, request: AccessRequest) -> None:
         """The outcome DM, once per outcome (marked after sending: a retry may repeat, never lose it)."""
         if request.status not in OUTCOMES:
             return
         marker = f"told_{request.status}"
-        with self.store.lock(f"tell:{request.id}", ANNOUNCE_LOCK) as mine:  # two sync jobs at once: one DM
-            if not mine or marker in self.store.slack_refs(request.id):
+        with self.store.locks.lock(f"tell:{request.id}", ANNOUNCE_LOCK) as mine:  # two sync jobs at once: one DM
+            if not mine or marker in self.store.slack.slack_refs(request.id):
                 return  # the holder sends it; if it fails, its job is retried
-            self._call("chat_postMessage", channel=request.requester, text=views.outcome_dm(request), urgent=True)
-            self.store.set_slack_refs(request.id, **{marker: "1"})
+            self._call("chat_postMessage", channel=request.requester, text=dms.outcome_dm(request), urgent=True)
+            self.store.slack.set_slack_refs(request.id, **{marker: "1"})
 
     def send_access(self, request: AccessRequest, credentials: Credentials, access: dict[str, str]) -> None:
         """The DM that carries the access. A renewal replaces the earlier one, whose secrets are scrubbed first."""
         self.scrub_credentials(request)
-        text, blocks = views.credentials_dm(request, credentials.fields(), access)
+        text, blocks = dms.credentials_dm(request, credentials.fields(), access)
         answer = self._call("chat_postMessage", channel=request.requester, text=text, blocks=blocks, urgent=True)
-        self.store.set_slack_refs(request.id, secret_dm_channel=answer["channel"], secret_dm_ts=answer["ts"])
-        self.store.drop_slack_refs(request.id, "scrubbed")
+        self.store.slack.set_slack_refs(request.id, secret_dm_channel=answer["channel"], secret_dm_ts=answer["ts"])
+        self.store.slack.drop_slack_refs(request.id, "scrubbed")
 
     def remind(self, request: AccessRequest, now: datetime) -> None:
         """The expiring-soon DM with Extend and End now, once per expiry (an extension earns a new one)."""
         marker = f"reminded_{int((request.expires_at or now).timestamp())}"
-        with self.store.lock(f"remind:{request.id}", ANNOUNCE_LOCK) as mine:
-            if not mine or marker in self.store.slack_refs(request.id):
+        with self.store.locks.lock(f"remind:{request.id}", ANNOUNCE_LOCK) as mine:
+            if not mine or marker in self.store.slack.slack_refs(request.id):
                 return
-            text, blocks = views.expiring_dm(request, now)
+            text, blocks = dms.expiring_dm(request, now)
             self._call("chat_postMessage", channel=request.requester, text=text, blocks=blocks)
-            self.store.set_slack_refs(request.id, **{marker: "1"})
+            self.store.slack.set_slack_refs(request.id, **{marker: "1"})
 
     def sync_review_alert(self, request: AccessRequest, channel: str) -> None:
         """The break-glass alert: posted once, re-posted (loudly, buttons moved to the new one) each time the
         review is re-alerted, and edited to show the outcome once reviewed."""
-        review = self.store.review(request.id)
-        text, blocks = views.breakglass_alert(request, review)
-        with self.store.lock(f"review:{request.id}", ANNOUNCE_LOCK) as mine:
+        review = self.store.reviews.review(request.id)
+        text, blocks = alerts.breakglass_alert(request, review)
+        with self.store.locks.lock(f"review:{request.id}", ANNOUNCE_LOCK) as mine:
             if not mine:
                 raise NotifyError("another worker is updating this alert")  # retried: it must show the latest
-            refs = self.store.slack_refs(request.id)
+            refs = self.store.slack.slack_refs(request.id)
             posted = int(refs.get("review_alerts", "-1"))
             if "review_ts" in refs and posted >= int(review.get("alerts", "0")):
                 self._call(
@@ -280,7 +281,7 @@ class Notifier:
                     "chat_update", channel=refs["review_channel"], ts=refs["review_ts"], text=text, blocks=blocks[:2]
                 )
             answer = self._call("chat_postMessage", channel=channel, text=text, blocks=blocks)
-            self.store.set_slack_refs(
+            self.store.slack.set_slack_refs(
                 request.id,
                 review_channel=answer["channel"],
                 review_ts=answer["ts"],
@@ -309,12 +310,12 @@ class Notifier:
 
     def scrub_credentials(self, request: AccessRequest) -> None:
         """Edit the secret-bearing DM so that no secret stays in Slack history; safe to repeat."""
-        refs = self.store.slack_refs(request.id)
+        refs = self.store.slack.slack_refs(request.id)
         if "secret_dm_ts" in refs and "scrubbed" not in refs:
-            text, blocks = views.scrubbed_dm(request)
+            text, blocks = dms.scrubbed_dm(request)
             channel, ts = refs["secret_dm_channel"], refs["secret_dm_ts"]
             self._call("chat_update", channel=channel, ts=ts, text=text, blocks=blocks, urgent=True)
-            self.store.set_slack_refs(request.id, scrubbed="1")
+            self.store.slack.set_slack_refs(request.id, scrubbed="1")
 
     def send_files(self, user: str, paths: Sequence[Path], comment: str) -> None:
         """Files in the person's DM with the app (conversations.open gives the DM's channel id)."""
@@ -324,19 +325,19 @@ class Notifier:
 
     def raise_alert(self, request: AccessRequest, channel: str, failures: dict[str, str]) -> None:
         """Post the revocation alert once; its reference is kept so that recovery can edit it."""
-        if "alert_ts" in self.store.slack_refs(request.id):
+        if "alert_ts" in self.store.slack.slack_refs(request.id):
             return
-        text = views.revocation_alert(request, failures)
+        text = alerts.revocation_alert(request, failures)
         answer = self._call("chat_postMessage", channel=channel, text=text, urgent=True)
-        self.store.set_slack_refs(request.id, alert_channel=answer["channel"], alert_ts=answer["ts"])
+        self.store.slack.set_slack_refs(request.id, alert_channel=answer["channel"], alert_ts=answer["ts"])
 
     def resolve_alert(self, request: AccessRequest) -> None:
-        refs = self.store.slack_refs(request.id)
+        refs = self.store.slack.slack_refs(request.id)
         if "alert_ts" in refs and "alert_resolved" not in refs:
-            attempts = self.store.revocation_failures(request.id).get("count", "several")
-            text = views.revocation_recovered(request, attempts)
+            attempts = self.store.failures.revocation_failures(request.id).get("count", "several")
+            text = alerts.revocation_recovered(request, attempts)
             self._call("chat_update", channel=refs["alert_channel"], ts=refs["alert_ts"], text=text, blocks=[])
-            self.store.set_slack_refs(request.id, alert_resolved="1")
+            self.store.slack.set_slack_refs(request.id, alert_resolved="1")
 
     def ephemeral(self, channel: str, user: str, text: str, blocks: list[views.Block] | None = None) -> None:
         self._call("chat_postEphemeral", channel=channel, user=user, text=text, blocks=blocks)
@@ -350,17 +351,17 @@ class Notifier:
         name = method.replace("_", ".")  # Slack's name: usergroups_users_list is usergroups.users.list
         later = self.pacer.wait_turn(name, str(params.get("channel", "")), urgent) if self.pacer else 0.0
         if later:
-            metrics.count_slack_error(self.store.redis, name, "paced")
+            self.store.metrics.count_slack_error(name, "paced")
             raise NotifyError(f"Slack {name} paced: jitbot's share of Slack's rate limit is spent for {later:.0f} s")
         try:
             return getattr(self.client, method)(**params)
         except SlackApiError as error:
             code = error.response.get("error", "unknown") if error.response is not None else "unknown"
-            metrics.count_slack_error(self.store.redis, name, code)
+            self.store.metrics.count_slack_error(name, code)
             if code in FIXES:
                 needed = str(error.response.get("needed", "")) if error.response is not None else ""
                 raise SlackMisconfigured(name, code, str(params.get("channel", "")), needed) from None
             raise NotifyError(f"Slack {name} failed: {code}") from None
         except SlackClientError as error:
-            metrics.count_slack_error(self.store.redis, name, type(error).__name__)
+            self.store.metrics.count_slack_error(name, type(error).__name__)
             raise NotifyError(f"Slack {name} failed: {type(error).__name__}") from None

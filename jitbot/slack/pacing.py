@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import redis
 
+from jitbot.store.keys import SLACK_PACE
+
 # Web API tiers, calls per minute "per API method per workspace per app": Tier 2 "20+ per minute", Tier 3 "50+
 # per minute", Tier 4 "100+ per minute" (https://docs.slack.dev/apis/web-api/rate-limits, "Overview").
 TIER_PER_MINUTE = {2: 20, 3: 50, 4: 100}
@@ -47,7 +49,6 @@ POST = "chat.postMessage"
 MARGIN = 0.9  # jitbot's share of each rate: clocks and the network never let two calls land exactly as sent
 PATIENCE_S = 5.0  # a call waits this long for its turn at most (then its job is retried); an urgent one longer
 URGENT_PATIENCE_S = 10.0
-PREFIX = "jitbot:slack:pace:"
 
 # KEYS: the buckets a call needs, each a hash {tokens, at}. ARGV: now (s), urgent (0/1), then per key its rate
 # (tokens/s), burst and reserve. Either every bucket has a token (the reserve left untouched unless urgent) and one
@@ -95,9 +96,9 @@ def tier_budget(tier: int) -> Budget:
 
 def buckets(method: str, channel: str) -> list[tuple[str, Budget]]:
     """The buckets a call spends from: a post, its channel's; any tiered method, its own."""
-    found = [(f"{PREFIX}channel:{channel}", CHANNEL_BUDGET)] if method == POST and channel else []
+    found = [(f"{SLACK_PACE}channel:{channel}", CHANNEL_BUDGET)] if method == POST and channel else []
     tier = METHOD_TIER.get(method)
-    return found + ([(f"{PREFIX}method:{method}", tier_budget(tier))] if tier else [])
+    return found + ([(f"{SLACK_PACE}method:{method}", tier_budget(tier))] if tier else [])
 
 
 class Pacer:

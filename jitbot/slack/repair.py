@@ -14,7 +14,7 @@ from jitbot.catalog import Catalog
 from jitbot.clock import Clock
 from jitbot.domain import AccessRequest
 from jitbot.events import AUTO, AuditEvent, EventName
-from jitbot.slack import views
+from jitbot.slack import alerts, dms
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
 from jitbot.store import Store
 
@@ -31,23 +31,23 @@ class SlackRepair:
 
     def blocked(self, request: AccessRequest, error: SlackMisconfigured) -> None:
         """The request's approval message cannot be posted: it waits for the channel, said once to each."""
-        if not self.store.block_announcement(request.id, error.channel):
+        if not self.store.slack.block_announcement(request.id, error.channel):
             return  # told already; the bot's invitation re-announces it
         detail = {"channel": error.channel, "error": error.slack_error, "fix": error.fix}
         now = self.clock()
-        self.store.record(
+        self.store.chain.record(
             AuditEvent(EventName.ANNOUNCEMENT_BLOCKED, request.id, AUTO, request.resource, now, request.status, detail)
         )
-        self._say(request.requester, views.announcement_blocked(request, error.channel, error.fix))
+        self._say(request.requester, dms.announcement_blocked(request, error.channel, error.fix))
         self.alert(error, f"Request `{request.id}` (and any after it) waits to be announced there.")
 
     def alert(self, error: SlackMisconfigured, waiting: str = "") -> None:
         """One alert naming the fix, per channel and error an hour: in alert_channel, or to the admins by DM when
         alert_channel is the one that fails (or there is none). Logged as an error in any case."""
         _log.error("slack_misconfigured", channel=error.channel, error=error.slack_error, fix=error.fix)
-        if not self.store.claim_slack_alert(error.channel, error.slack_error, ALERT_EVERY):
+        if not self.store.slack.claim_slack_alert(error.channel, error.slack_error, ALERT_EVERY):
             return
-        text = views.slack_misconfigured(error.channel, error.slack_error, error.fix, waiting)
+        text = alerts.slack_misconfigured(error.channel, error.slack_error, error.fix, waiting)
         alert_channel = self.catalog.alert_channel
         for target in [alert_channel] if alert_channel and alert_channel != error.channel else self.catalog.admins:
             self._say(target, text)

@@ -35,10 +35,10 @@ def load_grants(
         credentials_end = end + outlive if ended_early else end
         handle = {"session_name": f"jit-{request.id}-U0", "credentials_expire_at": credentials_end.isoformat()}
         started = now if ended_early else end - DURATION  # an early end is not due before it is asked
-        store.transition(request.id, lambda r: approve_by_policy(r, now))
-        store.transition(request.id, partial(_granted, handle=handle, started=started))
+        store.requests.transition(request.id, lambda r: approve_by_policy(r, now))
+        store.requests.transition(request.id, partial(_granted, handle=handle, started=started))
         if ended_early:
-            store.transition(request.id, partial(_ended_early, at=end))
+            store.requests.transition(request.id, partial(_ended_early, at=end))
         ids.append(request.id)
     return ids
 
@@ -52,7 +52,7 @@ def load_pending(store: Store, count: int, resources: list[str], requester: str)
 def _asked(store: Store, requester: str, resource: str, now: datetime) -> AccessRequest:
     while True:  # a taken id (1 in ~10^9 a draw, but 10^5 draws) is drawn again, as the service does
         request, event = open_request(new_request_id(), requester, resource, DURATION, "load", now)
-        if store.create(request, event, pending_until=now + DURATION):
+        if store.requests.create(request, event, pending_until=now + DURATION):
             return request
 
 

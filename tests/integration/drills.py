@@ -110,7 +110,7 @@ def trail(stack: Stack) -> dict[str, dict[str, Event]]:
     Read on from where the last call stopped: the test polls it, and must not eat the workers' CPU doing so.
     """
     cursor, events = _TRAILS.get(stack, ("-", {}))
-    for entry_id, fields in Store(stack.redis()).audit_entries(start=cursor):
+    for entry_id, fields in Store(stack.redis()).chain.entries(start=cursor):
         written = int(entry_id.split("-")[0]) / 1000
         events.setdefault(fields["request_id"], {}).setdefault(
             fields["event"], Event(datetime.fromisoformat(fields["at"]), written)

@@ -49,7 +49,7 @@ GROUP = {"S0DBAS": ["U0DBA"]}  # the module's stack fixture starts with this mem
 
 
 def stored(stack: Stack, request_id: str) -> AccessRequest:
-    return Store(stack.redis()).get(request_id)
+    return Store(stack.redis()).requests.get(request_id)
 
 
 def ephemeral_to(stack: Stack, user: str, since: float, timeout: float = 15) -> str:

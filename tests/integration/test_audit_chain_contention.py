@@ -12,7 +12,10 @@ import redis
 
 from jitbot import audit, embedded
 from jitbot.domain import open_request
-from jitbot.store import UNSEEN_HEAD, Store, encode, request_key
+from jitbot.store import Store
+from jitbot.store.chain import UNSEEN_HEAD
+from jitbot.store.codec import encode
+from jitbot.store.keys import AUDIT, AUDIT_HEAD, request_key
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -45,7 +48,7 @@ def lost_races(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def call(script: redis.commands.core.Script, keys: Any = None, args: Any = None, client: Any = None) -> Any:
         answer = real_call(script, keys, args, client)
-        if keys == [audit.HEAD, audit.STREAM] and args[0] != UNSEEN_HEAD and answer[0] == 0:
+        if keys == [AUDIT_HEAD, AUDIT] and args[0] != UNSEEN_HEAD and answer[0] == 0:
             lost.append(1)
         return answer
 
@@ -56,7 +59,7 @@ def lost_races(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def create_many(stores: list[Store], count: int) -> None:
     def create(n: int) -> None:
         request, event = open_request(f"r-{n:06d}", "U0ALICE", "prod-db", timedelta(hours=1), "INC-1", NOW)
-        assert stores[n % len(stores)].create(request, event, pending_until=NOW + timedelta(hours=1))
+        assert stores[n % len(stores)].requests.create(request, event, pending_until=NOW + timedelta(hours=1))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(create, range(count)))
@@ -70,7 +73,7 @@ def test_create_when_threads_of_one_process_write_at_once_then_no_race_lost_and_
     store = Store(client)
     create_many([store], 300)
     assert lost_races == []
-    assert audit.verify(store.audit_entries(), store.audit_head()).ok and store.audit_head()[0] == 300
+    assert audit.verify(store.chain.entries(), store.chain.head()).ok and store.chain.head()[0] == 300
 
 
 def test_create_when_two_processes_write_at_once_then_every_request_in_one_unbroken_chain(client: redis.Redis) -> None:
@@ -78,8 +81,8 @@ def test_create_when_two_processes_write_at_once_then_every_request_in_one_unbro
     and the chain does not fork."""
     stores = [Store(client), Store(client)]
     create_many(stores, 300)
-    assert audit.verify(stores[0].audit_entries(), stores[0].audit_head()).ok
-    assert stores[0].audit_head()[0] == 300 and len(client.keys("jitbot:req:*")) == 300
+    assert audit.verify(stores[0].chain.entries(), stores[0].chain.head()).ok
+    assert stores[0].chain.head()[0] == 300 and len(client.keys("jitbot:req:*")) == 300
 
 
 @pytest.mark.parametrize(
@@ -88,6 +91,6 @@ def test_create_when_two_processes_write_at_once_then_every_request_in_one_unbro
 def test_create_when_reason_is_any_text_then_redis_stores_it_byte_for_byte(client: redis.Redis, reason: str) -> None:
     store = Store(client)
     request, event = open_request("r-abc234", "U0ALICE", "prod-db", timedelta(hours=1), reason, NOW)
-    assert store.create(request, event, pending_until=NOW + timedelta(hours=1))
+    assert store.requests.create(request, event, pending_until=NOW + timedelta(hours=1))
     assert client.get(request_key(request.id)) == encode(request).encode()
-    assert audit.verify(store.audit_entries(), store.audit_head()).ok
+    assert audit.verify(store.chain.entries(), store.chain.head()).ok

@@ -58,7 +58,7 @@ def load(stack: Stack, resource: str, count: int, end: datetime, early: bool) ->
 
 def ended(stack: Stack, ids: list[str], status: Status, timeout: float) -> None:
     store = Store(stack.redis())
-    wait_until(lambda: all(store.get(i).status is status for i in ids), timeout, f"{len(ids)} grants {status}")
+    wait_until(lambda: all(store.requests.get(i).status is status for i in ids), timeout, f"{len(ids)} grants {status}")
 
 
 def no_failure_nor_alert(stack: Stack) -> None:

@@ -114,7 +114,7 @@ def access_dm(stack: Stack, user: str, request_id: str) -> tuple[Call, dict[str,
 
 
 def stored(stack: Stack, request_id: str) -> AccessRequest:
-    return Store(stack.redis()).get(request_id)
+    return Store(stack.redis()).requests.get(request_id)
 
 
 def expired_and_told(stack: Stack, user: str, request_id: str) -> AccessRequest:
@@ -126,7 +126,7 @@ def expired_and_told(stack: Stack, user: str, request_id: str) -> AccessRequest:
     assert ended.status is Status.EXPIRED
     wait_until(lambda: "scrubbed" in slack_refs(stack, request_id), 10, "access DM scrubbed")
     store = Store(stack.redis())
-    verdict = audit.verify(store.audit_entries(), store.audit_head())
+    verdict = audit.verify(store.chain.entries(), store.chain.head())
     assert verdict.ok, verdict.problem
     return ended
 
@@ -217,7 +217,7 @@ def test_azure_revoke_when_pim_refuses_a_young_assignment_then_deferred_and_done
         stack.arm.min_active = timedelta(0)
 
     # five minutes on: PIM allows the removal, and the reconciler finds the revocation due
-    Store(stack.redis()).retry_revocation_at(request_id, datetime.now(UTC) - timedelta(minutes=1))
+    Store(stack.redis()).requests.retry_revocation_at(request_id, datetime.now(UTC) - timedelta(minutes=1))
     subprocess.run(["jitbot", "reconcile"], cwd=stack.home, env=stack.env, check=True, capture_output=True, timeout=60)
     expired_and_told(stack, "U0GRACE", request_id)
     assert assignment_of(stack, GRACE_OID) is None and len(pim_puts(stack, GRACE_OID, "AdminRemove")) == 1

@@ -98,7 +98,7 @@ def center(stack: Stack) -> IdentityCenter:
 
 
 def stored_status(stack: Stack, request_id: str) -> Status:
-    return Store(stack.redis()).get(request_id).status
+    return Store(stack.redis()).requests.get(request_id).status
 
 
 def expired(stack: Stack, user: str, request_id: str) -> dict[str, Any]:
@@ -277,7 +277,7 @@ def test_drift_scan_when_assignments_outlive_their_requests_then_removed_audited
         "PermissionSetArn": PERMISSION_SET,
         "PrincipalId": left,
     }
-    Store(stack.redis()).hold_shared(assignment_key(params), "r-gone33", created=True)
+    Store(stack.redis()).locks.hold_shared(assignment_key(params), "r-gone33", created=True)
     standing = center.add_user("standing@example.com")
     center.assign(standing)  # nobody's ledger: someone's standing access
 
@@ -288,7 +288,7 @@ def test_drift_scan_when_assignments_outlive_their_requests_then_removed_audited
     assert not any(a.principal_id == LEFT_OID for a in stack.arm.assignments)
     assert any(a.principal_id == JUDY_OID for a in stack.arm.assignments)
     assert left not in center.assigned() and standing in center.assigned()
-    assert Store(stack.redis()).shared(assignment_key(params)) is None
+    assert Store(stack.redis()).locks.shared(assignment_key(params)) is None
     for gone, resource in (("r-gone22", "prod-vms"), ("r-gone33", "prod-sso")):
         (record,) = [e for e in audit_events(stack, gone) if e["event"] == "orphan removed"]
         assert record["resource"] == resource

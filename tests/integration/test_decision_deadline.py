@@ -41,10 +41,10 @@ def test_approve_when_a_second_after_the_timeout_and_the_worker_stopped_then_ref
     stack.stop_process("worker")  # its reconciler is what times requests out: nothing does now
     store = Store(stack.redis())
     try:
-        request = store.get(request_id)
+        request = store.requests.get(request_id)
         assert request.status is Status.PENDING and request.decide_by is not None
         time.sleep(max(0.0, (request.decide_by + timedelta(seconds=1) - datetime.now(UTC)).total_seconds()))
-        assert store.get(request_id).status is Status.PENDING  # nothing timed it out meanwhile
+        assert store.requests.get(request_id).status is Status.PENDING  # nothing timed it out meanwhile
         approve(stack, "U0BOB", request_id, posted)
         refused = stack.slack.wait_for(
             lambda c: (
@@ -52,7 +52,7 @@ def test_approve_when_a_second_after_the_timeout_and_the_worker_stopped_then_ref
             )
         )
         assert "timed out at" in refused.params["text"] and "can no longer be approved" in refused.params["text"]
-        assert store.get(request_id).status is Status.EXPIRED
+        assert store.requests.get(request_id).status is Status.EXPIRED
         assert events(stack, request_id) == ["requested", "refused", "timed out"]
     finally:
         stack.start_process("worker")

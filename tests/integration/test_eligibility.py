@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from jitbot.domain import Status
-from jitbot.store import decode
+from jitbot.store.codec import decode
 from jitbot.testing.slack_sender import command_body
 from jitbot.testing.stack import Stack
 from tests.integration.helpers import (

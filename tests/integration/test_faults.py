@@ -16,7 +16,8 @@ from rq.exceptions import SchedulerNotFound
 from rq.scheduler import RQScheduler
 
 from jitbot import audit
-from jitbot.store import EXPIRY, Store
+from jitbot.store import Store
+from jitbot.store.keys import EXPIRY
 from jitbot.tasks import QUEUE, waiting_jobs
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import Stack
@@ -167,11 +168,11 @@ def test_revocations_when_redis_restarted_with_500_waiting_then_none_lost(tmp_pa
         report("worst_recorded_lateness_s", late.worst_recorded)
         report("process_restarts", [(r.name, r.returncode) for r in stack.restarts])
         store = Store(stack.redis())
-        verdict = audit.verify(store.audit_entries(), store.audit_head())
+        verdict = audit.verify(store.chain.entries(), store.chain.head())
         assert verdict.ok, verdict.problem
         lost = [i for i in ids if [*seen[i]] != ["requested", "approved", "granted", "expired"]]
         assert not lost, {i: [*seen[i]] for i in lost[:5]}
-        assert {store.get(i).status.value for i in ids} == {"expired"}
+        assert {store.requests.get(i).status.value for i in ids} == {"expired"}
         assert not any(stack.redis().zmscore(EXPIRY, ids)), "expired grants left in the expiry index"
         assert late.worst < ON_TIME_S and late.worst_recorded < ON_TIME_S
 

@@ -55,7 +55,7 @@ def written(stack: Stack, request_id: str, event: str) -> list[tuple[datetime, f
     """Each `event` record of the request: its own `at` (when the attempt began) and when Redis appended it."""
     return [
         (datetime.fromisoformat(fields["at"]), int(entry_id.split("-")[0]) / 1000)
-        for entry_id, fields in Store(stack.redis()).audit_entries()
+        for entry_id, fields in Store(stack.redis()).chain.entries()
         if fields["request_id"] == request_id and fields["event"] == event
     ]
 

@@ -119,6 +119,6 @@ def test_revocations_when_the_master_is_killed_and_a_replica_promoted_then_on_ti
         store = Store(stack.redis())
         # a grant whose issue job died with the old master (mid-job) is queued again 30 s after its approval
         wait_for_event(stack, [i for i, _ in asking.acknowledged], "granted", 60, "(asked in the failover)")
-        verdict = audit.verify(store.audit_entries(), store.audit_head())
+        verdict = audit.verify(store.chain.entries(), store.chain.head())
         assert verdict.ok, verdict.problem
         report("process_restarts", [(r.name, r.returncode) for r in stack.restarts])

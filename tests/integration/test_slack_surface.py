@@ -25,7 +25,7 @@ import pytest
 from jitbot.domain import AccessRequest, Status
 from jitbot.service import DUPLICATE
 from jitbot.slack import ids
-from jitbot.store import decode
+from jitbot.store.codec import decode
 from jitbot.testing.slack_sender import Reply, click_body, command_body, home_click_body, new_view_id
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import Stack

@@ -18,6 +18,7 @@ from jitbot.domain import approve, grant, open_request
 from jitbot.events import AuditEvent
 from jitbot.service import Service
 from jitbot.store import Store
+from jitbot.store.keys import AUDIT
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
@@ -28,19 +29,19 @@ def store() -> Store:
     store = Store(fakeredis.FakeRedis())
     for n in range(4):  # 4 requests x (requested, approved, granted) + 1 refusal = 13 records
         request, event = open_request(f"r-abc23{n + 2}", "U0ALICE", "prod-db", timedelta(hours=1), "INC-1", NOW, "aws")
-        store.create(request, event, pending_until=NOW + timedelta(hours=1))
-        store.transition(request.id, lambda r: approve(r, "U0BOB", 1, NOW))
-        store.transition(request.id, lambda r: grant(r, {}, NOW))
-    store.record(AuditEvent("refused", "-", "unverified", "-", NOW, "-", {"reason": "bad signature"}))
+        store.requests.create(request, event, pending_until=NOW + timedelta(hours=1))
+        store.requests.transition(request.id, lambda r: approve(r, "U0BOB", 1, NOW))
+        store.requests.transition(request.id, lambda r: grant(r, {}, NOW))
+    store.chain.record(AuditEvent("refused", "-", "unverified", "-", NOW, "-", {"reason": "bad signature"}))
     return store
 
 
 def rewrite(store: Store, change: Callable[[Entries], Entries]) -> None:
     """Tamper as someone with write access to Redis would: rewrite the stream, keeping the stream ids."""
-    entries = change(store.redis.xrange(audit.STREAM))
-    store.redis.delete(audit.STREAM)
+    entries = change(store.redis.xrange(AUDIT))
+    store.redis.delete(AUDIT)
     for entry_id, fields in entries:
-        store.redis.xadd(audit.STREAM, fields, id=entry_id)
+        store.redis.xadd(AUDIT, fields, id=entry_id)
 
 
 def verdict(store: Store) -> tuple[int, str]:
@@ -115,7 +116,7 @@ def test_export_jsonl_then_file_verifies_and_a_tampered_file_does_not(store: Sto
 
 
 def test_export_when_time_range_then_only_those_records_and_the_slice_verifies(store: Store, tmp_path) -> None:
-    entries = store.redis.xrange(audit.STREAM)
+    entries = store.redis.xrange(AUDIT)
     first_ms = int(entries[5][0].split(b"-")[0])
     since = datetime.fromtimestamp(first_ms / 1000, UTC).isoformat()
     out = io.StringIO()
@@ -163,7 +164,7 @@ def test_export_when_a_formula_is_typed_as_resource_then_recorded_unknown_with_t
 
 
 def test_export_csv_when_an_older_record_holds_a_formula_then_every_cell_inert(store: Store) -> None:
-    store.record(AuditEvent("refused", "-", "U0MALLORY", PLANTED, NOW, "-", {"attempted": "command"}))
+    store.chain.record(AuditEvent("refused", "-", "U0MALLORY", PLANTED, NOW, "-", {"attempted": "command"}))
     rows = exported_csv(store)
     assert rows[-1]["resource"] == "'" + PLANTED
     assert all(not cell.startswith(FORMULA_STARTS) for row in rows for cell in row.values() if cell != "-")

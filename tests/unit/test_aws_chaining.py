@@ -71,7 +71,7 @@ def at(bot: Bot, moment: timedelta) -> AccessRequest:
     bot.lifecycle.reconcile()
     run_jobs(bot)
     (request_id,) = {key.decode().rsplit(":", 1)[-1] for key in bot.redis.keys("jitbot:req:*")}
-    return bot.store.get(request_id)
+    return bot.store.requests.get(request_id)
 
 
 def keys_sent(bot: Bot) -> list[str]:
@@ -91,7 +91,7 @@ def test_three_hour_grant_when_jitbot_runs_as_a_role_then_renewed_hourly_and_cut
     request, _ = chained.service.submit("U0ALICE", RequestAccess("prod-db", timedelta(hours=3), "INC-1 migrate"))
     chained.service.decide(request.id, "U0BOB", approving=True)
     run_jobs(chained)
-    granted = chained.store.get(request.id)
+    granted = chained.store.requests.get(request.id)
     assert granted.status is Status.ACTIVE and granted.expires_at == NOW + timedelta(hours=3)
     assert datetime.fromisoformat(granted.grant["credentials_expire_at"]) == NOW + timedelta(hours=1)
     assert granted.refresh_at == NOW + timedelta(minutes=55)

@@ -514,7 +514,7 @@ def test_revoke_when_role_has_no_room_then_retryable_error_naming_the_role_and_t
 def test_revoke_when_two_processes_cut_64_sessions_on_one_role_at_once_then_every_one_denied(aws: None) -> None:
     """Two sweepers (their own providers, one Redis lock per role between them), 16 threads each."""
     store = Store(fakeredis.FakeRedis())
-    serial = lambda role: store.serial(f"aws-role:{role}", timedelta(seconds=30), timedelta(seconds=20))  # noqa: E731
+    serial = lambda role: store.locks.serial(f"aws-role:{role}", timedelta(seconds=30), timedelta(seconds=20))  # noqa: E731
     providers, now, ids = [AwsProvider(serial), AwsProvider(serial)], datetime.now(UTC), request_ids(64)
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda n: providers[n % 2].revoke(ended(ids[n], now), DB, now), range(64)))

@@ -469,7 +469,7 @@ def test_check_when_permission_set_missing_then_not_retryable_error(center: Cent
 
 def shared_provider(store: Store) -> AwsSsoProvider:
     """A worker's provider: who holds which assignment is kept in Redis, so every worker sees it."""
-    return AwsSsoProvider(sleep=[].append, ledger=store)
+    return AwsSsoProvider(sleep=[].append, ledger=store.locks)
 
 
 def as_granted(approved: AccessRequest, issued_handle: dict[str, str]) -> AccessRequest:

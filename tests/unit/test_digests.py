@@ -20,8 +20,8 @@ import pytest
 from jitbot.commands import RequestAccess
 from jitbot.domain import Status
 from jitbot.slack import ids
+from jitbot.slack.approval import DIGEST_SIZE
 from jitbot.slack.notify import FOLD_OVER, NotifyError
-from jitbot.slack.views import DIGEST_SIZE
 from jitbot.testing.slack_limits import MESSAGE_BLOCKS
 from jitbot.testing.slack_standin import Call
 from tests.unit.test_lifecycle import Bot, dms, make_bot
@@ -63,7 +63,7 @@ def carried(call: Call) -> list[str]:
 
 def edits(bot: Bot, request_id: str) -> list[Call]:
     """chat.update calls to the message that announced `request_id`."""
-    ts = bot.store.slack_refs(request_id)["approval_ts"]
+    ts = bot.store.slack.slack_refs(request_id)["approval_ts"]
     return [c for c in bot.slack.calls_to("chat.update") if c.params.get("ts") == ts]
 
 
@@ -91,12 +91,12 @@ def test_burst_when_more_than_fold_over_wait_then_one_digest_else_a_message_each
             (ids.APPROVE, asked[0]),
             (ids.DENY, asked[0]),
         ]
-        refs = [bot.store.slack_refs(request_id) for request_id in asked]
+        refs = [bot.store.slack.slack_refs(request_id) for request_id in asked]
         assert {(r["approval_channel"], r["approval_ts"], r["digest"]) for r in refs} == {
             (APPROVALS, refs[0]["approval_ts"], "1")
         }
     else:
-        assert all("digest" not in bot.store.slack_refs(request_id) for request_id in asked)
+        assert all("digest" not in bot.store.slack.slack_refs(request_id) for request_id in asked)
 
 
 def test_burst_when_more_wait_than_a_message_holds_then_the_oldest_fill_one_and_the_rest_go_in_the_next(
@@ -175,7 +175,7 @@ def test_digest_when_two_workers_announce_at_once_then_each_request_in_exactly_o
     posts = approval_posts(bot)
     assert Counter(i for p in posts for i in carried(p)) == dict.fromkeys(asked, 1)
     assert len(posts) < len(asked) and overlapped[0]  # the workers did run at once
-    assert all("approval_ts" in bot.store.slack_refs(request_id) for request_id in asked)
+    assert all("approval_ts" in bot.store.slack.slack_refs(request_id) for request_id in asked)
 
 
 def test_digest_when_its_post_fails_then_its_requests_stay_waiting_and_a_retry_announces_each_once(bot: Bot) -> None:
@@ -183,7 +183,7 @@ def test_digest_when_its_post_fails_then_its_requests_stay_waiting_and_a_retry_a
     bot.slack.fail("chat.postMessage", status=200, error="fatal_error")
     with pytest.raises(NotifyError, match="fatal_error"):
         bot.lifecycle.sync_slack(asked[0])
-    assert all("approval_ts" not in bot.store.slack_refs(request_id) for request_id in asked)
+    assert all("approval_ts" not in bot.store.slack.slack_refs(request_id) for request_id in asked)
     bot.slack.reset()  # the refused post was answered `ok: false` with HTTP 200
 
     for request_id in [*asked[1:], asked[0]]:  # the others' jobs, then the failed one's retry
@@ -200,7 +200,7 @@ def test_digest_when_an_extension_is_asked_then_told_in_its_thread_and_decided_f
     bot.service.ask_extension(ALICE, asked[0], timedelta(minutes=30), "INC-0 still digging")
     run_jobs(bot)
 
-    ts = bot.store.slack_refs(asked[0])["approval_ts"]
+    ts = bot.store.slack.slack_refs(asked[0])["approval_ts"]
     [told] = [c for c in bot.slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == ts]
     assert asked[0] in told.params["text"] and "<@U0BOB>" in told.params["text"]
     digest = message(bot, asked[0])
@@ -208,7 +208,7 @@ def test_digest_when_an_extension_is_asked_then_told_in_its_thread_and_decided_f
 
     bot.service.decide(asked[0], BOB, approving=True)
     run_jobs(bot)
-    assert bot.store.get(asked[0]).extend_by is None
+    assert bot.store.requests.get(asked[0]).extend_by is None
     assert decided_by_buttons(message(bot, asked[0])) == asked[1:]
     assert len(approval_posts(bot)) == 1
 
@@ -231,8 +231,8 @@ def test_digest_when_its_requests_escalate_then_each_escalated_once_and_the_dige
 def test_unannounced_when_posted_held_decided_or_of_another_resource_then_not_waiting(bot: Bot) -> None:
     posted, held, cancelled, waiting, later = ask(bot, 5)
     [elsewhere] = ask(bot, 1, "critical")
-    bot.store.set_slack_refs(posted, approval_channel=APPROVALS, approval_ts="1.000001")
-    bot.store.block_announcement(held, APPROVALS)  # the bot not in the channel: waits for the invitation
+    bot.store.slack.set_slack_refs(posted, approval_channel=APPROVALS, approval_ts="1.000001")
+    bot.store.slack.block_announcement(held, APPROVALS)  # the bot not in the channel: waits for the invitation
     bot.service.cancel(ALICE, cancelled)
-    assert [r.id for r in bot.store.unannounced({"sandbox"}, 100)] == [waiting, later]  # oldest first
-    assert [r.id for r in bot.store.unannounced({"sandbox", "critical"}, 2)] == [later, elsewhere]  # the newest 2
+    assert [r.id for r in bot.store.slack.unannounced({"sandbox"}, 100)] == [waiting, later]  # oldest first
+    assert [r.id for r in bot.store.slack.unannounced({"sandbox", "critical"}, 2)] == [later, elsewhere]  # the newest 2

@@ -97,7 +97,7 @@ def test_revocation_when_read_back_shows_access_gone_then_expired_with_what_was_
     request_id = active(bot)
     bot.clock.now = NOW + timedelta(hours=2)
     bot.lifecycle.end_access(request_id)
-    ended = bot.store.get(request_id)
+    ended = bot.store.requests.get(request_id)
     assert ended.status is Status.EXPIRED
     assert ended.verified_at == bot.clock.now
     record = [entry for entry in audit_log(bot) if entry["event"] == "expired"][-1]
@@ -133,7 +133,7 @@ def test_revocation_when_read_back_keeps_showing_access_then_grant_stays_live_re
         bot.clock.advance(timedelta(minutes=1))
     failed = [entry for entry in audit_log(bot) if entry["event"] == "revocation failed"]
     assert len(failed) == 3 and "still in the policy" in failed[-1]["detail"]
-    assert bot.store.due("jitbot:expiry", bot.clock.now + timedelta(minutes=2)) == [request_id]  # retried
+    assert bot.store.requests.due("jitbot:expiry", bot.clock.now + timedelta(minutes=2)) == [request_id]  # retried
     assert [job.func_name for job in bot.tasks.urgent.get_jobs()].count(JobName.ALERT_REVOCATION.path) == 1
 
     cloud(bot).stuck.clear()
@@ -214,11 +214,11 @@ def test_drift_scan_when_a_cloud_cannot_be_listed_then_alerted_and_not_clean(bot
 
 
 def test_drift_scan_claim_when_taken_then_nobody_else_gets_it_until_the_interval_passes(bot: Bot) -> None:
-    assert bot.store.claim_drift_scan(SCAN_EVERY)
-    assert not bot.store.claim_drift_scan(SCAN_EVERY)
+    assert bot.store.locks.claim_drift_scan(SCAN_EVERY)
+    assert not bot.store.locks.claim_drift_scan(SCAN_EVERY)
     assert 0 < bot.redis.pttl("jitbot:drift:due") <= SCAN_EVERY.total_seconds() * 1000
 
 
 def gauge(bot: Bot, name: str) -> dict[tuple[str, ...], float]:
-    families = {family.name: family for family in RedisCollector(bot.redis, bot.clock).collect()}
+    families = {family.name: family for family in RedisCollector(bot.store, bot.clock).collect()}
     return {tuple(sample.labels.values()): sample.value for sample in families[name].samples}

@@ -29,7 +29,7 @@ from jitbot.config import Config
 from jitbot.durations import MAX_DURATION as MAX_PERIOD
 from jitbot.redis_url import Connected
 from jitbot.slack import listeners
-from jitbot.store import decode
+from jitbot.store.codec import decode
 from jitbot.tasks import QUEUE, SERIALIZER
 from jitbot.testing.slack_sender import command_body, sign
 from jitbot.testing.slack_standin import SlackStandIn

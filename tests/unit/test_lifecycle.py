@@ -18,7 +18,6 @@ import pytest
 import redis
 from rq.job import Job
 
-from jitbot import audit
 from jitbot.catalog import Catalog, Resource, parse_catalog
 from jitbot.commands import RequestAccess
 from jitbot.domain import AccessRequest, Status, fail
@@ -31,7 +30,8 @@ from jitbot.providers.fake import FakeProvider
 from jitbot.service import DUPLICATE, Service
 from jitbot.slack import ids
 from jitbot.slack.notify import Notifier, web_client
-from jitbot.store import EXPIRY, PENDING, TIMERS, Store, request_key
+from jitbot.store import Store
+from jitbot.store.keys import AUDIT, EXPIRY, PENDING, TIMERS, request_key
 from jitbot.tasks import SERIALIZER, Tasks
 from jitbot.testing.redis_dump import dump_redis
 from jitbot.testing.slack_standin import Call, SlackStandIn
@@ -138,7 +138,7 @@ def active(bot: Bot) -> str:
 
 
 def status(bot: Bot, request_id: str) -> Status:
-    return bot.store.get(request_id).status
+    return bot.store.requests.get(request_id).status
 
 
 def jobs(bot: Bot, name: JobName) -> list[Job]:
@@ -155,9 +155,7 @@ def shown(call: Call) -> str:
 
 
 def audit_log(bot: Bot) -> list[dict[str, str]]:
-    return [
-        {key.decode(): value.decode() for key, value in fields.items()} for _, fields in bot.redis.xrange(audit.STREAM)
-    ]
+    return [{key.decode(): value.decode() for key, value in fields.items()} for _, fields in bot.redis.xrange(AUDIT)]
 
 
 def everything_in_redis(client: fakeredis.FakeRedis) -> bytes:
@@ -169,9 +167,9 @@ def everything_in_redis(client: fakeredis.FakeRedis) -> bytes:
 
 def test_submit_then_pending_indexed_and_slack_sync_enqueued(bot: Bot) -> None:
     request_id = submit(bot)
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.requester, request.created_at) == (Status.PENDING, ALICE, NOW)
-    assert bot.store.due(PENDING, NOW + timedelta(hours=1)) == [request_id]
+    assert bot.store.requests.due(PENDING, NOW + timedelta(hours=1)) == [request_id]
     assert [list(job.args) for job in jobs(bot, JobName.SYNC_SLACK)] == [[request_id]]
     assert jobs(bot, JobName.ISSUE) == []
 
@@ -246,7 +244,7 @@ def test_submit_when_email_only_on_slack_profile_then_asked_once_and_remembered(
     with make_bot(GCP_CATALOG, someone_waiting=True) as bot:
         bot.slack.emails[ALICE] = "alice@example.com"
         first, second = (submit(bot, "analytics") for _ in range(2))
-        assert [bot.store.get(i).identity for i in (first, second)] == [{"email": "alice@example.com"}] * 2
+        assert [bot.store.requests.get(i).identity for i in (first, second)] == [{"email": "alice@example.com"}] * 2
         assert [call.params.get("user") for call in bot.slack.calls_to("users.info")] == [ALICE]
 
 
@@ -258,8 +256,8 @@ def test_command_then_the_person_read_with_its_claim_and_slack_asked_once_for_wh
         reply = bot.service.handle_command(ALICE, "request analytics 1h INC-7 look at the numbers", "1.2.trigger")
         assert "is waiting for" in reply.text
         assert [call.params.get("user") for call in bot.slack.calls_to("users.info")] == [ALICE]
-        assert bot.store.cached_person(ALICE) == {"standing": "member", "email": "alice@example.com"} | {
-            "at": bot.store.cached_person(ALICE)["at"]  # type: ignore[index]
+        assert bot.store.deliveries.cached_person(ALICE) == {"standing": "member", "email": "alice@example.com"} | {
+            "at": bot.store.deliveries.cached_person(ALICE)["at"]  # type: ignore[index]
         }
 
 
@@ -272,8 +270,9 @@ def test_decide_when_slack_answered_of_the_requester_within_fresh_s_then_not_ask
         asked = len(bot.slack.calls_to("users.info"))
         bot.service.decide(first, BOB, approving=True)
         assert len(bot.slack.calls_to("users.info")) == asked
-        facts = bot.store.cached_person(ALICE) or {}
-        bot.store.cache_person(ALICE, facts | {"at": str(int(facts["at"]) - FRESH_S - 1)})  # asked too long ago
+        facts = bot.store.deliveries.cached_person(ALICE) or {}
+        # asked too long ago
+        bot.store.deliveries.cache_person(ALICE, facts | {"at": str(int(facts["at"]) - FRESH_S - 1)})
         bot.service.decide(second, BOB, approving=True)
         assert len(bot.slack.calls_to("users.info")) == asked + 1
 
@@ -303,7 +302,7 @@ def test_sync_slack_when_pending_then_approval_message_with_approve_and_deny(bot
         (ids.APPROVE, request_id),
         (ids.DENY, request_id),
     ]
-    assert bot.store.slack_refs(request_id)["approval_channel"] == "C0APPROVALS"
+    assert bot.store.slack.slack_refs(request_id)["approval_channel"] == "C0APPROVALS"
     bot.lifecycle.sync_slack(request_id)  # a repeat edits the message, never posts a second one
     assert len(bot.slack.calls_to("chat.postMessage")) == 1 and len(bot.slack.calls_to("chat.update")) == 1
 
@@ -317,10 +316,12 @@ def test_decide_when_requester_or_outsider_then_policy_error_and_refused_audit(
     bot: Bot, clicker: str, reason: str, approving: bool
 ) -> None:
     request_id = submit(bot)
-    before, queued = bot.store.get(request_id), [bot.tasks.urgent.job_ids, bot.tasks.queue.job_ids]
+    before, queued = bot.store.requests.get(request_id), [bot.tasks.urgent.job_ids, bot.tasks.queue.job_ids]
     with pytest.raises(PolicyError, match=re.escape(reason)):
         bot.service.decide(request_id, clicker, approving=approving)
-    assert bot.store.get(request_id) == before and [bot.tasks.urgent.job_ids, bot.tasks.queue.job_ids] == queued
+    assert (
+        bot.store.requests.get(request_id) == before and [bot.tasks.urgent.job_ids, bot.tasks.queue.job_ids] == queued
+    )
     refused = audit_log(bot)[-1]
     assert (refused["event"], refused["actor"], refused["status"], refused["request_id"]) == (
         "refused",
@@ -378,12 +379,12 @@ def test_decide_when_button_names_no_request_then_not_found(bot: Bot) -> None:
 
 def test_submit_when_auto_approve_then_approved_by_jitbot_and_issue_enqueued(bot: Bot) -> None:
     request_id = submit(bot, "playground")
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.decided_by, request.decided_at) == (Status.APPROVED, "jitbot", NOW)
     approval = audit_log(bot)[-1]
     assert (approval["event"], approval["actor"]) == ("approved", "jitbot")
     assert f"issue-{request_id}" in bot.tasks.urgent.job_ids
-    assert bot.store.due(PENDING, NOW + timedelta(days=1)) == []
+    assert bot.store.requests.due(PENDING, NOW + timedelta(days=1)) == []
 
 
 # --- issue -----------------------------------------------------------------------------------------
@@ -393,14 +394,14 @@ def test_issue_access_then_active_credentials_dm_and_indexed_for_the_sweeper_at_
     request_id = approved(bot)
     bot.clock.advance(timedelta(minutes=1))
     bot.lifecycle.issue_access(request_id)
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert request.status is Status.ACTIVE and request.expires_at == NOW + timedelta(hours=1, minutes=1)
     assert request.grant == {"session": f"fake-{request_id}"} and bot.fake.live == {request_id}
     (dm,) = dms(bot)
     assert bot.fake.token() in shown(dm)
-    assert bot.store.slack_refs(request_id)["secret_dm_channel"] == "D0ALICE"
-    assert bot.store.due(EXPIRY, request.expires_at) == [request_id]  # the schedule: no job per grant
-    assert bot.store.due(EXPIRY, request.expires_at - timedelta(microseconds=1)) == []
+    assert bot.store.slack.slack_refs(request_id)["secret_dm_channel"] == "D0ALICE"
+    assert bot.store.requests.due(EXPIRY, request.expires_at) == [request_id]  # the schedule: no job per grant
+    assert bot.store.requests.due(EXPIRY, request.expires_at - timedelta(microseconds=1)) == []
 
 
 def test_issue_access_when_run_twice_then_one_grant_and_one_dm(bot: Bot) -> None:
@@ -422,13 +423,13 @@ def test_issue_access_when_cloud_refuses_then_failed_with_its_message_and_reques
     message = "AWS AssumeRole failed: AccessDenied: not authorized to perform sts:AssumeRole"
     bot.fake.fail_next.append(ProviderError(message, retryable=False))
     bot.lifecycle.issue_access(request_id)
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.note) == (Status.FAILED, message)
-    assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
+    assert bot.store.requests.due(EXPIRY, NOW + timedelta(days=1)) == []
     bot.lifecycle.sync_slack(request_id)
     (told,) = dms(bot)
     assert message in told.params["text"] and "failed" in told.params["text"]
-    approval = bot.slack.message("C0APPROVALS", bot.store.slack_refs(request_id)["approval_ts"])
+    approval = bot.slack.message("C0APPROVALS", bot.store.slack.slack_refs(request_id)["approval_ts"])
     assert message in json.dumps(approval["blocks"])
 
 
@@ -443,19 +444,19 @@ def test_issue_access_when_credentials_dm_fails_then_access_cut_and_failed_with_
     request_id = approved(bot)
     bot.slack.fail("chat.postMessage", status=200, error="channel_not_found")
     bot.lifecycle.issue_access(request_id)
-    ending = bot.store.get(request_id)
+    ending = bot.store.requests.get(request_id)
     assert (ending.status, ending.ending_by, ending.expires_at) == (Status.ACTIVE, "jitbot", NOW)
     assert [list(job.args) for job in jobs(bot, JobName.REVOKE)] == [[request_id]]
-    assert bot.store.due(EXPIRY, NOW) == [request_id]  # the sweeper would claim it too
+    assert bot.store.requests.due(EXPIRY, NOW) == [request_id]  # the sweeper would claim it too
     bot.lifecycle.end_access(request_id)  # the revoke job
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (
         bot.fake.calls == [("grant", request_id), ("revoke", request_id), ("verify", request_id)]
         and bot.fake.live == set()
     )
     assert request.status is Status.FAILED
     assert "could not be delivered" in request.note and "channel_not_found" in request.note
-    assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
+    assert bot.store.requests.due(EXPIRY, NOW + timedelta(days=1)) == []
     bot.lifecycle.sync_slack(request_id)
     assert "could not be delivered" in dms(bot)[-1].params["text"]
 
@@ -471,9 +472,9 @@ def test_issue_access_when_dm_fails_and_the_cloud_refuses_the_first_cut_then_ret
     assert status(bot, request_id) is Status.ACTIVE and bot.fake.live == {request_id}
     [retry_at] = [when for rid, when in bot.redis.zrange(EXPIRY, 0, -1, withscores=True) if rid.decode() == request_id]
     bot.clock.advance(timedelta(seconds=retry_at - NOW.timestamp()))
-    assert bot.store.due(EXPIRY, bot.clock()) == [request_id]
+    assert bot.store.requests.due(EXPIRY, bot.clock()) == [request_id]
     bot.lifecycle.end_access(request_id)
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert request.status is Status.FAILED and bot.fake.live == set() and "could not be delivered" in request.note
     assert [e["event"] for e in audit_log(bot) if e["request_id"] == request_id][-3:] == [
         "end requested",
@@ -485,7 +486,7 @@ def test_issue_access_when_dm_fails_and_the_cloud_refuses_the_first_cut_then_ret
 def test_sync_slack_when_extension_asked_then_approvers_mentioned_in_the_thread_once_per_ask(bot: Bot) -> None:
     """Editing the approval message notifies nobody: the approvers hear of each extension in its thread."""
     request_id = active(bot)
-    approval = bot.store.slack_refs(request_id)
+    approval = bot.store.slack.slack_refs(request_id)
 
     def replies() -> list[Call]:
         return [
@@ -519,7 +520,7 @@ def test_issue_access_when_request_ended_while_the_cloud_granted_then_cut_or_the
 
     def grant_while_ended(request: AccessRequest, resource: Resource, now: datetime) -> Issued:
         issued = real_grant(request, resource, now)
-        bot.store.transition(request_id, lambda r: fail(r, "not issued in time", now))
+        bot.store.requests.transition(request_id, lambda r: fail(r, "not issued in time", now))
         if not cloud_cuts:
             bot.fake.fail_next = [ProviderError("the cloud is down", retryable=True)]
         return issued
@@ -554,11 +555,11 @@ def test_issue_access_then_no_secret_anywhere_in_redis(bot: Bot) -> None:
 
 def test_end_access_when_before_expiry_then_put_back_at_its_time_and_nothing_changes(bot: Bot) -> None:
     request_id = active(bot)
-    before = bot.store.get(request_id)
+    before = bot.store.requests.get(request_id)
     bot.clock.advance(timedelta(minutes=30))
-    assert bot.store.claim_due(bot.clock.now + timedelta(hours=1), 10, timedelta(seconds=10)) == [request_id]
+    assert bot.store.requests.claim_due(bot.clock.now + timedelta(hours=1), 10, timedelta(seconds=10)) == [request_id]
     bot.lifecycle.end_access(request_id)  # claimed, then found extended (here: not due yet)
-    assert bot.store.get(request_id) == before
+    assert bot.store.requests.get(request_id) == before
     assert bot.fake.calls == [("grant", request_id)] and bot.fake.live == {request_id}
     assert bot.store.redis.zscore(EXPIRY, request_id) == before.expires_at.timestamp()  # type: ignore[union-attr]
 
@@ -574,7 +575,7 @@ def test_end_access_when_expired_then_revoked_and_slack_scrubbed_once(bot: Bot) 
     request_id = active(bot)
     bot.lifecycle.sync_slack(request_id)
     token = bot.fake.token()
-    refs = bot.store.slack_refs(request_id)
+    refs = bot.store.slack.slack_refs(request_id)
     bot.clock.advance(timedelta(hours=1))
     bot.lifecycle.end_access(request_id)
     assert (
@@ -582,7 +583,7 @@ def test_end_access_when_expired_then_revoked_and_slack_scrubbed_once(bot: Bot) 
         and bot.fake.live == set()
     )
     assert status(bot, request_id) is Status.EXPIRED
-    assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == []
+    assert bot.store.requests.due(EXPIRY, NOW + timedelta(days=1)) == []
     assert audit_log(bot)[-1]["event"] == "expired" and audit_log(bot)[-1]["actor"] == "jitbot"
     bot.slack.reset()
     bot.lifecycle.sync_slack(request_id)
@@ -610,7 +611,7 @@ def test_end_access_when_approved_but_never_issued_then_cut_and_failed(bot: Bot)
     request_id = approved(bot)
     bot.clock.advance(timedelta(hours=2))
     bot.lifecycle.end_access(request_id)
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.note) == (Status.FAILED, "not issued in time")
     assert bot.fake.calls == [("revoke", request_id), ("verify", request_id)]
 
@@ -645,9 +646,9 @@ def test_reconcile_when_pending_past_timeout_then_expired_and_requester_told(bot
     assert bot.lifecycle.reconcile() == 0
     timeout = bot.clock.advance(timedelta(minutes=1))
     assert bot.lifecycle.reconcile() == 1
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.decided_at) == (Status.EXPIRED, timeout)
-    assert bot.store.due(PENDING, timeout + timedelta(days=1)) == []
+    assert bot.store.requests.due(PENDING, timeout + timedelta(days=1)) == []
     assert audit_log(bot)[-1]["event"] == "timed out"
     bot.lifecycle.sync_slack(request_id)
     (told,) = dms(bot)

@@ -19,7 +19,9 @@ from jitbot.lifecycle import Lifecycle
 from jitbot.metrics_collector import RedisCollector
 from jitbot.providers.fake import FakeProvider
 from jitbot.slack.notify import Notifier, NotifyError, web_client
-from jitbot.store import EXPIRY, Store
+from jitbot.store import Store
+from jitbot.store.counters import MetricsSink
+from jitbot.store.keys import EXPIRY
 from jitbot.tasks import Tasks
 from jitbot.testing.slack_standin import SlackStandIn
 
@@ -41,7 +43,7 @@ def process(server: fakeredis.FakeServer) -> Store:
 def scrape(server: fakeredis.FakeServer, now: datetime = NOW) -> dict[str, float]:
     """What a web process's /metrics shows, parsed back: `name{label="value",…}` → value."""
     registry = CollectorRegistry()
-    registry.register(RedisCollector(fakeredis.FakeRedis(server=server), lambda: now))
+    registry.register(RedisCollector(process(server), lambda: now))
     text = generate_latest(registry).decode()
     return {sample_key(s.name, s.labels): s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
@@ -52,22 +54,22 @@ def sample_key(name: str, labels: dict[str, str]) -> str:
 
 def requested(store: Store, request_id: str) -> AccessRequest:
     request, event = open_request(request_id, "U0ALICE", "sandbox", HOUR, "INC-1", NOW, "fake")
-    assert store.create(request, event, NOW + HOUR)
+    assert store.requests.create(request, event, NOW + HOUR)
     return request
 
 
 def approved(store: Store, request_id: str) -> AccessRequest:
     requested(store, request_id)
-    return store.transition(request_id, lambda r: approve(r, "U0BOB", 1, NOW))[0]
+    return store.requests.transition(request_id, lambda r: approve(r, "U0BOB", 1, NOW))[0]
 
 
 def active(store: Store, request_id: str) -> AccessRequest:
     approved(store, request_id)
-    return store.transition(request_id, lambda r: grant(r, {}, NOW))[0]
+    return store.requests.transition(request_id, lambda r: grant(r, {}, NOW))[0]
 
 
 def expire(store: Store, request_id: str) -> None:
-    store.transition(request_id, lambda r: confirm_end(r, "gone", NOW + HOUR))
+    store.requests.transition(request_id, lambda r: confirm_end(r, "gone", NOW + HOUR))
 
 
 # --- counters and gauges across processes -----------------------------------------------------------
@@ -90,7 +92,7 @@ def test_count_event_when_transition_refused_then_nothing_counted(server: fakere
     store = process(server)
     requested(store, "r-aaaaaa")
     with pytest.raises(Exception, match="can no longer be"):
-        store.transition("r-aaaaaa", lambda r: confirm_end(r, "gone", NOW))
+        store.requests.transition("r-aaaaaa", lambda r: confirm_end(r, "gone", NOW))
     assert scrape(server)['jitbot_events_total{event="expired"}'] == 0
 
 
@@ -117,12 +119,12 @@ def test_collector_when_grant_past_its_end_then_overdue_after_thirty_seconds(ser
 
 
 def test_counters_when_errors_from_two_processes_then_labelled_and_summed(server: fakeredis.FakeServer) -> None:
-    first, second = process(server).redis, process(server).redis
-    metrics.count_provider_error(first, "aws", retryable=True)
-    metrics.count_provider_error(second, "aws", retryable=True)
-    metrics.count_provider_error(second, "gcp", retryable=False)
-    metrics.count_slack_error(first, "chat.update", "message_not_found")
-    metrics.count_slack_error(second, "chat.update", "message_not_found")
+    first, second = process(server).metrics, process(server).metrics
+    first.count_provider_error("aws", retryable=True)
+    second.count_provider_error("aws", retryable=True)
+    second.count_provider_error("gcp", retryable=False)
+    first.count_slack_error("chat.update", "message_not_found")
+    second.count_slack_error("chat.update", "message_not_found")
     shown = scrape(server)
     assert shown['jitbot_provider_errors_total{kind="retryable",provider="aws"}'] == 2
     assert shown['jitbot_provider_errors_total{kind="fatal",provider="gcp"}'] == 1
@@ -135,11 +137,11 @@ def test_counters_when_errors_from_two_processes_then_labelled_and_summed(server
 def test_observe_revocation_lag_when_two_processes_then_cumulative_buckets_add_up(
     server: fakeredis.FakeServer,
 ) -> None:
-    first, second = process(server).redis, process(server).redis
-    metrics.observe_revocation_lag(first, 0.3)
-    metrics.observe_revocation_lag(second, 7)
-    metrics.observe_revocation_lag(second, 1000)
-    metrics.observe_revocation_lag(first, -0.5)  # an early job: no lag, not a negative one
+    first, second = process(server).metrics, process(server).metrics
+    first.observe_revocation_lag(0.3)
+    second.observe_revocation_lag(7)
+    second.observe_revocation_lag(1000)
+    first.observe_revocation_lag(-0.5)  # an early job: no lag, not a negative one
     shown = scrape(server)
     buckets = {le: shown[f'jitbot_revocation_lag_seconds_bucket{{le="{le}"}}'] for le in metrics.LAG_BUCKETS}
     assert buckets == {
@@ -153,7 +155,7 @@ def test_observe_revocation_lag_when_two_processes_then_cumulative_buckets_add_u
 
 def test_collector_when_redis_empty_then_every_family_present_at_zero(server: fakeredis.FakeServer) -> None:
     registry = CollectorRegistry()
-    registry.register(RedisCollector(fakeredis.FakeRedis(server=server), lambda: NOW))
+    registry.register(RedisCollector(process(server), lambda: NOW))
     families = {f.name: f.type for f in text_string_to_metric_families(generate_latest(registry).decode())}
     assert families == FAMILIES
     assert scrape(server)['jitbot_revocation_lag_seconds_bucket{le="+Inf"}'] == 0
@@ -165,16 +167,16 @@ def test_collector_when_redis_empty_then_every_family_present_at_zero(server: fa
 @pytest.mark.parametrize(
     "record",
     [
-        lambda client: metrics.count_slack_error(client, "chat.postMessage", "channel_not_found"),
-        lambda client: metrics.count_provider_error(client, "aws", retryable=False),
-        lambda client: metrics.observe_revocation_lag(client, 3.0),
+        lambda sink: sink.count_slack_error("chat.postMessage", "channel_not_found"),
+        lambda sink: sink.count_provider_error("aws", retryable=False),
+        lambda sink: sink.observe_revocation_lag(3.0),
     ],
 )
 def test_recording_when_redis_down_then_dropped_without_raising(
-    server: fakeredis.FakeServer, record: Callable[[fakeredis.FakeRedis], None]
+    server: fakeredis.FakeServer, record: Callable[[MetricsSink], None]
 ) -> None:
     server.connected = False
-    record(fakeredis.FakeRedis(server=server))
+    record(process(server).metrics)
 
 
 def test_notifier_when_slack_refuses_then_counted_by_method_and_code(server: fakeredis.FakeServer) -> None:
@@ -221,7 +223,7 @@ def test_issue_access_when_cloud_refuses_then_provider_error_counted_by_kind(
     approved(life.store, "r-aaaaaa")
     fake.fail_next.append(ProviderError("AccessDenied", retryable=False))
     life.issue_access("r-aaaaaa")
-    assert life.store.get("r-aaaaaa").status is Status.FAILED
+    assert life.store.requests.get("r-aaaaaa").status is Status.FAILED
     assert scrape(server)['jitbot_provider_errors_total{kind="fatal",provider="fake"}'] == 1
 
 
@@ -235,7 +237,7 @@ def test_end_access_when_expired_then_lag_observed_once_and_revoke_errors_counte
     clock.now = NOW + HOUR + timedelta(seconds=3)
     fake.fail_next.append(ProviderError("Throttling", retryable=True))
     life.end_access("r-aaaaaa")  # fails: recorded, and retried later by the reconciler
-    assert life.store.get("r-aaaaaa").status is Status.ACTIVE
+    assert life.store.requests.get("r-aaaaaa").status is Status.ACTIVE
     life.end_access("r-aaaaaa")
     life.end_access("r-aaaaaa")  # a repeat changes nothing, and observes nothing
     shown = scrape(server, clock.now)

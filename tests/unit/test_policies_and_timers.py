@@ -41,7 +41,7 @@ from jitbot.policy import check_approver, check_cancel, check_end, check_extensi
 from jitbot.providers.base import Issued
 from jitbot.slack import ids
 from jitbot.slack.views import when
-from jitbot.store import TIMERS
+from jitbot.store.keys import TIMERS
 from tests.unit.test_lifecycle import NOW, Bot, audit_log, dms, make_bot, shown, status
 
 ALICE, BOB, CAROL, DAVE, OLIVE, EVE, ADMIN = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE", "U0OLIVE", "U0EVE", "U0ADMIN"
@@ -100,7 +100,7 @@ def bot() -> Iterator[Bot]:
     with make_bot(CATALOG) as made:
         made.slack.usergroups = {"S0ONCALL": [OLIVE], "S0TEAM": [ALICE]}
         for user in (ALICE, BOB, CAROL, DAVE, OLIVE, ADMIN):  # they have opened jitbot's Home: it is kept current
-            made.store.add_home_viewer(user)
+            made.store.slack.add_home_viewer(user)
         yield made
 
 
@@ -166,7 +166,7 @@ def active(bot: Bot, resource: str = "sandbox", duration: timedelta = timedelta(
 
 def message(bot: Bot, request_id: str, kind: str = "approval") -> dict[str, Any]:
     """A message jitbot posted about the request, as Slack now shows it (after every chat.update)."""
-    refs = bot.store.slack_refs(request_id)
+    refs = bot.store.slack.slack_refs(request_id)
     return bot.slack.message(refs[f"{kind}_channel"], refs[f"{kind}_ts"])
 
 
@@ -397,7 +397,7 @@ def test_pending_timeout_when_nobody_decides_then_expires_at_that_moment_and_mes
     request_id = submit(bot, "sandbox")
     assert at(bot, timedelta(hours=1) - SECOND) == 0 and status(bot, request_id) is Status.PENDING
     assert at(bot, timedelta(hours=1)) == 1
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.decided_at, request.decided_by) == (Status.EXPIRED, NOW + timedelta(hours=1), None)
     assert events(bot, request_id)[-1] == ("timed out", "jitbot")
     run_jobs(bot)
@@ -421,7 +421,7 @@ def test_decide_when_a_second_after_the_timeout_and_no_reconciler_ran_then_refus
     bot.clock.now = NOW + HOUR + SECOND  # the worker is busy elsewhere: nothing swept the pending index
     with pytest.raises(TimedOut, match=f"Request {request_id} timed out at .* before anyone decided"):
         bot.service.decide(request_id, BOB, approving=approving, note="too late")
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.approvals, request.decided_at) == (Status.EXPIRED, (), NOW + HOUR + SECOND)
     assert events(bot, request_id)[-2:] == [("refused", BOB), ("timed out", "jitbot")]
     run_jobs(bot)
@@ -449,7 +449,7 @@ def test_extension_when_approved_after_its_deadline_then_refused_dropped_and_hol
     bot.clock.now = NOW + timedelta(minutes=70) + SECOND  # the resource's pending_timeout (1h) after the ask
     with pytest.raises(TimedOut, match=f"The extension of {request_id} timed out at"):
         bot.service.decide(request_id, BOB, approving=True)
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.expires_at, request.extend_by) == (Status.ACTIVE, NOW + 2 * HOUR, None)
     assert events(bot, request_id)[-2:] == [("refused", BOB), ("extension timed out", "jitbot")]
     assert "Nobody decided in time on extending" in dms(bot)[-1].params["text"]
@@ -466,7 +466,7 @@ def test_extension_when_nobody_decides_by_its_deadline_then_the_reconciler_drops
     run_jobs(bot)
     bot.clock.now = NOW + timedelta(minutes=70)  # its deadline, nobody having clicked
     bot.lifecycle.reconcile()
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.expires_at, request.extend_by) == (Status.ACTIVE, NOW + 2 * HOUR, None)
     assert events(bot, request_id)[-1] == ("extension timed out", "jitbot")
     assert "Nobody decided in time on extending" in dms(bot)[-1].params["text"]
@@ -481,7 +481,7 @@ def test_extension_when_nobody_decides_by_its_deadline_then_the_reconciler_drops
 
 def test_submit_when_within_auto_approve_bound_then_approved_by_jitbot_and_issued(bot: Bot) -> None:
     request_id = submit(bot, "bounded", timedelta(minutes=30))
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.decided_by, request.decided_at) == (Status.ACTIVE, "jitbot", NOW)
     assert events(bot, request_id)[:3] == [("requested", ALICE), ("approved", "jitbot"), ("granted", "jitbot")]
     assert "policy (auto-approve)" in text_of(message(bot, request_id))
@@ -492,7 +492,7 @@ def test_submit_when_beyond_auto_approve_bound_then_waits_for_humans_with_no_tim
     request_id = submit(bot, "bounded", timedelta(minutes=31))
     assert status(bot, request_id) is Status.PENDING and bot.fake.calls == []
     assert buttons(message(bot, request_id)) == [ids.APPROVE, ids.DENY]
-    assert bot.store.due(TIMERS, NOW + timedelta(days=1)) == []
+    assert bot.store.requests.due(TIMERS, NOW + timedelta(days=1)) == []
     assert bot.service.decide(request_id, BOB, approving=True).decided_by == BOB
 
 
@@ -503,7 +503,7 @@ def test_auto_approve_after_when_announced_then_requester_and_approvers_are_told
     reply = bot.service.handle_command(ALICE, "request critical 1h INC-1 the pager is on fire")
     assert f"If nobody decides, it approves itself {when(NOW + timedelta(minutes=30))}" in reply.text
     run_jobs(bot)
-    (request_id,) = [r.id for r in bot.store.open_requests_of(ALICE)]
+    (request_id,) = [r.id for r in bot.store.requests.open_requests_of(ALICE)]
     approval = message(bot, request_id)
     assert f"Approves itself {when(NOW + timedelta(minutes=30))} unless denied first" in text_of(approval)
     assert buttons(approval) == [ids.APPROVE, ids.DENY]
@@ -515,7 +515,7 @@ def test_auto_approve_after_when_nobody_decides_then_approved_by_jitbot_at_that_
     request_id = submit(bot, "critical")
     assert at(bot, timedelta(minutes=30) - SECOND) == 0 and status(bot, request_id) is Status.PENDING
     assert at(bot, timedelta(minutes=30)) == 1
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.decided_by, request.decided_at) == (
         Status.APPROVED,
         "jitbot",
@@ -536,7 +536,7 @@ def test_auto_approve_after_when_requester_left_the_group_then_denied_by_policy_
     request_id = submit(bot, "team-critical")
     bot.slack.usergroups["S0TEAM"] = []
     assert at(bot, timedelta(minutes=30)) == 1
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.decided_by) == (Status.DENIED, "jitbot")
     assert request.note == "may no longer ask for `team-critical` (not eligible)"
     run_jobs(bot)
@@ -560,7 +560,7 @@ def test_extension_when_requester_left_the_group_then_approval_denies_it_and_gra
     bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still migrating")
     with pytest.raises(PolicyError, match="Not approved: <@U0ALICE> may no longer ask for `team-critical`"):
         bot.service.decide(request_id, BOB, approving=True)
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert request.status is Status.ACTIVE and request.extend_by is None
     assert request.expires_at == NOW + timedelta(hours=1)
     assert "jitbot denied extending" in dms(bot)[-1].params["text"]
@@ -573,7 +573,7 @@ def test_auto_approve_after_when_approver_denies_first_then_stays_denied(bot: Bo
     bot.service.decide(request_id, BOB, approving=False, note="use the read replica")
     run_jobs(bot)
     assert at(bot, timedelta(minutes=30)) == 0 and at(bot, timedelta(hours=3)) == 0
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.decided_by, request.note) == (Status.DENIED, BOB, "use the read replica")
     assert ("approved", "jitbot") not in events(bot, request_id) and bot.fake.calls == []
     (told,) = dms(bot)
@@ -603,7 +603,7 @@ def test_auto_approve_after_when_not_before_pending_timeout_then_the_announced_a
         return
     with make_bot(catalog) as bot:
         request_id = submit(bot, "slow")
-        promised = bot.store.get(request_id).auto_approve_at
+        promised = bot.store.requests.get(request_id).auto_approve_at
         assert promised == NOW + timedelta(hours=1)
         at(bot, timedelta(hours=1))
         # BUG: reconcile() sweeps PENDING (the timeout) before TIMERS (auto-approval): it times out instead.
@@ -613,7 +613,7 @@ def test_auto_approve_after_when_not_before_pending_timeout_then_the_announced_a
 def test_auto_approve_after_when_the_reconciler_runs_after_the_timeout_then_timed_out_not_approved(bot: Bot) -> None:
     request_id = submit(bot, "critical")  # approves itself after 30m; times out after 2h
     assert at(bot, 2 * HOUR + SECOND) == 2  # the pass that should have run at 30m comes late: both are due
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.decided_by) == (Status.EXPIRED, None)
     assert events(bot, request_id)[-1] == ("timed out", "jitbot") and ("approved", "jitbot") not in events(
         bot, request_id
@@ -626,9 +626,9 @@ def test_auto_approve_after_when_the_reconciler_runs_after_the_timeout_then_time
 
 def test_escalation_when_nobody_decides_then_reannounced_at_that_moment_to_the_second_approvers(bot: Bot) -> None:
     request_id = submit(bot, "escalating")
-    assert at(bot, timedelta(minutes=15) - SECOND) == 0 and not bot.store.get(request_id).escalated
+    assert at(bot, timedelta(minutes=15) - SECOND) == 0 and not bot.store.requests.get(request_id).escalated
     assert at(bot, timedelta(minutes=15)) == 1
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.escalated) == (Status.PENDING, True)
     assert events(bot, request_id)[-1] == ("escalated", "jitbot")
     assert sorted(run_jobs(bot)) == ["escalate", "sync_slack"]
@@ -729,7 +729,7 @@ def test_remind_when_extended_then_one_new_reminder_for_the_new_expiry(bot: Bot)
     bot.service.ask_extension(ALICE, request_id, timedelta(hours=1), "INC-1 still running")
     bot.service.decide(request_id, BOB, approving=True)
     run_jobs(bot)
-    assert bot.store.get(request_id).expires_at == NOW + timedelta(hours=2)
+    assert bot.store.requests.get(request_id).expires_at == NOW + timedelta(hours=2)
     for minute in range(57, 115):
         at(bot, timedelta(minutes=minute))
         run_jobs(bot)
@@ -758,7 +758,7 @@ def test_remind_when_ended_early_then_no_reminder(bot: Bot) -> None:
 def break_glass(bot: Bot) -> str:
     reply = bot.service.break_glass(ALICE, BreakGlass("glass", timedelta(hours=2), "INC-9 database down"))
     assert "Security has been alerted" in reply
-    (request_id,) = [r.id for r in bot.store.open_requests_of(ALICE)]
+    (request_id,) = [r.id for r in bot.store.requests.open_requests_of(ALICE)]
     return request_id
 
 
@@ -768,14 +768,14 @@ def test_breakglass_then_granted_at_once_alerted_and_realerted_until_someone_els
     run_jobs(bot)
     assert status(bot, request_id) is Status.ACTIVE and bot.fake.live == {request_id}
     (first,) = security_posts(bot)
-    first_ts = bot.store.slack_refs(request_id)["review_ts"]
+    first_ts = bot.store.slack.slack_refs(request_id)["review_ts"]
     assert "<!here>" in first["text"] and "Break-glass" in first["text"]
     assert [b["action_id"] for b in first["blocks"][-1]["elements"]] == [ids.ACKNOWLEDGE, ids.FLAG]
 
     assert at(bot, timedelta(minutes=30) - SECOND) == 0
     assert at(bot, timedelta(minutes=30)) == 1
     assert run_jobs(bot) == ["review_alert"]
-    assert len(security_posts(bot)) == 2 and bot.store.review(request_id)["alerts"] == "1"
+    assert len(security_posts(bot)) == 2 and bot.store.reviews.review(request_id)["alerts"] == "1"
     assert "Reminder 1." in text_of(security_posts(bot)[-1]["blocks"])
     assert buttons(bot.slack.message("C0SECURITY", first_ts)) == []  # the buttons moved to the new alert
     assert buttons(message(bot, request_id, "review")) == [ids.ACKNOWLEDGE, ids.FLAG]
@@ -789,10 +789,10 @@ def test_breakglass_then_granted_at_once_alerted_and_realerted_until_someone_els
         ALICE,
         "review",
     )
-    assert bot.store.review(request_id)["status"] == "open"
+    assert bot.store.reviews.review(request_id)["status"] == "open"
     assert at(bot, timedelta(minutes=60)) == 1  # still unreviewed: alerted again
     run_jobs(bot)
-    assert len(security_posts(bot)) == 3 and bot.store.review(request_id)["alerts"] == "2"
+    assert len(security_posts(bot)) == 3 and bot.store.reviews.review(request_id)["alerts"] == "2"
 
     bot.clock.now = NOW + timedelta(minutes=70)
     bot.service.review(request_id, BOB, acknowledge=True)
@@ -803,7 +803,7 @@ def test_breakglass_then_granted_at_once_alerted_and_realerted_until_someone_els
     for minute in (90, 100, 120, 150):
         at(bot, timedelta(minutes=minute))
         assert "review_alert" not in run_jobs(bot)
-    assert len(security_posts(bot)) == 3 and bot.store.review(request_id)["alerts"] == "2"
+    assert len(security_posts(bot)) == 3 and bot.store.reviews.review(request_id)["alerts"] == "2"
     with pytest.raises(InvalidTransition, match="already closed"):
         bot.service.review(request_id, ADMIN, acknowledge=False)
 
@@ -823,7 +823,7 @@ def test_breakglass_when_outsider_reviews_then_refused_and_audited(bot: Bot) -> 
     request_id = break_glass(bot)
     with pytest.raises(PolicyError, match="Only the approvers of `glass` or an admin can review"):
         bot.service.review(request_id, EVE, acknowledge=True)
-    assert events(bot, request_id)[-1] == ("refused", EVE) and bot.store.review(request_id)["status"] == "open"
+    assert events(bot, request_id)[-1] == ("refused", EVE) and bot.store.reviews.review(request_id)["status"] == "open"
 
 
 def test_breakglass_when_realerted_then_each_realert_is_in_the_audit_trail(bot: Bot) -> None:
@@ -833,8 +833,8 @@ def test_breakglass_when_realerted_then_each_realert_is_in_the_audit_trail(bot: 
     run_jobs(bot)
     at(bot, timedelta(minutes=60))
     run_jobs(bot)
-    assert bot.store.review(request_id)["alerts"] == "2"
-    # BUG: "every step audited" — reconcile() re-alerts (store.next_review_alert + the review_alert job) without
+    assert bot.store.reviews.review(request_id)["alerts"] == "2"
+    # BUG: "every step audited" — reconcile() re-alerts (store.reviews.next_review_alert + the review_alert job) without
     # writing an audit record, so the trail cannot show that security was reminded, or how often.
     realerts = [
         e
@@ -849,7 +849,7 @@ def test_breakglass_when_realerted_then_each_realert_is_in_the_audit_trail(bot: 
 def test_breakglass_when_resource_does_not_allow_it_then_refused_and_audited(bot: Bot) -> None:
     reply = bot.service.handle_command(ALICE, "breakglass sandbox 1h INC-9 database down")
     assert "does not allow break-glass access" in reply.text
-    assert audit_log(bot)[-1]["event"] == "refused" and bot.store.open_requests_of(ALICE) == []
+    assert audit_log(bot)[-1]["event"] == "refused" and bot.store.requests.open_requests_of(ALICE) == []
 
 
 # --- extensions ---------------------------------------------------------------------------------------------
@@ -857,11 +857,11 @@ def test_breakglass_when_resource_does_not_allow_it_then_refused_and_audited(bot
 
 def test_extend_when_total_within_auto_bound_then_extended_by_jitbot_and_access_renewed(bot: Bot) -> None:
     request_id = active(bot, "bounded", timedelta(minutes=15))
-    first_token, first_dm = bot.fake.token(), bot.store.slack_refs(request_id)["secret_dm_ts"]
+    first_token, first_dm = bot.fake.token(), bot.store.slack.slack_refs(request_id)["secret_dm_ts"]
     bot.clock.now = NOW + timedelta(minutes=5)
     reply = bot.service.handle_command(ALICE, f"extend {request_id} 10m")
     assert reply.text == f"Extended `{request_id}` by policy: it now runs until {when(NOW + timedelta(minutes=25))}."
-    assert bot.store.get(request_id).expires_at == NOW + timedelta(minutes=25)
+    assert bot.store.requests.get(request_id).expires_at == NOW + timedelta(minutes=25)
     assert run_jobs(bot)[0] == "renew"
     assert events(bot, request_id)[-3:] == [
         ("extension requested", ALICE),
@@ -912,7 +912,7 @@ def test_extend_when_total_beyond_auto_bound_then_approver_decides_and_access_re
     reply = bot.service.handle_command(ALICE, f"extend {request_id} 30m INC-1 still migrating")
     assert "Asked 30m more" in reply.text and "I'll DM you when the approvers decide" in reply.text
     assert (
-        bot.store.get(request_id).expires_at == NOW + timedelta(minutes=15)
+        bot.store.requests.get(request_id).expires_at == NOW + timedelta(minutes=15)
         and bot.fake.calls.count(("grant", request_id)) == 1
     )
     run_jobs(bot)
@@ -923,7 +923,7 @@ def test_extend_when_total_beyond_auto_bound_then_approver_decides_and_access_re
     with pytest.raises(PolicyError, match="your own request"):
         bot.service.decide(request_id, ALICE, approving=True)
     bot.service.decide(request_id, BOB, approving=True)
-    assert bot.store.get(request_id).expires_at == NOW + timedelta(minutes=45)
+    assert bot.store.requests.get(request_id).expires_at == NOW + timedelta(minutes=45)
     assert "renew" in run_jobs(bot)
     assert [e for e in events(bot, request_id) if e[0] in ("extended", "renewed")] == [
         ("extended", BOB),
@@ -953,25 +953,25 @@ def test_extend_when_beyond_max_in_all_then_refused_naming_what_is_left_and_audi
     assert "`sandbox` grants at most 4h in all" in reply.text and "can have at most 3h more" in reply.text
     (refused,) = [e for e in audit_log(bot) if e["request_id"] == request_id and e["event"] == "refused"]
     assert (refused["actor"], json.loads(refused["detail"])["attempted"]) == (ALICE, "extend")
-    assert bot.store.get(request_id).extend_by is None
+    assert bot.store.requests.get(request_id).extend_by is None
     assert "Asked 3h more" in bot.service.handle_command(ALICE, f"extend {request_id} 3h").text
     again = bot.service.handle_command(ALICE, f"extend {request_id} 15m")
     assert "already has an extension waiting" in again.text and events(bot, request_id)[-1] == ("refused", ALICE)
-    assert bot.store.get(request_id).extend_by == timedelta(hours=3)
+    assert bot.store.requests.get(request_id).extend_by == timedelta(hours=3)
 
 
 def test_extend_when_not_the_requester_then_refused(bot: Bot) -> None:
     request_id = active(bot)
     with pytest.raises(PolicyError, match="who holds"):
         bot.service.ask_extension(BOB, request_id, timedelta(minutes=15), "")
-    assert bot.store.get(request_id).extend_by is None and events(bot, request_id)[-1] == ("refused", BOB)
+    assert bot.store.requests.get(request_id).extend_by is None and events(bot, request_id)[-1] == ("refused", BOB)
 
 
 def test_extend_when_reason_rules_then_applied_to_the_extension_too(bot: Bot) -> None:
     request_id = active(bot, "ticketed")
     with pytest.raises(PolicyError, match=re.escape("e.g. `INC-123 disk full`")):
         bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "more time")
-    assert bot.store.get(request_id).extend_by is None
+    assert bot.store.requests.get(request_id).extend_by is None
 
 
 def test_extend_when_denied_then_grant_runs_on_and_requester_told_why(bot: Bot) -> None:
@@ -981,7 +981,7 @@ def test_extend_when_denied_then_grant_runs_on_and_requester_told_why(bot: Bot) 
     run_jobs(bot)
     bot.service.decide(request_id, BOB, approving=False, note="hand over to the night shift")
     assert run_jobs(bot) == ["sync_slack"]
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.expires_at, request.extend_by) == (Status.ACTIVE, NOW + timedelta(hours=1), None)
     assert events(bot, request_id)[-1] == ("extension denied", BOB)
     assert buttons(message(bot, request_id)) == [] and "Extension asked" not in text_of(message(bot, request_id))
@@ -1001,7 +1001,7 @@ def test_end_now_when_requester_approver_or_admin_then_revoked_with_that_person_
     reply = bot.service.handle_command(user, f"revoke {request_id}")
     assert reply.text.startswith(f"Ending `{request_id}`")
     assert "revoke" in run_jobs(bot)
-    request = bot.store.get(request_id)
+    request = bot.store.requests.get(request_id)
     assert (request.status, request.ending_by, request.expires_at) == (
         Status.REVOKED,
         user,
@@ -1101,7 +1101,7 @@ def test_request_when_reason_breaks_the_rules_then_refused_with_the_example_and_
     assert needle in reply.text and "INC-123 disk full" in reply.text
     refused = audit_log(bot)[-1]
     assert (refused["event"], refused["actor"], refused["resource"]) == ("refused", ALICE, "ticketed")
-    assert bot.store.open_requests_of(ALICE) == []
+    assert bot.store.requests.open_requests_of(ALICE) == []
     assert "is waiting for" in bot.service.handle_command(ALICE, "request ticketed 1h INC-42 disk is full").text
 
 

@@ -46,6 +46,7 @@ from jitbot.report import ALL, CHART, Report, ResourceReport, build_report, p90,
 from jitbot.report_command import read_records, run_report
 from jitbot.report_render import render_chart, to_csv, to_markdown
 from jitbot.store import Store
+from jitbot.store.keys import AUDIT
 
 UNTIL = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # a Monday: the period ends with a whole week
 SINCE = UNTIL - timedelta(days=90)  # Tuesday 2026-08-25: the first week (W35) is partial
@@ -67,11 +68,11 @@ class History:
     def ask(self, at: datetime, user: str, resource: str, hours: float) -> str:
         self.count += 1
         request, event = open_request(f"r-{self.count:06d}", user, resource, timedelta(hours=hours), "INC", at)
-        assert self.store.create(request, event, pending_until=at + timedelta(hours=1))
+        assert self.store.requests.create(request, event, pending_until=at + timedelta(hours=1))
         return request.id
 
     def move(self, request_id: str, change: Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]) -> None:
-        self.store.transition(request_id, change)
+        self.store.requests.transition(request_id, change)
 
     def granted(self, at: datetime, user: str, resource: str, hours: float, *approvers: str) -> tuple[str, datetime]:
         """Asked at `at`, approved by `approvers` at +5 min, granted at +6 min; returns the id and the grant time."""
@@ -117,7 +118,8 @@ def write_history(store: Store) -> None:
         h.used(wednesday(week), DAVE, "prod-db", hours, *approvers)
     h.denied(wednesday(3, 10), EVE, "staging", 4, BOB)
     h.used(wednesday(4), DAVE, "prod-db", 2, BOB)
-    store.record(AuditEvent("refused", "-", EVE, "prod-dbx", wednesday(4, 10), "-", {"reason": "no such resource"}))
+    refused = AuditEvent("refused", "-", EVE, "prod-dbx", wednesday(4, 10), "-", {"reason": "no such resource"})
+    store.chain.record(refused)
     h.used(wednesday(5), DAVE, "prod-db", 2, CAROL)
     h.denied(wednesday(5, 10), EVE, "prod-db", 8, CAROL)
     h.used(wednesday(6), DAVE, "prod-db", 2, BOB)
@@ -126,7 +128,7 @@ def write_history(store: Store) -> None:
     h.used(wednesday(7), ALICE, "prod-db", 2, CAROL)
     h.used(wednesday(8), ALICE, "prod-db", 3, BOB)
     h.used(wednesday(9), GRACE, "prod-db", 3, CAROL)
-    store.record(AuditEvent(EventName.BREAK_GLASS, "r-bg0001", GRACE, "prod-db", wednesday(9, 23), "active", {}))
+    store.chain.record(AuditEvent(EventName.BREAK_GLASS, "r-bg0001", GRACE, "prod-db", wednesday(9, 23), "active", {}))
     write_extended(h, wednesday(10))
     h.used(wednesday(11), ALICE, "prod-db", 3, CAROL)
     h.used(wednesday(12, 9), GRACE, "prod-db", 3, BOB)
@@ -140,7 +142,7 @@ def write_extended(h: History, at: datetime) -> None:
     """FRANK's 3h grant, extended by an hour: used for 4h."""
     request_id, start = h.granted(at, FRANK, "prod-db", 3, BOB)
     extended = AuditEvent("extended", request_id, FRANK, "prod-db", start + timedelta(hours=2), "active", {})
-    h.store.record(extended)
+    h.store.chain.record(extended)
     h.move(request_id, lambda r: confirm_end(r, "gone", start + timedelta(hours=4)))
 
 
@@ -152,7 +154,7 @@ def write_revoked(h: History, at: datetime) -> None:
 
 
 def trail(store: Store) -> list[AuditRecord]:
-    return [AuditRecord.from_fields(fields) for _, fields in store.audit_entries()]
+    return [AuditRecord.from_fields(fields) for _, fields in store.chain.entries()]
 
 
 @pytest.fixture(scope="module")
@@ -339,7 +341,7 @@ def test_read_records_window_then_bounded_by_stream_ids() -> None:
     head = (0, audit.GENESIS)
     for n, at in enumerate([SINCE - timedelta(hours=2), SINCE + timedelta(hours=1), UNTIL + timedelta(hours=2)]):
         fields = audit.chain(AuditEvent("requested", f"r-{n:06d}", ALICE, "prod-db", at, "pending"), head)
-        store.redis.xadd(audit.STREAM, fields, id=f"{int(at.timestamp() * 1000)}-0")  # type: ignore[arg-type]
+        store.redis.xadd(AUDIT, fields, id=f"{int(at.timestamp() * 1000)}-0")  # type: ignore[arg-type]
         head = (n + 1, fields["hash"])
     assert [r.request_id for r in read_records(store, SINCE, UNTIL)] == ["r-000001"]
 

@@ -18,7 +18,7 @@ from jitbot.providers.base import Ending, Outcome
 from jitbot.providers.gcp import GcpProvider
 from jitbot.providers.gcp_policy import add_binding, jitbot_request_id
 from jitbot.providers.gcp_settings import GcpSettings
-from jitbot.store import EXPIRY
+from jitbot.store.keys import EXPIRY
 from jitbot.sweeper import HOLD, LEASE, Sweeper
 from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.gcp_standin import GcpStandIn
@@ -96,7 +96,7 @@ def test_sweep_when_50_grants_of_one_project_are_due_then_one_write_one_read_bac
         detail = json.loads(record["detail"])
         assert detail["verified"] == f"no jitbot binding for {request_id} in {HOT}'s policy"
         assert detail["verified_at"] == bot.clock.now.isoformat() and status(bot, request_id) is Status.EXPIRED
-    assert bot.store.due(EXPIRY, bot.clock.now + timedelta(days=1)) == []
+    assert bot.store.requests.due(EXPIRY, bot.clock.now + timedelta(days=1)) == []
 
 
 def test_sweep_when_one_project_is_throttled_then_its_grants_retried_alone_and_the_other_project_ended(
@@ -108,7 +108,7 @@ def test_sweep_when_one_project_is_throttled_then_its_grants_retried_alone_and_t
     assert [status(bot, i) for i in ids["cold"]] == [Status.EXPIRED] * 5 and jitbot_bindings(standin, COLD) == set()
     assert {status(bot, i) for i in ids["hot"]} == {Status.ACTIVE} and len(jitbot_bindings(standin, HOT)) == 20
     for request_id in ids["hot"]:  # each its own failure count and retry time, after the throttled write
-        assert bot.store.revocation_failures(request_id)["count"] == "1"
+        assert bot.store.failures.revocation_failures(request_id)["count"] == "1"
         assert (bot.store.redis.zscore(EXPIRY, request_id) or 0) > bot.clock.now.timestamp()
 
     bot.clock.advance(timedelta(minutes=5))  # their retry time

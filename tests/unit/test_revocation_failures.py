@@ -58,7 +58,7 @@ def test_revocation_when_cloud_fails_for_twenty_minutes_then_retried_alerted_onc
     bot: Bot,
 ) -> None:
     request_id = active(bot)
-    expires = bot.store.get(request_id).expires_at
+    expires = bot.store.requests.get(request_id).expires_at
     assert expires is not None
     outage = ProviderError("AWS PutRolePolicy failed: ServiceUnavailable: try later", retryable=True)
     bot.fake.fail_next = [outage] * 10_000
@@ -69,7 +69,7 @@ def test_revocation_when_cloud_fails_for_twenty_minutes_then_retried_alerted_onc
         if bot.clock.now >= expires + OUTAGE:
             bot.fake.fail_next.clear()
         bot.clock.advance(SWEEP)
-        for due in bot.store.claim_due(bot.clock.now, 10, LEASE):  # what the sweeper does on each pass
+        for due in bot.store.requests.claim_due(bot.clock.now, 10, LEASE):  # what the sweeper does on each pass
             bot.lifecycle.end_access(due)
         bot.lifecycle.reconcile()
         run_jobs(bot)
@@ -94,7 +94,7 @@ def test_revocation_when_cloud_fails_for_twenty_minutes_then_retried_alerted_onc
 def test_revocation_when_failing_then_grant_stays_live_not_dropped(bot: Bot) -> None:
     request_id = active(bot)
     bot.fake.fail_next = [ProviderError("boom", retryable=False)] * 3
-    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    bot.clock.now = bot.store.requests.get(request_id).expires_at or NOW
     bot.lifecycle.end_access(request_id)
     assert status(bot, request_id) is Status.ACTIVE  # still live: listed, alerted, retried
     due = bot.store.redis.zscore("jitbot:expiry", request_id)
@@ -103,7 +103,7 @@ def test_revocation_when_failing_then_grant_stays_live_not_dropped(bot: Bot) -> 
 
 def test_revocation_when_cloud_says_not_before_then_deferred_to_then_not_counted_and_requester_told(bot: Bot) -> None:
     request_id = active(bot)
-    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    bot.clock.now = bot.store.requests.get(request_id).expires_at or NOW
     allowed = bot.clock.now + timedelta(minutes=4)
     message = "Azure PIM does not allow removing an assignment in its first 5 minutes"
     bot.fake.fail_next = [ProviderError(message, retryable=True, not_before=allowed)] * 5
@@ -125,7 +125,7 @@ def test_revocation_when_throttled_with_retry_after_then_not_a_deferral_retried_
     bot: Bot,
 ) -> None:
     request_id = active(bot)
-    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    bot.clock.now = bot.store.requests.get(request_id).expires_at or NOW
     started, throttled = bot.clock.now, []
     while status(bot, request_id) is Status.ACTIVE and not alerts(bot) and len(throttled) < 20:
         later = bot.clock.now + timedelta(seconds=2)  # ARM's 429 with Retry-After: 2

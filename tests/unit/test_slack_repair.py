@@ -11,8 +11,8 @@ import pytest
 from jitbot.catalog import parse_catalog
 from jitbot.events import EventName
 from jitbot.jobs.names import JobName
-from jitbot.metrics import COUNTERS
 from jitbot.slack.notify import NotifyError
+from jitbot.store.keys import COUNTERS
 from tests.unit.test_lifecycle import ADMIN, CATALOG, NOW, Bot, active, audit_log, dms, jobs, make_bot, submit
 
 APPROVALS = "C0APPROVALS"
@@ -71,7 +71,7 @@ def test_announce_when_several_wait_on_one_channel_then_one_alert_and_the_invita
         bot.lifecycle.sync_slack(request_id)
         bot.lifecycle.sync_slack(request_id)  # a second sync edits, never posts again
     assert all(len(approval_posts(bot, request_id)) == 2 for request_id in waiting)  # the refused one, then one
-    assert all("approval_ts" in bot.store.slack_refs(request_id) for request_id in waiting)
+    assert all("approval_ts" in bot.store.slack.slack_refs(request_id) for request_id in waiting)
     bot.service.channel_joined(APPROVALS)  # invited again later: nothing is waiting any more
     assert len(jobs(bot, JobName.SYNC_SLACK)) == queued + 3
 
@@ -112,7 +112,7 @@ def test_revocation_alert_when_the_alert_channel_refuses_then_the_admins_get_it_
     )
     with make_bot(catalog) as bot:
         request_id = active(bot)
-        bot.store.note_revocation_failure(request_id, "the cloud is down", NOW)
+        bot.store.failures.note_revocation_failure(request_id, "the cloud is down", NOW)
         bot.slack.fail("chat.postMessage", status=200, error="not_in_channel", times=1)
         bot.lifecycle.alert_revocation(request_id)
         [told] = dms(bot, ADMIN)

@@ -12,7 +12,8 @@ import redis
 from jitbot.domain import Status
 from jitbot.errors import ProviderError
 from jitbot.providers.base import Ending, Outcome
-from jitbot.store import EXPIRY, encode, request_key
+from jitbot.store.codec import encode
+from jitbot.store.keys import EXPIRY, request_key
 from jitbot.sweeper import LANE_FULL_RETRY, LEASE, Sweeper, share
 from tests.unit.test_lifecycle import NOW, Bot, active, bot, status
 
@@ -30,32 +31,33 @@ def grants(bot: Bot, count: int) -> list[str]:
 
 def test_claim_due_then_only_what_is_due_oldest_first_and_hidden_for_the_lease(bot: Bot) -> None:
     first, second, third = grants(bot, 3)
-    due_at = bot.store.get(second).expires_at
+    due_at = bot.store.requests.get(second).expires_at
     assert due_at is not None
-    assert bot.store.claim_due(due_at, 10, LEASE) == [first, second]
-    assert bot.store.claim_due(due_at, 10, LEASE) == []  # leased: no other sweeper takes them
+    assert bot.store.requests.claim_due(due_at, 10, LEASE) == [first, second]
+    assert bot.store.requests.claim_due(due_at, 10, LEASE) == []  # leased: no other sweeper takes them
     assert bot.store.redis.zscore(EXPIRY, first) == (due_at + LEASE).timestamp()
-    again = bot.store.claim_due(due_at + LEASE, 10, LEASE)  # their sweeper died: someone else takes them
+    again = bot.store.requests.claim_due(due_at + LEASE, 10, LEASE)  # their sweeper died: someone else takes them
     assert sorted(again) == sorted([first, second])
-    assert bot.store.claim_due(due_at + timedelta(days=1), 10, LEASE)[2:] == [third]  # by lease end, then due time
+    # by lease end, then due time
+    assert bot.store.requests.claim_due(due_at + timedelta(days=1), 10, LEASE)[2:] == [third]
 
 
 def test_claim_due_when_request_left_the_index_then_not_added_back(bot: Bot) -> None:
     (request_id,) = grants(bot, 1)
     bot.store.redis.zrem(EXPIRY, request_id)  # revoked and recorded meanwhile
-    assert bot.store.claim_due(NOW + timedelta(days=1), 10, LEASE) == []
+    assert bot.store.requests.claim_due(NOW + timedelta(days=1), 10, LEASE) == []
     assert bot.store.redis.zscore(EXPIRY, request_id) is None
 
 
 def test_sweep_then_every_due_grant_revoked_and_recorded_and_the_rest_left(bot: Bot) -> None:
     ids = grants(bot, 6)
-    bot.clock.now = bot.store.get(ids[3]).expires_at or NOW
+    bot.clock.now = bot.store.requests.get(ids[3]).expires_at or NOW
     sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=4)
     with ThreadPoolExecutor(4) as pool:
         assert sweeper.sweep(pool) == 4
     assert [status(bot, i) for i in ids] == [Status.EXPIRED] * 4 + [Status.ACTIVE] * 2
     assert sorted(bot.fake.live) == sorted(ids[4:])
-    assert bot.store.due(EXPIRY, NOW + timedelta(days=1)) == ids[4:]
+    assert bot.store.requests.due(EXPIRY, NOW + timedelta(days=1)) == ids[4:]
 
 
 def test_sweep_when_more_policies_due_than_threads_then_starts_what_it_can_and_puts_the_rest_back_due(
@@ -67,12 +69,13 @@ def test_sweep_when_more_policies_due_than_threads_then_starts_what_it_can_and_p
     with ThreadPoolExecutor(2) as pool:
         assert sweeper.sweep(pool) == 5
     assert [status(bot, i) for i in ids] == [Status.EXPIRED] * 2 + [Status.ACTIVE] * 3
-    assert sorted(bot.store.claim_due(bot.clock.now, 10, LEASE)) == sorted(ids[2:])  # due now, for the next pass
+    # due now, for the next pass
+    assert sorted(bot.store.requests.claim_due(bot.clock.now, 10, LEASE)) == sorted(ids[2:])
 
 
 def test_sweep_when_cloud_fails_then_put_at_its_retry_time_not_the_lease(bot: Bot) -> None:
     (request_id,) = grants(bot, 1)
-    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    bot.clock.now = bot.store.requests.get(request_id).expires_at or NOW
     bot.fake.fail_next = [ProviderError("throttled", retryable=True)]
     with ThreadPoolExecutor(1) as pool:
         Sweeper(bot.lifecycle, bot.store, bot.clock, threads=1).sweep(pool)
@@ -101,17 +104,17 @@ def test_sweep_when_redis_fails_then_no_thread_is_lost_and_the_next_pass_works(b
     (request_id,) = grants(bot, 1)
     bot.clock.now = NOW + timedelta(days=1)
     sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=3)
-    real = bot.store.claim_due
+    real = bot.store.requests.claim_due
 
     def unreachable(*args: object) -> list[str]:
         raise redis.ConnectionError("Connection closed by server.")
 
-    bot.store.claim_due = unreachable  # type: ignore[method-assign]
+    bot.store.requests.claim_due = unreachable  # type: ignore[method-assign]
     with ThreadPoolExecutor(3) as pool:
         for _ in range(5):  # more failed passes than threads: a leaked slot would starve the sweeper
             with pytest.raises(redis.ConnectionError):
                 sweeper.sweep(pool)
-        bot.store.claim_due = real  # type: ignore[method-assign]
+        bot.store.requests.claim_due = real  # type: ignore[method-assign]
         assert sweeper.sweep(pool) == 1
     assert status(bot, request_id) is Status.EXPIRED
 
@@ -149,7 +152,7 @@ def test_sweep_when_a_revocation_outlasts_the_lease_then_its_claim_is_renewed_an
 ) -> None:
     (request_id,) = grants(bot, 1)
     gate = Gate(bot, {request_id})
-    bot.clock.now = bot.store.get(request_id).expires_at or NOW
+    bot.clock.now = bot.store.requests.get(request_id).expires_at or NOW
     sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=2)
     with ThreadPoolExecutor(2) as pool:
         assert sweeper.sweep(pool) == 1
@@ -165,7 +168,9 @@ def test_sweep_when_one_cloud_is_frozen_then_it_holds_only_its_share_and_the_oth
     ids = grants(bot, 4)
     frozen, other = ids[:3], ids[3]
     for request_id in frozen:  # three grants of a cloud that does not answer, one of another cloud
-        bot.store.redis.set(request_key(request_id), encode(replace(bot.store.get(request_id), provider="aws")))
+        bot.store.redis.set(
+            request_key(request_id), encode(replace(bot.store.requests.get(request_id), provider="aws"))
+        )
     gate = Gate(bot, set(frozen))
     bot.clock.now = NOW + timedelta(days=1)
     sweeper = Sweeper(bot.lifecycle, bot.store, bot.clock, threads=4, lane_size=2)  # as with two clouds

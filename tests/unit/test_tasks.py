@@ -27,7 +27,7 @@ def test_sync_slack_when_queued_with_a_request_then_an_rq_worker_runs_it_with_it
     connection = fakeredis.FakeRedis()
     store, queued = Store(connection), Tasks(connection)
     request, event = open_request("r-abc234", "U0ALICE", "prod-db", timedelta(hours=1), "INC-1", NOW)
-    assert store.create(request, event, NOW + timedelta(hours=1), also=partial(queued.sync_slack, request.id))
+    assert store.requests.create(request, event, NOW + timedelta(hours=1), also=partial(queued.sync_slack, request.id))
     [job_id] = [i.decode() for i in connection.lrange(f"rq:queue:{QUEUE}", 0, -1)]
     job = Job.fetch(job_id, connection=connection, serializer=SERIALIZER)
     assert (job.func_name, job.args, job.kwargs, job.retries_left) == (JobName.SYNC_SLACK.path, [request.id], {}, 10)

@@ -98,7 +98,8 @@ def test_maintenance_when_it_reaches_redis_then_the_outage_ends_and_the_next_bac
 ) -> None:
     connection = fakeredis.FakeRedis()
     rt = SimpleNamespace(
-        lifecycle=SimpleNamespace(reconcile=lambda: None), store=SimpleNamespace(claim_drift_scan=lambda every: False)
+        lifecycle=SimpleNamespace(reconcile=lambda: None),
+        store=SimpleNamespace(locks=SimpleNamespace(claim_drift_scan=lambda every: False)),
     )
     monkeypatch.setattr(worker.runtime, "current", lambda: rt)
     served = worker.JitbotWorker([make_queue(connection)], connection=connection, serializer=SERIALIZER)
