@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from jitbot.cli import main
 from jitbot.config import Config
-from jitbot.errors import ConfigError
+from jitbot.core.errors import ConfigError
+from jitbot.ops.cli import main
 
 
 def command() -> str:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from jitbot.jobs.tasks import waiting_jobs
 from jitbot.slack import ids
-from jitbot.tasks import waiting_jobs
 from jitbot.testing.host import cpu_seconds, free_port
 from jitbot.testing.slack_sender import SlackSender, click_body, command_body
 from jitbot.testing.stack import Stack

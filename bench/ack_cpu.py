@@ -33,8 +33,10 @@ import slack_bolt.app.app
 
 from bench.ack import KINDS
 from bench.bare_app import bare_app
-from jitbot import embedded, logs, runtime
+from jitbot import runtime
 from jitbot.config import Config
+from jitbot.observability import logs
+from jitbot.store import embedded
 from jitbot.testing.slack_sender import sign
 from jitbot.testing.slack_standin import SlackStandIn
 from jitbot.web import EVENTS_PATH, WebApp

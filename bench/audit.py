@@ -21,11 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis
 
-from jitbot import audit, embedded
-from jitbot.audit_trail import export_trail
-from jitbot.domain import AuditEvent
-from jitbot.report_command import review, write_report
-from jitbot.store import Store
+from jitbot.core.domain import AuditEvent
+from jitbot.ops.audit_trail import export_trail
+from jitbot.ops.report_command import review, write_report
+from jitbot.store import Store, audit, embedded
 from jitbot.store.keys import AUDIT, AUDIT_HEAD
 
 START = datetime(2026, 8, 25, tzinfo=UTC)

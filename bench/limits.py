@@ -33,15 +33,14 @@ import structlog
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.revocation import MISSED_AFTER_S, lags, percentile
-from jitbot import embedded
-from jitbot.catalog import Resource, parse_catalog
-from jitbot.domain import AccessRequest
-from jitbot.lifecycle import Lifecycle
+from jitbot.app.lifecycle import Lifecycle
+from jitbot.app.sweeper import Sweeper
+from jitbot.core.catalog import Resource, parse_catalog
+from jitbot.core.domain import AccessRequest
+from jitbot.jobs.tasks import Tasks
 from jitbot.providers.fake import FakeProvider
 from jitbot.slack.notify import Notifier, web_client
-from jitbot.store import Store
-from jitbot.sweeper import Sweeper
-from jitbot.tasks import Tasks
+from jitbot.store import Store, embedded
 from jitbot.testing.cloud_limits import Limits
 from jitbot.testing.grants import load_grants
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jitbot.errors import ConfigError
+from jitbot.core.errors import ConfigError
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}

@@ -7,19 +7,20 @@ from dataclasses import dataclass
 
 import redis
 
-from jitbot import embedded, logs, providers
-from jitbot.catalog import Catalog, load_catalog
+from jitbot import providers
+from jitbot.app.drift import DriftScan
+from jitbot.app.lifecycle import Lifecycle
+from jitbot.app.service import Service
 from jitbot.config import Config
-from jitbot.drift import DriftScan
-from jitbot.lifecycle import Lifecycle
-from jitbot.outage import describe
-from jitbot.redis_url import Connected, Replicas, open_redis
-from jitbot.service import Service
+from jitbot.core.catalog import Catalog, load_catalog
+from jitbot.jobs.tasks import Tasks
+from jitbot.observability import logs
+from jitbot.observability.outage import describe
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.slack.pacing import Pacer
-from jitbot.store import Store
+from jitbot.store import Store, embedded
 from jitbot.store.durability import check_durability
-from jitbot.tasks import Tasks
+from jitbot.store.redis_url import Connected, Replicas, open_redis
 
 
 @dataclass(frozen=True)

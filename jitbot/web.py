@@ -22,12 +22,13 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 
-from jitbot import logs, runtime
-from jitbot.clock import utcnow
+from jitbot import runtime
 from jitbot.config import Config
-from jitbot.events import AuditEvent, EventName
-from jitbot.health import OK, Readiness, SlackToken, start_watching
-from jitbot.metrics_collector import RedisCollector
+from jitbot.core.clock import utcnow
+from jitbot.core.events import AuditEvent, EventName
+from jitbot.observability import logs
+from jitbot.observability.health import OK, Readiness, SlackToken, start_watching
+from jitbot.observability.metrics_collector import RedisCollector
 from jitbot.slack.listeners import register
 from jitbot.slack.notify import web_client
 

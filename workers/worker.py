@@ -24,10 +24,12 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from jitbot import logs, redaction, runtime
-from jitbot.drift import SCAN_EVERY
-from jitbot.outage import Outage, describe
-from jitbot.tasks import QUEUES, SERIALIZER, make_queue
+from jitbot import runtime
+from jitbot.app.drift import SCAN_EVERY
+from jitbot.core import redaction
+from jitbot.jobs.tasks import QUEUES, SERIALIZER, make_queue
+from jitbot.observability import logs
+from jitbot.observability.outage import Outage, describe
 
 MAINTENANCE_INTERVAL_S = 10
 WORKER_TTL_S = 25  # RQ blocks for worker_ttl - 15 s waiting for a job: a maintenance pass at least that often

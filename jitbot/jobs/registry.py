@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Concatenate, Protocol
 
-from jitbot import report_command
-from jitbot.drift import DriftScan
+from jitbot.app.drift import DriftScan
+from jitbot.app.lifecycle import Lifecycle
 from jitbot.jobs.names import JobName
-from jitbot.lifecycle import Lifecycle
+from jitbot.ops import report_command
 
 
 class Context(report_command.Reporting, Protocol):

@@ -19,7 +19,7 @@ from azure.core.exceptions import (
 from azure.mgmt.authorization.v2020_10_01 import AuthorizationManagementClient as PimClient
 from azure.mgmt.authorization.v2022_04_01 import AuthorizationManagementClient as RbacClient
 
-from jitbot.errors import ProviderError
+from jitbot.core.errors import ProviderError
 from jitbot.providers.base import CONNECT_S, READ_S
 from jitbot.providers.pim import ArmRefusal
 

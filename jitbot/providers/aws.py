@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest, session_name
-from jitbot.durations import format_duration
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest, session_name
+from jitbot.core.durations import format_duration
+from jitbot.core.errors import ProviderError
+from jitbot.core.redaction import Credentials
 from jitbot.providers.aws_client import Serial, call, client, in_process
 from jitbot.providers.aws_denies import (
     GroupCommit,
@@ -31,7 +32,6 @@ from jitbot.providers.aws_denies import (
 )
 from jitbot.providers.aws_settings import AwsSettings
 from jitbot.providers.base import Ending, Held, Issued, Outcome, revoke_each
-from jitbot.redaction import Credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient

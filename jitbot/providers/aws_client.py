@@ -20,7 +20,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from jitbot.errors import ProviderError
+from jitbot.core.errors import ProviderError
 from jitbot.providers.base import CONNECT_S, READ_S
 
 Serial = Callable[[str], AbstractContextManager[None]]  # a role name → its writers take turns inside

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from jitbot.errors import ProviderError
+from jitbot.core.errors import ProviderError
 from jitbot.providers.aws_client import Serial, call, client
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Self
 
-from jitbot.catalog_nodes import Node, optional_text
+from jitbot.core.catalog_nodes import Node, optional_text
 from jitbot.providers.aws_sso_settings import SsoSettings
 from jitbot.providers.settings import ProviderSettings
 

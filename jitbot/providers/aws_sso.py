@@ -25,9 +25,9 @@ from typing import Any
 
 import boto3
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest
+from jitbot.core.errors import ProviderError
 from jitbot.providers.aws_client import Serial, call, client, in_process
 from jitbot.providers.aws_sso_assignment import (
     HANDLE_KEYS,

@@ -13,9 +13,9 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest
-from jitbot.durations import format_duration
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest
+from jitbot.core.durations import format_duration
 from jitbot.providers.aws_sso_settings import SsoSettings
 from jitbot.providers.base import Held
 

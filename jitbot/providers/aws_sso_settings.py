@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from jitbot.catalog_nodes import Node, optional_text, patterned
+from jitbot.core.catalog_nodes import Node, optional_text, patterned
 from jitbot.providers.settings import ProviderSettings
 
 SSO_INSTANCE = re.compile(r"arn:aws[a-z-]*:sso:::instance/(sso)?ins-[a-zA-Z0-9-.]{16}")

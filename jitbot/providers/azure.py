@@ -28,9 +28,9 @@ from azure.mgmt.authorization.v2020_10_01.models import (
     RoleManagementPolicyRule,
 )
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest
+from jitbot.core.errors import ProviderError
 from jitbot.providers.arm import PUBLIC_ARM, Arm, json_body
 from jitbot.providers.azure_settings import AzureSettings
 from jitbot.providers.base import Ending, Held, Issued, Outcome, revoke_each

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from jitbot.catalog_nodes import Node, patterned
+from jitbot.core.catalog_nodes import Node, patterned
 from jitbot.providers.settings import ProviderSettings
 
 AZURE_SCOPE = re.compile(

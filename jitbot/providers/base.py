@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest
-from jitbot.errors import ProviderError
-from jitbot.redaction import Credentials
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest
+from jitbot.core.errors import ProviderError
+from jitbot.core.redaction import Credentials
 
 # Every cloud SDK client waits this long for a connection and for an answer, then fails (a ProviderError that
 # jitbot retries on its own schedule; the SDKs' own retries are off). Their defaults (botocore: 60 s for each of

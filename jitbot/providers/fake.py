@@ -8,12 +8,12 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest
+from jitbot.core.errors import ProviderError
+from jitbot.core.redaction import Credentials
 from jitbot.providers.base import Ending, Held, Issued, Outcome
 from jitbot.providers.fake_settings import FakeSettings
-from jitbot.redaction import Credentials
 from jitbot.testing.cloud_limits import Limits, Throttle
 
 

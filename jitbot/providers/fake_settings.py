@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from jitbot.catalog_nodes import Node, duration, optional_text
+from jitbot.core.catalog_nodes import Node, duration, optional_text
 from jitbot.providers.settings import ProviderSettings
 
 

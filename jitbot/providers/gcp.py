@@ -22,10 +22,10 @@ from google_auth_httplib2 import AuthorizedHttp  # type: ignore[import-untyped]
 from googleapiclient.discovery import build  # type: ignore[import-untyped]
 from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest
-from jitbot.durations import retry_after
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest
+from jitbot.core.durations import retry_after
+from jitbot.core.errors import ProviderError
 from jitbot.providers.base import CONNECT_S, READ_S, Ending, Held, Issued, Outcome
 from jitbot.providers.gcp_policy import (
     POLICY_VERSION,

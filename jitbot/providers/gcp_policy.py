@@ -12,8 +12,8 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from jitbot.domain import AccessRequest
-from jitbot.errors import ProviderError
+from jitbot.core.domain import AccessRequest
+from jitbot.core.errors import ProviderError
 from jitbot.providers.base import Held, Outcome
 
 Policy = dict[str, Any]

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from jitbot.catalog_nodes import Node, patterned
+from jitbot.core.catalog_nodes import Node, patterned
 from jitbot.providers.settings import ProviderSettings
 
 GCP_RESOURCE = re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]|folders/\d+|organizations/\d+")

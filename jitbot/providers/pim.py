@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest
-from jitbot.durations import format_duration, retry_after
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest
+from jitbot.core.durations import format_duration, retry_after
+from jitbot.core.errors import ProviderError
 from jitbot.providers.azure_settings import AzureSettings
 
 PORTAL_PIM = "https://portal.azure.com/#view/Microsoft_Azure_PIMCommon/ActivationMenuBlade/~/azurerbac"

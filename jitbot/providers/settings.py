@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, Self
 
-from jitbot.catalog_nodes import Node
+from jitbot.core.catalog_nodes import Node
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-from jitbot.domain import AccessRequest
-from jitbot.durations import format_duration
-from jitbot.review import ReviewStatus
+from jitbot.core.domain import AccessRequest
+from jitbot.core.durations import format_duration
+from jitbot.core.review import ReviewStatus
 from jitbot.slack import ids
 from jitbot.slack.views import Block, button, context, escape, section, when
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest, Status
-from jitbot.durations import format_duration
-from jitbot.eligibility import principal
-from jitbot.events import AUTO
-from jitbot.policy import approver_list, escalation_list
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest, Status
+from jitbot.core.durations import format_duration
+from jitbot.core.eligibility import principal
+from jitbot.core.events import AUTO
+from jitbot.core.policy import approver_list, escalation_list
 from jitbot.slack.views import Block, context, decision_buttons, escape, mention, request_summary, section, when
 
 DIGEST_SIZE = 24  # a digest: its heading and 2 blocks a request (its lines, its buttons), 49 of a message's 50

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from jitbot.catalog import Resource
-from jitbot.domain import REFRESH_BEFORE, AccessRequest, Status
-from jitbot.durations import format_duration
-from jitbot.events import AUTO
-from jitbot.policy import approver_list
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import REFRESH_BEFORE, AccessRequest, Status
+from jitbot.core.durations import format_duration
+from jitbot.core.events import AUTO
+from jitbot.core.policy import approver_list
 from jitbot.slack import ids
 from jitbot.slack.views import SHOWN_FAILURE, Block, button, context, escape, mention, section, when
 

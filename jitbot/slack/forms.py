@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest, Status
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest, Status
 from jitbot.slack import ids
 from jitbot.slack.views import Block, View, request_summary, section, when
 

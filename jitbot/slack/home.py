@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from jitbot.catalog import Catalog, Resource
-from jitbot.clock import Clock
-from jitbot.domain import AccessRequest, Status
-from jitbot.people import People
-from jitbot.policy import approver_groups, find_resource, is_approver
+from jitbot.app.people import People
+from jitbot.core.catalog import Catalog, Resource
+from jitbot.core.clock import Clock
+from jitbot.core.domain import AccessRequest, Status
+from jitbot.core.policy import approver_groups, find_resource, is_approver
 from jitbot.slack import lists
 from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.store import Store

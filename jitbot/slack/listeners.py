@@ -14,10 +14,10 @@ from typing import Any
 import redis
 from slack_bolt import Ack, App, BoltContext
 
-from jitbot import logs
-from jitbot.errors import JitError
-from jitbot.outage import describe
-from jitbot.service import Service
+from jitbot.app.service import Service
+from jitbot.core.errors import JitError
+from jitbot.observability import logs
+from jitbot.observability.outage import describe
 from jitbot.slack import forms, ids, views
 from jitbot.slack.notify import NotifyError
 

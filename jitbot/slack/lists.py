@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from jitbot.catalog import Resource
-from jitbot.commands import ShowList, page_value
-from jitbot.domain import AccessRequest, Status
-from jitbot.durations import format_duration
-from jitbot.policy import approver_list
+from jitbot.core.catalog import Resource
+from jitbot.core.commands import ShowList, page_value
+from jitbot.core.domain import AccessRequest, Status
+from jitbot.core.durations import format_duration
+from jitbot.core.policy import approver_list
 from jitbot.slack import ids
 from jitbot.slack.views import (
     Block,

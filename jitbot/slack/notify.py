@@ -22,11 +22,11 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from jitbot.catalog import Catalog, Resource
-from jitbot.domain import AccessRequest, Status
-from jitbot.errors import JitError
-from jitbot.policy import escalation_list, find_resource
-from jitbot.redaction import Credentials
+from jitbot.core.catalog import Catalog, Resource
+from jitbot.core.domain import AccessRequest, Status
+from jitbot.core.errors import JitError
+from jitbot.core.policy import escalation_list, find_resource
+from jitbot.core.redaction import Credentials
 from jitbot.slack import alerts, approval, dms, views
 from jitbot.slack.pacing import Pacer
 from jitbot.store import Store

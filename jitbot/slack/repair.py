@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from jitbot import logs
-from jitbot.catalog import Catalog
-from jitbot.clock import Clock
-from jitbot.domain import AccessRequest
-from jitbot.events import AUTO, AuditEvent, EventName
+from jitbot.core.catalog import Catalog
+from jitbot.core.clock import Clock
+from jitbot.core.domain import AccessRequest
+from jitbot.core.events import AUTO, AuditEvent, EventName
+from jitbot.observability import logs
 from jitbot.slack import alerts, dms
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
 from jitbot.store import Store

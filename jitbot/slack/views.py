@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jitbot.domain import AccessRequest
-from jitbot.durations import format_duration
-from jitbot.events import AUTO
+from jitbot.core.domain import AccessRequest
+from jitbot.core.durations import format_duration
+from jitbot.core.events import AUTO
 from jitbot.slack import ids
 
 Block = dict[str, Any]

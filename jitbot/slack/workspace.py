@@ -16,7 +16,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from jitbot.catalog import NEEDS_IDENTITY, Catalog
+from jitbot.core.catalog import NEEDS_IDENTITY, Catalog
 
 # manifest.yml's bot scopes, each with what needs it (a test holds the two lists equal)
 SCOPE_FEATURES = {

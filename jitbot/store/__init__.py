@@ -29,7 +29,7 @@ from jitbot.store.reviews import Reviews
 from jitbot.store.slack_state import SlackState
 
 if TYPE_CHECKING:
-    from jitbot.redis_url import Replicas  # which imports the keys: typing only, so neither waits for the other
+    from jitbot.store.redis_url import Replicas  # which imports the keys: typing only, so neither waits for the other
 
 
 class Store:

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from jitbot import audit
-from jitbot.events import AuditEvent
+from jitbot.core.events import AuditEvent
+from jitbot.store import audit
 from jitbot.store.codec import text
 from jitbot.store.counters import count_event
 from jitbot.store.keys import AUDIT, AUDIT_HEAD
 
 if TYPE_CHECKING:
-    from jitbot.redis_url import Replicas  # which imports the keys: typing only, so neither waits for the other
+    from jitbot.store.redis_url import Replicas  # which imports the keys: typing only, so neither waits for the other
 
 # One audited write, whole or not at all, in one round trip: if the chain's head is still the one the record was
 # hashed on (else its head is returned, to hash again) and every guard still holds (what the writer read: else -1,

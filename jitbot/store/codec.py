@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jitbot.domain import AccessRequest, Status
+from jitbot.core.domain import AccessRequest, Status
 
 _DATETIMES = (
     "created_at",

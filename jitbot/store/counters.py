@@ -14,9 +14,9 @@ from typing import Any
 
 import redis
 
-from jitbot import logs
-from jitbot.events import EventName
-from jitbot.metrics import LAG_BOUNDS
+from jitbot.core.events import EventName
+from jitbot.observability import logs
+from jitbot.observability.metrics import LAG_BOUNDS
 from jitbot.store.keys import COUNTERS, REVOCATION_LAG
 
 _log = logs.get("jitbot.metrics")

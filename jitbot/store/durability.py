@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from jitbot.errors import ConfigError
+from jitbot.core.errors import ConfigError
 from jitbot.store.codec import text
 
 

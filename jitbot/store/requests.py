@@ -13,9 +13,9 @@ from typing import Any
 
 import redis
 
-from jitbot.domain import AccessRequest, Status
-from jitbot.errors import NotFound
-from jitbot.events import AuditEvent
+from jitbot.core.domain import AccessRequest, Status
+from jitbot.core.errors import NotFound
+from jitbot.core.events import AuditEvent
 from jitbot.store.chain import AuditChain, Writes
 from jitbot.store.codec import decode, encode, text
 from jitbot.store.keys import EXPIRY, PENDING, TIMERS, UNDECIDED, mine_key, request_key

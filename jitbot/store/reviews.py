@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
-from jitbot.events import AuditEvent
-from jitbot.review import ReviewStatus
+from jitbot.core.events import AuditEvent
+from jitbot.core.review import ReviewStatus
 from jitbot.store.chain import AuditChain
 from jitbot.store.codec import text
 from jitbot.store.keys import REVIEWS, review_key

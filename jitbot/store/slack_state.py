@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import redis
 
-from jitbot.domain import AccessRequest, Status
+from jitbot.core.domain import AccessRequest, Status
 from jitbot.store.codec import ms, text
 from jitbot.store.keys import HOME_VIEWERS, UNDECIDED, blocked_key, digest_key, slack_alert_key, slack_key
 from jitbot.store.requests import Requests

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from jitbot.domain import AccessRequest, Moved, approve_by_policy, end_now, grant, new_request_id, open_request
+from jitbot.core.domain import AccessRequest, Moved, approve_by_policy, end_now, grant, new_request_id, open_request
 from jitbot.store import Store
 
 DURATION = timedelta(hours=1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jitbot.catalog import Resource
+from jitbot.core.catalog import Resource
 from jitbot.providers.aws_sso_settings import SsoSettings
 
 

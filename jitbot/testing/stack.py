@@ -32,11 +32,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from jitbot import embedded
-from jitbot.catalog import parse_catalog
+from jitbot.core.catalog import parse_catalog
 from jitbot.providers.aws_settings import AwsSettings
 from jitbot.providers.aws_sso_settings import SsoSettings
-from jitbot.redis_url import open_redis
+from jitbot.store import embedded
+from jitbot.store.redis_url import open_redis
 from jitbot.testing.arm_standin import ArmStandIn
 from jitbot.testing.gcp_standin import GcpStandIn
 from jitbot.testing.host import alive, free_port

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from jitbot.jobs.tasks import waiting_jobs
 from jitbot.store import Store
-from jitbot.tasks import waiting_jobs
 from jitbot.testing.stack import Stack
 from tests.integration.helpers import REQUEST_ID, wait_until
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode
 
 import pytest
 
-from jitbot.domain import AccessRequest, Status
+from jitbot.core.domain import AccessRequest, Status
 from jitbot.providers.aws_denies import role_denies
 from jitbot.slack import ids
 from jitbot.slack.listeners import SORRY

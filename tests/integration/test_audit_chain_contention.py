@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 import redis
 
-from jitbot import audit, embedded
-from jitbot.domain import open_request
-from jitbot.store import Store
+from jitbot.core.domain import open_request
+from jitbot.store import Store, audit, embedded
 from jitbot.store.chain import UNSEEN_HEAD
 from jitbot.store.codec import encode
 from jitbot.store.keys import AUDIT, AUDIT_HEAD, request_key

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jitbot.domain import Status
+from jitbot.core.domain import Status
 from jitbot.providers.aws_denies import DENY_POLICY, is_denied, role_denies
 from jitbot.store import Store
 from jitbot.testing.aws_limits import ROLE_INLINE_QUOTA, policy_size

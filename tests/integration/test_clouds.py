@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from jitbot import audit
-from jitbot.domain import AccessRequest, Status
-from jitbot.store import Store
+from jitbot.core.domain import AccessRequest, Status
+from jitbot.store import Store, audit
 from jitbot.testing.arm_standin import Assignment
 from jitbot.testing.identity_center import IdentityCenter
 from jitbot.testing.slack_standin import Call

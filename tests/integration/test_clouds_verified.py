@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from jitbot.domain import Status
+from jitbot.core.domain import Status
 from jitbot.providers.aws_sso_assignment import assignment_key
 from jitbot.store import Store
 from jitbot.testing.arm_standin import PimPolicy

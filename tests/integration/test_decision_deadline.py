@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jitbot.domain import Status
+from jitbot.core.domain import Status
 from jitbot.store import Store
 from jitbot.testing.stack import Stack
 from tests.integration.helpers import approve, events, message_text, request_access, slack_refs, wait_until

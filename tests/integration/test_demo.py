@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jitbot.demo import play
-from jitbot.demo_transcript import credentials_in
+from jitbot.ops.demo import play
+from jitbot.ops.demo_transcript import credentials_in
 from jitbot.testing.stack import Stack
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from jitbot.domain import Status
+from jitbot.core.domain import Status
 from jitbot.store.codec import decode
 from jitbot.testing.slack_sender import command_body
 from jitbot.testing.stack import Stack

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from jitbot import embedded
+from jitbot.store import embedded
 from tests.integration.helpers import wait_until
 
 JITBOT = str(Path(sys.executable).parent / "jitbot")

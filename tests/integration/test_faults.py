@@ -15,10 +15,9 @@ import pytest
 from rq.exceptions import SchedulerNotFound
 from rq.scheduler import RQScheduler
 
-from jitbot import audit
-from jitbot.store import Store
+from jitbot.jobs.tasks import QUEUE, waiting_jobs
+from jitbot.store import Store, audit
 from jitbot.store.keys import EXPIRY
-from jitbot.tasks import QUEUE, waiting_jobs
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import Stack
 from jitbot.testing.stack_processes import PROCESSES

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from jitbot.tasks import QUEUES, make_queue, waiting_jobs
+from jitbot.jobs.tasks import QUEUES, make_queue, waiting_jobs
 from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import Stack

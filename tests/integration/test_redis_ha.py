@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jitbot import audit
 from jitbot.slack.listeners import STORE_AWAY
-from jitbot.store import Store
+from jitbot.store import Store, audit
 from jitbot.testing.sentinel import SentinelRedis
 from jitbot.testing.stack import Stack
 from tests.integration.drills import (

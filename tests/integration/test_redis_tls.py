@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jitbot import embedded
+from jitbot.store import embedded
 from jitbot.testing.host import free_port
 from jitbot.testing.stack import Stack
 from jitbot.testing.tls_proxy import Certificates, TlsProxy, make_certificates
@@ -45,7 +45,7 @@ def audit_verify(folder: Path, url: str) -> subprocess.CompletedProcess[str]:
     """`jitbot audit verify` in `folder` against REDIS_URL=`url`, with no other jitbot or Redis setting."""
     (folder / "jitbot.yml").write_text(CATALOG)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "JITBOT_"))} | {"REDIS_URL": url}
-    command = [sys.executable, "-m", "jitbot.cli", "audit", "verify"]
+    command = [sys.executable, "-m", "jitbot.ops.cli", "audit", "verify"]
     return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rq.registry import ScheduledJobRegistry
 
-from jitbot.tasks import QUEUE, SERIALIZER
+from jitbot.jobs.tasks import QUEUE, SERIALIZER
 from jitbot.testing.slack_sender import BOT_USER_ID
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import Stack

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from jitbot.jobs.tasks import waiting_jobs
 from jitbot.slack import ids
 from jitbot.store.codec import decode
 from jitbot.store.keys import request_key
-from jitbot.tasks import waiting_jobs
 from jitbot.testing.stack import Stack
 from tests.integration.helpers import REQUEST_ID, approve, credentials_dm, slack_refs, wait_until
 

@@ -22,8 +22,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from jitbot.domain import AccessRequest, Status
-from jitbot.service import DUPLICATE
+from jitbot.app.service import DUPLICATE
+from jitbot.core.domain import AccessRequest, Status
 from jitbot.slack import ids
 from jitbot.store.codec import decode
 from jitbot.testing.slack_sender import Reply, click_body, command_body, home_click_body, new_view_id

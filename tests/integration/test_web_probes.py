@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jitbot.health import RECHECK_S
+from jitbot.observability.health import RECHECK_S
 from jitbot.testing.slack_sender import SlackSender
 from jitbot.testing.stack import Stack
 from tests.integration.conftest import CATALOG

@@ -1,4 +1,10 @@
-"""The pure core imports nothing that does I/O: a parse of every import, not a convention."""
+"""What may import what (docs/architecture.md): a parse of every import, not a convention.
+
+The core is pure; the app layer (use cases) and the adapters (slack, store, providers, jobs) import the core; an
+adapter may drive the app but never imports another adapter. Where the code does not keep a rule yet, the crossing
+is listed below by name, and the test fails when the list and the code disagree either way: a new crossing is
+refused, and one removed must leave the list, so it only shrinks.
+"""
 
 import ast
 import sys
@@ -7,18 +13,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "jitbot"
-PURE = [
-    "errors",
-    "events",
-    "domain",
-    "review",
-    "durations",
-    "commands",
-    "policy",
-    "eligibility",
-    "catalog",
-    "catalog_nodes",
-    "catalog_policy",
+CORE = sorted(p.relative_to(PACKAGE).with_suffix("").as_posix() for p in (PACKAGE / "core").glob("*.py"))
+PURE_ELSEWHERE = [  # pure modules that belong with their adapter: what Slack shows, what a catalog says of a cloud
     "slack/views",
     "slack/approval",
     "slack/dms",
@@ -34,36 +30,124 @@ PURE = [
     "providers/gcp_settings",
     "providers/fake_settings",
 ]
+PURE = CORE + PURE_ELSEWHERE
 ALLOWED_THIRD_PARTY = {"yaml"}  # parsing text is not I/O; catalog.load_catalog is the one that opens a file
+IO_STDLIB = {"socket", "subprocess", "os", "http", "urllib", "threading", "asyncio", "time"}
+ADAPTERS = ("slack", "store", "providers", "jobs")
+IO_LIBRARIES = {"redis", "rq", "slack_sdk", "slack_bolt", "boto3", "botocore", "azure", "google", "googleapiclient"}
+# the app layer's crossings still to remove (issue #16: use cases behind ports, the Slack adapter rendering)
+APP_CROSSINGS_TODAY = {
+    "app/drift": {"jitbot.slack", "jitbot.slack.alerts", "jitbot.slack.notify", "jitbot.store"},
+    "app/lifecycle": {
+        "jitbot.jobs.tasks",
+        "jitbot.slack",
+        "jitbot.slack.alerts",
+        "jitbot.slack.dms",
+        "jitbot.slack.home",
+        "jitbot.slack.notify",
+        "jitbot.slack.repair",
+        "jitbot.store",
+        "jitbot.store.keys",
+        "jitbot.store.requests",
+    },
+    "app/people": {"jitbot.slack.notify", "jitbot.store"},
+    "app/service": {
+        "jitbot.jobs.tasks",
+        "jitbot.slack",
+        "jitbot.slack.dms",
+        "jitbot.slack.forms",
+        "jitbot.slack.home",
+        "jitbot.slack.ids",
+        "jitbot.slack.lists",
+        "jitbot.slack.notify",
+        "jitbot.slack.views",
+        "jitbot.store",
+        "jitbot.store.requests",
+    },
+    "app/sweeper": {"redis", "jitbot.runtime", "jitbot.store"},
+}
+ADAPTER_CROSSINGS_TODAY = {  # an adapter importing another adapter
+    "jobs/tasks": {"jitbot.store.redis_url"},
+    "providers/__init__": {"jitbot.store"},
+    "slack/home": {"jitbot.store"},
+    "slack/notify": {"jitbot.store"},
+    "slack/pacing": {"jitbot.store.keys"},
+    "slack/repair": {"jitbot.store"},
+}
 
 
-def imported_roots(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+def imported(path: Path) -> set[str]:
+    """Every module `path` imports; `from jitbot.x import y` names jitbot.x.y when y is a module."""
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            folder = PACKAGE.parent / node.module.replace(".", "/")
+            names |= {f"{node.module}.{a.name}" for a in node.names if (folder / f"{a.name}.py").exists()}
     return names
+
+
+def module_names(folder: str) -> list[str]:
+    return sorted(p.relative_to(PACKAGE).with_suffix("").as_posix() for p in (PACKAGE / folder).rglob("*.py"))
 
 
 @pytest.mark.parametrize("module", PURE)
 def test_pure_core_when_imports_parsed_then_only_stdlib_and_pure_siblings(module: str) -> None:
-    pure_modules = {"jitbot." + m.replace("/", ".") for m in PURE} | {"jitbot", "jitbot.slack"}
-    io_stdlib = {"socket", "subprocess", "os", "http", "urllib", "threading", "asyncio", "time"}
-    for name in imported_roots(PACKAGE / f"{module}.py"):
+    pure_modules = {"jitbot." + m.replace("/", ".") for m in PURE} | {"jitbot", "jitbot.core", "jitbot.slack"}
+    pure_modules |= {"jitbot.providers"}  # a package whose __init__ imports nothing at run time (TYPE_CHECKING)
+    for name in imported(PACKAGE / f"{module}.py"):
         root = name.split(".")[0]
         if root == "jitbot":
             assert name in pure_modules, f"{module} imports {name}, which is not pure"
-        elif root == "__future__":
-            continue
-        else:
+        elif root != "__future__":
             assert root in sys.stdlib_module_names or root in ALLOWED_THIRD_PARTY, f"{module} imports {name}"
-            assert root not in io_stdlib, f"{module} imports {name}, an I/O module"
+            assert root not in IO_STDLIB, f"{module} imports {name}, an I/O module"
+
+
+def test_core_when_imports_parsed_then_no_slack_app_or_adapter_module() -> None:
+    for module in CORE:
+        outside = {n for n in imported(PACKAGE / f"{module}.py") if n.split(".")[:2] != ["jitbot", "core"]}
+        reached = {n for n in outside if n.startswith(("jitbot.slack", "jitbot.app", "jitbot.store", "jitbot.jobs"))}
+        assert not reached, f"{module} imports {sorted(reached)}"
+
+
+def test_app_layer_when_imports_parsed_then_only_the_known_crossings_remain() -> None:
+    found = {}
+    for module in module_names("app"):
+        names = imported(PACKAGE / f"{module}.py")
+        crossing = {n for n in names if n.split(".")[0] in IO_LIBRARIES}
+        crossing |= {n for n in names if n.split(".")[:2][-1] in (*ADAPTERS, "runtime") and n.startswith("jitbot.")}
+        crossing -= {"jitbot.providers.base"}  # the provider protocol is the app's port to the clouds
+        if crossing:
+            found[module] = crossing
+    assert found == APP_CROSSINGS_TODAY
+
+
+def test_adapters_when_imports_parsed_then_none_imports_another_but_the_known_crossings() -> None:
+    found = {}
+    for adapter in ADAPTERS:
+        for module in module_names(adapter):
+            names = imported(PACKAGE / f"{module}.py")
+            others = {n for n in names if n.startswith("jitbot.") and n.split(".")[1] in set(ADAPTERS) - {adapter}}
+            if others:
+                found[module] = others
+    assert found == ADAPTER_CROSSINGS_TODAY
+
+
+def test_product_when_imports_parsed_then_only_demo_and_the_fake_cloud_reach_the_stand_ins() -> None:
+    """The stand-ins ship because `jitbot demo` runs on them; nothing else in the product imports them (the fake
+    provider shares their limit model, which the demo's catalog and the tests configure)."""
+    reaching = {
+        p.relative_to(PACKAGE).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if "testing" not in p.relative_to(PACKAGE).parts and any(n.startswith("jitbot.testing") for n in imported(p))
+    }
+    assert reaching == {"ops/demo.py", "ops/demo_transcript.py", "providers/fake.py"}
 
 
 def test_csv_writers_when_imports_parsed_then_only_csv_cells_imports_csv() -> None:
     """Every CSV jitbot writes goes through csv_cells.write_csv, which makes each cell inert (OWASP)."""
-    writers = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py") if "csv" in imported_roots(path)}
-    assert writers == {"csv_cells.py"}
+    writers = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if "csv" in imported(p)}
+    assert writers == {"core/csv_cells.py"}

@@ -10,14 +10,13 @@ from unittest.mock import Mock
 import fakeredis
 import pytest
 
-from jitbot import audit
-from jitbot.audit_trail import export_trail, verify_trail
-from jitbot.catalog import parse_catalog
-from jitbot.csv_cells import FORMULA_STARTS
-from jitbot.domain import approve, grant, open_request
-from jitbot.events import AuditEvent
-from jitbot.service import Service
-from jitbot.store import Store
+from jitbot.app.service import Service
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.csv_cells import FORMULA_STARTS
+from jitbot.core.domain import approve, grant, open_request
+from jitbot.core.events import AuditEvent
+from jitbot.ops.audit_trail import export_trail, verify_trail
+from jitbot.store import Store, audit
 from jitbot.store.keys import AUDIT
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -14,16 +14,16 @@ import boto3
 import fakeredis
 import pytest
 
-from jitbot.catalog import parse_catalog
-from jitbot.commands import RequestAccess
-from jitbot.domain import AccessRequest, Status
-from jitbot.lifecycle import Lifecycle
+from jitbot.app.lifecycle import Lifecycle
+from jitbot.app.service import Service
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.commands import RequestAccess
+from jitbot.core.domain import AccessRequest, Status
+from jitbot.jobs.tasks import Tasks
 from jitbot.providers.aws import AwsProvider
 from jitbot.providers.aws_denies import is_denied, role_denies
-from jitbot.service import Service
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store
-from jitbot.tasks import Tasks
 from jitbot.testing.slack_standin import SlackStandIn
 from tests.unit.test_lifecycle import Bot, Clock, RecordingProvider
 from tests.unit.test_policies_and_timers import run_jobs

@@ -7,8 +7,8 @@ from datetime import timedelta
 import boto3
 import pytest
 
-from jitbot.catalog import parse_catalog
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.errors import ProviderError
 from jitbot.providers.aws import AwsProvider
 
 ACCOUNT = "123456789012"  # moto's default account: the caller's too

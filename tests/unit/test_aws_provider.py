@@ -15,9 +15,10 @@ import fakeredis
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, ReadTimeoutError
 
-from jitbot.catalog import parse_catalog
-from jitbot.domain import AccessRequest, approve, open_request
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.domain import AccessRequest, approve, open_request
+from jitbot.core.errors import ProviderError
+from jitbot.core.redaction import Credentials
 from jitbot.providers.aws import (
     STS_MAX_SECONDS,
     STS_MIN_SECONDS,
@@ -41,7 +42,6 @@ from jitbot.providers.aws_denies import (
     with_cut,
 )
 from jitbot.providers.base import Held
-from jitbot.redaction import Credentials
 from jitbot.store import Store
 from jitbot.testing import aws_limits
 from jitbot.testing.cloud_limits import Limits, Throttle

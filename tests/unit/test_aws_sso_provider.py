@@ -14,9 +14,9 @@ import fakeredis
 import pytest
 from botocore.exceptions import ClientError
 
-from jitbot.catalog import Resource, parse_catalog
-from jitbot.domain import AccessRequest, approve, open_request
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource, parse_catalog
+from jitbot.core.domain import AccessRequest, approve, open_request
+from jitbot.core.errors import ProviderError
 from jitbot.providers.aws_sso import POLL_INTERVALS, AwsSsoProvider
 from jitbot.providers.aws_sso_assignment import (
     MemoryLedger,

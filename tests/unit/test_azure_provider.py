@@ -12,9 +12,9 @@ from azure.core.credentials import AccessToken
 from azure.mgmt.authorization.v2020_10_01.models import RoleManagementPolicyEnablementRule as EnablementRule
 from azure.mgmt.authorization.v2020_10_01.models import RoleManagementPolicyExpirationRule as ExpirationRule
 
-from jitbot.catalog import Resource
-from jitbot.domain import AccessRequest, approve, ask_extension, grant, open_request
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource
+from jitbot.core.domain import AccessRequest, approve, ask_extension, grant, open_request
+from jitbot.core.errors import ProviderError
 from jitbot.providers.arm import is_loopback
 from jitbot.providers.azure import AzureProvider, admin_assignment_demands
 from jitbot.providers.azure_settings import AzureSettings

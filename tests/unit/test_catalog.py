@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from jitbot.catalog import parse_catalog
-from jitbot.errors import ConfigError
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.errors import ConfigError
 from jitbot.providers.aws_settings import AwsSettings
 from jitbot.providers.azure_settings import AzureSettings
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from jitbot.catalog import parse_catalog
-from jitbot.catalog_policy import ReasonRule
-from jitbot.errors import ConfigError
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.catalog_policy import ReasonRule
+from jitbot.core.errors import ConfigError
 
 BASE = """\
 approver_channel: C0APPROVALS

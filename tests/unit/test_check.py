@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from jitbot.catalog import Resource, parse_catalog
-from jitbot.check import check, people_warnings, render, render_who, who_may
-from jitbot.cli import main
-from jitbot.domain import AccessRequest
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource, parse_catalog
+from jitbot.core.domain import AccessRequest
+from jitbot.core.errors import ProviderError
+from jitbot.ops.check import check, people_warnings, render, render_who, who_may
+from jitbot.ops.cli import main
 from jitbot.providers.base import Issued
 
 CATALOG = """

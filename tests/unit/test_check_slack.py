@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from jitbot.catalog import parse_catalog
-from jitbot.check import who_may
+from jitbot.core.catalog import parse_catalog
+from jitbot.ops.check import who_may
 from jitbot.slack.notify import web_client
 from jitbot.slack.workspace import SCOPE_FEATURES, State, Workspace, check_workspace, needed_scopes, render
 from jitbot.testing.slack_standin import SlackStandIn

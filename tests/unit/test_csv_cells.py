@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from jitbot.csv_cells import inert, write_csv
+from jitbot.core.csv_cells import inert, write_csv
 
 PAYLOAD = 'HYPERLINK("http://x","y")'
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from jitbot.commands import RequestAccess
-from jitbot.domain import Status
+from jitbot.core.commands import RequestAccess
+from jitbot.core.domain import Status
 from jitbot.slack import ids
 from jitbot.slack.approval import DIGEST_SIZE
 from jitbot.slack.notify import FOLD_OVER, NotifyError

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jitbot.domain import (
+from jitbot.core.domain import (
     TRANSITIONS,
     AccessRequest,
     Action,
@@ -25,8 +25,8 @@ from jitbot.domain import (
     refusal,
     time_out,
 )
-from jitbot.errors import InvalidTransition, TimedOut
-from jitbot.events import EventName
+from jitbot.core.errors import InvalidTransition, TimedOut
+from jitbot.core.events import EventName
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from jitbot.catalog import Resource, parse_catalog
-from jitbot.domain import AccessRequest, Status
-from jitbot.drift import SCAN_EVERY, DriftScan
-from jitbot.errors import ProviderError
+from jitbot.app.drift import SCAN_EVERY, DriftScan
+from jitbot.core.catalog import Resource, parse_catalog
+from jitbot.core.domain import AccessRequest, Status
+from jitbot.core.errors import ProviderError
 from jitbot.jobs.names import JobName
-from jitbot.metrics_collector import RedisCollector
+from jitbot.observability.metrics_collector import RedisCollector
 from jitbot.providers.base import Held, Outcome
 from tests.unit.test_lifecycle import NOW, Bot, RecordingProvider, active, audit_log, make_bot, status
 

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from jitbot.commands import REPORT_PERIOD, RequestAccess, ShowHelp, ShowReport, parse_command
-from jitbot.durations import format_duration, parse_duration
-from jitbot.errors import UsageError
+from jitbot.core.commands import REPORT_PERIOD, RequestAccess, ShowHelp, ShowReport, parse_command
+from jitbot.core.durations import format_duration, parse_duration
+from jitbot.core.errors import UsageError
 
 
 @pytest.mark.parametrize(

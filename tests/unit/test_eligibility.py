@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jitbot.catalog import parse_catalog
-from jitbot.domain import open_request
-from jitbot.eligibility import (
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.domain import open_request
+from jitbot.core.eligibility import (
     Installation,
     Person,
     Standing,
@@ -18,7 +18,7 @@ from jitbot.eligibility import (
     refusal,
     requester_groups,
 )
-from jitbot.errors import ConfigError, NotEligible
+from jitbot.core.errors import ConfigError, NotEligible
 
 CATALOG = """
 approver_channel: C0APPROVALS

@@ -1,6 +1,6 @@
 """Event names are stored in the hash-chained trail: the values are pinned, so a rename cannot rewrite history."""
 
-from jitbot.events import AUTO, EventName
+from jitbot.core.events import AUTO, EventName
 
 STORED = {
     *("requested", "refused", "endorsed", "approved", "denied", "granted", "failed", "expired", "revoked"),

@@ -23,14 +23,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rq import Queue
 
-from jitbot import audit, runtime
-from jitbot.commands import MAX_REASON, USAGE
+from jitbot import runtime
 from jitbot.config import Config
-from jitbot.durations import MAX_DURATION as MAX_PERIOD
-from jitbot.redis_url import Connected
+from jitbot.core.commands import MAX_REASON, USAGE
+from jitbot.core.durations import MAX_DURATION as MAX_PERIOD
+from jitbot.jobs.tasks import QUEUE, SERIALIZER
 from jitbot.slack import listeners
+from jitbot.store import audit
 from jitbot.store.codec import decode
-from jitbot.tasks import QUEUE, SERIALIZER
+from jitbot.store.redis_url import Connected
 from jitbot.testing.slack_sender import command_body, sign
 from jitbot.testing.slack_standin import SlackStandIn
 from jitbot.web import WebApp

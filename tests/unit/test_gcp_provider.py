@@ -13,10 +13,10 @@ from google.auth.credentials import AnonymousCredentials
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from jitbot.catalog import Resource, parse_catalog
-from jitbot.domain import AccessRequest, approve, open_request
-from jitbot.durations import retry_after
-from jitbot.errors import ProviderError
+from jitbot.core.catalog import Resource, parse_catalog
+from jitbot.core.domain import AccessRequest, approve, open_request
+from jitbot.core.durations import retry_after
+from jitbot.core.errors import ProviderError
 from jitbot.providers.base import Held
 from jitbot.providers.gcp import ATTEMPTS, BACKOFF_BASE, GcpProvider
 from jitbot.providers.gcp_policy import (

@@ -7,11 +7,11 @@ import pytest
 from rq.utils import import_attribute
 
 from jitbot import runtime
-from jitbot.domain import Status
+from jitbot.core.domain import Status
 from jitbot.jobs import entry
 from jitbot.jobs.names import JobName
 from jitbot.jobs.registry import JOBS
-from jitbot.tasks import QUEUES, REVOKE_RETRY, SERIALIZER, URGENT_QUEUE, make_queue
+from jitbot.jobs.tasks import QUEUES, REVOKE_RETRY, SERIALIZER, URGENT_QUEUE, make_queue
 from tests.unit.test_lifecycle import CATALOG, NOW, active, make_bot, status
 from tests.unit.test_policies_and_timers import worker_context
 from workers import worker

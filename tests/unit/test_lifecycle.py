@@ -18,21 +18,21 @@ import pytest
 import redis
 from rq.job import Job
 
-from jitbot.catalog import Catalog, Resource, parse_catalog
-from jitbot.commands import RequestAccess
-from jitbot.domain import AccessRequest, Status, fail
-from jitbot.errors import InvalidTransition, NotFound, PolicyError, ProviderError
+from jitbot.app.lifecycle import ISSUE_LOCK, Lifecycle
+from jitbot.app.people import FRESH_S
+from jitbot.app.service import DUPLICATE, Service
+from jitbot.core.catalog import Catalog, Resource, parse_catalog
+from jitbot.core.commands import RequestAccess
+from jitbot.core.domain import AccessRequest, Status, fail
+from jitbot.core.errors import InvalidTransition, NotFound, PolicyError, ProviderError
 from jitbot.jobs.names import JobName
-from jitbot.lifecycle import ISSUE_LOCK, Lifecycle
-from jitbot.people import FRESH_S
+from jitbot.jobs.tasks import SERIALIZER, Tasks
 from jitbot.providers.base import Issued
 from jitbot.providers.fake import FakeProvider
-from jitbot.service import DUPLICATE, Service
 from jitbot.slack import ids
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store
 from jitbot.store.keys import AUDIT, EXPIRY, PENDING, TIMERS, request_key
-from jitbot.tasks import SERIALIZER, Tasks
 from jitbot.testing.redis_dump import dump_redis
 from jitbot.testing.slack_standin import Call, SlackStandIn
 

@@ -5,7 +5,7 @@ from unittest.mock import Mock
 import pytest
 import redis
 
-from jitbot.errors import PolicyError
+from jitbot.core.errors import PolicyError
 from jitbot.slack import ids, listeners
 from jitbot.slack.listeners import (
     CLICKS,

@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
-from jitbot import logs, redaction
-from jitbot.redaction import Credentials
+from jitbot.core import redaction
+from jitbot.core.redaction import Credentials
+from jitbot.observability import logs
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 

@@ -11,18 +11,18 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jitbot import metrics
-from jitbot.catalog import parse_catalog
-from jitbot.domain import AccessRequest, Status, approve, confirm_end, grant, open_request
-from jitbot.errors import ProviderError
-from jitbot.lifecycle import Lifecycle
-from jitbot.metrics_collector import RedisCollector
+from jitbot.app.lifecycle import Lifecycle
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.domain import AccessRequest, Status, approve, confirm_end, grant, open_request
+from jitbot.core.errors import ProviderError
+from jitbot.jobs.tasks import Tasks
+from jitbot.observability import metrics
+from jitbot.observability.metrics_collector import RedisCollector
 from jitbot.providers.fake import FakeProvider
 from jitbot.slack.notify import Notifier, NotifyError, web_client
 from jitbot.store import Store
 from jitbot.store.counters import MetricsSink
 from jitbot.store.keys import EXPIRY
-from jitbot.tasks import Tasks
 from jitbot.testing.slack_standin import SlackStandIn
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

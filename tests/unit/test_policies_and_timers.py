@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from rq.job import Job
 
-from jitbot.catalog import Resource, parse_catalog
-from jitbot.commands import BreakGlass, RequestAccess
-from jitbot.domain import (
+from jitbot.app.drift import DriftScan
+from jitbot.core.catalog import Resource, parse_catalog
+from jitbot.core.commands import BreakGlass, RequestAccess
+from jitbot.core.domain import (
     AccessRequest,
     Status,
     approve,
@@ -33,11 +34,10 @@ from jitbot.domain import (
     renew,
     time_out,
 )
-from jitbot.drift import DriftScan
-from jitbot.errors import ConfigError, InvalidTransition, JitError, PolicyError, ProviderError, TimedOut
+from jitbot.core.errors import ConfigError, InvalidTransition, JitError, PolicyError, ProviderError, TimedOut
+from jitbot.core.policy import check_approver, check_cancel, check_end, check_extension, check_reason
 from jitbot.jobs.names import JobName
 from jitbot.jobs.registry import run
-from jitbot.policy import check_approver, check_cancel, check_end, check_extension, check_reason
 from jitbot.providers.base import Issued
 from jitbot.slack import ids
 from jitbot.slack.views import when

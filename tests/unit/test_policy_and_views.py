@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jitbot.catalog import parse_catalog
-from jitbot.commands import ShowList, page_value, parse_page
-from jitbot.domain import AccessRequest, Status, approve, grant, open_request
-from jitbot.errors import NotFound, PolicyError, UsageError
-from jitbot.policy import check_approver, check_request, find_resource
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.commands import ShowList, page_value, parse_page
+from jitbot.core.domain import AccessRequest, Status, approve, grant, open_request
+from jitbot.core.errors import NotFound, PolicyError, UsageError
+from jitbot.core.policy import check_approver, check_request, find_resource
 from jitbot.slack import ids
 from jitbot.slack.approval import approval_message
 from jitbot.slack.dms import credentials_dm, outcome_dm, scrubbed_dm

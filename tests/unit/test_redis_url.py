@@ -8,8 +8,8 @@ import pytest
 from redis.connection import SSLConnection
 from redis.sentinel import SentinelConnectionPool
 
-from jitbot.errors import ConfigError
-from jitbot.redis_url import open_redis, parse_sentinel
+from jitbot.core.errors import ConfigError
+from jitbot.store.redis_url import open_redis, parse_sentinel
 
 
 def test_parse_sentinel_when_full_then_every_part() -> None:

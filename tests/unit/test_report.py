@@ -27,10 +27,8 @@ from types import SimpleNamespace
 import fakeredis
 import pytest
 
-from jitbot import audit
-from jitbot.audit import AuditRecord
-from jitbot.catalog import parse_catalog
-from jitbot.domain import (
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.domain import (
     AccessRequest,
     approve,
     approve_by_policy,
@@ -41,11 +39,12 @@ from jitbot.domain import (
     open_request,
     time_out,
 )
-from jitbot.events import AuditEvent, EventName
-from jitbot.report import ALL, CHART, Report, ResourceReport, build_report, p90, trend_verdict
-from jitbot.report_command import read_records, run_report
-from jitbot.report_render import render_chart, to_csv, to_markdown
-from jitbot.store import Store
+from jitbot.core.events import AuditEvent, EventName
+from jitbot.ops.report import ALL, CHART, Report, ResourceReport, build_report, p90, trend_verdict
+from jitbot.ops.report_command import read_records, run_report
+from jitbot.ops.report_render import render_chart, to_csv, to_markdown
+from jitbot.store import Store, audit
+from jitbot.store.audit import AuditRecord
 from jitbot.store.keys import AUDIT
 
 UNTIL = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # a Monday: the period ends with a whole week

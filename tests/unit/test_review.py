@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from jitbot.domain import open_request
-from jitbot.review import REVIEW_TRANSITIONS, ReviewAction, ReviewStatus, close_review, open_review, realert_review
+from jitbot.core.domain import open_request
+from jitbot.core.review import REVIEW_TRANSITIONS, ReviewAction, ReviewStatus, close_review, open_review, realert_review
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 USED, _ = open_request("r-abc234", "U0ALICE", "prod-db", timedelta(hours=2), "INC-9", NOW, "aws")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from jitbot.catalog import parse_catalog
-from jitbot.events import EventName
+from jitbot.core.catalog import parse_catalog
+from jitbot.core.events import EventName
 from jitbot.jobs.names import JobName
 from jitbot.slack.notify import NotifyError
 from jitbot.store.keys import COUNTERS

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 import fakeredis
 import pytest
 
-from jitbot import audit
-from jitbot.domain import AccessRequest, Status, approve, confirm_end, deny, end_now, fail, grant, open_request
-from jitbot.errors import InvalidTransition, NotFound, PolicyError
-from jitbot.events import AuditEvent
-from jitbot.store import Store
+from jitbot.core.domain import AccessRequest, Status, approve, confirm_end, deny, end_now, fail, grant, open_request
+from jitbot.core.errors import InvalidTransition, NotFound, PolicyError
+from jitbot.core.events import AuditEvent
+from jitbot.store import Store, audit
 from jitbot.store.codec import decode, encode
 from jitbot.store.keys import AUDIT, EXPIRY, PENDING, request_key
 

@@ -9,12 +9,11 @@ import pytest
 from rq import SimpleWorker
 from rq.job import Job
 
-from jitbot import tasks
-from jitbot.domain import open_request
-from jitbot.jobs import entry
+from jitbot.core.domain import open_request
+from jitbot.jobs import entry, tasks
 from jitbot.jobs.names import JobName
+from jitbot.jobs.tasks import QUEUE, SERIALIZER, Tasks, make_queue
 from jitbot.store import Store
-from jitbot.tasks import QUEUE, SERIALIZER, Tasks, make_queue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

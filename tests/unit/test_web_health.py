@@ -10,8 +10,8 @@ import fakeredis
 import pytest
 import structlog
 
-from jitbot import logs
-from jitbot.health import CONFIRM_S, RECHECK_S, Readiness, SlackToken
+from jitbot.observability import logs
+from jitbot.observability.health import CONFIRM_S, RECHECK_S, Readiness, SlackToken
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store
 from jitbot.testing.host import free_port

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from jitbot import logs
-from jitbot.cli import main
 from jitbot.config import Config
-from jitbot.errors import ConfigError
+from jitbot.core.errors import ConfigError
+from jitbot.observability import logs
+from jitbot.ops.cli import main
 from jitbot.web import Server
 
 pytestmark = pytest.mark.usefixtures("restore_logging")

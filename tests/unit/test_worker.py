@@ -8,10 +8,10 @@ import fakeredis
 import pytest
 import redis
 
-from jitbot import redaction
-from jitbot.outage import Outage
-from jitbot.redaction import Credentials
-from jitbot.tasks import SERIALIZER, make_queue
+from jitbot.core import redaction
+from jitbot.core.redaction import Credentials
+from jitbot.jobs.tasks import SERIALIZER, make_queue
+from jitbot.observability.outage import Outage
 from workers import worker
 
 SECRET = "a-secret-token-value-1234"
