@@ -23,17 +23,15 @@ import re
 import secrets
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from jitbot.testing.cloud_limits import Limits, Throttle
-from jitbot.testing.loopback import LoopbackServer, StandInServer
+from jitbot.testing.loopback import Answer, JsonHandler, LoopbackServer, StandInServer
 from jitbot.testing.pim import Pim
-from jitbot.testing.role_management import APP_OBJECT_ID, Answer, Assignment, PimPolicy, error, role_definition
+from jitbot.testing.role_management import APP_OBJECT_ID, Assignment, PimPolicy, error, role_definition
 
 BUILTIN_ROLES = {
     "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
@@ -306,9 +304,8 @@ class ArmStandIn(LoopbackServer):
         return error(400, "NoRegisteredProviderFound", said)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: StandInServer[ArmStandIn]
-    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         self._serve()
@@ -329,18 +326,3 @@ class _Handler(BaseHTTPRequestHandler):
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
         self._reply(self.server.standin.handle(self.command, path, query, headers, body))
-
-    def _reply(self, answer: Answer) -> None:
-        status, payload, headers = answer
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-ms-request-id", str(uuid.uuid4()))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the default per-request logging."""

@@ -18,16 +18,13 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.gcp_policy import VERSIONS, append_bindings, as_version, binding_problem, has_conditions, new_etag
-from jitbot.testing.loopback import LoopbackServer, StandInServer
-
-Answer = tuple[int, dict[str, Any], dict[str, str]]
+from jitbot.testing.loopback import Answer, JsonHandler, LoopbackServer, StandInServer
 
 API_METHODS = ("getIamPolicy", "setIamPolicy")
 STATUS_NAMES = {
@@ -287,9 +284,8 @@ class GcpStandIn(LoopbackServer):
         append_bindings(stored, [{"role": "roles/viewer", "members": [f"user:concurrent-writer-{writer}@example.com"]}])
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: StandInServer[GcpStandIn]
-    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         self._serve()
@@ -313,17 +309,3 @@ class _Handler(BaseHTTPRequestHandler):
             parsed = json.loads(raw) if raw else {}
             return parsed if isinstance(parsed, dict) else {}
         return {key: values[-1] for key, values in parse_qs(raw.decode("utf-8")).items()}
-
-    def _reply(self, answer: Answer) -> None:
-        status, payload, headers = answer
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the default per-request logging."""

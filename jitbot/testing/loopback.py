@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 StandIn = TypeVar("StandIn")
+Answer = tuple[int, dict[str, Any], dict[str, str]]  # HTTP status, JSON body, headers
 
 
 class StandInServer(ThreadingHTTPServer, Generic[StandIn]):
@@ -17,6 +19,26 @@ class StandInServer(ThreadingHTTPServer, Generic[StandIn]):
     def __init__(self, port: int, handler: type[BaseHTTPRequestHandler], standin: StandIn) -> None:
         self.standin = standin
         super().__init__(("127.0.0.1", port), handler)
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A stand-in's request handler: answers in JSON, and logs nothing (tests read what the stand-in recorded)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _reply(self, answer: Answer) -> None:
+        status, payload, headers = answer
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default per-request logging."""
 
 
 class LoopbackServer:

@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from jitbot.testing.loopback import Answer
 from jitbot.testing.role_management import (
     APP_OBJECT_ID,
-    Answer,
     Assignment,
     Key,
     PimPolicy,

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from jitbot.testing.loopback import Answer
+
 APP_OBJECT_ID = "0b5e6a4d-2c1f-4e3a-9d8b-7f6e5d4c3b2a"  # the principal every issued token stands for
 POLICY_FAILED = "RoleAssignmentRequestPolicyValidationFailed"
 # the $filter values the 2020-10-01 list operations document (SDK docstrings of list_for_scope); others are refused
 FILTER = re.compile(r"^(?:(atScope|asRequestor)\(\)|principalId eq '?([0-9a-f-]{36})'?)$", re.IGNORECASE)
 DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
-
-Answer = tuple[int, dict[str, Any], dict[str, str]]
 
 
 @dataclass(frozen=True)

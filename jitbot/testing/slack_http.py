@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from jitbot.testing.loopback import StandInServer
+from jitbot.testing.loopback import JsonHandler, StandInServer
 
 if TYPE_CHECKING:
     from jitbot.testing.slack_standin import SlackStandIn
 
-Answer = tuple[int, dict[str, Any], dict[str, str]]  # HTTP status, JSON body, headers
 JSON_STRING_PARAMS = ("blocks", "attachments")
 
 
@@ -43,9 +41,8 @@ def view_param(params: dict[str, Any]) -> dict[str, Any] | None:
     return view if isinstance(view, dict) else None
 
 
-class WebApiHandler(BaseHTTPRequestHandler):
+class WebApiHandler(JsonHandler):
     server: StandInServer[SlackStandIn]
-    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         self._serve()
@@ -71,17 +68,3 @@ class WebApiHandler(BaseHTTPRequestHandler):
             return
         token = self.headers.get("Authorization", "").removeprefix("Bearer ") or str(params.get("token", ""))
         self._reply(self.server.standin.handle(parts.path.removeprefix("/api/"), params, token))
-
-    def _reply(self, answer: Answer) -> None:
-        status, payload, headers = answer
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the default per-request logging."""

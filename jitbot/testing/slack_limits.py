@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from jitbot.slack.pacing import METHOD_TIER, POST, POSTS_PER_SECOND, TIER_PER_MINUTE
-from jitbot.testing.slack_http import Answer, view_param
+from jitbot.testing.loopback import Answer
+from jitbot.testing.slack_http import view_param
 from jitbot.testing.slack_methods_chat import dm_channel
 
 MESSAGE_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")

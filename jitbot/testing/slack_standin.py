@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitbot.slack.workspace import SCOPE_FEATURES
-from jitbot.testing.loopback import LoopbackServer
-from jitbot.testing.slack_http import Answer, WebApiHandler
+from jitbot.testing.loopback import Answer, LoopbackServer
+from jitbot.testing.slack_http import WebApiHandler
 from jitbot.testing.slack_limits import SlackLimits, over_block_limit
 from jitbot.testing.slack_methods_chat import ChatMethods
 from jitbot.testing.slack_methods_directory import AUTH, METHOD_SCOPES, DirectoryMethods
