@@ -46,7 +46,6 @@ MASKABLE = {"bindings", "etag", "auditConfigs"}
 # counts it per policy written, so that a test can throttle one hot project and not the others. Two writers of
 # one policy at once meet the etag check instead: 409 ABORTED (below).
 QUOTA_EXCEEDED = "Quota exceeded for quota metric 'Write requests' of service 'cloudresourcemanager.googleapis.com'."
-RESOURCE_MANAGER_WRITES_PER_S = 10.0
 TOKEN_SECONDS = 3599
 
 
