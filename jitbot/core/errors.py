@@ -53,6 +53,12 @@ class TimedOut(InvalidTransition):
     reconciler must not let a stale request through)."""
 
 
+class MessengerError(JitError):
+    """The people-facing side (Slack) refused or could not be reached; the message names what was asked and its
+    answer. A use case that needed an answer refuses (never allow by default); one that only tells waits for a
+    retry (jitbot.app.ports)."""
+
+
 class ConfigError(JitError):
     """A setting or the catalog is wrong; the message names the setting or key."""
 

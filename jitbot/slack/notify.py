@@ -24,7 +24,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from jitbot.core.catalog import Catalog, Resource
 from jitbot.core.domain import AccessRequest, Status
-from jitbot.core.errors import JitError
+from jitbot.core.errors import MessengerError
 from jitbot.core.policy import escalation_list, find_resource
 from jitbot.core.redaction import Credentials
 from jitbot.slack import alerts, approval, dms, views
@@ -41,7 +41,7 @@ WAITING_SCAN = 500  # the newest undecided requests looked through for those wai
 OUTCOMES = {Status.DENIED, Status.FAILED, Status.EXPIRED, Status.REVOKED, Status.CANCELLED}
 
 
-class NotifyError(JitError):
+class NotifyError(MessengerError):
     """Slack refused or could not be reached; the message names the method and Slack's error code."""
 
 
