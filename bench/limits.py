@@ -39,6 +39,7 @@ from jitbot.core.catalog import Resource, parse_catalog
 from jitbot.core.domain import AccessRequest
 from jitbot.jobs.tasks import Tasks
 from jitbot.providers.fake import FakeProvider
+from jitbot.slack.messenger import slack_messenger
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store, embedded
 from jitbot.testing.cloud_limits import Limits
@@ -85,7 +86,8 @@ def run(due: int, window: float, early: float, limits: Limits, batch: int) -> st
         try:
             store = Store(client)
             notifier = Notifier(web_client("xoxb-unused", "http://127.0.0.1:9/"), store)
-            lifecycle = Lifecycle(catalog, store, Tasks(client), notifier, lambda kind: fake)
+            messenger = slack_messenger(catalog, notifier)
+            lifecycle = Lifecycle(catalog, store, Tasks(client), messenger, notifier, lambda kind: fake)
             first = datetime.now(UTC) + timedelta(seconds=due / 300 + 10)  # loaded (~400/s) before the first is due
             ends = [first + timedelta(seconds=window * n / due) for n in range(due)]
             names = mix(due)

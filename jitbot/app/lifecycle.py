@@ -1,7 +1,7 @@
-"""Use cases that run in workers: issue access, end it at expiry, keep Slack current, reconcile.
+"""Use cases that run in workers: issue access, end it at expiry, renew it, keep what people see current.
 
 Each takes a request id, reloads the state and is safe to repeat: RQ may run a job twice, and the
-reconciler re-drives anything whose time has come in case a scheduled job was lost.
+reconciler (jitbot.app.reconciler) re-drives anything whose time has come in case a scheduled job was lost.
 """
 
 from __future__ import annotations
@@ -12,41 +12,21 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from jitbot.app.people import People
+from jitbot.app.ports import Directory, Jobs, Messenger, Outcome
+from jitbot.app.reconciler import Reconciler
 from jitbot.core.catalog import Catalog, Resource
 from jitbot.core.clock import Clock, utcnow
-from jitbot.core.domain import (
-    AccessRequest,
-    Moved,
-    Status,
-    approve_by_policy,
-    confirm_end,
-    deny,
-    end_now,
-    escalate,
-    fail,
-    grant,
-    renew,
-    time_out,
-)
-from jitbot.core.eligibility import withdrawn_note
-from jitbot.core.errors import InvalidTransition, ProviderError
+from jitbot.core.domain import AccessRequest, Status, confirm_end, end_now, fail, grant, renew
+from jitbot.core.errors import InvalidTransition, MessengerError, ProviderError
 from jitbot.core.events import AUTO, AuditEvent, EventName
 from jitbot.core.policy import alerts_after, audits_failure, find_resource, revocation_retry_delay
-from jitbot.core.review import realert_review
-from jitbot.jobs.tasks import Tasks, is_last_attempt
+from jitbot.jobs.tasks import is_last_attempt
 from jitbot.observability import logs, metrics
 from jitbot.providers.base import Ending, Provider, revoke_verified
-from jitbot.slack import alerts, dms
-from jitbot.slack.home import Homes
-from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
-from jitbot.slack.repair import SlackRepair
 from jitbot.store import Store
-from jitbot.store.keys import EXPIRY, PENDING, REVIEWS, TIMERS
-from jitbot.store.requests import ISSUE_REDRIVE
 
 # a killed issue job blocks cutting its never-recorded session this long; a live one ends sooner (tasks.ISSUE_TIMEOUT_S)
 ISSUE_LOCK = timedelta(minutes=2)
-RECONCILE_GRACE = timedelta(seconds=30)  # the sweeper's to revoke first; this catches what no sweeper claimed
 _log = logs.get("jitbot.lifecycle")
 
 
@@ -55,20 +35,19 @@ class Lifecycle:
         self,
         catalog: Catalog,
         store: Store,
-        tasks: Tasks,
-        notifier: Notifier,
+        tasks: Jobs,
+        messenger: Messenger,
+        directory: Directory,
         providers: Callable[[str], Provider],
         clock: Clock = utcnow,
     ) -> None:
         self.catalog = catalog
         self.store = store
         self.tasks = tasks
-        self.notifier = notifier
+        self.messenger = messenger
         self.providers = providers
         self.clock = clock
-        self.people = People(catalog, notifier, store)
-        self.homes = Homes(catalog, store, notifier, self.people, clock)
-        self.repair = SlackRepair(catalog, store, notifier, clock)
+        self.reconciler = Reconciler(catalog, store, tasks, messenger, People(catalog, directory, store), clock)
 
     def issue_access(self, request_id: str) -> None:
         """APPROVED → ACTIVE: ask the cloud, record the grant (its end in the expiry index), DM the access."""
@@ -97,8 +76,8 @@ class Lifecycle:
             self._cut_orphan(provider, request, resource)
             return None
         try:
-            self.notifier.send_access(active, issued.credentials, issued.access)
-        except NotifyError as error:
+            self.messenger.deliver_access(active, issued.credentials, issued.access)
+        except MessengerError as error:
             self._end_undelivered(active, f"the access could not be delivered ({error}), so it was cut again")
             return None
         return active
@@ -243,7 +222,7 @@ class Lifecycle:
 
     def tell_deferral(self, request_id: str, why: str) -> None:
         request = self.store.requests.get(request_id)
-        self.notifier.tell(request.requester, dms.revocation_deferred(request, why))
+        self.messenger.tell_requester(request, Outcome.DEFERRED, why)
 
     def renew_access(self, request_id: str) -> None:
         """An approved extension: the cloud's access is brought up to the new expiry and the DM replaced.
@@ -266,7 +245,7 @@ class Lifecycle:
             self.store.chain.record(
                 AuditEvent(failed, request.id, AUTO, request.resource, self.clock(), request.status, detail)
             )
-            self.notifier.tell(request.requester, dms.renewal_failed(request, str(error)))
+            self.messenger.tell_requester(request, Outcome.RENEWAL_FAILED, str(error))
             return
         try:
             renewed, _ = self.store.requests.transition(request.id, lambda r: renew(r, issued.handle, self.clock()))
@@ -275,158 +254,44 @@ class Lifecycle:
             self._cut_orphan(provider, replace(ending, grant=ending.grant | issued.handle), resource)
             return
         if issued.credentials.fields():
-            self.notifier.send_access(renewed, issued.credentials, issued.access)
+            self.messenger.deliver_access(renewed, issued.credentials, issued.access)
         else:
-            self.notifier.tell(renewed.requester, dms.extended_dm(renewed))
+            self.messenger.tell_requester(renewed, Outcome.EXTENDED)
         self.tasks.sync_slack(request_id)
 
     def alert_revocation(self, request_id: str) -> None:
-        """Tell the alert channel that a grant outlives its end; logged loudly as well, in case Slack is down."""
+        """Alert that a grant outlives its end; logged loudly as well, in case Slack is down."""
         request = self.store.requests.get(request_id)
         failures = self.store.failures.revocation_failures(request_id)
         _log.error("revocation_failing", request_id=request_id, resource=request.resource, **failures)
-        if self.catalog.alert_channel and not request.status.is_final:
-            try:
-                self.notifier.raise_alert(request, self.catalog.alert_channel, failures)
-            except SlackMisconfigured as error:  # the admins, by DM: a failing revocation must reach someone
-                if error.token_refused:
-                    raise
-                self.repair.alert(error, alerts.revocation_alert(request, failures))
+        if not request.status.is_final:
+            self.messenger.alert_revocation(request, failures)
 
     def provider(self, resource: Resource) -> Provider:
         """The resource's provider, its failures counted by provider and kind on /metrics."""
         return metrics.CountedProvider(self.providers(resource.kind), self.store.metrics, resource.provider)
 
     def sync_slack(self, request_id: str) -> None:
-        """Scrub ended secrets, tell the requester the outcome, bring the approval message up to date: the urgent
-        calls first (jitbot.slack.pacing), so that a paced approval edit never holds them back."""
-        request = self.store.requests.get(request_id)
-        resource = find_resource(self.catalog, request.resource)
-        steps: list[Callable[[], None]] = [
-            lambda: self.notifier.tell_requester(request),
-            lambda: self._announce(request, resource),
-            lambda: self.homes.publish_for(request),
-        ]
-        if request.status.is_final:
-            steps.insert(0, lambda: self.notifier.scrub_credentials(request))
-            steps.append(lambda: self.notifier.resolve_alert(request))
-        failures = []
-        for step in steps:  # each is safe to repeat; one failing must not hold back the others
-            try:
-                step()
-            except NotifyError as error:
-                failures.append(str(error))
-        if failures:
-            raise NotifyError("; ".join(failures))  # RQ retries the whole sync
-
-    def _announce(self, request: AccessRequest, resource: Resource) -> None:
-        """The approval message, or — Slack refusing for a reason only an admin can fix — the request waits for
-        the fix, said once to its requester and the admins (jitbot.slack.repair), without a job retrying it."""
-        try:
-            self.notifier.sync_approval_message(request, resource)
-        except SlackMisconfigured as error:
-            if error.token_refused:  # nothing jitbot says gets out: retried, and logged with the fix
-                self.repair.alert(error)
-                raise
-            self.repair.blocked(request, error)
+        """Everything people see of the request brought up to date (Messenger.show); its job keeps the name
+        it was queued under."""
+        self.messenger.show(self.store.requests.get(request_id))
 
     def reconcile(self) -> int:
-        """Re-drive everything overdue: grants past expiry and undecided requests past their timeout."""
-        now = self.clock()
-        overdue = self.store.requests.due(EXPIRY, now - RECONCILE_GRACE)
-        for request_id in overdue:
-            self.tasks.revoke_now(request_id)
-        # before timeouts: an announced auto-approval at the same moment wins
-        timers = self.store.requests.due(TIMERS, now)
-        for timer in timers:
-            kind, request_id = timer.split(":", 1)
-            self._on_timer(kind, request_id, now)
-        timed_out = self.store.requests.due(PENDING, now)
-        for request_id in timed_out:
-            self._time_out(request_id)
-        reviews = self.store.requests.due(REVIEWS, now)
-        for request_id in reviews:
-            alerts = self.store.reviews.next_review_alert(request_id, now + self.catalog.breakglass_realert)
-            request = self.store.requests.get(request_id)
-            self.store.chain.record(realert_review(request, alerts, now))
-            self.tasks.review_alert(request_id)
-        if overdue or timed_out or timers or reviews:
-            _log.info(
-                "reconciled", overdue=len(overdue), timed_out=len(timed_out), timers=len(timers), reviews=len(reviews)
-            )
-        return len(overdue) + len(timed_out) + len(timers) + len(reviews)
-
-    def _on_timer(self, kind: str, request_id: str, now: datetime) -> None:
-        """A policy's time has come: approve on its own, escalate, or remind. State changes clear their timer."""
-        if kind == "auto":  # past the deadline (a late pass) approval is refused: reconcile's sweep times it out
-            if self._still_eligible(request_id, now) and self._settle(request_id, lambda r: approve_by_policy(r, now)):
-                self.tasks.issue(request_id)
-        elif kind == "escalate":
-            if self._settle(request_id, lambda r: escalate(r, now)):
-                self.tasks.escalate(request_id)
-        elif kind == "extension":  # nobody decided on an extension in time: dropped, and the grant runs on
-            if self._settle(request_id, lambda r: time_out(r, now)):
-                self._tell_extension_timed_out(request_id)
-        elif kind == "issue":  # approved, not yet granted: its issue job may have been lost (ISSUE_REDRIVE)
-            if self.store.requests.get(request_id).status is Status.APPROVED:
-                self.store.requests.set_timer(kind, request_id, now + ISSUE_REDRIVE)
-                self.tasks.issue(request_id)  # nothing if its job is queued or running
-            else:
-                self.store.requests.clear_timer(kind, request_id)
-        elif kind == "refresh":  # the cloud's credentials end before the grant: renewed for what is left
-            self.store.requests.clear_timer(kind, request_id)
-            self.tasks.renew(request_id)
-        else:
-            self.store.requests.clear_timer(kind, request_id)
-            self.tasks.remind(request_id)
-
-    def _tell_extension_timed_out(self, request_id: str) -> None:
-        request = self.store.requests.get(request_id)
-        try:
-            self.notifier.tell(request.requester, dms.extension_timed_out(request))
-        except NotifyError as error:  # the approval message says it too (sync_slack, queued by _settle)
-            _log.warning("extension_timeout_not_told", request_id=request_id, error=str(error))
-
-    def _still_eligible(self, request_id: str, now: datetime) -> bool:
-        """Approving on its own is an approval: Slack is asked afresh whether the requester may still ask. Denied
-        by policy if not; if Slack cannot say, the timer stays due and the next pass asks again."""
-        request = self.store.requests.get(request_id)
-        resource = find_resource(self.catalog, request.resource)
-        try:
-            refused = self.people.refusal(resource, request.requester, request.breakglass, fresh=True)
-        except NotifyError as error:
-            _log.warning("eligibility_unknown", request_id=request_id, error=str(error))
-            return False
-        if refused is not None:
-            note = withdrawn_note(resource, refused)
-            self._settle(request_id, lambda r: deny(r, AUTO, now, note))
-        return refused is None
-
-    def _settle(self, request_id: str, change: Callable[[AccessRequest], Moved]) -> bool:
-        try:
-            self.store.requests.transition(request_id, change)
-        except InvalidTransition:  # decided meanwhile; the transition cleared the timer
-            return False
-        self.tasks.sync_slack(request_id)
-        return True
+        """Re-drive everything overdue (jitbot.app.reconciler); how many were due."""
+        return self.reconciler.reconcile()
 
     def escalate(self, request_id: str) -> None:
         request = self.store.requests.get(request_id)
         if request.status is Status.PENDING:
-            self.notifier.post_escalation(request, find_resource(self.catalog, request.resource))
+            self.messenger.escalate(request, find_resource(self.catalog, request.resource))
 
     def remind(self, request_id: str) -> None:
         request, now = self.store.requests.get(request_id), self.clock()
         if request.remind_at is not None and request.expires_at and request.expires_at > now:
-            self.notifier.remind(request, now)
+            self.messenger.remind(request, now)
 
     def review_alert(self, request_id: str) -> None:
-        if self.catalog.alert_channel:
-            self.notifier.sync_review_alert(self.store.requests.get(request_id), self.catalog.alert_channel)
-
-    def _time_out(self, request_id: str) -> None:
-        now = self.clock()
-        self._settle(request_id, lambda r: time_out(r, now))
+        self.messenger.show_review(self.store.requests.get(request_id))
 
     def _fail(self, request_id: str, note: str) -> None:
         now = self.clock()

@@ -4,8 +4,8 @@ Slack's answers are kept briefly in Redis: requests read the cache, so the ack s
 person or by policy, asks Slack afresh, so that someone removed from a group or made a guest meanwhile is not
 granted: a group's members always, a person unless Slack was asked about them in the last FRESH_S (users.info is
 Tier 4, 100 a minute: a burst of requests approved as they are announced would otherwise ask twice per person,
-and Slack would refuse some of both). When Slack cannot be asked, NotifyError leaves here and the caller refuses:
-never allow by default.
+and Slack would refuse some of both). When Slack cannot be asked, MessengerError leaves here and the caller
+refuses: never allow by default.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from jitbot.app.ports import Directory
 from jitbot.core.catalog import Catalog, Resource
 from jitbot.core.eligibility import (
     Installation,
@@ -27,7 +28,6 @@ from jitbot.core.eligibility import (
     requester_groups,
 )
 from jitbot.core.errors import NotEligible
-from jitbot.slack.notify import Notifier
 from jitbot.store import Store
 
 Origin = tuple[str | None, str | None]  # the team and enterprise a payload says the person acts from
@@ -37,9 +37,9 @@ _ASKING: ContextVar[tuple[str, dict[str, str] | None] | None] = ContextVar("jitb
 
 
 class People:
-    def __init__(self, catalog: Catalog, notifier: Notifier, store: Store) -> None:
+    def __init__(self, catalog: Catalog, directory: Directory, store: Store) -> None:
         self.catalog = catalog
-        self.notifier = notifier
+        self.directory = directory
         self.store = store
         self._installation: Installation | None = None
 
@@ -68,7 +68,7 @@ class People:
         if cached is not None and (not fresh or time.time() - float(cached.get("at", 0)) <= FRESH_S):
             person = Person(user, Standing(cached["standing"]), cached.get("email"))
         else:
-            person = classify(user, self.notifier.user_info(user), self.installation())
+            person = classify(user, self.directory.user_info(user), self.installation())
             facts = {"standing": person.standing.value, "at": f"{time.time():.0f}"}
             self._cache(user, facts | ({"email": person.email} if person.email else {}))
         if origin is not None and origin[0] and not self.installation().is_home(*origin):
@@ -101,7 +101,7 @@ class People:
         for group in groups:
             cached = None if fresh else self.store.deliveries.cached_members(group)
             if cached is None:
-                cached = self.notifier.group_members([group])[group]
+                cached = self.directory.group_members([group])[group]
                 self.store.deliveries.cache_members(group, cached)
             found[group] = cached
         return found
@@ -109,5 +109,5 @@ class People:
     def installation(self) -> Installation:
         """The workspace jitbot's token belongs to: asked once per process."""
         if self._installation is None:
-            self._installation = Installation(*self.notifier.installation())
+            self._installation = Installation(*self.directory.installation())
         return self._installation

@@ -13,14 +13,24 @@ from jitbot.jobs.names import JobName
 from jitbot.ops import report_command
 
 
+class HomeTabs(Protocol):
+    """App Home, which only Slack has: the messenger publishes a person's when they open it."""
+
+    def open_home(self, user: str) -> None: ...
+
+
 class Context(report_command.Reporting, Protocol):
-    """What jobs reach: the lifecycle and the drift scan, and the store, catalog and notifier the report needs."""
+    """What jobs reach: the lifecycle and the drift scan, the messenger that keeps App Homes (Slack's:
+    jitbot.slack.messenger), and the store, catalog and notifier the report needs."""
 
     @property
     def lifecycle(self) -> Lifecycle: ...
 
     @property
     def drift(self) -> DriftScan: ...
+
+    @property
+    def messenger(self) -> HomeTabs: ...
 
 
 JobFunction = Callable[Concatenate[Context, ...], None]
@@ -64,7 +74,7 @@ def tell_deferral(context: Context, request_id: str, why: str) -> None:
 
 def publish_home(context: Context, user: str) -> None:
     """The person opened their Home: it is published now and kept current from now on."""
-    context.lifecycle.homes.opened(user)
+    context.messenger.open_home(user)
 
 
 def scan_clouds(context: Context) -> None:

@@ -79,7 +79,7 @@ def cloud(bot: Bot) -> Cloud:
 
 
 def scan(bot: Bot) -> DriftScan:
-    return DriftScan(bot.lifecycle.catalog, bot.store, bot.lifecycle.notifier, bot.lifecycle.provider, bot.clock)
+    return DriftScan(bot.lifecycle.catalog, bot.store, bot.messenger, bot.lifecycle.provider, bot.clock)
 
 
 def alerts(bot: Bot) -> list[str]:

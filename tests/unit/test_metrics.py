@@ -19,6 +19,7 @@ from jitbot.jobs.tasks import Tasks
 from jitbot.observability import metrics
 from jitbot.observability.metrics_collector import RedisCollector
 from jitbot.providers.fake import FakeProvider
+from jitbot.slack.messenger import slack_messenger
 from jitbot.slack.notify import Notifier, NotifyError, web_client
 from jitbot.store import Store
 from jitbot.store.counters import MetricsSink
@@ -213,7 +214,8 @@ def lifecycle(server: fakeredis.FakeServer) -> Iterator[tuple[Lifecycle, FakePro
     store, fake, clock = process(server), FakeProvider(), Clock()
     with SlackStandIn() as slack:
         notifier = Notifier(web_client("xoxb-t", slack.url), store)
-        yield Lifecycle(CATALOG, store, Tasks(store.redis), notifier, lambda name: fake, clock), fake, clock
+        messenger = slack_messenger(CATALOG, notifier, clock)
+        yield Lifecycle(CATALOG, store, Tasks(store.redis), messenger, notifier, lambda name: fake, clock), fake, clock
 
 
 def test_issue_access_when_cloud_refuses_then_provider_error_counted_by_kind(
