@@ -9,15 +9,17 @@ import redis
 
 from jitbot import providers
 from jitbot.app.drift import DriftScan
+from jitbot.app.guard import Guard
 from jitbot.app.lifecycle import Lifecycle
-from jitbot.app.service import Service
 from jitbot.config import Config
 from jitbot.core.catalog import Catalog, load_catalog
 from jitbot.jobs.tasks import Tasks
 from jitbot.observability import logs
 from jitbot.observability.outage import describe
+from jitbot.slack.messenger import SlackMessenger, slack_messenger
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.slack.pacing import Pacer
+from jitbot.slack.surface import Surface, build_surface
 from jitbot.store import Store, embedded
 from jitbot.store.durability import check_durability
 from jitbot.store.redis_url import Connected, Replicas, open_redis
@@ -31,7 +33,8 @@ class Runtime:
     store: Store
     tasks: Tasks
     notifier: Notifier
-    service: Service
+    messenger: SlackMessenger
+    surface: Surface
     lifecycle: Lifecycle
     drift: DriftScan
 
@@ -69,12 +72,13 @@ def build(config: Config, someone_waiting: bool = False, start_store: bool = Tru
     paced = config.slack_pacing and not someone_waiting  # a person waits on the web's calls: they never wait their turn
     # digests (requests folded into one approval message) are part of keeping Slack's pace: off with pacing
     notifier = Notifier(client_of_slack, store, Pacer(client) if paced else None, catalog if paced else None)
-    service = Service(catalog, store, tasks, notifier)
+    messenger = slack_messenger(catalog, notifier)
+    surface = build_surface(Guard(catalog, store, notifier), tasks, notifier, messenger)  # Slack is the directory
     lifecycle = Lifecycle(
-        catalog, store, tasks, notifier, functools.cache(lambda kind: providers.build(kind, config, store))
+        catalog, store, tasks, messenger, notifier, functools.cache(lambda kind: providers.build(kind, config, store))
     )
-    drift = DriftScan(catalog, store, notifier, lifecycle.provider)
-    return Runtime(config, catalog, client, store, tasks, notifier, service, lifecycle, drift)
+    drift = DriftScan(catalog, store, messenger, lifecycle.provider)
+    return Runtime(config, catalog, client, store, tasks, notifier, messenger, surface, lifecycle, drift)
 
 
 @functools.cache

@@ -66,7 +66,7 @@ def build_bolt_app(rt: runtime.Runtime) -> App:
         # work on Bolt's listener threads, after the answer
         process_before_response=True,
     )
-    register(app, rt.service)
+    register(app, rt.surface)
     return app
 
 

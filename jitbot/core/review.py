@@ -54,7 +54,7 @@ def realert_review(request: AccessRequest, alerts: int, now: datetime) -> AuditE
 
 
 def close_review(request: AccessRequest, reviewer: str, acknowledge: bool, now: datetime) -> AuditEvent:
-    """Someone other than its user acknowledges the use, or flags it (policy says who: service.review)."""
+    """Someone other than its user acknowledges the use, or flags it (policy says who: Deciding.review)."""
     action = ReviewAction.ACKNOWLEDGE if acknowledge else ReviewAction.FLAG
     return _move(request, action, reviewer, now, {}, request.provider)
 

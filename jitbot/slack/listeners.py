@@ -1,7 +1,7 @@
 """Bolt listeners: thin. Ack within Slack's 3 s, turn a JitError into a message for the person, hand work on.
 
-`register` binds the service in small closures; the listeners are module functions that take it, so tests
-call them directly.
+`register` binds the Slack surface (jitbot.slack.surface) in small closures; the listeners are module functions that
+take it, so tests call them directly.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 import redis
 from slack_bolt import Ack, App, BoltContext
 
-from jitbot.app.service import Service
 from jitbot.core.errors import JitError
 from jitbot.observability import logs
 from jitbot.observability.outage import describe
 from jitbot.slack import forms, ids, views
 from jitbot.slack.notify import NotifyError
+from jitbot.slack.surface import Surface
 
 SORRY = "Sorry: jitbot hit an unexpected error and did not finish this. Nothing was granted. Try again in a minute."
 STORE_AWAY = (
@@ -31,29 +31,29 @@ Said = str | views.Reply | None  # what a click answers the clicker: a line, a m
 _log = logs.get("jitbot.slack")
 
 
-def register(app: App, service: Service) -> None:
+def register(app: App, surface: Surface) -> None:
     """Commands and forms answer in their ack (the work is a few Redis calls; a form's errors must be in the
     ack). Clicks are acked at once and acted on afterwards, on Bolt's listener threads: nothing after the ack can
     cost Slack its answer."""
     later = app.listener_runner.listener_executor  # Bolt's own pool, where its lazy listeners run
 
     def on_command(ack: Ack, command: Body) -> None:
-        handle_access_command(service, ack, command)
+        handle_access_command(surface, ack, command)
 
     def on_form(ack: Ack, body: Body, view: Body) -> None:
-        handle_form(service, ack, body, view)
+        handle_form(surface, ack, body, view)
 
     def on_home(event: Body) -> None:
         if event.get("tab", "home") == "home":
-            service.tasks.publish_home(event["user"])
+            surface.jobs.publish_home(event["user"])
 
     def on_join(event: Body, context: BoltContext) -> None:
         if event.get("user") and event.get("user") == context.bot_user_id:  # jitbot itself was invited
-            service.channel_joined(str(event.get("channel", "")))
+            surface.channel_joined(str(event.get("channel", "")))
 
-    def clicked(act: Callable[[Service, Body, str, str], Said]) -> Callable[[Ack, Body, Body], None]:
+    def clicked(act: Callable[[Surface, Body, str, str], Said]) -> Callable[[Ack, Body, Body], None]:
         def on_click(ack: Ack, body: Body, action: Body) -> None:
-            ack_click(ack, later, partial(handle_click, service, body, action, act))
+            ack_click(ack, later, partial(handle_click, surface, body, action, act))
 
         return on_click
 
@@ -67,11 +67,12 @@ def register(app: App, service: Service) -> None:
     app.error(handle_error)
 
 
-def handle_access_command(service: Service, ack: Ack, command: Body) -> None:
+def handle_access_command(surface: Surface, ack: Ack, command: Body) -> None:
     """The reply is the ack itself (ephemeral), so the person sees it even if nothing else works."""
     try:
         origin = (command.get("team_id"), command.get("enterprise_id"))
-        reply = service.handle_command(command["user_id"], command.get("text", ""), command.get("trigger_id"), origin)
+        text, trigger = command.get("text", ""), command.get("trigger_id")
+        reply = surface.commands.handle_command(command["user_id"], text, trigger, origin)
     except JitError as error:
         reply = views.Reply(str(error))
     except Exception as error:  # noqa: BLE001 - the person must get an answer, not Slack's "dispatch_failed"
@@ -84,12 +85,13 @@ def handle_access_command(service: Service, ack: Ack, command: Body) -> None:
         ack(response_type="ephemeral", text=reply.text)
 
 
-def handle_form(service: Service, ack: Ack, body: Body, view: Body) -> None:
+def handle_form(surface: Surface, ack: Ack, body: Body, view: Body) -> None:
     """A submitted modal: errors shown on the fields (`response_action: errors`), else the modal closes."""
     user = body["user"]["id"]
     origin = (body["user"].get("team_id"), (body.get("enterprise") or {}).get("id"))
     try:
-        errors = service.submit_form(user, view.get("callback_id", ""), form_values(view), view.get("id", ""), origin)
+        callback_id, view_id = view.get("callback_id", ""), view.get("id", "")
+        errors = surface.submissions.submit_form(user, callback_id, form_values(view), view_id, origin)
     except Exception as error:  # noqa: BLE001 - the form must not hang on "We had some trouble connecting"
         errors = {ids.REASON_INPUT: _trouble("form_failed", error, user=user)}
     if errors:
@@ -126,67 +128,67 @@ def ack_click(ack: Ack, later: Executor, work: Callable[[], None]) -> None:
     later.submit(work)
 
 
-def handle_click(service: Service, body: Body, action: Body, act: Callable[[Service, Body, str, str], Said]) -> None:
+def handle_click(surface: Surface, body: Body, action: Body, act: Callable[[Surface, Body, str, str], Said]) -> None:
     """After the ack: do what the button says; a refusal or a result reaches the clicker privately."""
     clicker = body["user"]["id"]
     try:
-        said = act(service, body, clicker, str(action.get("value", "")))
+        said = act(surface, body, clicker, str(action.get("value", "")))
     except JitError as error:
         said = str(error)
     except Exception as error:  # noqa: BLE001 - a lazy listener's escape is only logged by Bolt: tell the person too
         said = _trouble("click_failed", error, clicker=clicker)
     if said:
-        _tell(service, body, clicker, said if isinstance(said, views.Reply) else views.Reply(said))
+        _tell(surface, body, clicker, said if isinstance(said, views.Reply) else views.Reply(said))
 
 
-def _approve(service: Service, body: Body, clicker: str, value: str) -> str | None:
-    service.decide(value, clicker, approving=True, delivery=body.get("trigger_id"))
+def _approve(surface: Surface, body: Body, clicker: str, value: str) -> str | None:
+    surface.deciding.decide(value, clicker, approving=True, delivery=body.get("trigger_id"))
     return None  # the message itself shows the decision
 
 
-def _deny(service: Service, body: Body, clicker: str, value: str) -> str | None:
-    request, _ = service.authorize_decision(value, clicker, "deny", body.get("trigger_id"))
-    service.notifier.open_view(body["trigger_id"], forms.deny_form(request))
+def _deny(surface: Surface, body: Body, clicker: str, value: str) -> str | None:
+    request, _ = surface.deciding.authorize_decision(value, clicker, "deny", body.get("trigger_id"))
+    surface.notifier.open_view(body["trigger_id"], forms.deny_form(request))
     return None
 
 
-def _extend(service: Service, body: Body, clicker: str, value: str) -> str | None:
-    request = service.store.requests.get(value) if value.startswith("r-") and len(value) == 8 else None
+def _extend(surface: Surface, body: Body, clicker: str, value: str) -> str | None:
+    request = surface.requesting.store.requests.get(value) if value.startswith("r-") and len(value) == 8 else None
     if request is None or request.requester != clicker:
         return "Only the person who holds a grant can ask to extend it."
-    service.notifier.open_view(body["trigger_id"], forms.extend_form(request))
+    surface.notifier.open_view(body["trigger_id"], forms.extend_form(request))
     return None
 
 
-def _review(acknowledge: bool) -> Callable[[Service, Body, str, str], str | None]:
-    def review(service: Service, body: Body, clicker: str, value: str) -> str | None:
-        service.review(value, clicker, acknowledge)
+def _review(acknowledge: bool) -> Callable[[Surface, Body, str, str], str | None]:
+    def review(surface: Surface, body: Body, clicker: str, value: str) -> str | None:
+        surface.deciding.review(value, clicker, acknowledge)
         return None
 
     return review
 
 
-CLICKS: dict[str, Callable[[Service, Body, str, str], Said]] = {
+CLICKS: dict[str, Callable[[Surface, Body, str, str], Said]] = {
     ids.APPROVE: _approve,
     ids.DENY: _deny,
-    ids.CANCEL: lambda service, body, clicker, value: service.cancel(clicker, value),
-    ids.END_NOW: lambda service, body, clicker, value: service.end_now(clicker, value),
+    ids.CANCEL: lambda surface, body, clicker, value: surface.commands.cancel(clicker, value),
+    ids.END_NOW: lambda surface, body, clicker, value: surface.commands.end_now(clicker, value),
     ids.EXTEND: _extend,
     ids.ACKNOWLEDGE: _review(acknowledge=True),
     ids.FLAG: _review(acknowledge=False),
-    ids.MORE: lambda service, body, clicker, value: service.show_page(clicker, value),
+    ids.MORE: lambda surface, body, clicker, value: surface.commands.show_page(clicker, value),
 }
 
 
-def _tell(service: Service, body: Body, user: str, reply: views.Reply) -> None:
+def _tell(surface: Surface, body: Body, user: str, reply: views.Reply) -> None:
     """Ephemeral in the channel clicked in; by DM from App Home or a DM, where there is no channel to use."""
     channel = body.get("channel", {}).get("id", "")
     blocks = {"blocks": reply.blocks} if reply.blocks else {}
     try:
         if channel and not channel.startswith("D"):
-            service.notifier.ephemeral(channel, user, reply.text, **blocks)
+            surface.notifier.ephemeral(channel, user, reply.text, **blocks)
         else:
-            service.notifier.tell(user, reply.text, **blocks)
+            surface.notifier.tell(user, reply.text, **blocks)
     except NotifyError as error:
         _log.warning("reply_failed", user=user, error=str(error))
 

@@ -2,7 +2,7 @@
 
 The request waits in a stated place instead of a job retrying for an hour: its requester is told what an admin
 must do, the admins get one alert naming the fix (in `alert_channel`, or by DM when that is the channel that
-fails), and the announcement goes out by itself once the bot is invited (Service.channel_joined).
+fails), and the announcement goes out by itself once the bot is invited (Surface.channel_joined).
 """
 
 from __future__ import annotations

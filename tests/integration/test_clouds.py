@@ -157,7 +157,7 @@ def test_azure_request_when_approved_then_pim_assignment_made_and_removed_at_exp
     stack.arm.principal_names[ALICE_OID] = "Alice Liddell"
     request_id, posted = request_access(stack, "U0ALICE", "request prod-vms 5s INC-42 restart the web VMs")
     assert stored(stack, request_id).identity == {"email": "alice@example.com", "azure_object_id": ALICE_OID}, (
-        "the cloud identity is resolved when the request is made (Service.submit → identity_of)"
+        "the cloud identity is resolved when the request is made (Requesting.submit → identity_of)"
     )
     assert f"Access goes to Entra object id `{ALICE_OID}`" in json.dumps(posted.params["blocks"])
     approve(stack, "U0CAROL", request_id, posted)

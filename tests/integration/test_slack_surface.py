@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from jitbot.app.service import DUPLICATE
+from jitbot.app.guard import DUPLICATE
 from jitbot.core.domain import AccessRequest, Status
 from jitbot.slack import ids
 from jitbot.store.codec import decode
@@ -1023,7 +1023,7 @@ def test_extend_form_when_reason_breaks_the_rules_then_error_on_the_reason_field
         submit(stack, ALICE, extend_form(stack, ALICE, request_id), {"duration": "15m", "reason": "more time please"})
     )
     assert stored(stack, request_id) == before
-    # jitbot/service.py `_field_of`: a reason-rule refusal of the Extend form is put under the duration field
+    # jitbot/slack/submissions.py `_field_of`: a reason-rule refusal of the Extend form is put under the duration field
     assert errors == {"reason": TICKET_RULE}, f"the reason's error is shown under the wrong field: {errors}"
 
 
@@ -1033,6 +1033,6 @@ def test_form_when_refused_then_one_audit_record_per_attempt(stack: Stack) -> No
     mark = audit_mark(stack)
     forged = form_errors(submit(stack, EVE, modal, {"reason": "no"}))
     assert list(forged) == ["reason"] and stored(stack, request_id).status is Status.PENDING
-    # jitbot/service.py `submit_form` records a refusal again (as request "-") after `authorize_decision` /
-    # `_guarded` recorded it against the request; `handle_command` skips that when `error.audited`, forms do not
+    # jitbot/slack/submissions.py `submit_form` records a refusal again (as request "-") after `authorize_decision` /
+    # `Guard.guarded` recorded it against the request; `handle_command` skips that when `error.audited`, forms do not
     assert refusals(stack, mark) == [(EVE, request_id, forged["reason"])], "one refused attempt, audited twice"

@@ -10,12 +10,13 @@ from unittest.mock import Mock
 import fakeredis
 import pytest
 
-from jitbot.app.service import Service
+from jitbot.app.guard import Guard
 from jitbot.core.catalog import parse_catalog
 from jitbot.core.csv_cells import FORMULA_STARTS
 from jitbot.core.domain import approve, grant, open_request
 from jitbot.core.events import AuditEvent
 from jitbot.ops.audit_trail import export_trail, verify_trail
+from jitbot.slack.surface import build_surface
 from jitbot.store import Store, audit
 from jitbot.store.keys import AUDIT
 
@@ -151,9 +152,9 @@ def exported_csv(store: Store) -> list[dict[str, str]]:
 
 def test_export_when_a_formula_is_typed_as_resource_then_recorded_unknown_with_the_text_in_detail() -> None:
     store = Store(fakeredis.FakeRedis())
-    service = Service(parse_catalog(CATALOG), store, Mock(), Mock(), clock=lambda: NOW)
-    service.handle_command("U0MALLORY", f"request {PLANTED} 1h INC-1 take a look")
-    service.handle_command("U0MALLORY", "request prod-db soon INC-1")  # refused: no duration
+    commands = build_surface(Guard(parse_catalog(CATALOG), store, Mock(), lambda: NOW), Mock(), Mock(), Mock()).commands
+    commands.handle_command("U0MALLORY", f"request {PLANTED} 1h INC-1 take a look")
+    commands.handle_command("U0MALLORY", "request prod-db soon INC-1")  # refused: no duration
     [planted, named] = exported_csv(store)
     assert (planted["resource"], json.loads(planted["detail"])["typed"]) == ("unknown", PLANTED)
     assert named["resource"] == "prod-db" and "typed" not in json.loads(named["detail"])

@@ -14,15 +14,17 @@ import boto3
 import fakeredis
 import pytest
 
+from jitbot.app.guard import Guard
 from jitbot.app.lifecycle import Lifecycle
-from jitbot.app.service import Service
 from jitbot.core.catalog import parse_catalog
 from jitbot.core.commands import RequestAccess
 from jitbot.core.domain import AccessRequest, Status
 from jitbot.jobs.tasks import Tasks
 from jitbot.providers.aws import AwsProvider
 from jitbot.providers.aws_denies import is_denied, role_denies
+from jitbot.slack.messenger import slack_messenger
 from jitbot.slack.notify import Notifier, web_client
+from jitbot.slack.surface import build_surface
 from jitbot.store import Store
 from jitbot.testing.slack_standin import SlackStandIn
 from tests.unit.test_lifecycle import Bot, Clock, RecordingProvider
@@ -60,9 +62,10 @@ def chained(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
     store, tasks, provider = Store(client), Tasks(client), AwsProvider()
     with SlackStandIn() as slack:
         notifier = Notifier(web_client("xoxb-t", slack.url), store)
-        service = Service(CATALOG, store, tasks, notifier, clock=clock)
-        lifecycle = Lifecycle(CATALOG, store, tasks, notifier, lambda kind: provider, clock=clock)
-        yield Bot(client, store, tasks, slack, RecordingProvider(), clock, service, lifecycle)
+        messenger = slack_messenger(CATALOG, notifier, clock)
+        surface = build_surface(Guard(CATALOG, store, notifier, clock), tasks, notifier, messenger)
+        lifecycle = Lifecycle(CATALOG, store, tasks, messenger, notifier, lambda kind: provider, clock=clock)
+        yield Bot(client, store, tasks, slack, RecordingProvider(), clock, surface, lifecycle, messenger)
 
 
 def at(bot: Bot, moment: timedelta) -> AccessRequest:
@@ -88,8 +91,8 @@ def works(bot: Bot, request: AccessRequest, moment: timedelta) -> bool:
 
 
 def test_three_hour_grant_when_jitbot_runs_as_a_role_then_renewed_hourly_and_cut_at_its_end(chained: Bot) -> None:
-    request, _ = chained.service.submit("U0ALICE", RequestAccess("prod-db", timedelta(hours=3), "INC-1 migrate"))
-    chained.service.decide(request.id, "U0BOB", approving=True)
+    request, _ = chained.requesting.submit("U0ALICE", RequestAccess("prod-db", timedelta(hours=3), "INC-1 migrate"))
+    chained.deciding.decide(request.id, "U0BOB", approving=True)
     run_jobs(chained)
     granted = chained.store.requests.get(request.id)
     assert granted.status is Status.ACTIVE and granted.expires_at == NOW + timedelta(hours=3)

@@ -42,7 +42,7 @@ def ask(bot: Bot, count: int, resource: str = "sandbox") -> list[str]:
     """`count` requests made one after the other, none announced yet (their jobs are queued)."""
     made = []
     for n in range(count):
-        request, _ = bot.service.submit(ALICE, RequestAccess(resource, timedelta(hours=1), f"INC-{n} burst"))
+        request, _ = bot.requesting.submit(ALICE, RequestAccess(resource, timedelta(hours=1), f"INC-{n} burst"))
         bot.clock.advance(timedelta(milliseconds=10))
         made.append(request.id)
     return made
@@ -112,8 +112,8 @@ def test_burst_when_more_wait_than_a_message_holds_then_the_oldest_fill_one_and_
 def test_digest_when_its_requests_change_then_one_edit_in_place_shows_every_change(bot: Bot) -> None:
     asked = ask(bot, 5)
     run_jobs(bot)
-    bot.service.decide(asked[1], BOB, approving=True)
-    bot.service.cancel(ALICE, asked[2])
+    bot.deciding.decide(asked[1], BOB, approving=True)
+    bot.commands.cancel(ALICE, asked[2])
     run_jobs(bot)  # the issue job, then three syncs (approved, cancelled, granted): the first edit shows them all
 
     assert len(approval_posts(bot)) == 1 and len(edits(bot, asked[1])) == 1
@@ -135,7 +135,7 @@ def test_digest_when_two_workers_announce_at_once_then_each_request_in_exactly_o
     asked = ask(bot, 12)
     for job in bot.tasks.queue.get_jobs():
         job.delete()
-    client = bot.lifecycle.notifier.client
+    client = bot.messenger.notifier.client
     post = client.chat_postMessage
 
     def slow_post(**params: Any) -> Any:  # Slack takes its time: the other worker runs meanwhile
@@ -195,9 +195,9 @@ def test_digest_when_its_post_fails_then_its_requests_stay_waiting_and_a_retry_a
 def test_digest_when_an_extension_is_asked_then_told_in_its_thread_and_decided_from_its_buttons(bot: Bot) -> None:
     asked = ask(bot, 4)
     run_jobs(bot)
-    bot.service.decide(asked[0], BOB, approving=True)
+    bot.deciding.decide(asked[0], BOB, approving=True)
     run_jobs(bot)
-    bot.service.ask_extension(ALICE, asked[0], timedelta(minutes=30), "INC-0 still digging")
+    bot.commands.ask_extension(ALICE, asked[0], timedelta(minutes=30), "INC-0 still digging")
     run_jobs(bot)
 
     ts = bot.store.slack.slack_refs(asked[0])["approval_ts"]
@@ -206,7 +206,7 @@ def test_digest_when_an_extension_is_asked_then_told_in_its_thread_and_decided_f
     digest = message(bot, asked[0])
     assert "Extension asked:" in text_of(digest) and asked[0] in decided_by_buttons(digest)
 
-    bot.service.decide(asked[0], BOB, approving=True)
+    bot.deciding.decide(asked[0], BOB, approving=True)
     run_jobs(bot)
     assert bot.store.requests.get(asked[0]).extend_by is None
     assert decided_by_buttons(message(bot, asked[0])) == asked[1:]
@@ -225,7 +225,7 @@ def test_digest_when_its_requests_escalate_then_each_escalated_once_and_the_dige
     assert text_of(message(bot, asked[0])).count(":mega: Escalated to") == len(asked)
     assert len(edits(bot, asked[0])) == 1
     bot.clock.advance(timedelta(minutes=1))
-    assert bot.service.decide(asked[2], OLIVE, approving=True).status is Status.APPROVED  # an escalation approver
+    assert bot.deciding.decide(asked[2], OLIVE, approving=True).status is Status.APPROVED  # an escalation approver
 
 
 def test_unannounced_when_posted_held_decided_or_of_another_resource_then_not_waiting(bot: Bot) -> None:
@@ -233,6 +233,6 @@ def test_unannounced_when_posted_held_decided_or_of_another_resource_then_not_wa
     [elsewhere] = ask(bot, 1, "critical")
     bot.store.slack.set_slack_refs(posted, approval_channel=APPROVALS, approval_ts="1.000001")
     bot.store.slack.block_announcement(held, APPROVALS)  # the bot not in the channel: waits for the invitation
-    bot.service.cancel(ALICE, cancelled)
+    bot.commands.cancel(ALICE, cancelled)
     assert [r.id for r in bot.store.slack.unannounced({"sandbox"}, 100)] == [waiting, later]  # oldest first
     assert [r.id for r in bot.store.slack.unannounced({"sandbox", "critical"}, 2)] == [later, elsewhere]  # the newest 2

@@ -1,4 +1,5 @@
-"""Service and Lifecycle wired together: fakeredis store and queue, the Slack stand-in, the fake provider.
+"""The Slack surface (the use cases and their Slack adapter) and Lifecycle wired together: fakeredis store and queue,
+the Slack stand-in, the fake provider.
 
 Jobs are only enqueued; each test calls the lifecycle method a job would run, under a clock it controls.
 """
@@ -18,9 +19,11 @@ import pytest
 import redis
 from rq.job import Job
 
+from jitbot.app.deciding import Deciding
+from jitbot.app.guard import DUPLICATE, Guard
 from jitbot.app.lifecycle import ISSUE_LOCK, Lifecycle
 from jitbot.app.people import FRESH_S
-from jitbot.app.service import DUPLICATE, Service
+from jitbot.app.requesting import Requesting
 from jitbot.core.catalog import Catalog, Resource, parse_catalog
 from jitbot.core.commands import RequestAccess
 from jitbot.core.domain import AccessRequest, Status, fail
@@ -30,7 +33,10 @@ from jitbot.jobs.tasks import SERIALIZER, Tasks
 from jitbot.providers.base import Issued
 from jitbot.providers.fake import FakeProvider
 from jitbot.slack import ids
+from jitbot.slack.commands import Commands
+from jitbot.slack.messenger import SlackMessenger, slack_messenger
 from jitbot.slack.notify import Notifier, web_client
+from jitbot.slack.surface import Surface, build_surface
 from jitbot.store import Store
 from jitbot.store.keys import AUDIT, EXPIRY, PENDING, TIMERS, request_key
 from jitbot.testing.redis_dump import dump_redis
@@ -93,21 +99,35 @@ class Bot:
     slack: SlackStandIn
     fake: RecordingProvider
     clock: Clock
-    service: Service
+    surface: Surface
     lifecycle: Lifecycle
+    messenger: SlackMessenger
+
+    @property
+    def requesting(self) -> Requesting:
+        return self.surface.requesting
+
+    @property
+    def deciding(self) -> Deciding:
+        return self.surface.deciding
+
+    @property
+    def commands(self) -> Commands:
+        return self.surface.commands
 
 
 @contextmanager
 def make_bot(catalog: Catalog, someone_waiting: bool = False) -> Iterator[Bot]:
-    """Service and lifecycle wired on fakeredis, the Slack stand-in, a fake provider and a clock we move
+    """The Slack surface and the lifecycle wired on fakeredis, the Slack stand-in, a fake provider and a clock we move
     (`someone_waiting`: Slack is called as the web process calls it)."""
     client = fakeredis.FakeRedis()
     store, tasks, clock, fake = Store(client), Tasks(client), Clock(NOW), RecordingProvider()
     with SlackStandIn() as slack:
         notifier = Notifier(web_client("xoxb-t", slack.url, someone_waiting=someone_waiting), store, catalog=catalog)
-        service = Service(catalog, store, tasks, notifier, clock=clock)
-        lifecycle = Lifecycle(catalog, store, tasks, notifier, lambda name: fake, clock=clock)
-        yield Bot(client, store, tasks, slack, fake, clock, service, lifecycle)
+        messenger = slack_messenger(catalog, notifier, clock)
+        surface = build_surface(Guard(catalog, store, notifier, clock), tasks, notifier, messenger)
+        lifecycle = Lifecycle(catalog, store, tasks, messenger, notifier, lambda name: fake, clock=clock)
+        yield Bot(client, store, tasks, slack, fake, clock, surface, lifecycle, messenger)
 
 
 @pytest.fixture
@@ -120,14 +140,14 @@ def bot() -> Iterator[Bot]:
 
 
 def submit(bot: Bot, resource: str = "sandbox", duration: timedelta = timedelta(hours=1)) -> str:
-    request, _ = bot.service.submit(ALICE, RequestAccess(resource, duration, "INC-1"))
+    request, _ = bot.requesting.submit(ALICE, RequestAccess(resource, duration, "INC-1"))
     return request.id
 
 
 def approved(bot: Bot) -> str:
     request_id = submit(bot)
     bot.lifecycle.sync_slack(request_id)
-    bot.service.decide(request_id, BOB, approving=True)
+    bot.deciding.decide(request_id, BOB, approving=True)
     return request_id
 
 
@@ -219,10 +239,10 @@ def test_command_when_redis_lost_after_the_request_is_written_then_acknowledged_
     it is in, the person is told, and the same delivery again is refused as a repeat and told the same."""
     command, delivery = "request sandbox 1h INC-1 the disk is full", "1.2.trigger"
     lose_redis_after_the_request_is_written(monkeypatch)
-    told = bot.service.handle_command(ALICE, command, delivery)
+    told = bot.commands.handle_command(ALICE, command, delivery)
     monkeypatch.undo()
     assert "is waiting for" in told.text
-    assert bot.service.handle_command(ALICE, command, delivery) == told
+    assert bot.commands.handle_command(ALICE, command, delivery) == told
     assert len(list(bot.redis.scan_iter(request_key("*")))) == 1
     assert [(e["event"], json.loads(e["detail"])["reason"]) for e in audit_log(bot)[-1:]] == [("refused", DUPLICATE)]
 
@@ -253,7 +273,7 @@ def test_command_then_the_person_read_with_its_claim_and_slack_asked_once_for_wh
     trip reads what Redis keeps of them, and what Slack answers then stands for the rest of the command."""
     with make_bot(GCP_CATALOG, someone_waiting=True) as bot:
         bot.slack.emails[ALICE] = "alice@example.com"
-        reply = bot.service.handle_command(ALICE, "request analytics 1h INC-7 look at the numbers", "1.2.trigger")
+        reply = bot.commands.handle_command(ALICE, "request analytics 1h INC-7 look at the numbers", "1.2.trigger")
         assert "is waiting for" in reply.text
         assert [call.params.get("user") for call in bot.slack.calls_to("users.info")] == [ALICE]
         assert bot.store.deliveries.cached_person(ALICE) == {"standing": "member", "email": "alice@example.com"} | {
@@ -268,12 +288,12 @@ def test_decide_when_slack_answered_of_the_requester_within_fresh_s_then_not_ask
         bot.slack.emails[ALICE] = "alice@example.com"
         first, second = submit(bot, "analytics"), submit(bot, "analytics")
         asked = len(bot.slack.calls_to("users.info"))
-        bot.service.decide(first, BOB, approving=True)
+        bot.deciding.decide(first, BOB, approving=True)
         assert len(bot.slack.calls_to("users.info")) == asked
         facts = bot.store.deliveries.cached_person(ALICE) or {}
         # asked too long ago
         bot.store.deliveries.cache_person(ALICE, facts | {"at": str(int(facts["at"]) - FRESH_S - 1)})
-        bot.service.decide(second, BOB, approving=True)
+        bot.deciding.decide(second, BOB, approving=True)
         assert len(bot.slack.calls_to("users.info")) == asked + 1
 
 
@@ -284,7 +304,7 @@ def test_command_when_slack_rate_limits_the_email_lookup_then_refused_at_once_an
         bot.slack.emails[ALICE] = "alice@example.com"
         bot.slack.fail("users.info", status=429, retry_after=30)
         started = time.monotonic()
-        reply = bot.service.handle_command(ALICE, "request analytics 1h INC-7 look at the numbers")
+        reply = bot.commands.handle_command(ALICE, "request analytics 1h INC-7 look at the numbers")
         assert time.monotonic() - started < 10  # generous: the old client slept the 30 s out
         assert "Slack did not say who you are just now" in reply.text and "Nothing was requested" in reply.text
         assert list(bot.redis.scan_iter(request_key("*"))) == []
@@ -318,7 +338,7 @@ def test_decide_when_requester_or_outsider_then_policy_error_and_refused_audit(
     request_id = submit(bot)
     before, queued = bot.store.requests.get(request_id), [bot.tasks.urgent.job_ids, bot.tasks.queue.job_ids]
     with pytest.raises(PolicyError, match=re.escape(reason)):
-        bot.service.decide(request_id, clicker, approving=approving)
+        bot.deciding.decide(request_id, clicker, approving=approving)
     assert (
         bot.store.requests.get(request_id) == before and [bot.tasks.urgent.job_ids, bot.tasks.queue.job_ids] == queued
     )
@@ -335,13 +355,13 @@ def test_decide_when_requester_or_outsider_then_policy_error_and_refused_audit(
 
 def test_decide_when_approver_then_approved_and_issue_job_enqueued(bot: Bot) -> None:
     request_id = submit(bot)
-    updated = bot.service.decide(request_id, BOB, approving=True)
+    updated = bot.deciding.decide(request_id, BOB, approving=True)
     assert (updated.status, updated.decided_by, updated.decided_at) == (Status.APPROVED, BOB, NOW)
     assert status(bot, request_id) is Status.APPROVED
     assert f"issue-{request_id}" in bot.tasks.urgent.job_ids
     assert [e["event"] for e in audit_log(bot)] == ["requested", "approved"]
     with pytest.raises(InvalidTransition, match="no longer"):
-        bot.service.decide(request_id, ADMIN, approving=True)  # a late second click
+        bot.deciding.decide(request_id, ADMIN, approving=True)  # a late second click
     assert len([j for j in bot.tasks.urgent.job_ids if j == f"issue-{request_id}"]) == 1
 
 
@@ -356,7 +376,7 @@ def test_decide_when_approved_then_issue_job_ends_before_its_lock_can_lapse(bot:
 
 def test_decide_when_denied_then_denied_no_issue_and_requester_told(bot: Bot) -> None:
     request_id = submit(bot)
-    bot.service.decide(request_id, BOB, approving=False)
+    bot.deciding.decide(request_id, BOB, approving=False)
     assert status(bot, request_id) is Status.DENIED and jobs(bot, JobName.ISSUE) == []
     bot.lifecycle.sync_slack(request_id)
     (told,) = dms(bot)
@@ -366,15 +386,15 @@ def test_decide_when_denied_then_denied_no_issue_and_requester_told(bot: Bot) ->
 def test_decide_when_clicker_in_approver_group_then_members_asked_at_click_time(bot: Bot) -> None:
     bot.slack.usergroups = {"S0CREW": [CAROL]}
     request_id = submit(bot, "crew")
-    assert bot.service.decide(request_id, CAROL, approving=True).status is Status.APPROVED
+    assert bot.deciding.decide(request_id, CAROL, approving=True).status is Status.APPROVED
     assert bot.slack.calls_to("usergroups.users.list")[0].params["usergroup"] == "S0CREW"
 
 
 def test_decide_when_button_names_no_request_then_not_found(bot: Bot) -> None:
     with pytest.raises(NotFound):
-        bot.service.decide("r-nope23", BOB, approving=True)
+        bot.deciding.decide("r-nope23", BOB, approving=True)
     with pytest.raises(NotFound):
-        bot.service.decide("DROP TABLE", BOB, approving=True)
+        bot.deciding.decide("DROP TABLE", BOB, approving=True)
 
 
 def test_submit_when_auto_approve_then_approved_by_jitbot_and_issue_enqueued(bot: Bot) -> None:
@@ -493,7 +513,7 @@ def test_sync_slack_when_extension_asked_then_approvers_mentioned_in_the_thread_
             c for c in bot.slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == approval["approval_ts"]
         ]
 
-    bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still digging")
+    bot.commands.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still digging")
     bot.lifecycle.sync_slack(request_id)
     bot.lifecycle.sync_slack(request_id)  # a repeated sync says nothing new
     [told] = replies()
@@ -502,9 +522,9 @@ def test_sync_slack_when_extension_asked_then_approvers_mentioned_in_the_thread_
         f"<@U0BOB>: <@{ALICE}> asks for 30m more on `{request_id}` (`sandbox`): _INC-1 still digging_."
         " Approve or Deny on the message above."
     )
-    bot.service.decide(request_id, BOB, approving=False)
+    bot.deciding.decide(request_id, BOB, approving=False)
     bot.lifecycle.sync_slack(request_id)
-    bot.service.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still digging")
+    bot.commands.ask_extension(ALICE, request_id, timedelta(minutes=30), "INC-1 still digging")
     bot.lifecycle.sync_slack(request_id)
     assert len(replies()) == 2  # the same ask again, after a denial, is news again
 
@@ -661,9 +681,9 @@ def test_reconcile_when_pending_past_timeout_then_expired_and_requester_told(bot
 def test_help_when_slack_cannot_say_who_asks_then_usage_all_the_same() -> None:
     with make_bot(GCP_CATALOG, someone_waiting=True) as bot:
         bot.slack.fail("users.info", status=429, retry_after=30)
-        reply = bot.service.handle_command(ALICE, "help")
+        reply = bot.commands.handle_command(ALICE, "help")
         assert reply.text.startswith("*Usage*") and reply.text.endswith("try again in a minute.")
-        assert "You may ask for: `analytics`." in bot.service.handle_command(ALICE, "help").text
+        assert "You may ask for: `analytics`." in bot.commands.handle_command(ALICE, "help").text
 
 
 def test_reconcile_when_an_approved_requests_issue_job_was_lost_then_queued_again_until_granted(bot: Bot) -> None:

@@ -1,4 +1,4 @@
-"""Listeners are thin: they always answer the person, whatever the service does."""
+"""Listeners are thin: they always answer the person, whatever the use case does."""
 
 from unittest.mock import Mock
 
@@ -23,18 +23,18 @@ BODY = {"user": {"id": "U0ALICE"}, "channel": {"id": "C0APPROVALS"}, "trigger_id
 
 
 def test_handle_access_command_when_refused_then_ephemeral_reason() -> None:
-    service, ack = Mock(), Mock()
-    service.handle_command.side_effect = PolicyError("2h is longer than the maximum")
+    surface, ack = Mock(), Mock()
+    surface.commands.handle_command.side_effect = PolicyError("2h is longer than the maximum")
     command = {"user_id": "U0ALICE", "text": "request x 2h y", "trigger_id": "t", "team_id": "T0TEAM"}
-    handle_access_command(service, ack, command)
-    service.handle_command.assert_called_once_with("U0ALICE", "request x 2h y", "t", ("T0TEAM", None))
+    handle_access_command(surface, ack, command)
+    surface.commands.handle_command.assert_called_once_with("U0ALICE", "request x 2h y", "t", ("T0TEAM", None))
     ack.assert_called_once_with(response_type="ephemeral", text="2h is longer than the maximum")
 
 
 def test_handle_access_command_when_something_unexpected_fails_then_sorry_not_a_stack_trace() -> None:
-    service, ack = Mock(), Mock()
-    service.handle_command.side_effect = ConnectionError("a socket closed")
-    handle_access_command(service, ack, {"user_id": "U0ALICE", "text": "request x 2h y"})
+    surface, ack = Mock(), Mock()
+    surface.commands.handle_command.side_effect = ConnectionError("a socket closed")
+    handle_access_command(surface, ack, {"user_id": "U0ALICE", "text": "request x 2h y"})
     ack.assert_called_once_with(response_type="ephemeral", text=SORRY)
 
 
@@ -43,9 +43,9 @@ def test_handle_access_command_when_redis_away_then_told_nothing_was_done_and_on
 ) -> None:
     logged = Mock()
     monkeypatch.setattr(listeners, "_log", logged)
-    service, ack = Mock(), Mock()
-    service.handle_command.side_effect = redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379.\nmore")
-    handle_access_command(service, ack, {"user_id": "U0ALICE", "text": "request x 2h y"})
+    surface, ack = Mock(), Mock()
+    surface.commands.handle_command.side_effect = redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379.\nmore")
+    handle_access_command(surface, ack, {"user_id": "U0ALICE", "text": "request x 2h y"})
     ack.assert_called_once_with(response_type="ephemeral", text=STORE_AWAY)
     logged.warning.assert_called_once_with(
         "command_failed", error="ConnectionError: Error 111 connecting to 127.0.0.1:6379.", user="U0ALICE"
@@ -54,10 +54,10 @@ def test_handle_access_command_when_redis_away_then_told_nothing_was_done_and_on
 
 
 def test_handle_click_when_redis_away_then_told_nothing_was_done() -> None:
-    service = Mock()
-    service.decide.side_effect = redis.TimeoutError("Timeout reading from socket")
-    handle_click(service, BODY, {"value": "r-abc234"}, CLICKS[ids.APPROVE])
-    service.notifier.ephemeral.assert_called_once_with("C0APPROVALS", "U0ALICE", STORE_AWAY)
+    surface = Mock()
+    surface.deciding.decide.side_effect = redis.TimeoutError("Timeout reading from socket")
+    handle_click(surface, BODY, {"value": "r-abc234"}, CLICKS[ids.APPROVE])
+    surface.notifier.ephemeral.assert_called_once_with("C0APPROVALS", "U0ALICE", STORE_AWAY)
 
 
 def test_ack_click_then_acked_with_nothing_and_the_work_left_to_the_executor() -> None:
@@ -69,38 +69,38 @@ def test_ack_click_then_acked_with_nothing_and_the_work_left_to_the_executor() -
 
 
 def test_handle_click_approve_when_refused_then_told_ephemerally() -> None:
-    service = Mock()
-    service.decide.side_effect = PolicyError("You can't approve or deny your own request.")
-    handle_click(service, BODY, {"value": "r-abc234"}, CLICKS[ids.APPROVE])
-    service.decide.assert_called_once_with("r-abc234", "U0ALICE", approving=True, delivery="1.2.abc")
-    service.notifier.ephemeral.assert_called_once_with(
+    surface = Mock()
+    surface.deciding.decide.side_effect = PolicyError("You can't approve or deny your own request.")
+    handle_click(surface, BODY, {"value": "r-abc234"}, CLICKS[ids.APPROVE])
+    surface.deciding.decide.assert_called_once_with("r-abc234", "U0ALICE", approving=True, delivery="1.2.abc")
+    surface.notifier.ephemeral.assert_called_once_with(
         "C0APPROVALS", "U0ALICE", "You can't approve or deny your own request."
     )
 
 
 def test_handle_click_when_unexpected_error_then_sorry() -> None:
-    service = Mock()
-    service.cancel.side_effect = KeyError("boom")
-    handle_click(service, BODY, {"value": "r-abc234"}, CLICKS[ids.CANCEL])
-    service.cancel.assert_called_once_with("U0ALICE", "r-abc234")
-    service.notifier.ephemeral.assert_called_once_with("C0APPROVALS", "U0ALICE", SORRY)
+    surface = Mock()
+    surface.commands.cancel.side_effect = KeyError("boom")
+    handle_click(surface, BODY, {"value": "r-abc234"}, CLICKS[ids.CANCEL])
+    surface.commands.cancel.assert_called_once_with("U0ALICE", "r-abc234")
+    surface.notifier.ephemeral.assert_called_once_with("C0APPROVALS", "U0ALICE", SORRY)
 
 
 def test_handle_click_from_app_home_then_result_by_dm() -> None:
-    service = Mock()
-    service.end_now.return_value = "Ending r-abc234 now."
-    handle_click(service, {"user": {"id": "U0ALICE"}}, {"value": "r-abc234"}, CLICKS[ids.END_NOW])
-    service.notifier.tell.assert_called_once_with("U0ALICE", "Ending r-abc234 now.")
-    service.notifier.ephemeral.assert_not_called()
+    surface = Mock()
+    surface.commands.end_now.return_value = "Ending r-abc234 now."
+    handle_click(surface, {"user": {"id": "U0ALICE"}}, {"value": "r-abc234"}, CLICKS[ids.END_NOW])
+    surface.notifier.tell.assert_called_once_with("U0ALICE", "Ending r-abc234 now.")
+    surface.notifier.ephemeral.assert_not_called()
 
 
 def test_handle_form_when_errors_then_shown_on_fields_else_closed() -> None:
-    service, ack = Mock(), Mock()
-    service.submit_form.return_value = {"duration": "2h is longer than the maximum"}
-    handle_form(service, ack, BODY, {"callback_id": ids.REQUEST_FORM, "id": "V1"})
+    surface, ack = Mock(), Mock()
+    surface.submissions.submit_form.return_value = {"duration": "2h is longer than the maximum"}
+    handle_form(surface, ack, BODY, {"callback_id": ids.REQUEST_FORM, "id": "V1"})
     ack.assert_called_once_with(response_action="errors", errors={"duration": "2h is longer than the maximum"})
-    service.submit_form.return_value, ack = {}, Mock()
-    handle_form(service, ack, BODY, {"callback_id": ids.REQUEST_FORM, "id": "V1"})
+    surface.submissions.submit_form.return_value, ack = {}, Mock()
+    handle_form(surface, ack, BODY, {"callback_id": ids.REQUEST_FORM, "id": "V1"})
     ack.assert_called_once_with()
 
 
@@ -119,10 +119,10 @@ def test_form_values_then_selects_inputs_and_the_request_named() -> None:
 
 
 def test_handle_click_more_then_next_page_ephemeral_with_its_blocks() -> None:
-    service = Mock()
-    service.show_page.return_value = Reply("Everyone's … showing 21\u201340 of 120", [{"type": "section"}])
-    handle_click(service, BODY, {"value": "all:20"}, CLICKS[ids.MORE])
-    service.show_page.assert_called_once_with("U0ALICE", "all:20")
-    service.notifier.ephemeral.assert_called_once_with(
+    surface = Mock()
+    surface.commands.show_page.return_value = Reply("Everyone's … showing 21\u201340 of 120", [{"type": "section"}])
+    handle_click(surface, BODY, {"value": "all:20"}, CLICKS[ids.MORE])
+    surface.commands.show_page.assert_called_once_with("U0ALICE", "all:20")
+    surface.notifier.ephemeral.assert_called_once_with(
         "C0APPROVALS", "U0ALICE", "Everyone's … showing 21\u201340 of 120", blocks=[{"type": "section"}]
     )

@@ -65,14 +65,14 @@ def test_announce_when_several_wait_on_one_channel_then_one_alert_and_the_invita
     assert len(dms(bot, ADMIN)) == 1 and len(dms(bot)) == 3
     queued = len(jobs(bot, JobName.SYNC_SLACK))
 
-    bot.service.channel_joined(APPROVALS)
+    bot.surface.channel_joined(APPROVALS)
     assert len(jobs(bot, JobName.SYNC_SLACK)) == queued + 3
     for request_id in waiting:
         bot.lifecycle.sync_slack(request_id)
         bot.lifecycle.sync_slack(request_id)  # a second sync edits, never posts again
     assert all(len(approval_posts(bot, request_id)) == 2 for request_id in waiting)  # the refused one, then one
     assert all("approval_ts" in bot.store.slack.slack_refs(request_id) for request_id in waiting)
-    bot.service.channel_joined(APPROVALS)  # invited again later: nothing is waiting any more
+    bot.surface.channel_joined(APPROVALS)  # invited again later: nothing is waiting any more
     assert len(jobs(bot, JobName.SYNC_SLACK)) == queued + 3
 
 
