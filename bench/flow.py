@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jitbot.app.sweeper import IDLE_S
+from jitbot.sweeper import IDLE_S
 from jitbot.testing.stack import Stack
 from tests.integration.conftest import CATALOG
 from tests.integration.helpers import approve, audit_events, credentials_dm, request_access, wait_until

@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.revocation import MISSED_AFTER_S, lags, percentile
 from jitbot.app.lifecycle import Lifecycle
-from jitbot.app.sweeper import Sweeper
 from jitbot.core.catalog import Resource, parse_catalog
 from jitbot.core.domain import AccessRequest
 from jitbot.jobs.tasks import Tasks
@@ -42,6 +41,7 @@ from jitbot.providers.fake import FakeProvider
 from jitbot.slack.messenger import slack_messenger
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store, embedded
+from jitbot.sweeper import Sweeper
 from jitbot.testing.cloud_limits import Limits
 from jitbot.testing.grants import load_grants
 

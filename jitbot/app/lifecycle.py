@@ -20,7 +20,6 @@ from jitbot.core.domain import AccessRequest, Status, confirm_end, end_now, fail
 from jitbot.core.errors import InvalidTransition, MessengerError, ProviderError
 from jitbot.core.events import AUTO, AuditEvent, EventName
 from jitbot.core.policy import alerts_after, audits_failure, find_resource, revocation_retry_delay
-from jitbot.jobs.tasks import is_last_attempt
 from jitbot.observability import logs, metrics
 from jitbot.providers.base import Ending, Provider, revoke_verified
 from jitbot.store import Store
@@ -66,7 +65,7 @@ class Lifecycle:
         try:
             issued = provider.grant(request, resource, self.clock())
         except ProviderError as error:
-            if error.retryable and not is_last_attempt():
+            if error.retryable and not self.tasks.is_last_attempt():
                 raise
             self._fail(request.id, str(error))
             return None
@@ -238,7 +237,7 @@ class Lifecycle:
         try:
             issued = provider.extend(request, resource, self.clock())
         except ProviderError as error:
-            if error.retryable and not is_last_attempt():
+            if error.retryable and not self.tasks.is_last_attempt():
                 raise
             detail = {"error": str(error)}
             failed = EventName.RENEWAL_FAILED

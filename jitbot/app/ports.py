@@ -95,3 +95,6 @@ class Jobs(Protocol):
     def scan_clouds(self) -> None: ...
 
     def post_report(self, user: str, period_s: int) -> None: ...
+
+    def is_last_attempt(self) -> bool:
+        """Inside a job: whether a failure now is final (no retry will follow)."""

@@ -90,6 +90,11 @@ class Tasks:
     def post_report(self, user: str, period_s: int) -> None:
         self.queue.enqueue(JobName.POST_REPORT.path, user, period_s, job_timeout=600)
 
+    def is_last_attempt(self) -> bool:
+        """Inside a job: True when RQ will not retry it again (or when not running under RQ at all)."""
+        job = get_current_job()
+        return job is None or not job.retries_left
+
     def _once(self, name: JobName, request_id: str, job_id: str, retry: Retry, timeout: int | None = None) -> None:
         """An urgent job (issuing, renewing or ending access), unless one of that id is already queued or running."""
         existing = (
@@ -102,9 +107,3 @@ class Tasks:
 
     def _exists(self, job_id: str) -> bool:
         return bool(self.queue.connection.exists(Job.key_for(job_id)))
-
-
-def is_last_attempt() -> bool:
-    """Inside a job: True when RQ will not retry it again (or when not running under RQ at all)."""
-    job = get_current_job()
-    return job is None or not job.retries_left

@@ -100,7 +100,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _sweeper(args: argparse.Namespace) -> int:
-    from jitbot.app.sweeper import run
+    from jitbot.sweeper import run
 
     run()
     return 0

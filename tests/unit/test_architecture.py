@@ -40,10 +40,9 @@ IO_LIBRARIES = {"redis", "rq", "slack_sdk", "slack_bolt", "boto3", "botocore", "
 APP_CROSSINGS_TODAY = {
     "app/drift": {"jitbot.store"},
     "app/guard": {"jitbot.store", "jitbot.store.requests"},
-    "app/lifecycle": {"jitbot.jobs.tasks", "jitbot.store"},  # jobs.tasks: is_last_attempt, RQ's retry count
+    "app/lifecycle": {"jitbot.store"},
     "app/people": {"jitbot.store"},
     "app/reconciler": {"jitbot.store", "jitbot.store.keys", "jitbot.store.requests"},
-    "app/sweeper": {"redis", "jitbot.runtime", "jitbot.store"},
 }
 ADAPTER_CROSSINGS_TODAY = {  # an adapter importing another adapter
     "jobs/tasks": {"jitbot.store.redis_url"},

@@ -149,7 +149,7 @@ def test_dockerfile_builder_steps_install_a_jitbot_that_runs(tmp_path: Path) -> 
     assert helped.returncode == 0, helped.stderr
     assert all(name in helped.stdout for name in procfile())
     # every process type's code (and the package data) came with the wheel, not from the checkout
-    probe = "import jitbot, jitbot.web, jitbot.app.sweeper, workers.worker; print(jitbot.__file__)"
+    probe = "import jitbot, jitbot.web, jitbot.sweeper, workers.worker; print(jitbot.__file__)"
     imported = subprocess.run([venv / "bin" / "python", "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     installed = Path(imported.stdout.strip()).parent

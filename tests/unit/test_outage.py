@@ -7,10 +7,10 @@ from typing import Any
 import fakeredis
 import pytest
 
-from jitbot.app.sweeper import Sweeper
 from jitbot.core.errors import GaveUp
 from jitbot.observability.outage import CAP_S, Outage
 from jitbot.store import Store
+from jitbot.sweeper import Sweeper
 from tests.unit.test_lifecycle import Bot, bot
 
 __all__ = ["bot"]

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from google.auth import external_account_authorized_user
 
-from jitbot.app.sweeper import HOLD, LEASE, Sweeper
 from jitbot.core.catalog import parse_catalog
 from jitbot.core.domain import Status
 from jitbot.providers.base import Ending, Outcome
@@ -20,6 +19,7 @@ from jitbot.providers.gcp import GcpProvider
 from jitbot.providers.gcp_policy import add_binding, jitbot_request_id
 from jitbot.providers.gcp_settings import GcpSettings
 from jitbot.store.keys import EXPIRY
+from jitbot.sweeper import HOLD, LEASE, Sweeper
 from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.gcp_standin import GcpStandIn
 from jitbot.testing.grants import load_grants

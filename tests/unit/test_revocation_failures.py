@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from jitbot.app.sweeper import LEASE
 from jitbot.core.catalog import parse_catalog
 from jitbot.core.domain import Status
 from jitbot.core.errors import ProviderError
 from jitbot.core.policy import alerts_after, audits_failure, revocation_retry_delay
+from jitbot.sweeper import LEASE
 from tests.unit.test_lifecycle import NOW, Bot, active, make_bot, status
 from tests.unit.test_policies_and_timers import run_job, worker_context
 

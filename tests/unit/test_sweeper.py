@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 import pytest
 import redis
 
-from jitbot.app.sweeper import LANE_FULL_RETRY, LEASE, Sweeper, share
 from jitbot.core.domain import Status
 from jitbot.core.errors import ProviderError
 from jitbot.providers.base import Ending, Outcome
 from jitbot.store.codec import encode
 from jitbot.store.keys import EXPIRY, request_key
+from jitbot.sweeper import LANE_FULL_RETRY, LEASE, Sweeper, share
 from tests.unit.test_lifecycle import NOW, Bot, active, bot, status
 
 __all__ = ["bot"]
