@@ -3,6 +3,8 @@ dotted path RQ imports to run them, and take ids only."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import redis
 from redis.client import Pipeline
 from rq import Queue, Retry, get_current_job
@@ -10,7 +12,6 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from jitbot.jobs.names import JobName
-from jitbot.store.redis_url import Replicas
 
 QUEUE = "jitbot"
 # Every worker takes a job from here before any from QUEUE: issuing and ending access, and the Slack jobs that deliver
@@ -39,11 +40,19 @@ def waiting_jobs(connection: redis.Redis) -> int:
     return int(sum(q.count for q in queues) + sum(r.count for r in registries))
 
 
+class Durable(Protocol):
+    """What makes a write outlive a failover (jitbot.store.redis_url.Replicas is one)."""
+
+    def wait(self) -> None:
+        """Return once the writes so far have reached a replica (or once waiting for one is no use)."""
+        ...
+
+
 class Tasks:
-    def __init__(self, connection: redis.Redis, replicas: Replicas | None = None) -> None:
+    def __init__(self, connection: redis.Redis, replicas: Durable | None = None) -> None:
         self.queue = make_queue(connection)
         self.urgent = make_queue(connection, URGENT_QUEUE)
-        self.replicas = replicas or Replicas(connection, 0)  # the jobs that issue and end access reach a replica
+        self.replicas = replicas  # the jobs that issue and end access reach a replica (None: one Redis, no wait)
 
     def issue(self, request_id: str) -> None:
         self._once(JobName.ISSUE, request_id, f"issue-{request_id}", ISSUE_RETRY, timeout=ISSUE_TIMEOUT_S)
@@ -103,7 +112,8 @@ class Tasks:
         if existing is not None and existing.get_status(refresh=False) in BUSY:
             return
         self.urgent.enqueue(name.path, request_id, job_id=job_id, retry=retry, job_timeout=timeout)
-        self.replicas.wait()
+        if self.replicas is not None:
+            self.replicas.wait()
 
     def _exists(self, job_id: str) -> bool:
         return bool(self.queue.connection.exists(Job.key_for(job_id)))

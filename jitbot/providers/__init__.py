@@ -6,33 +6,31 @@ The package imports nothing of jitbot's when it runs: the pure catalog imports e
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from jitbot.config import Config
+    from jitbot.providers.aws_client import Serial, SharedWrites
     from jitbot.providers.base import Provider
-    from jitbot.store import Store  # the store's metrics import this package's names
 
 SHARED_WRITE_HOLD = timedelta(seconds=30)  # a write to something shared (a role's inline policy) holds it this long
 SHARED_WRITE_WAIT = timedelta(seconds=20)  # and waits this long for the writer before it
 
 
-def build(kind: str, config: Config, store: Store | None = None) -> Provider:
+def build(kind: str, config: Config, shared: SharedWrites | None = None) -> Provider:
     """The provider for a catalog resource's kind (`Resource.kind`: aws, aws-sso, azure, gcp, fake). With
-    `store`, writers of one shared cloud object take turns across every process."""
+    `shared` (the store's locks), writers of one shared cloud object take turns across every process."""
     if kind == "aws":
         from jitbot.providers.aws import AwsProvider
 
-        return AwsProvider(serial=_serial(store, "aws-role") if store else None)
+        return AwsProvider(serial=_serial(shared, "aws-role") if shared else None)
     if kind == "aws-sso":
         from jitbot.providers.aws_sso import AwsSsoProvider
 
-        if store is None:
+        if shared is None:
             return AwsSsoProvider()
-        return AwsSsoProvider(ledger=store.locks, serial=_serial(store, "aws-sso"))
+        return AwsSsoProvider(ledger=shared, serial=_serial(shared, "aws-sso"))
     if kind == "azure":
         from jitbot.providers.azure import AzureProvider
 
@@ -48,5 +46,5 @@ def build(kind: str, config: Config, store: Store | None = None) -> Provider:
     raise ValueError(f"unknown provider {kind}")  # the catalog refuses unknown providers before this
 
 
-def _serial(store: Store, kind: str) -> Callable[[str], AbstractContextManager[None]]:
-    return lambda name: store.locks.serial(f"{kind}:{name}", SHARED_WRITE_HOLD, SHARED_WRITE_WAIT)
+def _serial(shared: SharedWrites, kind: str) -> Serial:
+    return lambda name: shared.serial(f"{kind}:{name}", SHARED_WRITE_HOLD, SHARED_WRITE_WAIT)

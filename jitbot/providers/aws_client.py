@@ -7,7 +7,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -21,9 +22,21 @@ from botocore.exceptions import (
 )
 
 from jitbot.core.errors import ProviderError
+from jitbot.providers.aws_sso_assignment import Ledger
 from jitbot.providers.base import CONNECT_S, READ_S
 
 Serial = Callable[[str], AbstractContextManager[None]]  # a role name → its writers take turns inside
+
+
+class SharedWrites(Ledger, Protocol):
+    """What the workers keep in common about the AWS objects their grants share (jitbot.store.locks.Locks is one):
+    writers of one take turns across processes, and the ledger says which grants hold an Identity Center assignment."""
+
+    def serial(self, name: str, ttl: timedelta, wait: timedelta) -> AbstractContextManager[None]:
+        """Wait up to `wait` for `name`'s writer before this one, then hold it for at most `ttl`."""
+        ...
+
+
 RETRYABLE_CODES = {
     "ServiceUnavailable",
     "InternalFailure",

@@ -3,10 +3,10 @@
 It answers as Azure does — 201 with the request echoed and a status, PIM's error codes (RoleAssignmentExists,
 RoleAssignmentDoesNotExist, ActiveDurationTooShort in an assignment's first five minutes), 401 without a token it
 issued — and records every request. Its clock can be moved on (`advance`) so the five-minute rule needs no waiting.
-Each (scope, role) has a role management policy (`set_policy`, else PIM's defaults) that an AdminAssign must meet;
-`pending` makes the next schedule request answer a non-final status that settles on a later GET; `standing` adds
-an assignment someone else made. It lists schedule requests, schedule instances and policy assignments as the
-2020-10-01 examples in azure-rest-api-specs show them.
+Each (scope, role) has a role management policy (`pim.set_policy`, else PIM's defaults) that an AdminAssign must
+meet; `pim.pending` makes the next schedule request answer a non-final status that settles on a later GET;
+`pim.standing` adds an assignment someone else made (`pim`: jitbot.testing.pim_knobs). It lists schedule requests,
+schedule instances and policy assignments as the 2020-10-01 examples in azure-rest-api-specs show them.
 With `limits` (benchmarks, throttling tests) every ARM call takes its latency and ARM's own throttle applies: a write
 takes a token from the bucket of the caller's principal and subscription (`limits`' rate), a read from ARM's read
 bucket; past it, 429 SubscriptionRequestsThrottled with Retry-After, and every answer says what is left of its bucket
@@ -31,7 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.loopback import Answer, JsonHandler, LoopbackServer, StandInServer
 from jitbot.testing.pim import Pim
-from jitbot.testing.role_management import APP_OBJECT_ID, Assignment, PimPolicy, error, role_definition
+from jitbot.testing.pim_knobs import PimKnobs
+from jitbot.testing.role_management import APP_OBJECT_ID, Assignment, error, role_definition
 
 BUILTIN_ROLES = {
     "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader",
@@ -105,29 +106,11 @@ class ArmStandIn(LoopbackServer):
         self._failures: list[_Failure] = []  # served in the order `fail` queued them
         self._offset = timedelta(0)
         self._pim = Pim(self.now, dict(BUILTIN_ROLES), min_active)
+        self.pim = PimKnobs(self._pim, self._lock)  # its policies, its five-minute rule, what it answers next
         # ARM's throttle (None: off): `throttle` the latency and the write buckets, `_reads` the read buckets
         self.throttle = Throttle(limits, clock=self._seconds) if limits else None
         self._reads = Throttle(Limits(writes_per_s=ARM_READS_PER_S, burst=ARM_READ_BUCKET), clock=self._seconds)
         super().__init__(port, _Handler, "arm-standin")
-
-    @property
-    def min_active(self) -> timedelta:
-        """PIM refuses to remove an assignment younger than this."""
-        return self._pim.min_active
-
-    @min_active.setter
-    def min_active(self, value: timedelta) -> None:
-        self._pim.min_active = value
-
-    @property
-    def role_definitions(self) -> dict[str, str]:
-        """GUID → role name (the dict itself: add to it)."""
-        return self._pim.role_definitions
-
-    @property
-    def principal_names(self) -> dict[str, str]:
-        """Object id → the display name Entra ID knows it by (the dict itself: add to it)."""
-        return self._pim.principal_names
 
     @property
     def url(self) -> str:
@@ -193,22 +176,6 @@ class ArmStandIn(LoopbackServer):
         chosen = code or DEFAULT_CODES.get(status, "BadRequest")
         with self._lock:
             self._failures.append(_Failure(status, chosen, message, times, retry_after))
-
-    def set_policy(self, scope: str, role_definition_id: str, policy: PimPolicy) -> None:
-        """The role management policy for this role at this scope (PIM keeps one per scope and role)."""
-        with self._lock:
-            self._pim.set_policy(scope, role_definition_id, policy)
-
-    def pending(self, status: str, *, gets: int = 1, final: str | None = None) -> None:
-        """The next schedule request that ARM accepts answers `status` and takes effect only when, `gets` GETs later,
-        it answers `final` (Provisioned for an assign or extend, Revoked for a remove; a failure: no effect)."""
-        with self._lock:
-            self._pim.next_pending = (status, gets, final)
-
-    def standing(self, scope: str, role_definition_id: str, principal_id: str, duration: timedelta) -> Assignment:
-        """An active assignment another admin made in the portal: no ticket, not jitbot's request."""
-        with self._lock:
-            return self._pim.standing(scope, role_definition_id, principal_id, duration)
 
     # --- serving ----------------------------------------------------------------------------------
 
@@ -299,7 +266,7 @@ class ArmStandIn(LoopbackServer):
         if listing and kind == "rolemanagementpolicyassignments":
             return self._pim.list_policies(scope)
         if kind == "roledefinitions" and name and method == "GET" and version == ROLE_DEFINITIONS_API:
-            return role_definition(scope, name, self.role_definitions.get(name.lower()))
+            return role_definition(scope, name, self._pim.role_definitions.get(name.lower()))
         said = f"No registered resource provider found for {method} {path} and API version '{version}'."
         return error(400, "NoRegisteredProviderFound", said)
 

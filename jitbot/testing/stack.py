@@ -94,7 +94,7 @@ class Stack(ProcessControl):
         self.slack = SlackStandIn()
         self.slack.limits = SlackLimits() if slack_limits else None
         self.slack_limits = slack_limits
-        self.arm = ArmStandIn()  # PIM's five-minute rule is on: a test that revokes sooner sets `arm.min_active`
+        self.arm = ArmStandIn()  # PIM's five-minute rule is on: a test that revokes sooner sets `arm.pim.min_active`
         self.gcp = GcpStandIn()  # holds no resource until a test puts a policy in `gcp.policies`
         self.moto_url = ""
         self.moto_pid = 0

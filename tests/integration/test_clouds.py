@@ -89,7 +89,7 @@ resources:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home: Path = tmp_path_factory.mktemp("clouds")
     with Stack(home, CATALOG) as running:
-        running.arm.min_active = timedelta(0)  # PIM's five-minute rule would outlast these few-second grants
+        running.arm.pim.min_active = timedelta(0)  # PIM's five-minute rule would outlast these few-second grants
         running.gcp.policies[PROJECT] = {"bindings": json.loads(json.dumps(OTHERS))}
         running.slack.emails["U0FRANK"] = "frank@example.com"
         give_standing_azure_role(running, STANDING_OID)
@@ -154,7 +154,7 @@ def pim_puts(stack: Stack, principal: str, request_type: str) -> list[dict[str, 
 
 
 def test_azure_request_when_approved_then_pim_assignment_made_and_removed_at_expiry(stack: Stack) -> None:
-    stack.arm.principal_names[ALICE_OID] = "Alice Liddell"
+    stack.arm.pim.principal_names[ALICE_OID] = "Alice Liddell"
     request_id, posted = request_access(stack, "U0ALICE", "request prod-vms 5s INC-42 restart the web VMs")
     assert stored(stack, request_id).identity == {"email": "alice@example.com", "azure_object_id": ALICE_OID}, (
         "the cloud identity is resolved when the request is made (Requesting.submit → identity_of)"
@@ -191,7 +191,7 @@ def test_azure_request_when_approved_then_pim_assignment_made_and_removed_at_exp
 
 
 def test_azure_revoke_when_pim_refuses_a_young_assignment_then_deferred_and_done_later(stack: Stack) -> None:
-    stack.arm.min_active = timedelta(minutes=5)  # PIM's real rule: no removal in an assignment's first 5 minutes
+    stack.arm.pim.min_active = timedelta(minutes=5)  # PIM's real rule: no removal in an assignment's first 5 minutes
     try:
         request_id, posted = request_access(stack, "U0GRACE", "request prod-vms 2s INC-43 quick look")
         assert stored(stack, request_id).identity == {"azure_object_id": GRACE_OID}
@@ -213,7 +213,7 @@ def test_azure_revoke_when_pim_refuses_a_young_assignment_then_deferred_and_done
         assert until >= granted.granted_at + timedelta(minutes=5)
         assert assignment_of(stack, GRACE_OID) is not None  # PIM still holds it, and will end it itself at worst
     finally:
-        stack.arm.min_active = timedelta(0)
+        stack.arm.pim.min_active = timedelta(0)
 
     # five minutes on: PIM allows the removal, and the reconciler finds the revocation due
     Store(stack.redis()).requests.retry_revocation_at(request_id, datetime.now(UTC) - timedelta(minutes=1))

@@ -20,8 +20,8 @@ import pytest
 from jitbot.core.domain import Status
 from jitbot.providers.aws_sso_assignment import assignment_key
 from jitbot.store import Store
-from jitbot.testing.arm_standin import PimPolicy
 from jitbot.testing.identity_center import IdentityCenter
+from jitbot.testing.role_management import PimPolicy
 from jitbot.testing.stack import Stack
 from tests.integration.helpers import (
     approve,
@@ -86,8 +86,8 @@ resources:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home: Path = tmp_path_factory.mktemp("verified")
     with Stack(home, CATALOG) as running:
-        running.arm.min_active = timedelta(0)  # PIM's five-minute rule would outlast these few-second grants
-        running.arm.set_policy(SECURE_SCOPE, VM_CONTRIBUTOR, PimPolicy(mfa=True))  # "Require Azure MFA on active…"
+        running.arm.pim.min_active = timedelta(0)  # PIM's five-minute rule would outlast these few-second grants
+        running.arm.pim.set_policy(SECURE_SCOPE, VM_CONTRIBUTOR, PimPolicy(mfa=True))  # "Require Azure MFA on active…"
         running.gcp.policies[PROJECT] = {"bindings": []}
         yield running
 
@@ -136,7 +136,7 @@ def jitbot(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_azure_grant_when_pim_answers_pending_provisioning_then_announced_only_once_provisioned(stack: Stack) -> None:
-    stack.arm.pending("PendingProvisioning", gets=2)
+    stack.arm.pim.pending("PendingProvisioning", gets=2)
     request_id, posted = request_access(stack, "U0HANK", "request prod-vms 5s INC-61 patch the VMs")
     approve(stack, "U0CAROL", request_id, posted)
     dm, _ = credentials_dm(stack, "U0HANK", request_id)
@@ -154,7 +154,7 @@ def test_azure_removal_when_pim_answers_pending_revocation_then_verified_gone_be
     request_id, posted = request_access(stack, "U0IVY", "request prod-vms 3s INC-62 look at a disk")
     approve(stack, "U0CAROL", request_id, posted)
     credentials_dm(stack, "U0IVY", request_id)
-    stack.arm.pending("PendingRevocation", gets=2)  # the next request PIM accepts is the removal
+    stack.arm.pim.pending("PendingRevocation", gets=2)  # the next request PIM accepts is the removal
 
     detail = expired(stack, "U0IVY", request_id)
 
@@ -268,7 +268,7 @@ def test_drift_scan_when_assignments_outlive_their_requests_then_removed_audited
         "scheduleInfo": {"expiration": {"type": "AfterDuration", "duration": "PT8H"}},
     }
     assign_in_pim(stack, SCOPE, left_behind)
-    stack.arm.standing(SCOPE, VM_CONTRIBUTOR, JUDY_OID, timedelta(hours=8))  # an admin's own, without a ticket
+    stack.arm.pim.standing(SCOPE, VM_CONTRIBUTOR, JUDY_OID, timedelta(hours=8))  # an admin's own, without a ticket
     left = center.add_user("left@example.com")
     center.assign(left)  # jitbot made it for r-gone33 (the ledger says so); that request is no more
     params = {

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from jitbot.testing.arm_standin import MANAGED_IDENTITY_API, SCHEDULE_REQUESTS_API, ArmStandIn, PimPolicy
+from jitbot.testing.arm_standin import MANAGED_IDENTITY_API, SCHEDULE_REQUESTS_API, ArmStandIn
 from jitbot.testing.cloud_limits import Limits
+from jitbot.testing.role_management import PimPolicy
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
 SCOPE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/prod"
@@ -104,7 +105,7 @@ def test_assign_when_role_not_in_the_form_of_the_scope_then_refused(arm: ArmStan
 
 
 def test_assign_when_policy_demands_mfa_ticket_and_one_hour_then_each_rule_named(arm: ArmStandIn) -> None:
-    arm.set_policy(SCOPE, ROLE_ID, PimPolicy(mfa=True, ticket=True, maximum=timedelta(hours=1)))
+    arm.pim.set_policy(SCOPE, ROLE_ID, PimPolicy(mfa=True, ticket=True, maximum=timedelta(hours=1)))
     status, answer = assign(arm, justification="INC-1")
     assert status == 400
     assert (

@@ -34,8 +34,9 @@ from jitbot.providers.pim import (
     remove_body,
     schedule_request_name,
 )
-from jitbot.testing.arm_standin import ArmStandIn, PimPolicy
+from jitbot.testing.arm_standin import ArmStandIn
 from jitbot.testing.cloud_limits import Limits
+from jitbot.testing.role_management import PimPolicy
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000001"
 SCOPE = f"{SUBSCRIPTION}/resourceGroups/prod"
@@ -615,7 +616,7 @@ def test_grant_when_pim_answers_pending_provisioning_then_returned_only_once_pro
     provider: AzureProvider, arm: ArmStandIn, slept: list[float]
 ) -> None:
     now = datetime.now(UTC)
-    arm.pending("PendingProvisioning", gets=2)
+    arm.pim.pending("PendingProvisioning", gets=2)
     issued = provider.grant(request(now=now), resource(), now)
     assert gets(arm) == [issued.handle["schedule_request"]] * 2  # read until Provisioned, backing off
     assert slept == [0.5, 1.0]
@@ -627,7 +628,7 @@ def test_grant_when_pim_never_settles_within_the_bound_then_retryable_and_the_re
     provider: AzureProvider, arm: ArmStandIn, slept: list[float]
 ) -> None:
     now = datetime.now(UTC)
-    arm.pending("PendingProvisioning", gets=7)  # the bound (10 s) allows 5 reads: 0.5 + 1 + 2 + 4 + 4 s
+    arm.pim.pending("PendingProvisioning", gets=7)  # the bound (10 s) allows 5 reads: 0.5 + 1 + 2 + 4 + 4 s
     with pytest.raises(ProviderError) as raised:
         provider.grant(request(now=now), resource(), now)
     assert raised.value.retryable and "PendingProvisioning" in str(raised.value)
@@ -642,7 +643,7 @@ def test_grant_when_pim_never_settles_within_the_bound_then_retryable_and_the_re
 def test_grant_when_pim_settles_on_failed_then_non_retryable_naming_it(
     provider: AzureProvider, arm: ArmStandIn
 ) -> None:
-    arm.pending("PendingEvaluation", gets=1, final="Failed")
+    arm.pim.pending("PendingEvaluation", gets=1, final="Failed")
     with pytest.raises(ProviderError) as raised:
         provider.grant(request(), resource(), datetime.now(UTC))
     assert not raised.value.retryable and "Failed" in str(raised.value)
@@ -655,7 +656,7 @@ def test_revoke_when_pim_answers_pending_revocation_then_done_only_once_revoked(
     now = datetime.now(UTC)
     active = granted(provider, request(now=now), now)
     arm.advance(PIM_MINIMUM)
-    arm.pending("PendingRevocation", gets=7)
+    arm.pim.pending("PendingRevocation", gets=7)
     with pytest.raises(ProviderError) as raised:
         provider.revoke(active, resource(), now)
     assert raised.value.retryable and "PendingRevocation" in str(raised.value)
@@ -670,7 +671,7 @@ def test_extend_when_pim_answers_accepted_then_waits_for_provisioned(provider: A
     now = datetime.now(UTC)
     active = granted(provider, request(duration=timedelta(hours=1), now=now), now)
     extended = replace(active, expires_at=now + timedelta(hours=2))
-    arm.pending("Accepted", gets=1)
+    arm.pim.pending("Accepted", gets=1)
     provider.extend(extended, resource(), now)
     assert arm.assignments[0].end == (now + timedelta(hours=2)).replace(microsecond=0)
 
@@ -678,7 +679,7 @@ def test_extend_when_pim_answers_accepted_then_waits_for_provisioned(provider: A
 def test_grant_when_policy_requires_mfa_on_active_assignment_then_refused_naming_the_setting(
     provider: AzureProvider, arm: ArmStandIn
 ) -> None:
-    arm.set_policy(SCOPE, ROLE_ID, PimPolicy(mfa=True))
+    arm.pim.set_policy(SCOPE, ROLE_ID, PimPolicy(mfa=True))
     with pytest.raises(ProviderError) as raised:
         provider.grant(request(), resource(), datetime.now(UTC))
     assert not raised.value.retryable
@@ -695,7 +696,7 @@ def test_grant_when_policy_requires_mfa_on_active_assignment_then_refused_naming
 def test_check_when_policy_maximum_shorter_than_max_duration_then_refused_naming_the_setting(
     provider: AzureProvider, arm: ArmStandIn
 ) -> None:
-    arm.set_policy(SCOPE, ROLE_ID, PimPolicy(maximum=timedelta(days=1)))
+    arm.pim.set_policy(SCOPE, ROLE_ID, PimPolicy(maximum=timedelta(days=1)))
     with pytest.raises(ProviderError) as raised:
         provider.check(resource())  # the catalog allows a week
     assert not raised.value.retryable
@@ -705,7 +706,7 @@ def test_check_when_policy_maximum_shorter_than_max_duration_then_refused_naming
 def test_grant_when_longer_than_the_policy_allows_then_refused_by_the_expiration_rule(
     provider: AzureProvider, arm: ArmStandIn
 ) -> None:
-    arm.set_policy(SCOPE, ROLE_ID, PimPolicy(maximum=timedelta(hours=1)))
+    arm.pim.set_policy(SCOPE, ROLE_ID, PimPolicy(maximum=timedelta(hours=1)))
     with pytest.raises(ProviderError) as raised:
         provider.grant(request(duration=timedelta(hours=2)), resource(), datetime.now(UTC))
     assert not raised.value.retryable and "Expire active assignments after" in str(raised.value)
@@ -714,7 +715,7 @@ def test_grant_when_longer_than_the_policy_allows_then_refused_by_the_expiration
 def test_check_when_policy_asks_ticket_and_allows_permanent_then_ok_reporting_them(
     provider: AzureProvider, arm: ArmStandIn
 ) -> None:
-    arm.set_policy(SCOPE, ROLE_ID, PimPolicy(justification=True, ticket=True, maximum=None))
+    arm.pim.set_policy(SCOPE, ROLE_ID, PimPolicy(justification=True, ticket=True, maximum=None))
     said = provider.check(resource())
     assert said == (
         "ok: Virtual Machine Contributor; PIM active assignment: no maximum, justification and ticket "
@@ -758,7 +759,7 @@ def test_verify_revoked_when_the_principal_holds_the_role_through_another_schedu
     active = replace(granted(provider, request(now=now), now), grant={})  # a grant never recorded: found by name
     arm.advance(PIM_MINIMUM)
     provider.revoke(active, resource(), now)
-    arm.standing(SCOPE, ROLE_ID, OBJECT_ID, timedelta(days=30))  # someone else's, not jitbot's to verify
+    arm.pim.standing(SCOPE, ROLE_ID, OBJECT_ID, timedelta(days=30))  # someone else's, not jitbot's to verify
     assert "read 1 active assignment(s)" in provider.verify_revoked(active, resource(), now)
 
 
@@ -767,7 +768,7 @@ def test_held_when_jitbot_assignment_and_a_standing_one_then_only_jitbots_with_i
 ) -> None:
     now = datetime.now(UTC)
     active = granted(provider, request(now=now), now)
-    arm.standing(SCOPE, ROLE_ID, BOB, timedelta(days=30))
+    arm.pim.standing(SCOPE, ROLE_ID, BOB, timedelta(days=30))
     [held] = provider.held(resource(), now)
     assert held.holders == frozenset({"r-abc234"})
     assert held.what == f"Virtual Machine Contributor for {OBJECT_ID} on {SCOPE}"
@@ -777,14 +778,14 @@ def test_held_when_jitbot_assignment_and_a_standing_one_then_only_jitbots_with_i
 def test_remove_when_held_then_taken_away_and_safe_to_repeat(provider: AzureProvider, arm: ArmStandIn) -> None:
     now = datetime.now(UTC)
     granted(provider, request(now=now), now)
-    standing = arm.standing(SCOPE, ROLE_ID, BOB, timedelta(days=30))
+    standing = arm.pim.standing(SCOPE, ROLE_ID, BOB, timedelta(days=30))
     [held] = provider.held(resource(), now)
     with pytest.raises(ProviderError) as raised:
         provider.remove(held, resource(), now)
     assert raised.value.retryable and raised.value.not_before is not None  # PIM's first five minutes
 
     arm.advance(PIM_MINIMUM)
-    arm.pending("PendingRevocation", gets=1)
+    arm.pim.pending("PendingRevocation", gets=1)
     assert provider.remove(held, resource(), now) is True
     assert provider.remove(held, resource(), now) is True  # RequestExists: read back, Revoked
     assert arm.assignments == [standing]
