@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from jitbot.app.ports import Messenger
+from jitbot.app.repository import Repository
 from jitbot.core.catalog import Catalog, Resource
 from jitbot.core.clock import Clock, utcnow
 from jitbot.core.domain import Status
@@ -27,7 +28,6 @@ from jitbot.core.errors import ProviderError
 from jitbot.core.events import AUTO, AuditEvent, EventName
 from jitbot.observability import logs
 from jitbot.providers.base import Held, Provider
-from jitbot.store import Store
 
 SCAN_EVERY = timedelta(minutes=15)
 EXPLAINING = {Status.APPROVED, Status.ACTIVE}  # being issued, or in force (ending included)
@@ -63,7 +63,7 @@ class DriftScan:
     def __init__(
         self,
         catalog: Catalog,
-        store: Store,
+        store: Repository,
         messenger: Messenger,
         provider: Callable[[Resource], Provider],
         clock: Clock = utcnow,

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from jitbot.app.people import People
 from jitbot.app.ports import Directory
+from jitbot.app.repository import Repository
 from jitbot.core.catalog import Catalog, Resource
 from jitbot.core.clock import Clock, utcnow
-from jitbot.core.domain import AccessRequest, refusal
+from jitbot.core.domain import AccessRequest, Change, refusal
 from jitbot.core.errors import InvalidTransition, JitError, NotFound, PolicyError, echo
 from jitbot.core.events import AuditEvent, EventName
 from jitbot.core.policy import approver_groups, is_approver
-from jitbot.store import Store
-from jitbot.store.requests import Change
 
 DUPLICATE = "duplicate delivery: a replay, or Slack sent it twice"
 REQUEST_ID_LENGTH = 8
@@ -21,7 +20,7 @@ UNKNOWN = "unknown"  # the resource of a refused command that names none in the 
 
 
 class Guard:
-    def __init__(self, catalog: Catalog, store: Store, directory: Directory, clock: Clock = utcnow) -> None:
+    def __init__(self, catalog: Catalog, store: Repository, directory: Directory, clock: Clock = utcnow) -> None:
         self.catalog = catalog
         self.store = store
         self.directory = directory

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from jitbot.app.people import People
 from jitbot.app.ports import Directory, Jobs, Messenger, Outcome
 from jitbot.app.reconciler import Reconciler
+from jitbot.app.repository import Repository
 from jitbot.core.catalog import Catalog, Resource
 from jitbot.core.clock import Clock, utcnow
 from jitbot.core.domain import AccessRequest, Status, confirm_end, end_now, fail, grant, renew
@@ -22,7 +23,6 @@ from jitbot.core.events import AUTO, AuditEvent, EventName
 from jitbot.core.policy import alerts_after, audits_failure, find_resource, revocation_retry_delay
 from jitbot.observability import logs, metrics
 from jitbot.providers.base import Ending, Provider, revoke_verified
-from jitbot.store import Store
 
 # a killed issue job blocks cutting its never-recorded session this long; a live one ends sooner (tasks.ISSUE_TIMEOUT_S)
 ISSUE_LOCK = timedelta(minutes=2)
@@ -33,7 +33,7 @@ class Lifecycle:
     def __init__(
         self,
         catalog: Catalog,
-        store: Store,
+        store: Repository,
         tasks: Jobs,
         messenger: Messenger,
         directory: Directory,

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from jitbot.app.ports import Directory
+from jitbot.app.repository import Repository
 from jitbot.core.catalog import Catalog, Resource
 from jitbot.core.eligibility import (
     Installation,
@@ -28,7 +29,6 @@ from jitbot.core.eligibility import (
     requester_groups,
 )
 from jitbot.core.errors import NotEligible
-from jitbot.store import Store
 
 Origin = tuple[str | None, str | None]  # the team and enterprise a payload says the person acts from
 FRESH_S = 30  # an answer of users.info this recent is as good as a new one (an approval, made as soon as announced)
@@ -37,7 +37,7 @@ _ASKING: ContextVar[tuple[str, dict[str, str] | None] | None] = ContextVar("jitb
 
 
 class People:
-    def __init__(self, catalog: Catalog, directory: Directory, store: Store) -> None:
+    def __init__(self, catalog: Catalog, directory: Directory, store: Repository) -> None:
         self.catalog = catalog
         self.directory = directory
         self.store = store

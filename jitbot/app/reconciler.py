@@ -13,18 +13,16 @@ from datetime import datetime, timedelta
 
 from jitbot.app.people import People
 from jitbot.app.ports import Jobs, Messenger, Outcome
+from jitbot.app.repository import Repository
 from jitbot.core.catalog import Catalog
 from jitbot.core.clock import Clock
 from jitbot.core.domain import AccessRequest, Moved, Status, approve_by_policy, deny, escalate, time_out
 from jitbot.core.eligibility import withdrawn_note
 from jitbot.core.errors import InvalidTransition, MessengerError
 from jitbot.core.events import AUTO
-from jitbot.core.policy import find_resource
+from jitbot.core.policy import ISSUE_REDRIVE, find_resource
 from jitbot.core.review import realert_review
 from jitbot.observability import logs
-from jitbot.store import Store
-from jitbot.store.keys import EXPIRY, PENDING, REVIEWS, TIMERS
-from jitbot.store.requests import ISSUE_REDRIVE
 
 RECONCILE_GRACE = timedelta(seconds=30)  # the sweeper's to revoke first; this catches what no sweeper claimed
 _log = logs.get("jitbot.lifecycle")
@@ -32,7 +30,7 @@ _log = logs.get("jitbot.lifecycle")
 
 class Reconciler:
     def __init__(
-        self, catalog: Catalog, store: Store, jobs: Jobs, messenger: Messenger, people: People, clock: Clock
+        self, catalog: Catalog, store: Repository, jobs: Jobs, messenger: Messenger, people: People, clock: Clock
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -44,18 +42,17 @@ class Reconciler:
     def reconcile(self) -> int:
         """Re-drive everything overdue: grants past expiry and undecided requests past their timeout."""
         now = self.clock()
-        overdue = self.store.requests.due(EXPIRY, now - RECONCILE_GRACE)
+        overdue = self.store.schedule.overdue(now - RECONCILE_GRACE)
         for request_id in overdue:
             self.jobs.revoke_now(request_id)
         # before timeouts: an announced auto-approval at the same moment wins
-        timers = self.store.requests.due(TIMERS, now)
-        for timer in timers:
-            kind, request_id = timer.split(":", 1)
+        timers = self.store.schedule.due_timers(now)
+        for kind, request_id in timers:
             self._on_timer(kind, request_id, now)
-        timed_out = self.store.requests.due(PENDING, now)
+        timed_out = self.store.schedule.timed_out(now)
         for request_id in timed_out:
             self._time_out(request_id)
-        reviews = self.store.requests.due(REVIEWS, now)
+        reviews = self.store.schedule.due_reviews(now)
         for request_id in reviews:
             alerts = self.store.reviews.next_review_alert(request_id, now + self.catalog.breakglass_realert)
             request = self.store.requests.get(request_id)

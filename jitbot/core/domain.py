@@ -8,6 +8,7 @@ The break-glass review's smaller table is beside it, in jitbot.review. Times are
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum, unique
@@ -165,6 +166,7 @@ class AccessRequest:
 
 
 Moved: TypeAlias = tuple[AccessRequest, AuditEvent]  # a request after a move, and the audit event that records it
+Change: TypeAlias = Callable[[AccessRequest], Moved]  # a move of the stored request, applied to its fresh state
 
 
 def session_name(request: AccessRequest) -> str:

@@ -102,6 +102,9 @@ def check_admin(catalog: Catalog, user: str, what: str) -> None:
 
 AUDITED_FAILURES = 10
 THROTTLED_FIRST_STEP = timedelta(seconds=1)  # a throttled revocation is first tried again within about this
+# an approved request not yet granted this long after its decision has its issue job queued again (unless one is
+# queued or running): a job lost with its worker or its Redis (a failover mid-job, AOF's last second) is re-driven
+ISSUE_REDRIVE = timedelta(seconds=30)
 
 
 def revocation_retry_delay(

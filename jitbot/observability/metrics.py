@@ -17,16 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from jitbot.core.catalog import Resource
 from jitbot.core.domain import AccessRequest, Action
 from jitbot.core.errors import ProviderError
 from jitbot.core.events import EventName
 from jitbot.providers.base import Ending, Held, Issued, Outcome, Provider
-
-if TYPE_CHECKING:
-    from jitbot.store.counters import MetricsSink  # which reads LAG_BOUNDS from here
 
 LAG_BOUNDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)  # seconds past the grant's end
 LAG_BUCKETS = (*(str(bound) for bound in LAG_BOUNDS), "+Inf")  # the `le` labels, also the hash's fields
@@ -59,10 +56,16 @@ COUNTER_FAMILIES = {  # field prefix → (metric name, help, label names)
 }
 
 
+class ErrorCounter(Protocol):
+    """Where failed cloud calls are counted (jitbot.store.counters.MetricsSink)."""
+
+    def count_provider_error(self, provider: str, retryable: bool) -> None: ...
+
+
 class CountedProvider:
     """A provider whose failed calls are counted by provider and kind; everything else passes through."""
 
-    def __init__(self, inner: Provider, sink: MetricsSink, name: str) -> None:
+    def __init__(self, inner: Provider, sink: ErrorCounter, name: str) -> None:
         self.inner, self.sink, self.name = inner, sink, name
         self.merges_ends = inner.merges_ends
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
 
+from jitbot.app.repository import Writes
 from jitbot.core.events import AuditEvent
 from jitbot.store import audit
 from jitbot.store.codec import text
@@ -52,7 +53,6 @@ return {1}
 """
 _BINARY_FROM = 5  # _APPEND's ARGV index of the first binary part
 UNSEEN_HEAD = "?"  # what a chain that has not seen the head yet says it is: no head is, so it is told
-Writes = Callable[[Any], None]  # queues commands on a pipeline (recorded, never executed)
 Guard = tuple[tuple[str, ...], str | bytes]  # a read command, and what it must still answer for a write to go ahead
 
 

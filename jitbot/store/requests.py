@@ -6,23 +6,22 @@ the request is still as the writer read it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import redis
 
-from jitbot.core.domain import AccessRequest, Status
+from jitbot.app.repository import Writes
+from jitbot.core.domain import AccessRequest, Change, Moved, Status
 from jitbot.core.errors import NotFound
 from jitbot.core.events import AuditEvent
-from jitbot.store.chain import AuditChain, Writes
+from jitbot.core.policy import ISSUE_REDRIVE
+from jitbot.store import schedule
+from jitbot.store.chain import AuditChain
 from jitbot.store.codec import decode, encode, text
 from jitbot.store.keys import EXPIRY, PENDING, TIMERS, UNDECIDED, mine_key, request_key
 
-# an approved request not yet granted this long after its decision has its issue job queued again (unless one is
-# queued or running): a job lost with its worker or its Redis (a failover mid-job, AOF's last second) is re-driven
-ISSUE_REDRIVE = timedelta(seconds=30)
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id) end
@@ -37,7 +36,6 @@ for i = 2, #ARGV do
 end
 return 0
 """
-Change = Callable[[AccessRequest], tuple[AccessRequest, AuditEvent]]
 
 
 class Requests:
@@ -72,7 +70,7 @@ class Requests:
             raise NotFound(f"There is no request `{request_id[:20]}`.")
         return decode(raw)
 
-    def transition(self, request_id: str, change: Change) -> tuple[AccessRequest, AuditEvent]:
+    def transition(self, request_id: str, change: Change) -> Moved:
         """Apply `change` to the stored request atomically; read and applied again if another writer got there
         first."""
         key = request_key(request_id)
@@ -104,10 +102,9 @@ class Requests:
         """What waits for approvers, oldest first: pending requests and extensions asked for."""
         return self.many([text(i) for i in self.redis.zrange(UNDECIDED, 0, limit - 1)])
 
-    def due(self, index: str, now: datetime, limit: int = 500) -> list[str]:
-        """Ids in `index` whose time has come, oldest first (one range query)."""
-        ids = self.redis.zrangebyscore(index, "-inf", now.timestamp(), start=0, num=limit)
-        return [text(i) for i in ids]
+    def due(self, index: str, now: datetime, limit: int = schedule.LIMIT) -> list[str]:
+        """Ids in `index` whose time has come, oldest first (one range query; Schedule asks by intent)."""
+        return schedule.due(self.redis, index, now, limit)
 
     def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[str]:
         """Up to `limit` ids due in the expiry index, oldest first, each moved `lease` ahead (atomically) so that
