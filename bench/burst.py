@@ -9,7 +9,7 @@ refuses ("try again in a minute") is counted and printed, never lost.
 
 Two stacks run side by side in the same run, each the real processes (web, two workers, sweeper) against a Slack
 stand-in that enforces Slack's limits (jitbot.testing.slack_limits.SlackLimits): one as jitbot runs (pacing, and
-requests that wait together in the channel folded into digests: jitbot.slack.notify), one with JITBOT_SLACK_PACING=0
+requests that wait together in the channel folded into digests: jitbot.slack.announcer), one with JITBOT_SLACK_PACING=0
 (no pacing, no digests: one message per request, 429s left to the client's retries and RQ's), the baseline. Each is
 sent the same burst; every sixth request asked is approved as soon as it is announced (50, throughout the burst), by
 a click on its button in whatever message carries it.

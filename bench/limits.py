@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.revocation import MISSED_AFTER_S, lags, percentile
 from jitbot.app.lifecycle import Lifecycle
+from jitbot.app.people import People
 from jitbot.core.catalog import Resource, parse_catalog
 from jitbot.core.domain import AccessRequest
 from jitbot.jobs.tasks import Tasks
@@ -86,7 +87,7 @@ def run(due: int, window: float, early: float, limits: Limits, batch: int) -> st
         try:
             store = Store(client)
             notifier = Notifier(web_client("xoxb-unused", "http://127.0.0.1:9/"), store)
-            messenger = slack_messenger(catalog, notifier)
+            messenger = slack_messenger(catalog, notifier, People(catalog, notifier, store))
             lifecycle = Lifecycle(catalog, store, Tasks(client), messenger, notifier, lambda kind: fake)
             first = datetime.now(UTC) + timedelta(seconds=due / 300 + 10)  # loaded (~400/s) before the first is due
             ends = [first + timedelta(seconds=window * n / due) for n in range(due)]

@@ -11,6 +11,7 @@ from jitbot import providers
 from jitbot.app.drift import DriftScan
 from jitbot.app.guard import Guard
 from jitbot.app.lifecycle import Lifecycle
+from jitbot.app.people import People
 from jitbot.config import Config
 from jitbot.core.catalog import Catalog, load_catalog
 from jitbot.jobs.tasks import Tasks
@@ -22,6 +23,7 @@ from jitbot.slack.pacing import Pacer
 from jitbot.slack.surface import Surface, build_surface
 from jitbot.store import Store, embedded
 from jitbot.store.durability import check_durability
+from jitbot.store.pacing import SlackPace
 from jitbot.store.redis_url import Connected, Replicas, open_redis
 
 
@@ -71,12 +73,11 @@ def build(config: Config, someone_waiting: bool = False, start_store: bool = Tru
     client_of_slack = web_client(config.slack_bot_token, config.slack_api_url, someone_waiting=someone_waiting)
     paced = config.slack_pacing and not someone_waiting  # a person waits on the web's calls: they never wait their turn
     # digests (requests folded into one approval message) are part of keeping Slack's pace: off with pacing
-    notifier = Notifier(client_of_slack, store, Pacer(client) if paced else None, catalog if paced else None)
-    messenger = slack_messenger(catalog, notifier)
+    notifier = Notifier(client_of_slack, store, Pacer(SlackPace(client)) if paced else None)
+    messenger = slack_messenger(catalog, notifier, People(catalog, notifier, store), digests=paced)
     surface = build_surface(Guard(catalog, store, notifier), tasks, notifier, messenger)  # Slack is the directory
-    lifecycle = Lifecycle(
-        catalog, store, tasks, messenger, notifier, functools.cache(lambda kind: providers.build(kind, config, store))
-    )
+    clouds = functools.cache(lambda kind: providers.build(kind, config, store.locks))  # writers share the store's locks
+    lifecycle = Lifecycle(catalog, store, tasks, messenger, notifier, clouds)
     drift = DriftScan(catalog, store, messenger, lifecycle.provider)
     return Runtime(config, catalog, client, store, tasks, notifier, messenger, surface, lifecycle, drift)
 

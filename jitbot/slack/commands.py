@@ -43,7 +43,7 @@ class Commands:
     def __init__(self, requesting: Requesting, notifier: Notifier) -> None:
         self.requesting = requesting
         self.guard = requesting.guard
-        self.store = requesting.store
+        self.store = notifier.store  # deliveries and their replies, kept by the Slack side
         self.notifier = notifier
 
     def handle_command(self, user: str, text: str, delivery: str | None = None, origin: Origin | None = None) -> Reply:

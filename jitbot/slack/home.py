@@ -14,13 +14,13 @@ from jitbot.core.domain import AccessRequest, Status
 from jitbot.core.policy import approver_groups, find_resource, is_approver
 from jitbot.slack import lists
 from jitbot.slack.notify import Notifier, NotifyError
-from jitbot.store import Store
+from jitbot.slack.state import SlackStore
 
 QUEUE_LIMIT = 200
 
 
 class Homes:
-    def __init__(self, catalog: Catalog, store: Store, notifier: Notifier, people: People, clock: Clock) -> None:
+    def __init__(self, catalog: Catalog, store: SlackStore, notifier: Notifier, people: People, clock: Clock) -> None:
         self.catalog = catalog
         self.store = store
         self.notifier = notifier

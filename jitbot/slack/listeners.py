@@ -153,7 +153,7 @@ def _deny(surface: Surface, body: Body, clicker: str, value: str) -> str | None:
 
 
 def _extend(surface: Surface, body: Body, clicker: str, value: str) -> str | None:
-    request = surface.requesting.store.requests.get(value) if value.startswith("r-") and len(value) == 8 else None
+    request = surface.notifier.store.requests.get(value) if value.startswith("r-") and len(value) == 8 else None
     if request is None or request.requester != clicker:
         return "Only the person who holds a grant can ask to extend it."
     surface.notifier.open_view(body["trigger_id"], forms.extend_form(request))

@@ -1,8 +1,9 @@
 """The Slack adapter's Messenger (jitbot.app.ports): what a use case means to say, said in Slack.
 
 The use cases name an intent — show this request, deliver this access, tell the requester this outcome — and this
-module picks the Slack calls (jitbot.slack.notify), the text (the pure renderers `dms` and `alerts`), the channel
-(the catalog's) and what to do when Slack refuses for a reason only an admin can fix (jitbot.slack.repair).
+module picks the Slack calls (jitbot.slack.notify to people, jitbot.slack.announcer in channels), the text (the pure
+renderers `dms` and `alerts`), the channel (the catalog's) and what to do when Slack refuses for a reason only an
+admin can fix (jitbot.slack.repair).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from jitbot.core.policy import find_resource
 from jitbot.core.redaction import Credentials
 from jitbot.observability import logs
 from jitbot.slack import alerts, dms
+from jitbot.slack.announcer import Announcer
 from jitbot.slack.home import Homes
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
 from jitbot.slack.repair import SlackRepair
@@ -27,9 +29,12 @@ _drift_log = logs.get("jitbot.drift")  # the drift alert's failure is logged whe
 
 
 class SlackMessenger:
-    def __init__(self, catalog: Catalog, notifier: Notifier, homes: Homes, repair: SlackRepair) -> None:
+    def __init__(
+        self, catalog: Catalog, notifier: Notifier, announcer: Announcer, homes: Homes, repair: SlackRepair
+    ) -> None:
         self.catalog = catalog
         self.notifier = notifier
+        self.announcer = announcer
         self.homes = homes
         self.repair = repair
 
@@ -44,7 +49,7 @@ class SlackMessenger:
         ]
         if request.status.is_final:
             steps.insert(0, lambda: self.notifier.scrub_credentials(request))
-            steps.append(lambda: self.notifier.resolve_alert(request))
+            steps.append(lambda: self.announcer.resolve_alert(request))
         failures = []
         for step in steps:  # each is safe to repeat; one failing must not hold back the others
             try:
@@ -58,7 +63,7 @@ class SlackMessenger:
         """The approval message, or — Slack refusing for a reason only an admin can fix — the request waits for
         the fix, said once to its requester and the admins (jitbot.slack.repair), without a job retrying it."""
         try:
-            self.notifier.sync_approval_message(request, resource)
+            self.announcer.sync_approval_message(request, resource)
         except SlackMisconfigured as error:
             if error.token_refused:  # nothing jitbot says gets out: retried, and logged with the fix
                 self.repair.alert(error)
@@ -87,7 +92,7 @@ class SlackMessenger:
                 return dms.extension_timed_out(request)
 
     def escalate(self, request: AccessRequest, resource: Resource) -> None:
-        self.notifier.post_escalation(request, resource)
+        self.announcer.post_escalation(request, resource)
 
     def remind(self, request: AccessRequest, now: datetime) -> None:
         self.notifier.remind(request, now)
@@ -98,7 +103,7 @@ class SlackMessenger:
         if not self.catalog.alert_channel:
             return
         try:
-            self.notifier.raise_alert(request, self.catalog.alert_channel, failures)
+            self.announcer.raise_alert(request, self.catalog.alert_channel, failures)
         except SlackMisconfigured as error:
             if error.token_refused:
                 raise
@@ -106,7 +111,7 @@ class SlackMessenger:
 
     def show_review(self, request: AccessRequest) -> None:
         if self.catalog.alert_channel:
-            self.notifier.sync_review_alert(request, self.catalog.alert_channel)
+            self.announcer.sync_review_alert(request, self.catalog.alert_channel)
 
     def alert_drift(
         self, findings: Sequence[tuple[str, str, str]], unreadable: Sequence[tuple[str, str]], every: timedelta
@@ -125,9 +130,14 @@ class SlackMessenger:
         self.homes.opened(user)
 
 
-def slack_messenger(catalog: Catalog, notifier: Notifier, clock: Clock = utcnow) -> SlackMessenger:
-    """The messenger and its parts, on the notifier's store: App Homes, which show each person what they may ask
-    for (People, asking Slack through the notifier), and the repair of a misconfigured channel."""
+def slack_messenger(
+    catalog: Catalog, notifier: Notifier, people: People, clock: Clock = utcnow, *, digests: bool = False
+) -> SlackMessenger:
+    """The messenger and its parts, on the notifier's calls and store: the announcer of jitbot's messages in channels
+    (`digests`: requests waiting together in one channel are folded into one message, as a worker that keeps
+    Slack's pace does), App Homes, which show each person what they may ask for (`people`, the use cases' own,
+    asking Slack through the notifier), and the repair of a misconfigured channel."""
     store = notifier.store
-    homes = Homes(catalog, store, notifier, People(catalog, notifier, store), clock)
-    return SlackMessenger(catalog, notifier, homes, SlackRepair(catalog, store, notifier, clock))
+    announcer = Announcer(notifier, catalog if digests else None)
+    homes = Homes(catalog, store, notifier, people, clock)
+    return SlackMessenger(catalog, notifier, announcer, homes, SlackRepair(catalog, store, notifier, clock))

@@ -1,11 +1,12 @@
-"""Slack's rate limits, kept by jitbot instead of learnt from 429s: token buckets in Redis that every worker shares.
+"""Slack's rate limits, kept by jitbot instead of learnt from 429s: token buckets that every worker shares (in Redis:
+jitbot.store.pacing, through jitbot.slack.state.TokenBuckets).
 
 Slack's published limits are the facts at the top; the Slack stand-in enforces the same facts (its own burst
 allowance on top), and jitbot's budgets stay below them: MARGIN of each rate, and a smaller burst.
 
 Priority: an urgent call (a credential DM, a secret scrub, a revocation notice) may spend a bucket's last tokens;
 any other call (an approval message, an edit, an App Home) leaves `reserve` of them for the urgent ones, so that a
-backlog of edits never spends what a scrub needs. The queues order the jobs (jitbot.tasks.URGENT_QUEUE); the
+backlog of edits never spends what a scrub needs. The queues order the jobs (jitbot.jobs.tasks.URGENT_QUEUE); the
 reserve orders the calls of jobs already running. Only the worker paces: the web process calls Slack while a
 person waits on the ack, and fails fast instead (jitbot.slack.notify.web_client).
 """
@@ -16,9 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
-
-from jitbot.store.keys import SLACK_PACE
+from jitbot.slack.state import TokenBuckets
 
 # Web API tiers, calls per minute "per API method per workspace per app": Tier 2 "20+ per minute", Tier 3 "50+
 # per minute", Tier 4 "100+ per minute" (https://docs.slack.dev/apis/web-api/rate-limits, "Overview").
@@ -50,30 +49,6 @@ MARGIN = 0.9  # jitbot's share of each rate: clocks and the network never let tw
 PATIENCE_S = 5.0  # a call waits this long for its turn at most (then its job is retried); an urgent one longer
 URGENT_PATIENCE_S = 10.0
 
-# KEYS: the buckets a call needs, each a hash {tokens, at}. ARGV: now (s), urgent (0/1), then per key its rate
-# (tokens/s), burst and reserve. Either every bucket has a token (the reserve left untouched unless urgent) and one
-# is taken from each, answering 0, or none is taken and the answer is the milliseconds until all would have one.
-_TAKE = """
-local now, urgent, wait = tonumber(ARGV[1]), ARGV[2] == '1', 0
-local levels = {}
-for i, key in ipairs(KEYS) do
-  local rate, burst, reserve = tonumber(ARGV[i * 3]), tonumber(ARGV[i * 3 + 1]), tonumber(ARGV[i * 3 + 2])
-  local saved = redis.call('hmget', key, 'tokens', 'at')
-  local tokens = burst
-  if saved[1] then tokens = math.min(burst, tonumber(saved[1]) + math.max(0, now - tonumber(saved[2])) * rate) end
-  local need = urgent and 1 or 1 + reserve
-  if tokens < need then wait = math.max(wait, (need - tokens) / rate) end
-  levels[i] = tokens
-end
-if wait > 0 then return math.ceil(wait * 1000) end
-for i, key in ipairs(KEYS) do
-  local rate, burst = tonumber(ARGV[i * 3]), tonumber(ARGV[i * 3 + 1])
-  redis.call('hset', key, 'tokens', tostring(levels[i] - 1), 'at', tostring(now))
-  redis.call('pexpire', key, math.ceil(burst / rate * 1000) + 1000)
-end
-return 0
-"""
-
 
 @dataclass(frozen=True)
 class Budget:
@@ -95,10 +70,10 @@ def tier_budget(tier: int) -> Budget:
 
 
 def buckets(method: str, channel: str) -> list[tuple[str, Budget]]:
-    """The buckets a call spends from: a post, its channel's; any tiered method, its own."""
-    found = [(f"{SLACK_PACE}channel:{channel}", CHANNEL_BUDGET)] if method == POST and channel else []
+    """The buckets a call spends from, by name: a post, its channel's; any tiered method, its own."""
+    found = [(f"channel:{channel}", CHANNEL_BUDGET)] if method == POST and channel else []
     tier = METHOD_TIER.get(method)
-    return found + ([(f"{SLACK_PACE}method:{method}", tier_budget(tier))] if tier else [])
+    return found + ([(f"method:{method}", tier_budget(tier))] if tier else [])
 
 
 class Pacer:
@@ -106,11 +81,11 @@ class Pacer:
 
     def __init__(
         self,
-        client: redis.Redis,
+        shared: TokenBuckets,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.redis = client
+        self.shared = shared
         self.clock = clock  # epoch seconds: every worker, on any machine, reads the same buckets
         self.sleep = sleep
 
@@ -129,7 +104,5 @@ class Pacer:
 
     def take(self, needed: list[tuple[str, Budget]], urgent: bool) -> float:
         """One try: 0 if a token was taken from every bucket, else the seconds until there would be one in each."""
-        shares = [str(value) for _, b in needed for value in (b.per_second, b.burst, b.reserve)]
-        keys = [key for key, _ in needed]
-        waited_ms = self.redis.eval(_TAKE, len(keys), *keys, repr(self.clock()), "1" if urgent else "0", *shares)
-        return int(waited_ms) / 1000
+        shares = [(name, b.per_second, b.burst, b.reserve) for name, b in needed]
+        return self.shared.take(shares, self.clock(), urgent)

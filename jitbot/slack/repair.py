@@ -16,14 +16,14 @@ from jitbot.core.events import AUTO, AuditEvent, EventName
 from jitbot.observability import logs
 from jitbot.slack import alerts, dms
 from jitbot.slack.notify import Notifier, NotifyError, SlackMisconfigured
-from jitbot.store import Store
+from jitbot.slack.state import SlackStore
 
 ALERT_EVERY = timedelta(hours=1)  # one alert per channel and error an hour, however many requests wait
 _log = logs.get("jitbot.slack")
 
 
 class SlackRepair:
-    def __init__(self, catalog: Catalog, store: Store, notifier: Notifier, clock: Clock) -> None:
+    def __init__(self, catalog: Catalog, store: SlackStore, notifier: Notifier, clock: Clock) -> None:
         self.catalog = catalog
         self.store = store
         self.notifier = notifier

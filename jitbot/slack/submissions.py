@@ -37,14 +37,14 @@ class Submissions:
     ) -> FormErrors:
         """A submitted modal: the errors to show on its fields, none when it was acted on (or was a repeat)."""
         delivery = f"view:{view_id}"
-        if not self.guard.store.deliveries.first_delivery(delivery):
+        if not self.commands.store.deliveries.first_delivery(delivery):
             self.guard.refuse_command(user, callback_id, DUPLICATE)
             return {}
         try:
             self._act_on_form(user, callback_id, values, origin)
         except JitError as error:
             # the person corrects the form and submits the same view again
-            self.guard.store.deliveries.forget_delivery(delivery)
+            self.commands.store.deliveries.forget_delivery(delivery)
             if not error.audited:
                 self.guard.refuse_command(user, callback_id, str(error), error.code)
             return {_field_of(error, callback_id): str(error)}

@@ -25,7 +25,7 @@ class Surface:
     def channel_joined(self, channel: str) -> None:
         """jitbot was invited to `channel`: every request waiting to be announced there goes out now, once
         (jitbot.slack.repair held them; the announcement itself is idempotent)."""
-        for request_id in self.requesting.store.slack.unblock_channel(channel):
+        for request_id in self.notifier.store.slack.unblock_channel(channel):
             self.jobs.sync_slack(request_id)
 
 

@@ -4,6 +4,7 @@ keys         every key jitbot writes, named once
 codec        the request codec
 chain        AuditChain: the audit trail, and the one write of state with its record (a Lua script)
 requests     Requests: requests, their indexes, timers and revocation leases
+schedule     Schedule: what is due in those indexes (the reconciler's questions)
 reviews      Reviews: break-glass reviews
 failures     RevocationFailures: failed revocations of a grant
 slack_state  SlackState: Slack message references, held announcements, alerts, App Home viewers, digests
@@ -26,6 +27,7 @@ from jitbot.store.failures import RevocationFailures
 from jitbot.store.locks import Locks
 from jitbot.store.requests import Requests
 from jitbot.store.reviews import Reviews
+from jitbot.store.schedule import Schedule
 from jitbot.store.slack_state import SlackState
 
 if TYPE_CHECKING:
@@ -33,13 +35,15 @@ if TYPE_CHECKING:
 
 
 class Store:
-    """The concerns, built on one client: callers name the one they use (`store.requests.get(…)`)."""
+    """The concerns, built on one client: callers name the one they use (`store.requests.get(…)`). The use cases
+    see it as their jitbot.app.repository.Repository."""
 
     def __init__(self, client: redis.Redis, replicas: Replicas | None = None) -> None:
         """`replicas`: behind Sentinel, each audited write reaches a replica before it returns (redis_url.Replicas)."""
         self.redis = client
         self.chain = AuditChain(client, replicas)
         self.requests = Requests(client, self.chain)
+        self.schedule = Schedule(client)
         self.reviews = Reviews(client, self.chain)
         self.failures = RevocationFailures(client)
         self.slack = SlackState(client, self.requests)

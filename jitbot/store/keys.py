@@ -22,7 +22,7 @@ AUDIT_HEAD = "jitbot:audit:head"  # the trail's last record as `seq:hash`, writt
 COUNTERS = "jitbot:metrics:counters"  # every process's counters, field `<family>:<label>…` (jitbot.metrics)
 REVOCATION_LAG = "jitbot:metrics:revocation_lag"  # the histogram: a cumulative count per bucket bound, and `sum`
 REPLICATED = "jitbot:replicated"  # a counter written just before WAIT (jitbot.redis_url.Replicas)
-SLACK_PACE = "jitbot:slack:pace:"  # prefix: Slack rate-limit token buckets, `channel:<id>`, `method:<name>`
+SLACK_PACE = "jitbot:slack:pace:"  # prefix: Slack token buckets (store.pacing): `channel:<id>`, `method:<name>`
 
 
 def request_key(request_id: str) -> str:

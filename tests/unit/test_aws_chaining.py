@@ -16,6 +16,7 @@ import pytest
 
 from jitbot.app.guard import Guard
 from jitbot.app.lifecycle import Lifecycle
+from jitbot.app.people import People
 from jitbot.core.catalog import parse_catalog
 from jitbot.core.commands import RequestAccess
 from jitbot.core.domain import AccessRequest, Status
@@ -62,7 +63,7 @@ def chained(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
     store, tasks, provider = Store(client), Tasks(client), AwsProvider()
     with SlackStandIn() as slack:
         notifier = Notifier(web_client("xoxb-t", slack.url), store)
-        messenger = slack_messenger(CATALOG, notifier, clock)
+        messenger = slack_messenger(CATALOG, notifier, People(CATALOG, notifier, store), clock)
         surface = build_surface(Guard(CATALOG, store, notifier, clock), tasks, notifier, messenger)
         lifecycle = Lifecycle(CATALOG, store, tasks, messenger, notifier, lambda kind: provider, clock=clock)
         yield Bot(client, store, tasks, slack, RecordingProvider(), clock, surface, lifecycle, messenger)

@@ -20,8 +20,9 @@ import pytest
 from jitbot.core.commands import RequestAccess
 from jitbot.core.domain import Status
 from jitbot.slack import ids
+from jitbot.slack.announcer import FOLD_OVER
 from jitbot.slack.approval import DIGEST_SIZE
-from jitbot.slack.notify import FOLD_OVER, NotifyError
+from jitbot.slack.notify import NotifyError
 from jitbot.testing.slack_limits import MESSAGE_BLOCKS
 from jitbot.testing.slack_standin import Call
 from tests.unit.test_lifecycle import Bot, dms, make_bot

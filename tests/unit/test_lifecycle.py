@@ -22,7 +22,7 @@ from rq.job import Job
 from jitbot.app.deciding import Deciding
 from jitbot.app.guard import DUPLICATE, Guard
 from jitbot.app.lifecycle import ISSUE_LOCK, Lifecycle
-from jitbot.app.people import FRESH_S
+from jitbot.app.people import FRESH_S, People
 from jitbot.app.requesting import Requesting
 from jitbot.core.catalog import Catalog, Resource, parse_catalog
 from jitbot.core.commands import RequestAccess
@@ -123,8 +123,8 @@ def make_bot(catalog: Catalog, someone_waiting: bool = False) -> Iterator[Bot]:
     client = fakeredis.FakeRedis()
     store, tasks, clock, fake = Store(client), Tasks(client), Clock(NOW), RecordingProvider()
     with SlackStandIn() as slack:
-        notifier = Notifier(web_client("xoxb-t", slack.url, someone_waiting=someone_waiting), store, catalog=catalog)
-        messenger = slack_messenger(catalog, notifier, clock)
+        notifier = Notifier(web_client("xoxb-t", slack.url, someone_waiting=someone_waiting), store)
+        messenger = slack_messenger(catalog, notifier, People(catalog, notifier, store), clock, digests=True)
         surface = build_surface(Guard(catalog, store, notifier, clock), tasks, notifier, messenger)
         lifecycle = Lifecycle(catalog, store, tasks, messenger, notifier, lambda name: fake, clock=clock)
         yield Bot(client, store, tasks, slack, fake, clock, surface, lifecycle, messenger)

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jitbot.app.lifecycle import Lifecycle
+from jitbot.app.people import People
 from jitbot.core.catalog import parse_catalog
 from jitbot.core.domain import AccessRequest, Status, approve, confirm_end, grant, open_request
 from jitbot.core.errors import ProviderError
@@ -214,7 +215,7 @@ def lifecycle(server: fakeredis.FakeServer) -> Iterator[tuple[Lifecycle, FakePro
     store, fake, clock = process(server), FakeProvider(), Clock()
     with SlackStandIn() as slack:
         notifier = Notifier(web_client("xoxb-t", slack.url), store)
-        messenger = slack_messenger(CATALOG, notifier, clock)
+        messenger = slack_messenger(CATALOG, notifier, People(CATALOG, notifier, store), clock)
         yield Lifecycle(CATALOG, store, Tasks(store.redis), messenger, notifier, lambda name: fake, clock), fake, clock
 
 

@@ -693,7 +693,7 @@ def test_escalation_when_then_decided_then_the_escalation_message_shows_it_too(b
     run_jobs(bot)
     assert buttons(message(bot, request_id)) == []  # the approvers' channel is up to date
     escalation = message(bot, request_id, "escalation")
-    # BUG: notify.sync_approval_message edits the escalation message only on the path that first posts the
+    # BUG: announcer.sync_approval_message edits the escalation message only on the path that first posts the
     # approval message; once that exists it returns early, so the escalation keeps its Approve / Deny buttons.
     assert buttons(escalation) == [] and "Approved by <@U0DAVE>" in text_of(escalation)
 

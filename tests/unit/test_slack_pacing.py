@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from jitbot.slack.notify import Notifier, NotifyError
 from jitbot.slack.pacing import CHANNEL_BUDGET, PATIENCE_S, Budget, Pacer, buckets, tier_budget
 from jitbot.store import Store
+from jitbot.store.pacing import SlackPace
 from jitbot.testing.slack_standin import SlackStandIn
 
 CHANNEL = "C0APPROVALS"
@@ -43,13 +44,18 @@ def server() -> fakeredis.FakeServer:
 
 def pacer(server: fakeredis.FakeServer, clock: Clock) -> Pacer:
     """One worker process: its own connection to the shared Redis."""
-    return Pacer(fakeredis.FakeRedis(server=server), clock=clock, sleep=clock.sleep)
+    return Pacer(SlackPace(fakeredis.FakeRedis(server=server)), clock=clock, sleep=clock.sleep)
 
 
-def test_buckets_when_post_then_its_channel_else_the_methods_tier() -> None:
-    assert buckets("chat.postMessage", CHANNEL) == [(f"jitbot:slack:pace:channel:{CHANNEL}", CHANNEL_BUDGET)]
-    assert buckets("chat.update", CHANNEL) == [("jitbot:slack:pace:method:chat.update", tier_budget(3))]
+def test_buckets_when_post_then_its_channel_else_the_methods_tier(server: fakeredis.FakeServer, clock: Clock) -> None:
+    assert buckets("chat.postMessage", CHANNEL) == [(f"channel:{CHANNEL}", CHANNEL_BUDGET)]
+    assert buckets("chat.update", CHANNEL) == [("method:chat.update", tier_budget(3))]
     assert buckets("auth.test", "") == []
+    worker = pacer(server, clock)
+    worker.wait_turn("chat.postMessage", CHANNEL, urgent=False)
+    worker.wait_turn("chat.update", CHANNEL, urgent=False)
+    kept = {key.decode() for key in fakeredis.FakeRedis(server=server).scan_iter()}
+    assert kept == {f"jitbot:slack:pace:channel:{CHANNEL}", "jitbot:slack:pace:method:chat.update"}
 
 
 def test_budgets_when_compared_with_slacks_limits_then_below_each_rate() -> None:
@@ -115,7 +121,7 @@ def contended(server: fakeredis.FakeServer, clock: Clock, channel: str) -> Pacer
         rival.take(needed, urgent=True)
 
     assert [rival.take(needed, urgent=True) for _ in range(2)] == [0.0, 0.0]  # the burst is spent
-    return Pacer(fakeredis.FakeRedis(server=server), clock=clock, sleep=sleep_while_rival_posts)
+    return Pacer(SlackPace(fakeredis.FakeRedis(server=server)), clock=clock, sleep=sleep_while_rival_posts)
 
 
 def test_wait_turn_when_turn_beyond_patience_then_answers_the_wait_and_spends_nothing(
@@ -144,6 +150,6 @@ def test_notifier_when_paced_out_then_notify_error_without_calling_slack_but_urg
         notifier.tell("U0ALICE", "this can wait")
     assert standin.calls_to("chat.postMessage") == []
     waited = len(clock.slept)
-    notifier._call("chat_postMessage", channel="U0ALICE", text="your access", urgent=True)  # as send_access does
+    notifier.call("chat_postMessage", channel="U0ALICE", text="your access", urgent=True)  # as send_access does
     assert [c.params["text"] for c in standin.calls_to("chat.postMessage")] == ["your access"]
     assert len(clock.slept) == waited  # the token kept from the others was there at once
