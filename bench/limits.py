@@ -5,7 +5,7 @@ grant ended on its own (`--batch 1`, as before batching), in the same run.
 `--due` grants (default 10,000) end evenly over `--window` (default 60 s), over 20 resources: half on 2 hot GCP
 projects, a quarter on 3 AWS roles (`--early`, default 20%, of those ended early by End now), the rest on 15 Azure
 scopes. At this scale on 2 cores, moto and the GCP stand-in would measure themselves: one fake provider stands in
-for the three clouds, in process, with the limits of jitbot.testing.cloud_limits (lognormal latency, p50 150 ms;
+for the three clouds, in process, with the limits of jitbot.providers.limits (lognormal latency, p50 150 ms;
 a token bucket of writes per policy). A GCP project and an AWS role are shared policies (revoked together); an
 Azure PIM removal is a request of its own, throttled per scope (standing for ARM's principal and subscription).
 
@@ -39,11 +39,11 @@ from jitbot.core.catalog import Resource, parse_catalog
 from jitbot.core.domain import AccessRequest
 from jitbot.jobs.tasks import Tasks
 from jitbot.providers.fake import FakeProvider
+from jitbot.providers.limits import Limits
 from jitbot.slack.messenger import slack_messenger
 from jitbot.slack.notify import Notifier, web_client
 from jitbot.store import Store, embedded
 from jitbot.sweeper import Sweeper
-from jitbot.testing.cloud_limits import Limits
 from jitbot.testing.grants import load_grants
 
 GCP = [f"gcp-hot-{n}" for n in range(2)]

@@ -1,3 +1,3 @@
-"""The use cases: asking and deciding (requesting, deciding, guard, people), granting, renewing and ending access and
-its timers (lifecycle, sweeper), the drift scan (drift). They change state through the store and hand cloud and Slack
-work to jobs; what they still import of Slack and Redis is listed in tests/unit/test_architecture.py, to be removed."""
+"""The use cases: asking and deciding (requesting, deciding, guard, people), granting, renewing and ending access
+(lifecycle) and its timers (reconciler), the drift scan (drift). They reach people, workers and what is kept only
+through their ports (ports, repository): no Slack, Redis, RQ or cloud SDK here (tests/unit/test_architecture.py)."""

@@ -14,7 +14,7 @@ from jitbot.core.errors import ProviderError
 from jitbot.core.redaction import Credentials
 from jitbot.providers.base import Ending, Held, Issued, Outcome
 from jitbot.providers.fake_settings import FakeSettings
-from jitbot.testing.cloud_limits import Limits, Throttle
+from jitbot.providers.limits import Limits, Throttle
 
 
 class FakeProvider:

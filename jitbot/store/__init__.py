@@ -11,6 +11,7 @@ slack_state  SlackState: Slack message references, held announcements, alerts, A
 deliveries   Deliveries: Slack deliveries and their replies, the person and group caches
 locks        Locks: exclusive sections, shared holds, once-per-window claims (drift scan, unverified requests)
 counters     MetricsSink: the best-effort counters and histogram (jitbot.metrics reads them)
+pacing       SlackPace: the token buckets that pace Slack calls, shared by every worker
 durability   whether a Redis keeps what jitbot writes
 """
 

@@ -1,6 +1,6 @@
 """What jitbot knows of its Slack messages: each request's message references, announcements held for a channel an
 admin must fix, alerts of Slack misconfigurations, App Home viewers, and digests (requests announced together in one
-approval message, jitbot.slack.notify)."""
+approval message, jitbot.slack.announcer)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from jitbot.testing.cloud_limits import Limits, Throttle
+from jitbot.providers.limits import Limits, Throttle
 from jitbot.testing.loopback import Answer, JsonHandler, LoopbackServer, StandInServer
 from jitbot.testing.pim import Pim
 from jitbot.testing.pim_knobs import PimKnobs

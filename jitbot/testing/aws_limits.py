@@ -27,7 +27,7 @@ from moto.ssoadmin.responses import SSOAdminResponse
 from moto.sts.exceptions import STSClientError, STSValidationError
 from moto.sts.responses import TokenResponse
 
-from jitbot.testing.cloud_limits import Throttle
+from jitbot.providers.limits import Throttle
 
 # IAM User Guide, "IAM and AWS STS quotas": "Role policy size cannot exceed 10,240 characters" — all inline
 # policies of one role together, white space not counted. PutRolePolicy then fails with LimitExceeded

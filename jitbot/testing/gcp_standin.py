@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from jitbot.testing.cloud_limits import Limits, Throttle
+from jitbot.providers.limits import Limits, Throttle
 from jitbot.testing.gcp_policy import VERSIONS, append_bindings, as_version, binding_problem, has_conditions, new_etag
 from jitbot.testing.loopback import Answer, JsonHandler, LoopbackServer, StandInServer
 

@@ -1,6 +1,6 @@
 """moto's server in a process of its own, refusing what AWS refuses (aws_limits): a test can freeze it with SIGSTOP
 and get what a hung cloud endpoint is — the kernel still accepts connections, and nothing ever answers. With
-`limits` (the fields of cloud_limits.Limits, as JSON) IAM and STS answer with AWS's latency and throttling.
+`limits` (the fields of providers.limits.Limits, as JSON) IAM and STS answer with AWS's latency and throttling.
 
     python -m jitbot.testing.moto_process <port> [limits]
 """
@@ -12,8 +12,8 @@ import sys
 
 from moto.server import main as serve
 
+from jitbot.providers.limits import Limits, Throttle
 from jitbot.testing import aws_limits
-from jitbot.testing.cloud_limits import Limits, Throttle
 
 
 def main(argv: list[str]) -> None:

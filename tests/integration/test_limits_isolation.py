@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from jitbot.jobs.tasks import QUEUES, make_queue, waiting_jobs
-from jitbot.testing.cloud_limits import Limits, Throttle
+from jitbot.providers.limits import Limits, Throttle
 from jitbot.testing.slack_standin import Call
 from jitbot.testing.stack import Stack
 from tests.integration.drills import Event, Record, expiries, request_grants, requester, trail, wait_for_event

@@ -99,15 +99,14 @@ def test_adapters_when_imports_parsed_then_none_imports_another() -> None:
     assert found == {}
 
 
-def test_product_when_imports_parsed_then_only_demo_and_the_fake_cloud_reach_the_stand_ins() -> None:
-    """The stand-ins ship because `jitbot demo` runs on them; nothing else in the product imports them (the fake
-    provider shares their limit model, which the demo's catalog and the tests configure)."""
+def test_product_when_imports_parsed_then_only_the_demo_reaches_the_stand_ins() -> None:
+    """The stand-ins ship because `jitbot demo` runs on them; nothing else in the product imports them."""
     reaching = {
         p.relative_to(PACKAGE).as_posix()
         for p in PACKAGE.rglob("*.py")
         if "testing" not in p.relative_to(PACKAGE).parts and any(n.startswith("jitbot.testing") for n in imported(p))
     }
-    assert reaching == {"ops/demo.py", "ops/demo_transcript.py", "providers/fake.py"}
+    assert reaching == {"ops/demo.py", "ops/demo_transcript.py"}
 
 
 def test_csv_writers_when_imports_parsed_then_only_csv_cells_imports_csv() -> None:

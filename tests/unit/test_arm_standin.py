@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from jitbot.providers.limits import Limits
 from jitbot.testing.arm_standin import MANAGED_IDENTITY_API, SCHEDULE_REQUESTS_API, ArmStandIn
-from jitbot.testing.cloud_limits import Limits
 from jitbot.testing.role_management import PimPolicy
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"

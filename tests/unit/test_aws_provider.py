@@ -42,9 +42,9 @@ from jitbot.providers.aws_denies import (
     with_cut,
 )
 from jitbot.providers.base import Held
+from jitbot.providers.limits import Limits, Throttle
 from jitbot.store import Store
 from jitbot.testing import aws_limits
-from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.host import free_port
 
 ACCOUNT = "123456789012"

@@ -18,6 +18,7 @@ from jitbot.core.errors import ProviderError
 from jitbot.providers.arm import is_loopback
 from jitbot.providers.azure import AzureProvider, admin_assignment_demands
 from jitbot.providers.azure_settings import AzureSettings
+from jitbot.providers.limits import Limits
 from jitbot.providers.pim import (
     JUSTIFICATION_LIMIT,
     PIM_MINIMUM,
@@ -35,7 +36,6 @@ from jitbot.providers.pim import (
     schedule_request_name,
 )
 from jitbot.testing.arm_standin import ArmStandIn
-from jitbot.testing.cloud_limits import Limits
 from jitbot.testing.role_management import PimPolicy
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000001"

@@ -18,9 +18,9 @@ from jitbot.providers.base import Ending, Outcome
 from jitbot.providers.gcp import GcpProvider
 from jitbot.providers.gcp_policy import add_binding, jitbot_request_id
 from jitbot.providers.gcp_settings import GcpSettings
+from jitbot.providers.limits import Limits, Throttle
 from jitbot.store.keys import EXPIRY
 from jitbot.sweeper import HOLD, LEASE, Sweeper
-from jitbot.testing.cloud_limits import Limits, Throttle
 from jitbot.testing.gcp_standin import GcpStandIn
 from jitbot.testing.grants import load_grants
 from tests.unit.test_lifecycle import Bot, audit_log, make_bot, status

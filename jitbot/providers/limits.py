@@ -1,5 +1,6 @@
 """The limits real clouds impose, for the cloud doubles: a latency per call with a long tail, a write rate per
-shared policy. Off unless asked for: functional tests run without them, benchmarks with them.
+shared policy. Off unless asked for: functional tests run without them, benchmarks with them. It lives with the
+providers because the fake provider, which a catalog may name, applies them too; the stand-ins import it from here.
 
 Latency is lognormal (most calls near the median, a few many times slower), drawn from a seeded generator so that
 a run can be repeated. The write rate is a token bucket per key (a GCP project's policy, an AWS role, an Azure
