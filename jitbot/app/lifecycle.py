@@ -23,6 +23,7 @@ from jitbot.core.events import AUTO, AuditEvent, EventName
 from jitbot.core.policy import alerts_after, audits_failure, find_resource, revocation_retry_delay
 from jitbot.observability import logs, metrics
 from jitbot.providers.base import Ending, Provider, revoke_verified
+from jitbot.providers.base import Outcome as Ended
 
 # a killed issue job blocks cutting its never-recorded session this long; a live one ends sooner (tasks.ISSUE_TIMEOUT_S)
 ISSUE_LOCK = timedelta(minutes=2)
@@ -151,7 +152,7 @@ class Lifecycle:
     def _cut_many(self, cuts: list[Ending], now: datetime) -> None:
         """Revoke in the cloud and read back that each is gone, then record each end: EXPIRED for a grant, FAILED
         for one never issued. One the cloud still shows (or refused) stays live and is retried on its own."""
-        outcomes = self.provider(cuts[0][1]).revoke_many(cuts, now)
+        outcomes = self._revoke_many(cuts, now)
         confirmed = self.clock()  # the record's time: when the cloud showed it gone, not when the attempt began
         for request, _ in cuts:
             outcome = outcomes[request.id]
@@ -159,6 +160,20 @@ class Lifecycle:
                 self._retry_revocation(request, outcome, now)
             else:
                 self._record_end(request, outcome, confirmed)
+
+    def _revoke_many(self, cuts: list[Ending], now: datetime) -> dict[str, Ended]:
+        """The cloud's outcome for each grant. A provider that raises instead (a bug, an SDK error it does not
+        translate) has failed each grant of the batch: counted, audited and alerted on as a refusing cloud is,
+        rather than left to the sweeper's last-resort log line while the grants stay live."""
+        ids = [request.id for request, _ in cuts]
+        try:
+            return self.provider(cuts[0][1]).revoke_many(cuts, now)
+        except ProviderError as error:  # providers answer refusals per grant; one raised for the batch fails each
+            return dict.fromkeys(ids, error)
+        except Exception as error:  # noqa: BLE001 - audited and alerted through _retry_revocation; traceback logged
+            _log.exception("revoke_raised", request_ids=ids)
+            failed = ProviderError(f"jitbot hit {type(error).__name__} ending this access (logged)", retryable=True)
+            return dict.fromkeys(ids, failed)
 
     def _record_end(self, request: AccessRequest, verified: str, confirmed: datetime) -> None:
         try:

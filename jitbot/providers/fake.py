@@ -36,7 +36,7 @@ class FakeProvider:
     def __init__(self, limits: Limits | None = None) -> None:
         self.live: set[str] = set()
         self.calls: list[tuple[str, str]] = []
-        self.fail_next: list[ProviderError] = []
+        self.fail_next: list[Exception] = []  # a ProviderError as a cloud refuses; any other as a buggy provider
         self.throttle = Throttle(limits) if limits else None
 
     def grant(self, request: AccessRequest, resource: Resource, now: datetime) -> Issued:

@@ -5,8 +5,9 @@ hand — the sweeper claiming what is due (retries included), and the worker's r
 """
 
 import itertools
+import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -99,6 +100,27 @@ def test_revocation_when_failing_then_grant_stays_live_not_dropped(bot: Bot) -> 
     assert status(bot, request_id) is Status.ACTIVE  # still live: listed, alerted, retried
     due = bot.store.redis.zscore("jitbot:expiry", request_id)
     assert due is not None and due > bot.clock.now.timestamp()  # the reconciler comes back later
+
+
+def test_revocation_when_the_provider_raises_a_bug_then_counted_audited_and_alerted_as_a_refusing_cloud(
+    bot: Bot,
+) -> None:
+    request_id = active(bot)
+    bot.fake.fail_next = [KeyError("role_arn")] * 3  # not a ProviderError: a provider's bug, not the cloud's answer
+    bot.clock.now = bot.store.requests.get(request_id).expires_at or NOW
+    for _ in range(3):  # the sweeper, then its retries as they fall due
+        bot.lifecycle.end_many([request_id])
+        bot.clock.now = datetime.fromtimestamp(bot.store.redis.zscore("jitbot:expiry", request_id) or 0, UTC)
+    run_jobs(bot)
+    assert status(bot, request_id) is Status.ACTIVE  # still live, and still in the index for the next try
+    assert [json.loads(e["detail"])["attempt"] for e in failures(bot, request_id)] == [1, 2, 3]
+    assert (
+        "KeyError" in failures(bot, request_id)[0]["detail"]
+        and "role_arn" not in failures(bot, request_id)[0]["detail"]
+    )
+    assert len(alerts(bot)) == 1 and "Revoking" in alerts(bot)[0]
+    bot.lifecycle.end_many([request_id])  # the provider works again
+    assert status(bot, request_id) is Status.EXPIRED
 
 
 def test_revocation_when_cloud_says_not_before_then_deferred_to_then_not_counted_and_requester_told(bot: Bot) -> None:
