@@ -87,8 +87,9 @@ def run(due: int, window: float, early: float, limits: Limits, batch: int) -> st
         try:
             store = Store(client)
             notifier = Notifier(web_client("xoxb-unused", "http://127.0.0.1:9/"), store)
-            messenger = slack_messenger(catalog, notifier, People(catalog, notifier, store))
-            lifecycle = Lifecycle(catalog, store, Tasks(client), messenger, notifier, lambda kind: fake)
+            people = People(catalog, notifier, store)
+            messenger = slack_messenger(catalog, notifier, people)
+            lifecycle = Lifecycle(catalog, store, Tasks(client), messenger, people, lambda kind: fake)
             first = datetime.now(UTC) + timedelta(seconds=due / 300 + 10)  # loaded (~400/s) before the first is due
             ends = [first + timedelta(seconds=window * n / due) for n in range(due)]
             names = mix(due)

@@ -74,10 +74,11 @@ def build(config: Config, someone_waiting: bool = False, start_store: bool = Tru
     paced = config.slack_pacing and not someone_waiting  # a person waits on the web's calls: they never wait their turn
     # digests (requests folded into one approval message) are part of keeping Slack's pace: off with pacing
     notifier = Notifier(client_of_slack, store, Pacer(SlackPace(client)) if paced else None)
-    messenger = slack_messenger(catalog, notifier, People(catalog, notifier, store), digests=paced)
-    surface = build_surface(Guard(catalog, store, notifier), tasks, notifier, messenger)  # Slack is the directory
+    people = People(catalog, notifier, store)  # Slack is the directory
+    messenger = slack_messenger(catalog, notifier, people, digests=paced)
+    surface = build_surface(Guard(catalog, store, people), tasks, notifier, messenger)
     clouds = functools.cache(lambda kind: providers.build(kind, config, store.locks))  # writers share the store's locks
-    lifecycle = Lifecycle(catalog, store, tasks, messenger, notifier, clouds)
+    lifecycle = Lifecycle(catalog, store, tasks, messenger, people, clouds)
     drift = DriftScan(catalog, store, messenger, lifecycle.provider)
     return Runtime(config, catalog, client, store, tasks, notifier, messenger, surface, lifecycle, drift)
 

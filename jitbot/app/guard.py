@@ -4,7 +4,6 @@ request a person names and audits a refusal: once, on the request it is about, o
 from __future__ import annotations
 
 from jitbot.app.people import People
-from jitbot.app.ports import Directory
 from jitbot.app.repository import Repository
 from jitbot.core.catalog import Catalog, Resource
 from jitbot.core.clock import Clock, utcnow
@@ -20,12 +19,12 @@ UNKNOWN = "unknown"  # the resource of a refused command that names none in the 
 
 
 class Guard:
-    def __init__(self, catalog: Catalog, store: Repository, directory: Directory, clock: Clock = utcnow) -> None:
+    def __init__(self, catalog: Catalog, store: Repository, people: People, clock: Clock = utcnow) -> None:
         self.catalog = catalog
         self.store = store
-        self.directory = directory
+        self.people = people  # the process's one: its installation is asked of the directory once
+        self.directory = people.directory
         self.clock = clock
-        self.people = People(catalog, directory, store)
 
     def load(self, request_id: str) -> AccessRequest:
         """The stored request; what is not shaped like an id is refused before Redis is asked."""

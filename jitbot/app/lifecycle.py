@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from jitbot.app.people import People
-from jitbot.app.ports import Directory, Jobs, Messenger, Outcome
+from jitbot.app.ports import Jobs, Messenger, Outcome
 from jitbot.app.reconciler import Reconciler
 from jitbot.app.repository import Repository
 from jitbot.core.catalog import Catalog, Resource
@@ -37,7 +37,7 @@ class Lifecycle:
         store: Repository,
         tasks: Jobs,
         messenger: Messenger,
-        directory: Directory,
+        people: People,
         providers: Callable[[str], Provider],
         clock: Clock = utcnow,
     ) -> None:
@@ -47,7 +47,7 @@ class Lifecycle:
         self.messenger = messenger
         self.providers = providers
         self.clock = clock
-        self.reconciler = Reconciler(catalog, store, tasks, messenger, People(catalog, directory, store), clock)
+        self.reconciler = Reconciler(catalog, store, tasks, messenger, people, clock)
 
     def issue_access(self, request_id: str) -> None:
         """APPROVED → ACTIVE: ask the cloud, record the grant (its end in the expiry index), DM the access."""

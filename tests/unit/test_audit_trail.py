@@ -11,6 +11,7 @@ import fakeredis
 import pytest
 
 from jitbot.app.guard import Guard
+from jitbot.app.people import People
 from jitbot.core.catalog import parse_catalog
 from jitbot.core.csv_cells import FORMULA_STARTS
 from jitbot.core.domain import approve, grant, open_request
@@ -151,8 +152,9 @@ def exported_csv(store: Store) -> list[dict[str, str]]:
 
 
 def test_export_when_a_formula_is_typed_as_resource_then_recorded_unknown_with_the_text_in_detail() -> None:
-    store = Store(fakeredis.FakeRedis())
-    commands = build_surface(Guard(parse_catalog(CATALOG), store, Mock(), lambda: NOW), Mock(), Mock(), Mock()).commands
+    store, catalog = Store(fakeredis.FakeRedis()), parse_catalog(CATALOG)
+    guard = Guard(catalog, store, People(catalog, Mock(), store), lambda: NOW)
+    commands = build_surface(guard, Mock(), Mock(), Mock()).commands
     commands.handle_command("U0MALLORY", f"request {PLANTED} 1h INC-1 take a look")
     commands.handle_command("U0MALLORY", "request prod-db soon INC-1")  # refused: no duration
     [planted, named] = exported_csv(store)

@@ -63,9 +63,10 @@ def chained(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
     store, tasks, provider = Store(client), Tasks(client), AwsProvider()
     with SlackStandIn() as slack:
         notifier = Notifier(web_client("xoxb-t", slack.url), store)
-        messenger = slack_messenger(CATALOG, notifier, People(CATALOG, notifier, store), clock)
-        surface = build_surface(Guard(CATALOG, store, notifier, clock), tasks, notifier, messenger)
-        lifecycle = Lifecycle(CATALOG, store, tasks, messenger, notifier, lambda kind: provider, clock=clock)
+        people = People(CATALOG, notifier, store)
+        messenger = slack_messenger(CATALOG, notifier, people, clock)
+        surface = build_surface(Guard(CATALOG, store, people, clock), tasks, notifier, messenger)
+        lifecycle = Lifecycle(CATALOG, store, tasks, messenger, people, lambda kind: provider, clock=clock)
         yield Bot(client, store, tasks, slack, RecordingProvider(), clock, surface, lifecycle, messenger)
 
 

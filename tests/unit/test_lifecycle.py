@@ -124,9 +124,10 @@ def make_bot(catalog: Catalog, someone_waiting: bool = False) -> Iterator[Bot]:
     store, tasks, clock, fake = Store(client), Tasks(client), Clock(NOW), RecordingProvider()
     with SlackStandIn() as slack:
         notifier = Notifier(web_client("xoxb-t", slack.url, someone_waiting=someone_waiting), store)
-        messenger = slack_messenger(catalog, notifier, People(catalog, notifier, store), clock, digests=True)
-        surface = build_surface(Guard(catalog, store, notifier, clock), tasks, notifier, messenger)
-        lifecycle = Lifecycle(catalog, store, tasks, messenger, notifier, lambda name: fake, clock=clock)
+        people = People(catalog, notifier, store)
+        messenger = slack_messenger(catalog, notifier, people, clock, digests=True)
+        surface = build_surface(Guard(catalog, store, people, clock), tasks, notifier, messenger)
+        lifecycle = Lifecycle(catalog, store, tasks, messenger, people, lambda name: fake, clock=clock)
         yield Bot(client, store, tasks, slack, fake, clock, surface, lifecycle, messenger)
 
 

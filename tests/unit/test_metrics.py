@@ -215,8 +215,9 @@ def lifecycle(server: fakeredis.FakeServer) -> Iterator[tuple[Lifecycle, FakePro
     store, fake, clock = process(server), FakeProvider(), Clock()
     with SlackStandIn() as slack:
         notifier = Notifier(web_client("xoxb-t", slack.url), store)
-        messenger = slack_messenger(CATALOG, notifier, People(CATALOG, notifier, store), clock)
-        yield Lifecycle(CATALOG, store, Tasks(store.redis), messenger, notifier, lambda name: fake, clock), fake, clock
+        people = People(CATALOG, notifier, store)
+        messenger = slack_messenger(CATALOG, notifier, people, clock)
+        yield Lifecycle(CATALOG, store, Tasks(store.redis), messenger, people, lambda name: fake, clock), fake, clock
 
 
 def test_issue_access_when_cloud_refuses_then_provider_error_counted_by_kind(

@@ -12,6 +12,7 @@ import fakeredis
 import pytest
 
 from jitbot.app.lifecycle import Lifecycle
+from jitbot.app.people import People
 from jitbot.app.ports import Outcome
 from jitbot.core.catalog import parse_catalog
 from jitbot.core.domain import Status, approve_by_policy, ask_extension, new_request_id, open_request
@@ -63,7 +64,9 @@ class World:
 def world() -> World:
     client = fakeredis.FakeRedis()
     store, tasks, fake, clock, messenger = Store(client), Tasks(client), FakeProvider(), Clock(), RecordingMessenger()
-    lifecycle = Lifecycle(CATALOG, store, tasks, messenger, StaticDirectory(), lambda kind: fake, clock=clock)
+    lifecycle = Lifecycle(
+        CATALOG, store, tasks, messenger, People(CATALOG, StaticDirectory(), store), lambda kind: fake, clock=clock
+    )
     return World(client, store, tasks, fake, clock, messenger, lifecycle)
 
 
