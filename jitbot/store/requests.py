@@ -17,7 +17,6 @@ from jitbot.core.domain import AccessRequest, Change, Moved, Status
 from jitbot.core.errors import NotFound
 from jitbot.core.events import AuditEvent
 from jitbot.core.policy import ISSUE_REDRIVE
-from jitbot.store import schedule
 from jitbot.store.chain import AuditChain
 from jitbot.store.codec import decode, encode, text
 from jitbot.store.keys import EXPIRY, PENDING, TIMERS, UNDECIDED, mine_key, request_key
@@ -101,10 +100,6 @@ class Requests:
     def undecided(self, limit: int) -> list[AccessRequest]:
         """What waits for approvers, oldest first: pending requests and extensions asked for."""
         return self.many([text(i) for i in self.redis.zrange(UNDECIDED, 0, limit - 1)])
-
-    def due(self, index: str, now: datetime, limit: int = schedule.LIMIT) -> list[str]:
-        """Ids in `index` whose time has come, oldest first (one range query; Schedule asks by intent)."""
-        return schedule.due(self.redis, index, now, limit)
 
     def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[str]:
         """Up to `limit` ids due in the expiry index, oldest first, each moved `lease` ahead (atomically) so that

@@ -18,6 +18,7 @@ from jitbot.core.errors import ProviderError
 from jitbot.jobs.names import JobName
 from jitbot.observability.metrics_collector import RedisCollector
 from jitbot.providers.base import Held, Outcome
+from jitbot.store.schedule import due
 from tests.unit.test_lifecycle import NOW, Bot, RecordingProvider, active, audit_log, make_bot, status
 
 CATALOG = parse_catalog(
@@ -133,7 +134,7 @@ def test_revocation_when_read_back_keeps_showing_access_then_grant_stays_live_re
         bot.clock.advance(timedelta(minutes=1))
     failed = [entry for entry in audit_log(bot) if entry["event"] == "revocation failed"]
     assert len(failed) == 3 and "still in the policy" in failed[-1]["detail"]
-    assert bot.store.requests.due("jitbot:expiry", bot.clock.now + timedelta(minutes=2)) == [request_id]  # retried
+    assert due(bot.store.redis, "jitbot:expiry", bot.clock.now + timedelta(minutes=2)) == [request_id]  # retried
     assert [job.func_name for job in bot.tasks.urgent.get_jobs()].count(JobName.ALERT_REVOCATION.path) == 1
 
     cloud(bot).stuck.clear()

@@ -39,6 +39,7 @@ from jitbot.slack.notify import Notifier, web_client
 from jitbot.slack.surface import Surface, build_surface
 from jitbot.store import Store
 from jitbot.store.keys import AUDIT, EXPIRY, PENDING, TIMERS, request_key
+from jitbot.store.schedule import due
 from jitbot.testing.redis_dump import dump_redis
 from jitbot.testing.slack_standin import Call, SlackStandIn
 
@@ -190,7 +191,7 @@ def test_submit_then_pending_indexed_and_slack_sync_enqueued(bot: Bot) -> None:
     request_id = submit(bot)
     request = bot.store.requests.get(request_id)
     assert (request.status, request.requester, request.created_at) == (Status.PENDING, ALICE, NOW)
-    assert bot.store.requests.due(PENDING, NOW + timedelta(hours=1)) == [request_id]
+    assert due(bot.store.redis, PENDING, NOW + timedelta(hours=1)) == [request_id]
     assert [list(job.args) for job in jobs(bot, JobName.SYNC_SLACK)] == [[request_id]]
     assert jobs(bot, JobName.ISSUE) == []
 
@@ -405,7 +406,7 @@ def test_submit_when_auto_approve_then_approved_by_jitbot_and_issue_enqueued(bot
     approval = audit_log(bot)[-1]
     assert (approval["event"], approval["actor"]) == ("approved", "jitbot")
     assert f"issue-{request_id}" in bot.tasks.urgent.job_ids
-    assert bot.store.requests.due(PENDING, NOW + timedelta(days=1)) == []
+    assert due(bot.store.redis, PENDING, NOW + timedelta(days=1)) == []
 
 
 # --- issue -----------------------------------------------------------------------------------------
@@ -421,8 +422,8 @@ def test_issue_access_then_active_credentials_dm_and_indexed_for_the_sweeper_at_
     (dm,) = dms(bot)
     assert bot.fake.token() in shown(dm)
     assert bot.store.slack.slack_refs(request_id)["secret_dm_channel"] == "D0ALICE"
-    assert bot.store.requests.due(EXPIRY, request.expires_at) == [request_id]  # the schedule: no job per grant
-    assert bot.store.requests.due(EXPIRY, request.expires_at - timedelta(microseconds=1)) == []
+    assert due(bot.store.redis, EXPIRY, request.expires_at) == [request_id]  # the schedule: no job per grant
+    assert due(bot.store.redis, EXPIRY, request.expires_at - timedelta(microseconds=1)) == []
 
 
 def test_issue_access_when_run_twice_then_one_grant_and_one_dm(bot: Bot) -> None:
@@ -446,7 +447,7 @@ def test_issue_access_when_cloud_refuses_then_failed_with_its_message_and_reques
     bot.lifecycle.issue_access(request_id)
     request = bot.store.requests.get(request_id)
     assert (request.status, request.note) == (Status.FAILED, message)
-    assert bot.store.requests.due(EXPIRY, NOW + timedelta(days=1)) == []
+    assert due(bot.store.redis, EXPIRY, NOW + timedelta(days=1)) == []
     bot.lifecycle.sync_slack(request_id)
     (told,) = dms(bot)
     assert message in told.params["text"] and "failed" in told.params["text"]
@@ -468,7 +469,7 @@ def test_issue_access_when_credentials_dm_fails_then_access_cut_and_failed_with_
     ending = bot.store.requests.get(request_id)
     assert (ending.status, ending.ending_by, ending.expires_at) == (Status.ACTIVE, "jitbot", NOW)
     assert [list(job.args) for job in jobs(bot, JobName.REVOKE)] == [[request_id]]
-    assert bot.store.requests.due(EXPIRY, NOW) == [request_id]  # the sweeper would claim it too
+    assert due(bot.store.redis, EXPIRY, NOW) == [request_id]  # the sweeper would claim it too
     bot.lifecycle.end_access(request_id)  # the revoke job
     request = bot.store.requests.get(request_id)
     assert (
@@ -477,7 +478,7 @@ def test_issue_access_when_credentials_dm_fails_then_access_cut_and_failed_with_
     )
     assert request.status is Status.FAILED
     assert "could not be delivered" in request.note and "channel_not_found" in request.note
-    assert bot.store.requests.due(EXPIRY, NOW + timedelta(days=1)) == []
+    assert due(bot.store.redis, EXPIRY, NOW + timedelta(days=1)) == []
     bot.lifecycle.sync_slack(request_id)
     assert "could not be delivered" in dms(bot)[-1].params["text"]
 
@@ -493,7 +494,7 @@ def test_issue_access_when_dm_fails_and_the_cloud_refuses_the_first_cut_then_ret
     assert status(bot, request_id) is Status.ACTIVE and bot.fake.live == {request_id}
     [retry_at] = [when for rid, when in bot.redis.zrange(EXPIRY, 0, -1, withscores=True) if rid.decode() == request_id]
     bot.clock.advance(timedelta(seconds=retry_at - NOW.timestamp()))
-    assert bot.store.requests.due(EXPIRY, bot.clock()) == [request_id]
+    assert due(bot.store.redis, EXPIRY, bot.clock()) == [request_id]
     bot.lifecycle.end_access(request_id)
     request = bot.store.requests.get(request_id)
     assert request.status is Status.FAILED and bot.fake.live == set() and "could not be delivered" in request.note
@@ -604,7 +605,7 @@ def test_end_access_when_expired_then_revoked_and_slack_scrubbed_once(bot: Bot) 
         and bot.fake.live == set()
     )
     assert status(bot, request_id) is Status.EXPIRED
-    assert bot.store.requests.due(EXPIRY, NOW + timedelta(days=1)) == []
+    assert due(bot.store.redis, EXPIRY, NOW + timedelta(days=1)) == []
     assert audit_log(bot)[-1]["event"] == "expired" and audit_log(bot)[-1]["actor"] == "jitbot"
     bot.slack.reset()
     bot.lifecycle.sync_slack(request_id)
@@ -669,7 +670,7 @@ def test_reconcile_when_pending_past_timeout_then_expired_and_requester_told(bot
     assert bot.lifecycle.reconcile() == 1
     request = bot.store.requests.get(request_id)
     assert (request.status, request.decided_at) == (Status.EXPIRED, timeout)
-    assert bot.store.requests.due(PENDING, timeout + timedelta(days=1)) == []
+    assert due(bot.store.redis, PENDING, timeout + timedelta(days=1)) == []
     assert audit_log(bot)[-1]["event"] == "timed out"
     bot.lifecycle.sync_slack(request_id)
     (told,) = dms(bot)

@@ -42,6 +42,7 @@ from jitbot.providers.base import Issued
 from jitbot.slack import ids
 from jitbot.slack.views import when
 from jitbot.store.keys import TIMERS
+from jitbot.store.schedule import due
 from tests.unit.test_lifecycle import NOW, Bot, audit_log, dms, make_bot, shown, status
 
 ALICE, BOB, CAROL, DAVE, OLIVE, EVE, ADMIN = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE", "U0OLIVE", "U0EVE", "U0ADMIN"
@@ -498,7 +499,7 @@ def test_submit_when_beyond_auto_approve_bound_then_waits_for_humans_with_no_tim
     request_id = submit(bot, "bounded", timedelta(minutes=31))
     assert status(bot, request_id) is Status.PENDING and bot.fake.calls == []
     assert buttons(message(bot, request_id)) == [ids.APPROVE, ids.DENY]
-    assert bot.store.requests.due(TIMERS, NOW + timedelta(days=1)) == []
+    assert due(bot.store.redis, TIMERS, NOW + timedelta(days=1)) == []
     assert bot.deciding.decide(request_id, BOB, approving=True).decided_by == BOB
 
 

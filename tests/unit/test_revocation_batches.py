@@ -20,6 +20,7 @@ from jitbot.providers.gcp_policy import add_binding, jitbot_request_id
 from jitbot.providers.gcp_settings import GcpSettings
 from jitbot.providers.limits import Limits, Throttle
 from jitbot.store.keys import EXPIRY
+from jitbot.store.schedule import due
 from jitbot.sweeper import HOLD, LEASE, Sweeper
 from jitbot.testing.gcp_standin import GcpStandIn
 from jitbot.testing.grants import load_grants
@@ -96,7 +97,7 @@ def test_sweep_when_50_grants_of_one_project_are_due_then_one_write_one_read_bac
         detail = json.loads(record["detail"])
         assert detail["verified"] == f"no jitbot binding for {request_id} in {HOT}'s policy"
         assert detail["verified_at"] == bot.clock.now.isoformat() and status(bot, request_id) is Status.EXPIRED
-    assert bot.store.requests.due(EXPIRY, bot.clock.now + timedelta(days=1)) == []
+    assert due(bot.store.redis, EXPIRY, bot.clock.now + timedelta(days=1)) == []
 
 
 def test_sweep_when_one_project_is_throttled_then_its_grants_retried_alone_and_the_other_project_ended(

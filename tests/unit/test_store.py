@@ -14,6 +14,7 @@ from jitbot.core.events import AuditEvent
 from jitbot.store import Store, audit
 from jitbot.store.codec import decode, encode
 from jitbot.store.keys import AUDIT, EXPIRY, PENDING, request_key
+from jitbot.store.schedule import due
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -297,10 +298,10 @@ def test_store_due_then_only_ids_at_or_before_now_oldest_first(store: Store) -> 
     for request_id, minutes in (("r-late23", 30), ("r-now234", 0), ("r-early2", -30)):
         request, event = opened(request_id)
         store.requests.create(request, event, pending_until=NOW + timedelta(minutes=minutes))
-    assert store.requests.due(PENDING, NOW) == ["r-early2", "r-now234"]
-    assert store.requests.due(PENDING, NOW - timedelta(hours=1)) == []
-    assert store.requests.due(PENDING, NOW + HOUR, limit=1) == ["r-early2"]
-    assert store.requests.due(EXPIRY, NOW + HOUR) == []
+    assert due(store.redis, PENDING, NOW) == ["r-early2", "r-now234"]
+    assert due(store.redis, PENDING, NOW - timedelta(hours=1)) == []
+    assert due(store.redis, PENDING, NOW + HOUR, limit=1) == ["r-early2"]
+    assert due(store.redis, EXPIRY, NOW + HOUR) == []
 
 
 def test_store_slack_refs_then_merged_and_read_back_as_text(store: Store) -> None:

@@ -14,6 +14,7 @@ from jitbot.core.errors import ProviderError
 from jitbot.providers.base import Ending, Outcome
 from jitbot.store.codec import encode
 from jitbot.store.keys import EXPIRY, request_key
+from jitbot.store.schedule import due
 from jitbot.sweeper import LANE_FULL_RETRY, LEASE, Sweeper, share
 from tests.unit.test_lifecycle import NOW, Bot, active, bot, status
 
@@ -57,7 +58,7 @@ def test_sweep_then_every_due_grant_revoked_and_recorded_and_the_rest_left(bot: 
         assert sweeper.sweep(pool) == 4
     assert [status(bot, i) for i in ids] == [Status.EXPIRED] * 4 + [Status.ACTIVE] * 2
     assert sorted(bot.fake.live) == sorted(ids[4:])
-    assert bot.store.requests.due(EXPIRY, NOW + timedelta(days=1)) == ids[4:]
+    assert due(bot.store.redis, EXPIRY, NOW + timedelta(days=1)) == ids[4:]
 
 
 def test_sweep_when_more_policies_due_than_threads_then_starts_what_it_can_and_puts_the_rest_back_due(
