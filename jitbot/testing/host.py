@@ -5,17 +5,37 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import time
 from pathlib import Path
 
+PORTS_FROM = 20000  # servers the tests start take ports from here up to the ephemeral range
+EPHEMERAL_DEFAULT = 32768
+
 
 def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listened on a moment ago: for a server a test or the Stack is about to start."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on, for a server a test or the Stack is about to start: drawn below
+    the kernel's ephemeral range, whose ports also go to outgoing connections (every Redis and HTTP client of a
+    parallel test run), one of which took a port the kernel had just handed out as free before the server it was
+    probed for could bind it."""
+    while True:
+        port = random.randrange(PORTS_FROM, max(_ephemeral_from(), PORTS_FROM + 1000))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # taken: draw again
+                continue
+            return port
+
+
+def _ephemeral_from() -> int:
+    """The first port Linux hands to outgoing connections (net.ipv4.ip_local_port_range; its default elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return EPHEMERAL_DEFAULT
 
 
 def signal_session(session: int, sig: int) -> list[int]:
